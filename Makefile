@@ -1,0 +1,34 @@
+# The two commands a newcomer needs: `make up` (run Souk) and `make test` (run every check).
+# Both create a virtual environment in .venv on first use; nothing is installed globally.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := chassis contracts services/catalog edge/gateway cli
+STAMP := $(VENV)/.souk-installed
+
+.PHONY: up test lint install clean
+
+up: $(STAMP)
+	$(BIN)/souk up
+
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+install: $(STAMP)
+
+$(STAMP): requirements/dev.txt requirements/constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Souk needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
+		-r requirements/dev.txt $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+clean:
+	rm -rf $(VENV) .souk .pytest_cache .ruff_cache .mypy_cache

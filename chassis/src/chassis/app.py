@@ -1,0 +1,93 @@
+"""``create_app``: one call that turns a service's routers into a Souk process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, FastAPI
+
+from chassis import health
+from chassis.db import Database
+from chassis.health import Readiness, ReadinessCheck
+from chassis.logs import configure_logging, get_logger
+from chassis.metrics import HttpMetrics, metrics_endpoint
+from chassis.middleware import RequestContextMiddleware
+from chassis.problems import install_problem_handlers
+from chassis.tracing import build_tracer_provider
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from chassis.settings import ServiceSettings
+
+LifecycleHook = Callable[[FastAPI], Awaitable[None]]
+"""``async def hook(app) -> None``, run at start-up (in order) or shutdown (in reverse)."""
+
+_log = get_logger("chassis.app")
+
+
+def create_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    description: str = "",
+    routers: Sequence[APIRouter] = (),
+    migrations: Path | None = None,
+    on_startup: Sequence[LifecycleHook] = (),
+    on_shutdown: Sequence[LifecycleHook] = (),
+    readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+) -> FastAPI:
+    """Build a FastAPI app with logs, tracing, metrics, health, problems and (optionally) a DB.
+
+    With ``migrations``, a :class:`Database` is opened at start-up, migrated to head and
+    kept on ``app.state.database``; ``on_startup`` hooks run after that.
+    """
+    configure_logging(settings)
+    tracer_provider = build_tracer_provider(settings)
+    readiness = Readiness()
+    for name, check in (readiness_checks or {}).items():
+        readiness.add(name, check)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _log.info("starting", port=settings.port)
+        database: Database | None = None
+        try:
+            if migrations is not None:
+                database = Database(settings.database_url_or_default(), migrations=migrations)
+                app.state.database = database
+                await database.migrate()
+                readiness.add("database", database.check)
+            for hook in on_startup:
+                await hook(app)
+            readiness.started = True
+            _log.info("ready", port=settings.port)
+            yield
+        finally:
+            readiness.draining = True
+            for hook in reversed(on_shutdown):
+                await hook(app)
+            if database is not None:
+                await database.dispose()
+            tracer_provider.shutdown()
+            _log.info("stopped")
+
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.readiness = readiness
+    app.state.http_metrics = metrics = HttpMetrics.create()
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(
+        RequestContextMiddleware,
+        tracer=tracer_provider.get_tracer(settings.service),
+        metrics=metrics,
+        instance=settings.instance_id,
+    )
+    return app

@@ -1,0 +1,179 @@
+"""Async SQLAlchemy sessions and Alembic migrations applied at start-up.
+
+Several replicas of a service may start at once against one database, so migrations
+(and any other start-up work that writes, such as seeding) run under a cross-process
+lock: a lock file beside a SQLite database, an advisory lock on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, make_url, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from sqlalchemy import Connection, MetaData
+
+STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
+_ADVISORY_LOCK_KEY = zlib.crc32(b"souk:startup-lock")
+
+
+class StartupLockTimeoutError(TimeoutError):
+    """Another process held the start-up lock for too long."""
+
+
+class Database:
+    """One service's database: engine, sessions, migrations and the start-up lock."""
+
+    def __init__(self, url: str, *, migrations: Path | None = None) -> None:
+        self.url = make_url(url)
+        self.migrations = migrations
+        self.backend = self.url.get_backend_name()
+        self._lock_path: Path | None = None
+        self._process_lock = asyncio.Lock()
+        engine_args: dict[str, Any] = {}
+        if self.backend == "sqlite":
+            database = self.url.database or ":memory:"
+            if database == ":memory:" or database.startswith("file:"):
+                engine_args["poolclass"] = StaticPool
+            else:
+                path = Path(database)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._lock_path = path.with_name(path.name + ".lock")
+            engine_args["connect_args"] = {"timeout": 30}
+        else:
+            engine_args["pool_pre_ping"] = True
+        self.engine = create_async_engine(self.url, **engine_args)
+        if self.backend == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    @contextlib.asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Hold a lock shared by every process using this database (not re-entrant)."""
+        async with self._process_lock:
+            if self._lock_path is not None:
+                async with _file_lock(self._lock_path):
+                    yield
+            elif self.backend == "postgresql":
+                async with self.engine.connect() as connection:
+                    await connection.execute(
+                        text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                    )
+                    try:
+                        yield
+                    finally:
+                        await connection.execute(
+                            text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                        )
+            else:
+                yield
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision, one process at a time."""
+        async with self.startup_lock(), self.engine.begin() as connection:
+            await connection.run_sync(self._upgrade)
+
+    async def check(self) -> None:
+        """Readiness: the database answers and its schema is at the newest revision."""
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            if self.migrations is None:
+                return
+            current = await connection.run_sync(_current_revision)
+        head = self.head_revision()
+        if current != head:
+            raise RuntimeError(f"schema at revision {current}, expected {head}")
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    def _alembic_config(self, connection: Connection | None = None) -> Config:
+        if self.migrations is None:
+            raise RuntimeError("this database was created without a migrations directory")
+        config = Config()
+        config.set_main_option("script_location", str(self.migrations))
+        config.attributes["connection"] = connection
+        return config
+
+    def _upgrade(self, connection: Connection) -> None:
+        command.upgrade(self._alembic_config(connection), "head")
+
+
+def run_migrations(target_metadata: MetaData) -> None:
+    """The body of a service's ``migrations/env.py``: migrate on the chassis's connection."""
+    from alembic import context  # noqa: PLC0415 - only importable while Alembic runs env.py
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError(
+            "Souk applies migrations at start-up through chassis.Database.migrate(); "
+            "run the service (or its tests) rather than the alembic command."
+        )
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    # WAL lets readers work while a writer commits; busy_timeout makes a second writer
+    # (another replica) wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> AsyncIterator[None]:
+    # Polling with LOCK_NB keeps the wait cancellable, unlike a blocking flock in a thread.
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + STARTUP_LOCK_TIMEOUT_SECONDS
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StartupLockTimeoutError(
+                        f"start-up lock {path} held for over {STARTUP_LOCK_TIMEOUT_SECONDS}s"
+                    ) from None
+                await asyncio.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -1,0 +1,72 @@
+"""Structured JSON logs on stdout carrying service, instance, request id and trace id."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
+
+    from chassis.settings import ServiceSettings
+
+
+def _add_trace_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
+    return event
+
+
+def configure_logging(settings: ServiceSettings, *, stream: Any = None) -> None:
+    """Route structlog and the stdlib (uvicorn, SQLAlchemy) through one JSON renderer."""
+    identity = {"service": settings.service, "instance": settings.instance_id}
+
+    def add_identity(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+        for key, value in identity.items():
+            event.setdefault(key, value)
+        return event
+
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_identity,
+        _add_trace_context,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+    # The chassis writes one access line per request itself, with route, status and timing.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structured logger; bind request-scoped values with structlog.contextvars."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

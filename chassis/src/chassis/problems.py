@@ -1,0 +1,161 @@
+"""Every error as RFC 9457 problem+json with a stable ``type``."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+from chassis.logs import get_logger
+from chassis.requests import request_id_var
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from fastapi import FastAPI
+    from starlette.requests import Request
+
+PROBLEM_TYPE_BASE = "https://souk.dev/problems/"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+_log = get_logger("chassis.problems")
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem document; ``type`` is a slug such as ``not-found``."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,  # noqa: A002 - the RFC 9457 member name
+        title: str,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail or title)
+        self.status = status
+        self.type = type
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extensions = extensions
+
+
+def problem_type_uri(slug: str) -> str:
+    return f"{PROBLEM_TYPE_BASE}{slug}"
+
+
+def problem_response(
+    status: int,
+    type: str,  # noqa: A002 - the RFC 9457 member name
+    title: str,
+    detail: str | None = None,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem+json response; the request id is included so users can quote it."""
+    body: dict[str, Any] = {"type": problem_type_uri(type), "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    request_id = request_id_var.get()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _slug_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    except ValueError:
+        return "http-error"
+
+
+def _title_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "HTTP error"
+
+
+async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)  # noqa: S101 - registered for this type only
+    return problem_response(
+        exc.status,
+        exc.type,
+        exc.title,
+        exc.detail,
+        instance=request.url.path,
+        headers=exc.headers,
+        **exc.extensions,
+    )
+
+
+async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for this type only
+    detail = (
+        exc.detail
+        if isinstance(exc.detail, str) and exc.detail != _title_for(exc.status_code)
+        else None
+    )
+    return problem_response(
+        exc.status_code,
+        _slug_for(exc.status_code),
+        _title_for(exc.status_code),
+        detail,
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
+    errors = [
+        {
+            "location": [str(part) for part in error.get("loc", ())],
+            "message": str(error.get("msg", "")),
+            "code": str(error.get("type", "")),
+        }
+        for error in exc.errors()
+    ]
+    return problem_response(
+        422,
+        "validation-error",
+        "The request is not valid",
+        "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors) or None,
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+def internal_error_response(path: str, exc: BaseException) -> JSONResponse:
+    """Log an unhandled error with its traceback and answer a 500 problem without details."""
+    _log.error("unhandled error", path=path, error=type(exc).__name__, exc_info=exc)
+    return problem_response(
+        500,
+        "internal-error",
+        "Internal Server Error",
+        "An unexpected error occurred; quote the request id when reporting it.",
+        instance=path,
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return internal_error_response(request.url.path, exc)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render framework, validation and unexpected errors as problem+json."""
+    app.add_exception_handler(ProblemError, _on_problem)
+    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,34 @@
+"""Request identity: the ``X-Request-Id`` that follows a request across processes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from contextvars import ContextVar
+
+from chassis.tracing import inject_context
+
+REQUEST_ID_HEADER = "x-request-id"
+INSTANCE_HEADER = "x-souk-instance"
+
+# Accept a caller's id only if it is short and plain, so it is safe in logs and headers.
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+request_id_var: ContextVar[str | None] = ContextVar("souk_request_id", default=None)
+
+
+def request_id_from(header: str | None) -> str:
+    """The caller's request id if well-formed, else a fresh one."""
+    if header and _VALID_REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def outbound_headers() -> dict[str, str]:
+    """Headers that carry the current request id and trace context to another service."""
+    headers: dict[str, str] = {}
+    request_id = request_id_var.get()
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    inject_context(headers)
+    return headers

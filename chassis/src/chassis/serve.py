@@ -1,0 +1,57 @@
+"""Serve an app with uvicorn: graceful, bounded shutdown on SIGTERM, start-up failures fatal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import uvicorn
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+    from fastapi import FastAPI
+
+    from chassis.health import Readiness
+
+from chassis.settings import ServiceSettings
+
+S = TypeVar("S", bound=ServiceSettings)
+
+EXIT_STARTUP_FAILED = 3
+
+
+class _DrainingServer(uvicorn.Server):
+    """Flips readiness to "draining" the moment a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, readiness: Readiness) -> None:
+        super().__init__(config)
+        self.readiness = readiness
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.readiness.draining = True
+        super().handle_exit(sig, frame)
+
+
+def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
+    """Run ``create_app(settings)`` until SIGTERM/SIGINT; exit non-zero if start-up fails.
+
+    On a stop signal uvicorn stops accepting connections, lets in-flight requests finish
+    for up to ``settings.shutdown_timeout`` seconds, then runs the app's shutdown hooks.
+    """
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
+    )
+    server = _DrainingServer(config, app.state.readiness)
+    server.run()
+    if not server.started:
+        sys.exit(EXIT_STARTUP_FAILED)

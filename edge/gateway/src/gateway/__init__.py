@@ -1,0 +1,1 @@
+"""Souk's API gateway: the single public entry on :8080."""

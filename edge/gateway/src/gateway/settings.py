@@ -1,0 +1,62 @@
+"""Gateway settings: the route table and the knobs of the upstream client."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from chassis import ServiceSettings
+
+
+class Route(BaseModel):
+    """Requests under ``prefix`` go to the instances of ``upstream``."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    prefix: str
+    upstream: str
+    timeout: float = Field(default=10.0, gt=0)
+    strip_prefix: bool = True
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or (len(value) > 1 and value.endswith("/")):
+            raise ValueError("a route prefix starts with '/' and has no trailing '/'")
+        return value
+
+    def matches(self, path: str) -> bool:
+        # On a segment boundary: /api/catalog matches /api/catalog/x but not /api/catalogue.
+        return path == self.prefix or path.startswith(self.prefix + "/") or self.prefix == "/"
+
+    def upstream_path(self, path: str) -> str:
+        if not self.strip_prefix or self.prefix == "/":
+            return path
+        return path[len(self.prefix) :] or "/"
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    service: str = "gateway"
+    port: int = 8080
+    routes: list[Route] = Field(default_factory=list)
+    connect_timeout: float = Field(default=1.0, gt=0)
+    eject_seconds: float = Field(default=5.0, ge=0)
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    # Operational endpoints of the services stay on the private network.
+    internal_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    @model_validator(mode="after")
+    def _routes_name_known_upstreams(self) -> GatewaySettings:
+        unknown = sorted({r.upstream for r in self.routes} - set(self.upstreams))
+        if unknown:
+            raise ValueError(f"routes name upstreams with no addresses: {', '.join(unknown)}")
+        return self
+
+    def route_table(self) -> list[Route]:
+        """The configured routes, or ``/api/<name>`` for every upstream; longest prefix first."""
+        routes = self.routes or [
+            Route(prefix=f"/api/{name}", upstream=name) for name in self.upstreams
+        ]
+        return sorted(routes, key=lambda r: len(r.prefix), reverse=True)

@@ -1,0 +1,103 @@
+"""Real upstream servers on loopback for the gateway to route to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request
+
+import chassis
+from gateway.app import create_app
+from gateway.settings import GatewaySettings, Route
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def echo_app(instance: str) -> FastAPI:
+    """An upstream that reports what reached it, and can be slow on request."""
+    router = APIRouter()
+
+    @router.api_route("/slow", methods=["GET"])
+    async def slow(seconds: float = 2.0) -> dict[str, str]:
+        await asyncio.sleep(seconds)
+        return {"instance": instance}
+
+    @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    async def echo(request: Request, path: str) -> dict[str, object]:
+        return {
+            "instance": instance,
+            "path": request.scope["raw_path"].decode(),
+            "query": request.url.query,
+            "headers": dict(request.headers),
+            "body": (await request.body()).decode(),
+        }
+
+    settings = chassis.ServiceSettings(service="echo", instance=instance)
+    return chassis.create_app(settings, title="echo", routers=[router])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def upstreams() -> AsyncIterator[list[str]]:
+    """Two live instances of one upstream service."""
+    async with (
+        serving(echo_app("echo-1"), _free_port()) as first,
+        serving(echo_app("echo-2"), _free_port()) as second,
+    ):
+        yield [first, second]
+
+
+@contextlib.asynccontextmanager
+async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+def settings_for(urls: list[str], **overrides: object) -> GatewaySettings:
+    values: dict[str, object] = {"upstreams": {"echo": urls}, "instance": "gateway-1"}
+    values.update(overrides)
+    return GatewaySettings(**values)  # type: ignore[arg-type]
+
+
+class GatewayKit:
+    """The gateway tests' helpers as one fixture: test modules cannot import conftest."""
+
+    free_port = staticmethod(_free_port)
+    echo_app = staticmethod(echo_app)
+    serving = staticmethod(serving)
+    client = staticmethod(gateway_client)
+    settings = staticmethod(settings_for)
+    Route = Route
+
+
+@pytest.fixture
+def kit() -> type[GatewayKit]:
+    return GatewayKit

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+
+async def test_a_refusing_instance_is_skipped_and_every_request_succeeds(kit, upstreams):
+    dead = f"http://127.0.0.1:{kit.free_port()}"
+    async with kit.client(kit.settings([dead, *upstreams])) as client:
+        responses = [await client.get("/api/echo/x") for _ in range(9)]
+    assert [r.status_code for r in responses] == [200] * 9
+    assert {r.headers["x-souk-upstream"] for r in responses} == {"echo-1", "echo-2"}
+
+
+async def test_a_refusing_instance_is_ejected_so_later_requests_do_not_try_it_first(kit, upstreams):
+    dead = f"http://127.0.0.1:{kit.free_port()}"
+    settings = kit.settings([dead, *upstreams], eject_seconds=60)
+    async with kit.client(settings) as client:
+        await client.get("/api/echo/x")
+        balancer = client._transport.app.state.proxy.balancers["echo"]  # type: ignore[attr-defined]
+        assert balancer.is_ejected(dead)
+        assert all(balancer.candidates()[-1] == dead for _ in range(4))
+
+
+async def test_no_reachable_instance_gives_503_problem_with_retry_after(kit):
+    dead = [f"http://127.0.0.1:{kit.free_port()}", f"http://127.0.0.1:{kit.free_port()}"]
+    async with kit.client(kit.settings(dead)) as client:
+        response = await client.get("/api/echo/x")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["type"] == "https://souk.dev/problems/upstream-unavailable"
+
+
+async def test_a_slow_upstream_gives_504_after_the_route_timeout(kit, upstreams):
+    settings = kit.settings(
+        upstreams, routes=[kit.Route(prefix="/api/echo", upstream="echo", timeout=0.3)]
+    )
+    async with kit.client(settings) as client:
+        response = await client.get("/api/echo/slow?seconds=3")
+    assert response.status_code == 504
+    assert response.json()["type"] == "https://souk.dev/problems/upstream-timeout"
+
+
+async def test_an_instance_that_comes_back_takes_traffic_again(kit, upstreams):
+    port = kit.free_port()
+    revived = f"http://127.0.0.1:{port}"
+
+    settings = kit.settings([revived, upstreams[0]], eject_seconds=0)
+    async with kit.client(settings) as client:
+        before = {(await client.get("/api/echo/x")).headers["x-souk-upstream"] for _ in range(4)}
+        async with kit.serving(kit.echo_app("echo-revived"), port):
+            after = {(await client.get("/api/echo/x")).headers["x-souk-upstream"] for _ in range(4)}
+    assert before == {"echo-1"}
+    assert after == {"echo-1", "echo-revived"}
