@@ -19,14 +19,30 @@ def etag_for(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def etag_matches(header: str | None, etag: str) -> bool:
-    """Weak comparison (RFC 9110 §13.1.2) of an If-None-Match / If-Match header with ``etag``."""
+def _json_body(content: Any) -> bytes:
+    return json.dumps(jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def etag_of(content: Any) -> str:
+    """The ETag :func:`conditional_json` sends for ``content``."""
+    return etag_for(_json_body(content))
+
+
+def etag_matches(header: str | None, etag: str, *, weak: bool = True) -> bool:
+    """Compare an If-None-Match (weak) or If-Match (``weak=False``) header with ``etag``.
+
+    RFC 9110 §13.1.2: weak comparison ignores ``W/``; strong comparison never matches a
+    weak tag. ``*`` matches any current representation.
+    """
     if not header:
         return False
     if header.strip() == "*":
         return True
+    tags = [tag.strip() for tag in header.split(",")]
+    if not weak:
+        return not etag.startswith("W/") and etag in tags
     wanted = etag.removeprefix("W/")
-    return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
+    return any(tag.removeprefix("W/") == wanted for tag in tags)
 
 
 def conditional_json(

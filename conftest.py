@@ -1,0 +1,11 @@
+"""Root of the test suite.
+
+pytest's importlib mode names a test module after its path (``chassis/tests/test_db.py`` →
+``chassis.tests.test_db``) and would create a placeholder ``chassis`` package from the
+folder, shadowing the installed one. Importing the real packages first prevents that.
+"""
+
+import chassis
+import contracts
+
+__all__ = ["chassis", "contracts"]

@@ -1,0 +1,1 @@
+"""Souk catalog service: products, categories, search."""

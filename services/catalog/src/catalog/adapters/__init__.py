@@ -1,0 +1,1 @@
+"""Storage for the catalog: SQLAlchemy tables, repositories, unit of work and demo data."""

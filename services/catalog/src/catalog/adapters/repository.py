@@ -1,0 +1,158 @@
+"""Repositories over the catalog's tables, implementing the service layer's ports."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from catalog.adapters.orm import categories, products
+from catalog.domain.errors import DuplicateSku, StaleProduct
+from catalog.domain.model import Category, Product
+from catalog.service_layer.ports import CategorySummary, ProductSort
+from contracts import Money
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+_ORDER: dict[ProductSort, tuple[ColumnElement[Any], ...]] = {
+    ProductSort.NAME: (func.lower(products.c.name), products.c.id),
+    ProductSort.PRICE: (
+        products.c.price_currency,
+        products.c.price_amount,
+        func.lower(products.c.name),
+        products.c.id,
+    ),
+    ProductSort.PRICE_DESCENDING: (
+        products.c.price_currency,
+        products.c.price_amount.desc(),
+        func.lower(products.c.name),
+        products.c.id,
+    ),
+}
+
+
+class SqlAlchemyProductRepository:
+    """Products in the ``products`` table, with optimistic concurrency on ``version``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+        # The version each product had when this repository read or wrote it: a save only
+        # applies if the row still has it, so concurrent revisions cannot overwrite each other.
+        self._versions: dict[str, int] = {}
+
+    async def get(self, product_id: str) -> Product | None:
+        row = (
+            await self._session.execute(select(products).where(products.c.id == product_id))
+        ).one_or_none()
+        return None if row is None else self._track(row)
+
+    async def get_by_sku(self, sku: str) -> Product | None:
+        row = (
+            await self._session.execute(select(products).where(products.c.sku == sku))
+        ).one_or_none()
+        return None if row is None else self._track(row)
+
+    async def add(self, product: Product) -> None:
+        try:
+            await self._session.execute(
+                insert(products).values(
+                    id=product.id, sku=product.sku, version=product.version, **_fields(product)
+                )
+            )
+        except IntegrityError as error:
+            # The id derives from the SKU and the category was checked first, so a clash
+            # here is another writer having added the same SKU a moment ago.
+            raise DuplicateSku(product.sku) from error
+        self._versions[product.id] = product.version
+
+    async def save(self, product: Product) -> None:
+        stored_version = self._versions[product.id]
+        if product.version == stored_version:
+            return
+        result = await self._session.execute(
+            update(products)
+            .where(products.c.id == product.id, products.c.version == stored_version)
+            .values(version=product.version, **_fields(product))
+        )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            raise StaleProduct(product.id, expected_version=stored_version, actual_version=None)
+        self._versions[product.id] = product.version
+
+    async def search(
+        self,
+        *,
+        category: str | None,
+        text: str | None,
+        sort: ProductSort,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Product], int]:
+        conditions: list[ColumnElement[bool]] = []
+        if category is not None:
+            conditions.append(products.c.category == category)
+        if text is not None:
+            # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
+            # autoescape makes %, _ and the escape character in the text match literally.
+            conditions.append(
+                or_(
+                    products.c.name.icontains(text, autoescape=True),
+                    products.c.description.icontains(text, autoescape=True),
+                )
+            )
+        total = await self._session.scalar(
+            select(func.count()).select_from(products).where(*conditions)
+        )
+        rows = await self._session.execute(
+            select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
+        )
+        return [self._track(row) for row in rows], total or 0
+
+    def _track(self, row: Row[Any]) -> Product:
+        product = Product(
+            id=row.id,
+            sku=row.sku,
+            name=row.name,
+            description=row.description,
+            category=row.category,
+            price=Money(row.price_amount, row.price_currency),
+            version=row.version,
+        )
+        self._versions[product.id] = product.version
+        return product
+
+
+class SqlAlchemyCategoryRepository:
+    """Categories in the ``categories`` table, counted against ``products``."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, slug: str) -> Category | None:
+        row = (
+            await self._session.execute(select(categories).where(categories.c.slug == slug))
+        ).one_or_none()
+        return None if row is None else Category(slug=row.slug, name=row.name)
+
+    async def summaries(self) -> list[CategorySummary]:
+        rows = await self._session.execute(
+            select(categories.c.slug, categories.c.name, func.count(products.c.id))
+            .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
+            .group_by(categories.c.slug, categories.c.name)
+            .order_by(categories.c.name)
+        )
+        return [
+            CategorySummary(slug=slug, name=name, product_count=count) for slug, name, count in rows
+        ]
+
+
+def _fields(product: Product) -> dict[str, Any]:
+    return {
+        "name": product.name,
+        "description": product.description,
+        "category": product.category,
+        "price_amount": product.price.amount,
+        "price_currency": str(product.price.currency),
+    }

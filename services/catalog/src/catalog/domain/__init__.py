@@ -1,0 +1,1 @@
+"""The catalog's model: products, categories and their rules, in plain Python."""

@@ -1,0 +1,1 @@
+"""The catalog's HTTP API: thin routes over the service layer."""

@@ -1,0 +1,145 @@
+"""HTTP routes: parse the request, call the service layer, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from catalog.domain.errors import StaleProduct
+from catalog.domain.model import CATEGORY_SLUG_MAX_LENGTH, CATEGORY_SLUG_PATTERN, Product
+from catalog.entrypoints.schemas import (
+    CategoryPublic,
+    ProductCreate,
+    ProductPage,
+    ProductPublic,
+    ProductUpdate,
+    problem_responses,
+)
+from catalog.service_layer import handlers, queries
+from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
+from chassis.etags import conditional_json, etag_matches, etag_of
+
+router = APIRouter(tags=["catalog"])
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work from the factory the composition root put on ``app.state``."""
+    factory: UnitOfWorkFactory = request.app.state.uow_factory
+    return factory()
+
+
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+@router.get(
+    "/products",
+    response_model=ProductPage,
+    responses=problem_responses(422),
+    summary="List products, filtered, searched and paginated",
+)
+async def list_products(
+    *,
+    request: Request,
+    uow: Uow,
+    category: Annotated[
+        str | None,
+        Query(
+            pattern=CATEGORY_SLUG_PATTERN,
+            max_length=CATEGORY_SLUG_MAX_LENGTH,
+            description="Only products of this category slug.",
+        ),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=queries.MAX_SEARCH_LENGTH,
+            description="Text the name or description contains (any case).",
+        ),
+    ] = None,
+    page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Products per page.")
+    ] = queries.DEFAULT_PAGE_SIZE,
+    sort: Annotated[ProductSort, Query(description="name, price or -price.")] = ProductSort.NAME,
+) -> Response:
+    result = await queries.list_products(
+        uow, category=category, q=q, page=page, page_size=page_size, sort=sort
+    )
+    return conditional_json(request, ProductPage.from_page(result).model_dump(mode="json"))
+
+
+@router.get(
+    "/products/{product_id}",
+    response_model=ProductPublic,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
+    summary="Get one product, with an ETag",
+)
+async def get_product(request: Request, product_id: str, uow: Uow) -> Response:
+    product = await queries.get_product(uow, product_id)
+    return conditional_json(request, _public(product))
+
+
+@router.post(
+    "/products",
+    status_code=201,
+    response_model=ProductPublic,
+    responses=problem_responses(409, 422),
+    summary="Create a product (admin)",
+)
+async def create_product(request: Request, body: ProductCreate, uow: Uow) -> Response:
+    product = await handlers.create_product(body.to_command(), uow)
+    location = str(request.url_for("get_product", product_id=product.id))
+    return conditional_json(
+        request, _public(product), status_code=201, headers={"Location": location}
+    )
+
+
+@router.patch(
+    "/products/{product_id}",
+    response_model=ProductPublic,
+    responses=problem_responses(404, 412, 422),
+    summary="Change some fields of a product (admin)",
+)
+async def update_product(
+    request: Request,
+    product_id: str,
+    body: ProductUpdate,
+    uow: Uow,
+    if_match: Annotated[
+        str | None,
+        Header(description="The product's ETag or version: change only that version."),
+    ] = None,
+) -> Response:
+    expected_version = None
+    if if_match is not None:
+        current = await queries.get_product(uow, product_id)
+        expected_version = _version_named_by(if_match, current, etag_of(_public(current)))
+    command = body.to_command(product_id, expected_version=expected_version)
+    product = await handlers.update_product(command, uow)
+    return conditional_json(request, _public(product))
+
+
+@router.get(
+    "/categories",
+    response_model=list[CategoryPublic],
+    summary="List categories with their product counts",
+)
+async def list_categories(request: Request, uow: Uow) -> Response:
+    summaries = await queries.list_categories(uow)
+    return conditional_json(
+        request, [CategoryPublic.from_summary(s).model_dump(mode="json") for s in summaries]
+    )
+
+
+def _public(product: Product) -> dict[str, object]:
+    return ProductPublic.from_domain(product).model_dump(mode="json")
+
+
+def _version_named_by(if_match: str, current: Product, current_etag: str) -> int:
+    """The version an If-Match header pins, given as the current ETag or a version number."""
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    if etag_matches(if_match, current_etag, weak=False) or str(current.version) in tags:
+        return current.version
+    raise StaleProduct(current.id, expected_version=None, actual_version=current.version)

@@ -1,0 +1,91 @@
+"""What the service layer needs from storage, stated as protocols the adapters implement."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from catalog.domain.model import Category, Product
+
+
+class ProductSort(StrEnum):
+    """Orders a product listing can come in; ties are broken by name, then id."""
+
+    NAME = "name"
+    PRICE = "price"
+    PRICE_DESCENDING = "-price"
+
+
+@dataclass(frozen=True, slots=True)
+class CategorySummary:
+    slug: str
+    name: str
+    product_count: int
+
+
+class ProductRepository(Protocol):
+    async def get(self, product_id: str) -> Product | None:
+        """The product with this id, or None."""
+
+    async def get_by_sku(self, sku: str) -> Product | None:
+        """The product with this SKU, or None."""
+
+    async def add(self, product: Product) -> None:
+        """Store a new product; raises DuplicateSku if its SKU is taken."""
+
+    async def save(self, product: Product) -> None:
+        """Store a revised product; raises StaleProduct if it changed since it was loaded."""
+
+    async def search(
+        self,
+        *,
+        category: str | None,
+        text: str | None,
+        sort: ProductSort,
+        offset: int,
+        limit: int,
+    ) -> tuple[list[Product], int]:
+        """One slice of the matching products and how many match in all.
+
+        ``text`` matches name or description, case-insensitively, as a literal substring.
+        """
+
+
+class CategoryRepository(Protocol):
+    async def get(self, slug: str) -> Category | None:
+        """The category with this slug, or None."""
+
+    async def summaries(self) -> list[CategorySummary]:
+        """Every category with its product count, ordered by name."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the catalog; leaving it without ``commit`` rolls back.
+
+    A unit of work may be entered again after it is left, for another transaction.
+    """
+
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def categories(self) -> CategoryRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -1,0 +1,75 @@
+"""Read-only questions about the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from catalog.domain.errors import ProductNotFound
+from catalog.service_layer.ports import ProductSort
+
+if TYPE_CHECKING:
+    from catalog.domain.model import Product
+    from catalog.service_layer.ports import CategorySummary, UnitOfWork
+
+DEFAULT_PAGE_SIZE: Final = 20
+MAX_PAGE_SIZE: Final = 100
+MAX_PAGE: Final = 10_000
+MAX_SEARCH_LENGTH: Final = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a product listing."""
+
+    items: list[Product]
+    page: int
+    page_size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return -(-self.total // self.page_size)
+
+
+async def list_products(
+    uow: UnitOfWork,
+    *,
+    category: str | None = None,
+    q: str | None = None,
+    page: int = 1,
+    page_size: int = DEFAULT_PAGE_SIZE,
+    sort: ProductSort = ProductSort.NAME,
+) -> Page:
+    """Products, optionally of one category and/or containing ``q`` in name or description.
+
+    ``page`` counts from 1. Page, page size and ``q`` are held within MAX_PAGE,
+    MAX_PAGE_SIZE and MAX_SEARCH_LENGTH so no caller can ask for unbounded work.
+    """
+    page = min(max(page, 1), MAX_PAGE)
+    page_size = min(max(page_size, 1), MAX_PAGE_SIZE)
+    text = (q or "").strip()[:MAX_SEARCH_LENGTH] or None
+    async with uow:
+        items, total = await uow.products.search(
+            category=category,
+            text=text,
+            sort=sort,
+            offset=(page - 1) * page_size,
+            limit=page_size,
+        )
+    return Page(items=items, page=page, page_size=page_size, total=total)
+
+
+async def get_product(uow: UnitOfWork, product_id: str) -> Product:
+    """The product with this id; raises ProductNotFound."""
+    async with uow:
+        product = await uow.products.get(product_id)
+    if product is None:
+        raise ProductNotFound(product_id)
+    return product
+
+
+async def list_categories(uow: UnitOfWork) -> list[CategorySummary]:
+    """Every category with how many products it holds, ordered by name."""
+    async with uow:
+        return await uow.categories.summaries()
