@@ -54,6 +54,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _log.info("starting", port=settings.port)
+        readiness.started = readiness.draining = False
         database: Database | None = None
         try:
             if migrations is not None:

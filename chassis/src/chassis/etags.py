@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from fastapi.encoders import jsonable_encoder
@@ -13,6 +14,10 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from starlette.requests import Request
+
+
+# An entity tag may contain commas inside its quotes, so a list is not split on commas.
+_ENTITY_TAG = re.compile(r'(?:W/)?"[^"]*"')
 
 
 def etag_for(body: bytes) -> str:
@@ -38,7 +43,7 @@ def etag_matches(header: str | None, etag: str, *, weak: bool = True) -> bool:
         return False
     if header.strip() == "*":
         return True
-    tags = [tag.strip() for tag in header.split(",")]
+    tags = _ENTITY_TAG.findall(header)
     if not weak:
         return not etag.startswith("W/") and etag in tags
     wanted = etag.removeprefix("W/")

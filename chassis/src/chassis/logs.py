@@ -23,21 +23,26 @@ def _add_trace_context(_: WrappedLogger, __: str, event: EventDict) -> EventDict
     return event
 
 
+# Updated in place, because structlog caches each logger's processors on first use.
+_identity: dict[str, str] = {}
+
+
+def _add_identity(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    for key, value in _identity.items():
+        event.setdefault(key, value)
+    return event
+
+
 def configure_logging(settings: ServiceSettings, *, stream: Any = None) -> None:
     """Route structlog and the stdlib (uvicorn, SQLAlchemy) through one JSON renderer."""
-    identity = {"service": settings.service, "instance": settings.instance_id}
-
-    def add_identity(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-        for key, value in identity.items():
-            event.setdefault(key, value)
-        return event
-
+    _identity.clear()
+    _identity.update(service=settings.service, instance=settings.instance_id)
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        add_identity,
+        _add_identity,
         _add_trace_context,
     ]
     structlog.configure(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
@@ -34,6 +36,10 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+def _already_handled(signum: int, frame: FrameType | None) -> None:
+    """The stop signal was acted on by the server; nothing is left to do."""
+
+
 def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     """Run ``create_app(settings)`` until SIGTERM/SIGINT; exit non-zero if start-up fails.
 
@@ -49,9 +55,14 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
         access_log=False,
         server_header=False,
         lifespan="on",
-        timeout_graceful_shutdown=int(max(1, settings.shutdown_timeout)),
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
     )
     server = _DrainingServer(config, app.state.readiness)
+    # uvicorn hands a caught SIGTERM/SIGINT back to the previous handler once it has drained;
+    # with the default handler the process would die by the signal (exit 143) after a clean
+    # shutdown. The stop was already handled, so the previous handler does nothing.
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, _already_handled)
     server.run()
     if not server.started:
         sys.exit(EXIT_STARTUP_FAILED)

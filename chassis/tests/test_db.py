@@ -1,0 +1,309 @@
+"""Database: Alembic migrations at start-up under a cross-process lock, and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from chassis import Database, ServiceSettings, db
+
+MakeDb = Callable[..., Database]
+
+_MIGRATE_SCRIPT = """\
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from chassis.db import Database
+
+
+async def main() -> None:
+    url, migrations, ready, go = sys.argv[1:5]
+    Path(ready).touch()
+    while not Path(go).exists():
+        time.sleep(0.01)
+    database = Database(url, migrations=Path(migrations))
+    try:
+        await database.migrate()
+        await database.check()
+    finally:
+        await database.dispose()
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+async def make_db() -> AsyncIterator[MakeDb]:
+    """``make_db(url, migrations=...)``; every Database made is disposed afterwards."""
+    made: list[Database] = []
+
+    def make(url: str, *, migrations: Path | None = None) -> Database:
+        database = Database(url, migrations=migrations)
+        made.append(database)
+        return database
+
+    yield make
+    for database in made:
+        await database.dispose()
+
+
+@pytest.fixture
+def db_file(tmp_path: Path) -> Path:
+    return tmp_path / "db" / "demo.db"
+
+
+@pytest.fixture
+def url(db_file: Path) -> str:
+    return f"sqlite+aiosqlite:///{db_file}"
+
+
+def _query(db_file: Path, sql: str) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(db_file)) as connection:
+        return connection.execute(sql).fetchall()
+
+
+async def test_migrate_applies_the_migrations_and_check_passes(
+    make_db: MakeDb, url: str, db_file: Path, migrations: Path
+) -> None:
+    database = make_db(url, migrations=migrations)
+
+    await database.migrate()
+    await database.check()
+
+    assert database.head_revision() == "0001"
+    assert _query(db_file, "SELECT name FROM things") == [("seed",)]
+    assert _query(db_file, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+async def test_migrating_twice_applies_the_schema_once(
+    make_db: MakeDb, url: str, db_file: Path, migrations: Path
+) -> None:
+    database = make_db(url, migrations=migrations)
+
+    await database.migrate()
+    await database.migrate()
+
+    assert _query(db_file, "SELECT count(*) FROM things") == [(1,)]
+
+
+async def test_check_fails_before_any_migration(
+    make_db: MakeDb, url: str, migrations: Path
+) -> None:
+    database = make_db(url, migrations=migrations)
+
+    with pytest.raises(RuntimeError, match="schema at revision None, expected 0001"):
+        await database.check()
+
+
+async def test_check_fails_when_the_schema_is_behind_head_until_migrated_again(
+    make_db: MakeDb, url: str, db_file: Path, migrations: Path, add_revision
+) -> None:
+    database = make_db(url, migrations=migrations)
+    await database.migrate()
+
+    add_revision("0002", "0001")
+
+    with pytest.raises(RuntimeError, match="schema at revision 0001, expected 0002"):
+        await database.check()
+    await database.migrate()
+    await database.check()
+    columns = [row[1] for row in _query(db_file, "PRAGMA table_info(things)")]
+    assert "note_0002" in columns
+
+
+async def test_a_database_without_migrations_checks_connectivity_only(
+    make_db: MakeDb, url: str
+) -> None:
+    database = make_db(url)
+
+    await database.check()
+    with pytest.raises(RuntimeError, match="without a migrations directory"):
+        await database.migrate()
+
+
+async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
+    make_db: MakeDb, url: str, db_file: Path
+) -> None:
+    database = make_db(url)
+
+    async with database.engine.connect() as connection:
+        journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+        busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+        foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
+
+    assert journal == "wal"
+    assert busy == 30000
+    assert foreign_keys == 1
+    # WAL is a property of the file, so every other process sees it too.
+    assert _query(db_file, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_sessions_read_and_write_the_database(
+    make_db: MakeDb, url: str, migrations: Path
+) -> None:
+    database = make_db(url, migrations=migrations)
+    await database.migrate()
+
+    async with database.sessionmaker() as session, session.begin():
+        await session.execute(text("INSERT INTO things (name) VALUES ('added')"))
+    async with database.sessionmaker() as session:
+        names = (await session.execute(text("SELECT name FROM things ORDER BY id"))).scalars()
+
+        assert list(names) == ["seed", "added"]
+
+
+async def test_two_databases_on_one_file_migrating_concurrently_apply_the_schema_once(
+    make_db: MakeDb,
+    url: str,
+    db_file: Path,
+    migrations: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHASSIS_TEST_MIGRATION_DELAY", "0.2")
+    first = make_db(url, migrations=migrations)
+    second = make_db(url, migrations=migrations)
+
+    await asyncio.wait_for(asyncio.gather(first.migrate(), second.migrate()), timeout=30)
+
+    await first.check()
+    await second.check()
+    assert _query(db_file, "SELECT count(*) FROM things") == [(1,)]
+    assert _query(db_file, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_two_processes_migrating_one_file_at_once_both_succeed_and_apply_it_once(
+    url: str, db_file: Path, migrations: Path, spawn, wait_for_file
+) -> None:
+    workdir = migrations.parent  # the test's tmp_path, where spawn writes its logs
+    script = workdir / "migrate.py"
+    script.write_text(_MIGRATE_SCRIPT)
+    go = workdir / "go"
+    ready = [workdir / f"ready-{n}" for n in range(2)]
+    env = {"CHASSIS_TEST_MIGRATION_DELAY": "0.3"}
+    workers = [spawn(script, url, str(migrations), str(flag), str(go), env=env) for flag in ready]
+    for flag, worker in zip(ready, workers, strict=True):
+        wait_for_file(flag, worker)
+
+    go.touch()  # both processes are imported and waiting: release them together
+
+    codes = [worker.wait(timeout=30) for worker in workers]
+    logs = [p.read_text() for p in sorted(workdir.glob("migrate-*.log"))]
+    assert codes == [0, 0], logs
+    assert _query(db_file, "SELECT count(*) FROM things") == [(1,)]
+    assert _query(db_file, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+@pytest.mark.parametrize(
+    ("in_memory", "same_object"),
+    [(False, False), (False, True), (True, True)],
+    ids=["two-databases-on-a-file", "one-database-on-a-file", "one-in-memory-database"],
+)
+async def test_the_startup_lock_makes_a_second_holder_wait_until_the_first_releases(
+    make_db: MakeDb, url: str, in_memory: bool, same_object: bool
+) -> None:
+    if in_memory:
+        url = "sqlite+aiosqlite://"
+    first = make_db(url)
+    second = first if same_object else make_db(url)
+    order: list[str] = []
+    first_holds = asyncio.Event()
+    second_is_waiting = asyncio.Event()
+
+    async def hold_first() -> None:
+        async with first.startup_lock():
+            order.append("first acquired")
+            first_holds.set()
+            await second_is_waiting.wait()
+            # Several of the lock's polling rounds: room for the second to (wrongly) get in.
+            for _ in range(8):
+                await asyncio.sleep(0.025)
+            order.append("first releasing")
+
+    async def then_second() -> None:
+        await first_holds.wait()
+        second_is_waiting.set()
+        async with second.startup_lock():
+            order.append("second acquired")
+
+    await asyncio.wait_for(asyncio.gather(hold_first(), then_second()), timeout=10)
+
+    assert order == ["first acquired", "first releasing", "second acquired"]
+
+
+async def test_waiting_too_long_for_the_startup_lock_raises(
+    make_db: MakeDb, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(db, "STARTUP_LOCK_TIMEOUT_SECONDS", 0.1)
+    first, second = make_db(url), make_db(url)
+
+    async with first.startup_lock():
+        with pytest.raises(db.StartupLockTimeoutError, match="held for over"):
+            await asyncio.wait_for(second.startup_lock().__aenter__(), timeout=10)
+
+    async with second.startup_lock():  # released, so free again
+        pass
+
+
+def test_an_app_with_migrations_migrates_at_start_up_and_checks_the_database_for_readiness(
+    tmp_path: Path, migrations: Path, make_app: Callable[..., FastAPI]
+) -> None:
+    settings = ServiceSettings(service="demo", instance="demo-1", data_dir=tmp_path / "state")
+    seen_in_hook: list[list[tuple[Any, ...]]] = []
+
+    async def after_migrations(app: FastAPI) -> None:
+        async with app.state.database.engine.connect() as connection:
+            result = await connection.execute(text("SELECT name FROM things"))
+            seen_in_hook.append([tuple(row) for row in result])
+
+    app = make_app(settings=settings, migrations=migrations, on_startup=[after_migrations])
+
+    with TestClient(app) as client:
+        database = app.state.database
+        response = client.get("/readyz")
+
+    assert isinstance(database, Database)
+    assert database.url.database == str((tmp_path / "state" / "demo.db").resolve())
+    assert seen_in_hook == [[("seed",)]]
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok"}
+
+
+def test_an_app_whose_schema_falls_behind_head_is_not_ready(
+    tmp_path: Path, migrations: Path, add_revision, make_app: Callable[..., FastAPI]
+) -> None:
+    settings = ServiceSettings(service="demo", instance="demo-1", data_dir=tmp_path / "state")
+    app = make_app(settings=settings, migrations=migrations)
+
+    with TestClient(app) as client:
+        add_revision("0002", "0001")
+        response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {
+        "database": "RuntimeError: schema at revision 0001, expected 0002"
+    }
+
+
+def test_the_alembic_command_without_the_chassis_connection_raises_a_clear_error(
+    tmp_path: Path, migrations: Path
+) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    config.set_main_option("sqlalchemy.url", f"sqlite:///{tmp_path / 'cli.db'}")
+
+    with pytest.raises(RuntimeError, match=r"chassis\.Database\.migrate\(\)"):
+        command.upgrade(config, "head")
