@@ -1,0 +1,59 @@
+"""Liveness and readiness probes (`/healthz`, `/readyz`) over plain asyncio sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+
+from souk.plan import HOST
+from souk.state import Health
+
+PROBE_TIMEOUT = 1.0
+_MAX_RESPONSE = 64 * 1024
+
+
+async def http_status(port: int, path: str) -> int | None:
+    """The HTTP status of `GET path` on 127.0.0.1:port, or None if there is no answer."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            reader, writer = await asyncio.open_connection(HOST, port)
+            try:
+                writer.write(request.encode("ascii"))
+                await writer.drain()
+                response = b""
+                # Read to the end so the server never writes into a closed socket.
+                while chunk := await reader.read(_MAX_RESPONSE):
+                    response += chunk
+                    if len(response) >= _MAX_RESPONSE:
+                        break
+            finally:
+                writer.close()
+                with suppress(OSError):
+                    await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return None
+    status_line = response.split(b"\r\n", 1)[0].split()
+    if len(status_line) >= 2 and status_line[0].startswith(b"HTTP/") and status_line[1].isdigit():
+        return int(status_line[1])
+    return None
+
+
+async def probe_readiness(port: int) -> Health:
+    """One `/readyz` probe: ok on 200, unready on any other answer, down on none."""
+    status = await http_status(port, "/readyz")
+    if status is None:
+        return Health.DOWN
+    return Health.OK if status == 200 else Health.UNREADY
+
+
+async def probe_health(port: int) -> Health:
+    """ok when live and ready, unready when only live, down when not live."""
+    if await http_status(port, "/healthz") != 200:
+        return Health.DOWN
+    return Health.OK if await probe_readiness(port) is Health.OK else Health.UNREADY
+
+
+async def probe_all(ports: list[int]) -> list[Health]:
+    """Probe several instances at once."""
+    return list(await asyncio.gather(*(probe_health(port) for port in ports)))

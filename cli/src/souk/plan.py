@@ -1,0 +1,157 @@
+"""The instance plan: every instance's port, command and environment (the process contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from souk.topology import Topology, env_value
+
+HOST = "127.0.0.1"
+
+
+class PortInUseError(Exception):
+    """A port fixed by the topology is already bound by another process."""
+
+
+@dataclass(frozen=True)
+class InstancePlan:
+    """Everything needed to (re)start one instance the same way every time."""
+
+    service: str
+    index: int
+    module: str
+    port: int
+    env: Mapping[str, str] = field(repr=False)
+    log_path: Path
+
+    @property
+    def instance(self) -> str:
+        """The instance id, `SERVICE-i` with i starting at 1."""
+        return instance_id(self.service, self.index)
+
+    @property
+    def url(self) -> str:
+        """The base URL the instance serves on."""
+        return f"http://{HOST}:{self.port}"
+
+    def command(self) -> list[str]:
+        """The argv that starts the instance."""
+        return [sys.executable, "-m", self.module]
+
+    def environment(self, parent: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The full environment: the parent's plus the contract variables and topology env."""
+        return {**(os.environ if parent is None else parent), **self.env}
+
+
+def instance_id(service: str, index: int) -> str:
+    """The id of the index-th (1-based) instance of a service."""
+    return f"{service}-{index}"
+
+
+def env_prefix(service: str) -> str:
+    """The prefix of a service's contract variables, e.g. `ORDER_HISTORY_` for order-history."""
+    return service.upper().replace("-", "_") + "_"
+
+
+def port_is_free(port: int) -> bool:
+    """Whether a listening socket could bind 127.0.0.1:port right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT from a previous run
+        # must not count as "in use".
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port that is free on 127.0.0.1 at the time of the call."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def check_fixed_ports(topology: Topology) -> None:
+    """Raise PortInUseError for the first fixed port that another process holds."""
+    for name, spec in topology.services.items():
+        for port in spec.fixed_ports() or []:
+            if not port_is_free(port):
+                raise PortInUseError(f"port {port} ({name}) is already in use")
+
+
+def _distinct_free_ports(count: int, avoid: set[int]) -> list[int]:
+    # Keep every probe socket open until all are chosen, so the OS cannot hand out one twice.
+    chosen: list[int] = []
+    with ExitStack() as stack:
+        while len(chosen) < count:
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((HOST, 0))
+            port = int(sock.getsockname()[1])
+            if port not in avoid:
+                chosen.append(port)
+    return chosen
+
+
+def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
+    """Assign ports (fixed or free) and build each instance's contract environment."""
+    data_dir = data_dir.resolve()
+    fixed = {port for spec in topology.services.values() for port in spec.fixed_ports() or []}
+    needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
+    free = iter(_distinct_free_ports(needed, fixed))
+    ports = {
+        name: spec.fixed_ports() or [next(free) for _ in range(spec.replicas)]
+        for name, spec in topology.services.items()
+    }
+    urls = {
+        name: [f"http://{HOST}:{port}" for port in service_ports]
+        for name, service_ports in ports.items()
+    }
+    plans: list[InstancePlan] = []
+    for name, spec in topology.services.items():
+        prefix = env_prefix(name)
+        upstreams = json.dumps({upstream: urls[upstream] for upstream in spec.upstreams})
+        for index, port in enumerate(ports[name], start=1):
+            env = {
+                f"{prefix}INSTANCE": instance_id(name, index),
+                f"{prefix}HOST": HOST,
+                f"{prefix}PORT": str(port),
+                f"{prefix}DATA_DIR": str(data_dir),
+                f"{prefix}UPSTREAMS": upstreams,
+                "PYTHONUNBUFFERED": "1",
+                **{key: env_value(value) for key, value in spec.env.items()},
+            }
+            plans.append(
+                InstancePlan(
+                    service=name,
+                    index=index,
+                    module=topology.module_of(name),
+                    port=port,
+                    env=env,
+                    log_path=data_dir / "logs" / f"{instance_id(name, index)}.log",
+                )
+            )
+    return plans
+
+
+def stop_order(topology: Topology) -> list[list[str]]:
+    """Services in tiers to stop one after another: callers before the services they call."""
+    remaining = dict(topology.services)
+    tiers: list[list[str]] = []
+    while remaining:
+        called = {up for spec in remaining.values() for up in spec.upstreams if up in remaining}
+        tier = [name for name in remaining if name not in called]
+        if not tier:  # a cycle of calls: no safe order, stop the rest together
+            tier = list(remaining)
+        tiers.append(tier)
+        for name in tier:
+            del remaining[name]
+    return tiers

@@ -1,0 +1,318 @@
+"""Boot a whole Souk system in tests through the very code path of `souk up`.
+
+    with SoukSystem(topology, tmp_path) as system:
+        response = httpx.get(system.gateway_url + "/healthz")
+
+`SoukSystem` runs `python -m souk up` as a subprocess, waits until the state file shows every
+instance ready, and on stop checks that no process it ever saw is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import yaml
+
+from souk.logs import tail_lines
+from souk.plan import free_port
+from souk.state import InstanceRecord, InstanceState, SoukState, pid_alive, read_state
+
+__all__ = ["SoukSystem", "SoukSystemError", "free_port", "pid_alive"]
+
+T = TypeVar("T")
+_TAIL = 30
+
+
+class SoukSystemError(RuntimeError):
+    """The system did not come up, or a wait timed out; the message holds the evidence."""
+
+
+def _is_our_python(pid: int) -> bool:
+    # Before killing a pid remembered from a state file, make sure it was not recycled.
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return os.fsdecode(argv0) == sys.executable
+
+
+class SoukSystem:
+    """A running `souk up` for tests: start, inspect, break things, and stop without leftovers.
+
+    topology: a mapping (written to `directory/souk.yaml`) or the path of a topology file.
+    directory: holds the topology, the data dir (`directory/data`) and the orchestrator's
+    output (`directory/souk-up.log`).
+    """
+
+    def __init__(
+        self,
+        topology: Mapping[str, Any] | str | os.PathLike[str],
+        directory: str | os.PathLike[str],
+        *,
+        ready_timeout: float = 30.0,
+        grace: float = 5.0,
+        env: Mapping[str, str] | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.directory = Path(directory).resolve()
+        self.data_dir = self.directory / "data"
+        self.output_path = self.directory / "souk-up.log"
+        self._topology = topology if isinstance(topology, Mapping) else None
+        self.topology_path = (
+            self.directory / "souk.yaml"
+            if isinstance(topology, Mapping)
+            else Path(topology).resolve()
+        )
+        self.ready_timeout = ready_timeout
+        self.grace = grace
+        self.env = dict(env) if env is not None else None
+        self.extra_args = list(extra_args)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.seen_pids: set[int] = set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        """The exact argv of the orchestrator."""
+        return [
+            sys.executable,
+            "-m",
+            "souk",
+            "up",
+            "--topology",
+            str(self.topology_path),
+            "--data-dir",
+            str(self.data_dir),
+            "--ready-timeout",
+            str(self.ready_timeout),
+            "--grace",
+            str(self.grace),
+            *self.extra_args,
+        ]
+
+    def start(self) -> SoukSystem:
+        """Run `souk up` and wait until every instance is ready; raise SoukSystemError if not."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._topology is not None:
+            self.topology_path.write_text(
+                yaml.safe_dump(dict(self._topology), sort_keys=False), encoding="utf-8"
+            )
+        with self.output_path.open("wb") as output:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and fixed arguments
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.directory,
+                env={**os.environ, **(self.env or {})},
+            )
+        try:
+            self.wait_until(
+                self._all_ready, timeout=self.ready_timeout + 10, message="every instance ready"
+            )
+        except BaseException:
+            # Whatever stopped the wait (timeout, early exit, Ctrl-C), leave nothing running.
+            self._terminate_everything()
+            raise
+        return self
+
+    def stop(self, timeout: float | None = None) -> int:
+        """SIGTERM the orchestrator, wait for it, and assert every child pid ever seen is gone.
+
+        Returns the orchestrator's exit code. Leftover processes are SIGKILLed (each by its own
+        pid) before the AssertionError is raised, so a failing test leaves nothing behind.
+        """
+        if self.process is None:
+            return 0
+        self._remember_pids()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout if timeout is not None else self.grace + 15)
+        except subprocess.TimeoutExpired:
+            self._terminate_everything()
+            raise AssertionError(
+                f"souk up did not stop after SIGTERM\n{self._evidence()}"
+            ) from None
+        self._remember_pids()
+        deadline = time.monotonic() + 2.0
+        while (alive := self._alive_children()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive:
+            self._terminate_everything()
+            raise AssertionError(f"processes left running after stop: {sorted(alive)}")
+        return code
+
+    def __enter__(self) -> SoukSystem:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.stop()
+            return
+        # The test already failed: clean up without hiding its error behind a second one.
+        with contextlib.suppress(AssertionError):
+            self.stop()
+
+    # -- inspection ------------------------------------------------------------------------
+
+    @property
+    def orchestrator_pid(self) -> int:
+        """The pid of `souk up`."""
+        if self.process is None:
+            raise SoukSystemError("the system was never started")
+        return self.process.pid
+
+    def state(self) -> SoukState:
+        """The current state file of this system (remembering every pid it names)."""
+        state = read_state(self.data_dir)
+        if state is None:
+            raise SoukSystemError(f"no state file in {self.data_dir}\n{self._evidence()}")
+        self.seen_pids.update(record.pid for record in state.instances if record.pid)
+        return state
+
+    def instances(self, service: str) -> list[InstanceRecord]:
+        """The instances of one service, in index order."""
+        found = self.state().of_service(service)
+        if not found:
+            raise KeyError(f"no service {service!r} in this system")
+        return found
+
+    def instance(self, instance_id: str) -> InstanceRecord:
+        """One instance by id, e.g. `catalog-2`."""
+        found = self.state().find(instance_id)
+        if found is None:
+            raise KeyError(f"no instance {instance_id!r} in this system")
+        return found
+
+    def url(self, service: str) -> str:
+        """The base URL of a service's first instance."""
+        return self.instances(service)[0].url
+
+    @property
+    def gateway_url(self) -> str:
+        """The base URL of the gateway (KeyError if the topology has none)."""
+        return self.url("gateway")
+
+    def output(self) -> str:
+        """Everything `souk up` printed so far."""
+        try:
+            return self.output_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, instance_id: str, lines: int = _TAIL) -> list[str]:
+        """The last lines of one instance's log."""
+        return tail_lines(self.data_dir / "logs" / f"{instance_id}.log", lines)
+
+    # -- acting on it ----------------------------------------------------------------------
+
+    def kill(self, instance_id: str, signum: int = signal.SIGKILL) -> int:
+        """Send a signal to one instance's current process; returns the pid signalled."""
+        pid = self.instance(instance_id).pid
+        if pid is None:
+            raise SoukSystemError(f"{instance_id} has no running process right now")
+        os.kill(pid, signum)
+        return pid
+
+    def wait_until(
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 10.0,
+        interval: float = 0.05,
+        message: str = "condition",
+        *,
+        while_running: bool = True,
+    ) -> T:
+        """Poll predicate until it returns something truthy, and return that; or raise.
+
+        Gives up early if `souk up` exits, unless while_running is False.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if while_running and self.process is not None and self.process.poll() is not None:
+                raise SoukSystemError(
+                    f"souk up exited with code {self.process.returncode} while waiting for "
+                    f"{message}\n{self._evidence()}"
+                )
+            if time.monotonic() >= deadline:
+                raise SoukSystemError(
+                    f"timed out after {timeout:g}s waiting for {message}\n{self._evidence()}"
+                )
+            time.sleep(interval)
+
+    def wait_ready(self, timeout: float = 15.0) -> SoukState:
+        """Wait until every instance is ready again (e.g. after a kill)."""
+        self.wait_until(self._all_ready, timeout=timeout, message="every instance ready")
+        return self.state()
+
+    def souk(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run another souk command (status, logs, down...) against this system's data dir."""
+        return subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
+            [sys.executable, "-m", "souk", *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.directory,
+            env={**os.environ, **(self.env or {})},
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _all_ready(self) -> bool:
+        state = read_state(self.data_dir)
+        if state is None or self.process is None or state.pid != self.process.pid:
+            return False  # nothing written yet, or a stale file from an earlier run
+        self.seen_pids.update(record.pid for record in state.instances if record.pid)
+        return all(record.state is InstanceState.READY for record in state.instances)
+
+    def _remember_pids(self) -> None:
+        state = read_state(self.data_dir)
+        if state is not None and self.process is not None and state.pid == self.process.pid:
+            self.seen_pids.update(record.pid for record in state.instances if record.pid)
+
+    def _alive_children(self) -> set[int]:
+        return {pid for pid in self.seen_pids if pid_alive(pid)}
+
+    def _terminate_everything(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(self.grace + 5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._remember_pids()
+        for pid in self._alive_children():
+            if _is_our_python(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def _evidence(self) -> str:
+        parts = [f"--- souk up output ({self.output_path}) ---", self.output()]
+        state = read_state(self.data_dir)
+        for record in state.instances if state is not None else []:
+            if record.state is not InstanceState.READY:
+                parts.append(f"--- {record.instance} ({record.state.value}) last log lines ---")
+                parts.extend(self.log_tail(record.instance))
+        return "\n".join(parts)

@@ -1,0 +1,318 @@
+"""The topology file: pydantic models, and a loader that reports errors with their line."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+DEFAULT_TOPOLOGY_NAME = "souk.yaml"
+DEFAULT_DATA_DIR = ".souk"
+
+_SERVICE_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class TopologyError(Exception):
+    """The topology file is unreadable or invalid; each problem reads `file:line: key: message`."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _error(loc: tuple[str | int, ...], kind: str, message: str, value: object) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+
+
+def _raise_if_any(title: str, errors: list[InitErrorDetails]) -> None:
+    # A ValidationError raised inside a validator keeps each error's own `loc`, so cross-field
+    # problems point at the exact key (and line) instead of at the enclosing mapping.
+    if errors:
+        raise ValidationError.from_exception_data(title, errors)
+
+
+class ServiceSpec(BaseModel):
+    """One service of the topology."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    module: str | None = None
+    replicas: int = Field(1, ge=1)
+    port: Port | None = None
+    ports: list[Port] | None = None
+    upstreams: list[str] = Field(default_factory=list)
+    env: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> ServiceSpec:
+        errors: list[InitErrorDetails] = []
+        if self.module is not None and not _MODULE_NAME.fullmatch(self.module):
+            errors.append(
+                _error(("module",), "module_name", "not a Python module name", self.module)
+            )
+        if self.port is not None and self.ports is not None:
+            errors.append(
+                _error(("ports",), "port_conflict", "give either port or ports, not both", None)
+            )
+        if self.port is not None and self.replicas != 1:
+            errors.append(
+                _error(
+                    ("port",),
+                    "port_with_replicas",
+                    f"port is only valid with replicas: 1 (this service has {self.replicas}); "
+                    "use ports: [...] with one port per replica",
+                    self.port,
+                )
+            )
+        if self.ports is not None:
+            if len(self.ports) != self.replicas:
+                errors.append(
+                    _error(
+                        ("ports",),
+                        "ports_count",
+                        f"ports lists {len(self.ports)} port(s) but replicas is {self.replicas}",
+                        self.ports,
+                    )
+                )
+            seen: set[int] = set()
+            for index, port in enumerate(self.ports):
+                if port in seen:
+                    errors.append(
+                        _error(
+                            ("ports", index), "duplicate_port", f"port {port} is listed twice", port
+                        )
+                    )
+                seen.add(port)
+        for index, name in enumerate(self.upstreams):
+            if name in self.upstreams[:index]:
+                errors.append(
+                    _error(
+                        ("upstreams", index),
+                        "duplicate_upstream",
+                        f"{name!r} is listed twice",
+                        name,
+                    )
+                )
+        errors.extend(
+            _error(("env", key), "env_name", "not a valid environment variable name", key)
+            for key in self.env
+            if not _ENV_NAME.fullmatch(key)
+        )
+        _raise_if_any("ServiceSpec", errors)
+        return self
+
+    def fixed_ports(self) -> list[int] | None:
+        """The ports fixed by the file, one per replica, or None when they are chosen freely."""
+        if self.port is not None:
+            return [self.port]
+        return list(self.ports) if self.ports is not None else None
+
+
+class Topology(BaseModel):
+    """The whole topology file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data_dir: str | None = None
+    services: dict[str, ServiceSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_services(self) -> Topology:
+        errors: list[InitErrorDetails] = []
+        owners: dict[int, str] = {}
+        for name, spec in self.services.items():
+            if not _SERVICE_NAME.fullmatch(name):
+                errors.append(
+                    _error(
+                        ("services", name),
+                        "service_name",
+                        "service names are lowercase words joined by '-', e.g. 'order-history'",
+                        name,
+                    )
+                )
+            for index, upstream in enumerate(spec.upstreams):
+                if upstream not in self.services:
+                    known = ", ".join(sorted(self.services))
+                    errors.append(
+                        _error(
+                            ("services", name, "upstreams", index),
+                            "unknown_upstream",
+                            f"unknown service {upstream!r} (services in this file: {known})",
+                            upstream,
+                        )
+                    )
+            fixed = spec.fixed_ports() or []
+            for index, port in enumerate(fixed):
+                loc: tuple[str | int, ...] = (
+                    ("services", name, "port")
+                    if spec.port is not None
+                    else ("services", name, "ports", index)
+                )
+                if port in owners and owners[port] != name:
+                    errors.append(
+                        _error(
+                            loc,
+                            "duplicate_port",
+                            f"port {port} is also used by {owners[port]}",
+                            port,
+                        )
+                    )
+                owners.setdefault(port, name)
+        _raise_if_any("Topology", errors)
+        return self
+
+    def module_of(self, service: str) -> str:
+        """The module run as `python -m MODULE` for a service."""
+        return self.services[service].module or service.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class LoadedTopology:
+    """A validated topology and where it came from."""
+
+    topology: Topology
+    path: Path
+    is_default: bool = False
+
+
+def default_topology_path() -> Path:
+    """The topology shipped inside the package, used when no file is given or found."""
+    return Path(str(resources.files("souk") / "default_topology.yaml"))
+
+
+def resolve_topology(option: Path | None, cwd: Path) -> tuple[Path, bool]:
+    """Choose the topology file: the option, else `souk.yaml` in cwd, else the default one."""
+    if option is not None:
+        return option, False
+    local = cwd / DEFAULT_TOPOLOGY_NAME
+    if local.is_file():
+        return local, False
+    return default_topology_path(), True
+
+
+def load_topology(path: Path, *, display_name: str | None = None) -> Topology:
+    """Read and validate a topology file; raise TopologyError naming file, line and key."""
+    name = display_name or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TopologyError([f"{name}: cannot read topology file: {exc.strerror or exc}"]) from exc
+    return parse_topology(text, name)
+
+
+def parse_topology(text: str, name: str) -> Topology:
+    """Validate topology YAML text; `name` is the file name used in error messages."""
+    node, data = _compose_and_construct(text, name)
+    if data is None:
+        data = {}
+    problems = _duplicate_keys(node, name)
+    if problems:
+        raise TopologyError(problems)
+    try:
+        return Topology.model_validate(data)
+    except ValidationError as exc:
+        located = sorted(
+            ((_line_of(node, error["loc"]), _dotted(error["loc"]), error["msg"]))
+            for error in exc.errors(include_url=False)
+        )
+        raise TopologyError(
+            [
+                f"{name}:{line}: {key}: {msg}" if key else f"{name}:{line}: {msg}"
+                for line, key, msg in located
+            ]
+        ) from None
+
+
+def env_value(value: object) -> str:
+    """An env entry as passed to the process: strings as is, anything else JSON-encoded."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _compose_and_construct(text: str, name: str) -> tuple[yaml.Node | None, Any]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        detail = exc.problem or exc.context or "unreadable"
+        if exc.context and exc.problem and exc.context_mark is not None:
+            detail += f" ({exc.context} started on line {exc.context_mark.line + 1})"
+        raise TopologyError([f"{name}:{line}: invalid YAML: {detail}"]) from None
+    except yaml.YAMLError as exc:
+        raise TopologyError([f"{name}:1: invalid YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
+    return node, data
+
+
+def _duplicate_keys(node: yaml.Node | None, name: str, path: str = "") -> list[str]:
+    # PyYAML silently keeps the last of two equal keys; a topology with two `catalog:` entries
+    # is almost certainly a mistake, so say so.
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key, value in node.value:
+            key_text = str(key.value) if isinstance(key, yaml.ScalarNode) else "?"
+            child = f"{path}.{key_text}" if path else key_text
+            if key_text in seen:
+                problems.append(f"{name}:{key.start_mark.line + 1}: {child}: duplicate key")
+            seen.add(key_text)
+            problems.extend(_duplicate_keys(value, name, child))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            problems.extend(_duplicate_keys(item, name, f"{path}[{index}]"))
+    return problems
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int:
+    """The 1-based line of the deepest node of `loc` that exists in the file."""
+    if root is None:
+        return 1
+    node: yaml.Node = root
+    line = root.start_mark.line
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(
+                (
+                    (key, value)
+                    for key, value in node.value
+                    if isinstance(key, yaml.ScalarNode) and key.value == str(part)
+                ),
+                None,
+            )
+            if match is None:
+                break
+            # The key's line, not the value's: a block mapping value starts on the next line.
+            line = match[0].start_mark.line
+            node = match[1]
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+            line = node.start_mark.line
+        else:
+            break
+    return line + 1
+
+
+def _dotted(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part != "[key]":
+            text += f".{part}" if text else part
+    return text

@@ -1,0 +1,98 @@
+"""The instance plan: ports, the process contract environment, and the stop order."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from souk.plan import (
+    PortInUseError,
+    build_plan,
+    check_fixed_ports,
+    env_prefix,
+    free_port,
+    port_is_free,
+    stop_order,
+)
+from souk.topology import parse_topology
+
+TOPOLOGY = """
+services:
+  api-gateway:
+    module: gateway
+    port: {port}
+    upstreams: [catalog]
+    env: {{LOG_LEVEL: debug, WORKERS: 2, API_GATEWAY_HOST: 0.0.0.0}}
+  catalog:
+    replicas: 2
+"""
+
+
+def test_contract_environment(tmp_path: Path) -> None:
+    port = free_port()
+    topology = parse_topology(TOPOLOGY.format(port=port), "souk.yaml")
+    plans = build_plan(topology, tmp_path / "data")
+    assert [plan.instance for plan in plans] == ["api-gateway-1", "catalog-1", "catalog-2"]
+    gateway, catalog1, catalog2 = plans
+    assert gateway.port == port
+    assert len({plan.port for plan in plans}) == 3
+    assert gateway.command() == [sys.executable, "-m", "gateway"]
+    assert catalog1.command() == [sys.executable, "-m", "catalog"]
+
+    env = gateway.environment({"PATH": "/bin", "API_GATEWAY_PORT": "stale"})
+    assert env["PATH"] == "/bin"
+    assert env["API_GATEWAY_INSTANCE"] == "api-gateway-1"
+    assert env["API_GATEWAY_PORT"] == str(port)
+    assert env["API_GATEWAY_DATA_DIR"] == str((tmp_path / "data").resolve())
+    assert json.loads(env["API_GATEWAY_UPSTREAMS"]) == {
+        "catalog": [f"http://127.0.0.1:{catalog1.port}", f"http://127.0.0.1:{catalog2.port}"]
+    }
+    assert env["PYTHONUNBUFFERED"] == "1"
+    assert (env["LOG_LEVEL"], env["WORKERS"]) == ("debug", "2")
+    assert env["API_GATEWAY_HOST"] == "0.0.0.0"  # the topology's env wins over the contract
+
+    catalog_env = catalog2.environment({})
+    assert catalog_env["CATALOG_INSTANCE"] == "catalog-2"
+    assert catalog_env["CATALOG_HOST"] == "127.0.0.1"
+    assert catalog_env["CATALOG_UPSTREAMS"] == "{}"
+    assert catalog2.log_path == (tmp_path / "data" / "logs" / "catalog-2.log").resolve()
+
+
+def test_env_prefix() -> None:
+    assert env_prefix("order-history") == "ORDER_HISTORY_"
+
+
+def test_taken_fixed_port_is_reported_with_its_service() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert not port_is_free(port)
+        topology = parse_topology(TOPOLOGY.format(port=port), "souk.yaml")
+        with pytest.raises(PortInUseError, match=rf"port {port} \(api-gateway\) is already in use"):
+            check_fixed_ports(topology)
+    assert port_is_free(port)
+
+
+def test_stop_order_puts_callers_first() -> None:
+    topology = parse_topology(
+        "services:\n"
+        "  catalog: {}\n"
+        "  gateway: {upstreams: [orders, catalog]}\n"
+        "  orders: {upstreams: [catalog]}\n"
+        "  ping: {}\n",
+        "souk.yaml",
+    )
+    assert stop_order(topology) == [["gateway", "ping"], ["orders"], ["catalog"]]
+
+
+def test_stop_order_survives_a_cycle() -> None:
+    topology = parse_topology(
+        "services:\n  a: {upstreams: [b]}\n  b: {upstreams: [a]}\n  c: {upstreams: [a]}\n",
+        "souk.yaml",
+    )
+    assert stop_order(topology) == [["c"], ["a", "b"]]

@@ -1,0 +1,212 @@
+"""The topology file: defaults, and errors that name the file, the line and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+
+from souk.topology import (
+    TopologyError,
+    default_topology_path,
+    env_value,
+    load_topology,
+    parse_topology,
+    resolve_topology,
+)
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(dedent(text).lstrip("\n"), "souk.yaml")
+    return caught.value.problems
+
+
+def test_replicas_below_one_names_line_and_key() -> None:
+    found = problems(
+        """
+        services:
+          gateway:
+            port: 8080
+            upstreams: [catalog]
+          catalog:
+            module: catalog
+            replicas: 0
+        """
+    )
+    assert found == [
+        "souk.yaml:7: services.catalog.replicas: Input should be greater than or equal to 1"
+    ]
+
+
+def test_unknown_upstream_points_at_the_list_item() -> None:
+    found = problems(
+        """
+        services:
+          gateway:
+            upstreams:
+              - catalog
+              - catalgo
+          catalog: {}
+        """
+    )
+    assert len(found) == 1
+    assert found[0].startswith("souk.yaml:5: services.gateway.upstreams[1]: unknown service")
+    assert "'catalgo'" in found[0]
+
+
+def test_unknown_key_is_refused_at_its_line() -> None:
+    found = problems(
+        """
+        services:
+          catalog:
+            replicas: 2
+            replica: 3
+        """
+    )
+    assert found == ["souk.yaml:4: services.catalog.replica: Extra inputs are not permitted"]
+
+
+def test_fixed_port_with_two_replicas_is_refused() -> None:
+    found = problems(
+        """
+        services:
+          catalog:
+            replicas: 2
+            port: 9000
+        """
+    )
+    assert len(found) == 1
+    assert found[0].startswith("souk.yaml:4: services.catalog.port: port is only valid with")
+
+
+def test_ports_must_match_replicas() -> None:
+    found = problems(
+        """
+        services:
+          catalog:
+            replicas: 3
+            ports: [9001, 9002]
+        """
+    )
+    assert found == ["souk.yaml:4: services.catalog.ports: ports lists 2 port(s) but replicas is 3"]
+
+
+def test_port_out_of_range_points_at_the_item() -> None:
+    found = problems(
+        """
+        services:
+          catalog:
+            replicas: 2
+            ports:
+              - 9001
+              - 70000
+        """
+    )
+    assert found == [
+        "souk.yaml:6: services.catalog.ports[1]: Input should be less than or equal to 65535"
+    ]
+
+
+def test_the_same_fixed_port_twice_is_refused() -> None:
+    found = problems(
+        """
+        services:
+          gateway:
+            port: 8080
+          catalog:
+            replicas: 2
+            ports: [9000, 8080]
+        """
+    )
+    assert found == ["souk.yaml:6: services.catalog.ports[1]: port 8080 is also used by gateway"]
+
+
+def test_yaml_syntax_error_reports_its_line() -> None:
+    found = problems(
+        """
+        services:
+          catalog:
+            replicas: [1, 2
+          gateway: {}
+        """
+    )
+    assert len(found) == 1
+    assert found[0].startswith("souk.yaml:4: invalid YAML:")
+
+
+def test_duplicate_service_is_refused() -> None:
+    found = problems(
+        """
+        services:
+          catalog: {}
+          catalog:
+            replicas: 2
+        """
+    )
+    assert found == ["souk.yaml:3: services.catalog: duplicate key"]
+
+
+def test_several_problems_are_all_reported_in_line_order() -> None:
+    found = problems(
+        """
+        services:
+          gateway:
+            colour: blue
+          catalog:
+            replicas: -1
+        """
+    )
+    assert [line.split(":")[1] for line in found] == ["3", "5"]
+
+
+def test_missing_services_and_empty_file() -> None:
+    assert problems("data_dir: x\n") == ["souk.yaml:1: services: Field required"]
+    assert problems("") == ["souk.yaml:1: services: Field required"]
+
+
+def test_bad_service_name_is_refused() -> None:
+    found = problems("services:\n  Order_History: {}\n")
+    assert found[0].startswith("souk.yaml:2: services.Order_History: service names are")
+
+
+def test_defaults_and_module_name() -> None:
+    topology = parse_topology(
+        "services:\n  order-history: {}\n  gateway:\n    module: edge.gw\n", "souk.yaml"
+    )
+    assert topology.module_of("order-history") == "order_history"
+    assert topology.module_of("gateway") == "edge.gw"
+    spec = topology.services["order-history"]
+    assert (spec.replicas, spec.fixed_ports(), spec.upstreams, spec.env) == (1, None, [], {})
+
+
+def test_env_values_are_strings_or_json() -> None:
+    assert env_value("plain text") == "plain text"
+    assert env_value(5) == "5"
+    assert env_value(True) == "true"
+    assert env_value({"a": [1, None]}) == '{"a": [1, null]}'
+
+
+def test_load_names_the_file_as_given(tmp_path: Path) -> None:
+    path = tmp_path / "topo.yaml"
+    path.write_text("services:\n  catalog:\n    replicas: 0\n", encoding="utf-8")
+    with pytest.raises(TopologyError, match=r"topo\.yaml:3: services\.catalog\.replicas"):
+        load_topology(path)
+
+
+def test_default_topology_ships_gateway_and_two_catalogs(tmp_path: Path) -> None:
+    path, is_default = resolve_topology(None, tmp_path)
+    assert is_default
+    assert path == default_topology_path()
+    topology = load_topology(path)
+    assert topology.services["gateway"].fixed_ports() == [8080]
+    assert topology.services["gateway"].upstreams == ["catalog"]
+    assert topology.services["catalog"].replicas == 2
+
+
+def test_local_souk_yaml_wins_over_the_default(tmp_path: Path) -> None:
+    (tmp_path / "souk.yaml").write_text("services:\n  catalog: {}\n", encoding="utf-8")
+    assert resolve_topology(None, tmp_path) == (tmp_path / "souk.yaml", False)
+    other = tmp_path / "other.yaml"
+    assert resolve_topology(other, tmp_path) == (other, False)
