@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, make_url, text
+from sqlalchemy import event, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
@@ -46,6 +45,7 @@ class Database:
         self.backend = self.url.get_backend_name()
         self._lock_path: Path | None = None
         self._process_lock = asyncio.Lock()
+        self._head: tuple[str | None] | None = None  # cached once read: (revision,)
         engine_args: dict[str, Any] = {}
         if self.backend == "sqlite":
             database = self.url.database or ":memory:"
@@ -94,16 +94,25 @@ class Database:
     async def check(self) -> None:
         """Readiness: the database answers and its schema is at the newest revision."""
         async with self.engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
             if self.migrations is None:
+                await connection.execute(text("SELECT 1"))
                 return
-            current = await connection.run_sync(_current_revision)
+            # Plain queries: probes run every second, and Alembic's context logs each time.
+            current = None
+            if await connection.run_sync(lambda c: inspect(c).has_table("alembic_version")):
+                current = (
+                    await connection.execute(text("SELECT version_num FROM alembic_version"))
+                ).scalar_one_or_none()
         head = self.head_revision()
         if current != head:
             raise RuntimeError(f"schema at revision {current}, expected {head}")
 
     def head_revision(self) -> str | None:
-        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        """The newest revision among the migration scripts (read from disk once)."""
+        if self._head is None:
+            script = ScriptDirectory.from_config(self._alembic_config())
+            self._head = (script.get_current_head(),)
+        return self._head[0]
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -138,10 +147,6 @@ def run_migrations(target_metadata: MetaData) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
-
-
-def _current_revision(connection: Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
