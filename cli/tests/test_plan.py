@@ -96,3 +96,44 @@ def test_stop_order_survives_a_cycle() -> None:
         "souk.yaml",
     )
     assert stop_order(topology) == [["c"], ["a", "b"]]
+
+
+GRPC_TOPOLOGY = """
+services:
+  orders:
+    upstreams: [inventory]
+  inventory:
+    replicas: 2
+    grpc: true
+"""
+
+
+def test_a_grpc_service_gets_a_second_port_and_its_callers_get_grpc_targets(
+    tmp_path: Path,
+) -> None:
+    topology = parse_topology(GRPC_TOPOLOGY, "souk.yaml")
+    orders, inventory1, inventory2 = build_plan(topology, tmp_path)
+    assert orders.grpc_port is None
+    assert "ORDERS_GRPC_PORT" not in orders.env
+    for plan in (inventory1, inventory2):
+        assert plan.grpc_port is not None
+        assert plan.grpc_port != plan.port
+        assert plan.env["INVENTORY_GRPC_PORT"] == str(plan.grpc_port)
+    assert json.loads(orders.env["ORDERS_UPSTREAMS"]) == {
+        "inventory": [
+            f"grpc://127.0.0.1:{inventory1.grpc_port}",
+            f"grpc://127.0.0.1:{inventory2.grpc_port}",
+        ]
+    }
+    all_ports = [p.port for p in (orders, inventory1, inventory2)]
+    all_ports += [inventory1.grpc_port, inventory2.grpc_port]
+    assert len(set(all_ports)) == 5
+
+
+def test_every_instance_is_told_which_service_it_is(tmp_path: Path) -> None:
+    topology = parse_topology(GRPC_TOPOLOGY, "souk.yaml")
+    assert [plan.env["SOUK_SERVICE"] for plan in build_plan(topology, tmp_path)] == [
+        "orders",
+        "inventory",
+        "inventory",
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,17 +27,39 @@ class ServiceSettings(BaseSettings):
     database_url: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
+    grpc_port: int | None = Field(default=None, ge=0, le=65535)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     otlp_endpoint: str | None = None
 
+    @classmethod
+    def for_service(cls, service: str) -> Self:
+        """Settings of ``cls`` read under the prefix of ``service``.
+
+        One module can run as several services (a primary and a backup payment provider):
+        `souk up` names the service in ``SOUK_SERVICE`` and its variables carry that prefix.
+        """
+        prefix = service.upper().replace("-", "_") + "_"
+        named = type(cls.__name__, (cls,), {"model_config": SettingsConfigDict(env_prefix=prefix)})
+        return named(service=service)  # type: ignore[no-any-return]
+
     @field_validator("upstreams")
     @classmethod
-    def _upstreams_are_http_urls(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _upstreams_are_urls(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for name, urls in value.items():
             for url in urls:
-                if not url.startswith(("http://", "https://")):
-                    raise ValueError(f"upstream {name!r}: {url!r} is not an http(s) URL")
+                if not url.startswith(("http://", "https://", "grpc://")):
+                    raise ValueError(f"upstream {name!r}: {url!r} is not an http(s) or grpc URL")
         return value
+
+    def upstream(self, name: str) -> list[str]:
+        """The addresses of upstream ``name``; a clear error if the topology gave none."""
+        urls = self.upstreams.get(name)
+        if not urls:
+            raise LookupError(
+                f"{self.service} has no address for upstream {name!r}: "
+                f"list it under `upstreams` of {self.service} in the topology"
+            )
+        return urls
 
     @property
     def instance_id(self) -> str:

@@ -30,6 +30,7 @@ class InstancePlan:
     port: int
     env: Mapping[str, str] = field(repr=False)
     log_path: Path
+    grpc_port: int | None = None
 
     @property
     def instance(self) -> str:
@@ -106,13 +107,22 @@ def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
     data_dir = data_dir.resolve()
     fixed = {port for spec in topology.services.values() for port in spec.fixed_ports() or []}
     needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
+    needed += sum(spec.replicas for spec in topology.services.values() if spec.grpc)
     free = iter(_distinct_free_ports(needed, fixed))
     ports = {
         name: spec.fixed_ports() or [next(free) for _ in range(spec.replicas)]
         for name, spec in topology.services.items()
     }
+    grpc_ports = {
+        name: [next(free) for _ in range(spec.replicas)]
+        for name, spec in topology.services.items()
+        if spec.grpc
+    }
+    # Callers reach a gRPC service on its gRPC ports; its HTTP port serves health and metrics.
     urls = {
-        name: [f"http://{HOST}:{port}" for port in service_ports]
+        name: [f"grpc://{HOST}:{port}" for port in grpc_ports[name]]
+        if name in grpc_ports
+        else [f"http://{HOST}:{port}" for port in service_ports]
         for name, service_ports in ports.items()
     }
     plans: list[InstancePlan] = []
@@ -120,12 +130,15 @@ def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
         prefix = env_prefix(name)
         upstreams = json.dumps({upstream: urls[upstream] for upstream in spec.upstreams})
         for index, port in enumerate(ports[name], start=1):
+            grpc_port = grpc_ports[name][index - 1] if name in grpc_ports else None
             env = {
+                "SOUK_SERVICE": name,
                 f"{prefix}INSTANCE": instance_id(name, index),
                 f"{prefix}HOST": HOST,
                 f"{prefix}PORT": str(port),
                 f"{prefix}DATA_DIR": str(data_dir),
                 f"{prefix}UPSTREAMS": upstreams,
+                **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 "PYTHONUNBUFFERED": "1",
                 **{key: env_value(value) for key, value in spec.env.items()},
             }
@@ -137,6 +150,7 @@ def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
                     port=port,
                     env=env,
                     log_path=data_dir / "logs" / f"{instance_id(name, index)}.log",
+                    grpc_port=grpc_port,
                 )
             )
     return plans

@@ -53,6 +53,8 @@ class ServiceSpec(BaseModel):
     ports: list[Port] | None = None
     upstreams: list[str] = Field(default_factory=list)
     env: dict[str, Any] = Field(default_factory=dict)
+    # A gRPC service gets a second (free) port; its callers are given grpc:// targets.
+    grpc: bool = False
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ServiceSpec:
