@@ -55,8 +55,8 @@ def run_souk(tmp_path: Path) -> Iterator[RunSouk]:
     yield run
     for data_dir in data_dirs:
         state = read_state(data_dir)
-        if state is None:
-            continue
+        if state is None or state.stopped_at is not None:
+            continue  # nothing ran, or it stopped by itself: its pids may belong to others now
         # A command that should have refused may have started things: stop them by pid.
         for pid in [state.pid, *(i.pid for i in state.instances if i.pid)]:
             if pid != os.getpid() and pid_alive(pid):

@@ -54,6 +54,6 @@ def test_killing_a_catalog_replica_loses_no_request(souk):
     assert restarted.restarts == before.restarts + 1
     failures = [result for result in results if result[0] != 200]
     assert failures == [], f"{len(failures)} of {len(results)} requests failed: {failures[:5]}"
-    # While catalog-1 was down, its share went to catalog-2.
-    assert {upstream for _, upstream in results[during:back]} <= {"catalog-1", "catalog-2"}
+    # While catalog-1 was down, catalog-2 took its share.
+    assert "catalog-2" in {upstream for _, upstream in results[during:back]}
     assert len(results) - during > 10

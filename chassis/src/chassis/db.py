@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, MetaData
 
 STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
-_ADVISORY_LOCK_KEY = zlib.crc32(b"souk:startup-lock")
 
 
 class StartupLockTimeoutError(TimeoutError):
@@ -74,14 +73,15 @@ class Database:
                     yield
             elif self.backend == "postgresql":
                 async with self.engine.connect() as connection:
-                    await connection.execute(
-                        text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_LOCK_KEY}
-                    )
+                    # One key per database and role: services sharing a database (each in
+                    # its own schema) do not wait for each other.
+                    key = zlib.crc32(f"souk:{self.url.database}:{self.url.username}".encode())
+                    await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
                     try:
                         yield
                     finally:
                         await connection.execute(
-                            text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_LOCK_KEY}
+                            text("SELECT pg_advisory_unlock(:key)"), {"key": key}
                         )
             else:
                 yield

@@ -33,6 +33,11 @@ def etag_of(content: Any) -> str:
     return etag_for(_json_body(content))
 
 
+def entity_tags(header: str) -> list[str]:
+    """The entity tags listed in an If-Match / If-None-Match header, ``W/`` kept."""
+    return list(_ENTITY_TAG.findall(header))
+
+
 def etag_matches(header: str | None, etag: str, *, weak: bool = True) -> bool:
     """Compare an If-None-Match (weak) or If-Match (``weak=False``) header with ``etag``.
 
@@ -43,7 +48,7 @@ def etag_matches(header: str | None, etag: str, *, weak: bool = True) -> bool:
         return False
     if header.strip() == "*":
         return True
-    tags = _ENTITY_TAG.findall(header)
+    tags = entity_tags(header)
     if not weak:
         return not etag.startswith("W/") and etag in tags
     wanted = etag.removeprefix("W/")

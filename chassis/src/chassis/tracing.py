@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import TYPE_CHECKING
 
-from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -45,8 +44,3 @@ def inject_context(headers: MutableMapping[str, str]) -> MutableMapping[str, str
     """Add ``traceparent`` (and ``tracestate``) for the current span to outbound headers."""
     propagator.inject(headers)
     return headers
-
-
-def current_trace_id() -> str | None:
-    context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None

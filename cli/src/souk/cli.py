@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from souk import orchestrator
+from souk.databases import DatabaseProvisionError
 from souk.display import instance_table, make_console
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.plan import PortInUseError
@@ -72,6 +73,8 @@ def up(
         _fail(f"{exc}; nothing was started")
     except AlreadyRunningError as exc:
         _fail(f"{exc}; nothing was started (stop it with `souk down`)")
+    except DatabaseProvisionError as exc:
+        _fail(f"{exc}; nothing was started")
     raise typer.Exit(code)
 
 

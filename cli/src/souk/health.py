@@ -22,7 +22,7 @@ async def http_status(port: int, path: str) -> int | None:
                 writer.write(request.encode("ascii"))
                 await writer.drain()
                 response = b""
-                # Read to the end so the server never writes into a closed socket.
+                # Read to the end (up to _MAX_RESPONSE): no server writes into a closed socket.
                 while chunk := await reader.read(_MAX_RESPONSE):
                     response += chunk
                     if len(response) >= _MAX_RESPONSE:

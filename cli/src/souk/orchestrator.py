@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from souk.databases import provision
 from souk.display import make_reporter
 from souk.health import probe_all
 from souk.plan import build_plan, check_fixed_ports, stop_order
@@ -82,7 +84,9 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
         raise AlreadyRunningError(already_running_message(data_dir))
     check_fixed_ports(topology)
     with OrchestratorLock(data_dir):
-        plans = build_plan(topology, data_dir)
+        stateful = [name for name, spec in topology.services.items() if spec.database]
+        database_urls = asyncio.run(provision(topology.database, stateful, data_dir))
+        plans = build_plan(topology, data_dir, database_urls)
         gateway = next((plan for plan in plans if plan.service == "gateway"), None)
         url = f"http://localhost:{gateway.port}" if gateway else None
         options = SupervisorOptions(ready_timeout=request.ready_timeout, grace=request.grace)
@@ -127,7 +131,8 @@ def live_status(data_dir: Path) -> SoukState:
 def down(data_dir: Path, timeout: float = 30.0) -> SoukState:
     """SIGTERM the orchestrator on data_dir and wait until it has exited."""
     state = running_state(data_dir)
-    os.kill(state.pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):  # it exited between the check and now
+        os.kill(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while pid_alive(state.pid):
         if time.monotonic() >= deadline:

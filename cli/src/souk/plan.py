@@ -102,8 +102,15 @@ def _distinct_free_ports(count: int, avoid: set[int]) -> list[int]:
     return chosen
 
 
-def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
-    """Assign ports (fixed or free) and build each instance's contract environment."""
+def build_plan(
+    topology: Topology, data_dir: Path, database_urls: Mapping[str, str] | None = None
+) -> list[InstancePlan]:
+    """Assign ports (fixed or free) and build each instance's contract environment.
+
+    ``database_urls`` (service → URL, from provisioning) become ``<P>DATABASE_URL``; without
+    one a service keeps its own SQLite file in the data dir.
+    """
+    database_urls = database_urls or {}
     data_dir = data_dir.resolve()
     fixed = {port for spec in topology.services.values() for port in spec.fixed_ports() or []}
     needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
@@ -139,6 +146,7 @@ def build_plan(topology: Topology, data_dir: Path) -> list[InstancePlan]:
                 f"{prefix}DATA_DIR": str(data_dir),
                 f"{prefix}UPSTREAMS": upstreams,
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
+                **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",
                 **{key: env_value(value) for key, value in spec.env.items()},
             }

@@ -118,7 +118,9 @@ def _looks_like_souk(pid: int) -> bool:
         return False
     except OSError:
         return True
-    return b"souk" in cmdline
+    # `python -m souk up ...` or `.../bin/souk up ...`; not an editor open on souk.yaml.
+    argv = cmdline.split(b"\0")
+    return b"up" in argv and any(arg == b"souk" or arg.endswith(b"/souk") for arg in argv)
 
 
 def orchestrator_running(state: SoukState | None) -> bool:

@@ -21,6 +21,8 @@ from souk.plan import InstancePlan
 from souk.state import Health, InstanceRecord, InstanceState, SoukState, now_iso, write_state
 
 _PR_SET_PDEATHSIG = 1
+# SIGHUP too: closing the terminal must stop the children, not orphan them.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _LOG_TAIL_LINES = 20
 _MAX_FAILURES_SHOWN = 3
 
@@ -149,6 +151,7 @@ class Supervisor:
         self._stop_requested = asyncio.Event()
         self._kill_now = asyncio.Event()
         self._child_setup = child_setup()
+        self._state_unwritable = False
 
     def records(self) -> list[InstanceRecord]:
         """A snapshot of every instance, for the state file and the table."""
@@ -163,13 +166,15 @@ class Supervisor:
     async def run(self) -> int:
         """Run until a signal (exit code 0) or until startup fails (exit code 1)."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in _STOP_SIGNALS:
             loop.add_signal_handler(signum, self._on_signal, signum)
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._save()
         self.reporter.start()
         keepers = [asyncio.create_task(self._keep_alive(i)) for i in self.instances]
         watchers = [asyncio.create_task(self._watch(i)) for i in self.instances]
+        for task in (*keepers, *watchers):
+            task.add_done_callback(self._on_task_done)
         failure: str | None = None
         try:
             failure = await self._wait_ready()
@@ -182,7 +187,7 @@ class Supervisor:
                 self.reporter.problem(failure)
             await self._shutdown(keepers, watchers)
             self.reporter.event("souk", "every instance stopped")
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in _STOP_SIGNALS:
                 loop.remove_signal_handler(signum)
             self.reporter.stop()
         return 1 if failure is not None else 0
@@ -195,18 +200,35 @@ class Supervisor:
             self.reporter.event("souk", f"got {name}, stopping (press Ctrl-C again to kill now)")
         self.request_stop()
 
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        # A keeper or watcher that dies stops supervising its instance: never silently.
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        self.reporter.problem(f"souk up failed while supervising: {error!r}; stopping everything")
+        self.request_stop()
+
     def _save(self, stopped: bool = False) -> None:
-        write_state(
-            self._data_dir,
-            SoukState(
-                pid=os.getpid(),
-                started_at=self._started_at,
-                topology=str(self._topology_path),
-                data_dir=str(self._data_dir),
-                instances=self.records(),
-                stopped_at=now_iso() if stopped else None,
-            ),
+        state = SoukState(
+            pid=os.getpid(),
+            started_at=self._started_at,
+            topology=str(self._topology_path),
+            data_dir=str(self._data_dir),
+            instances=self.records(),
+            stopped_at=now_iso() if stopped else None,
         )
+        try:
+            write_state(self._data_dir, state)
+        except OSError as exc:
+            # Supervision goes on without it; only status, down and the tests go blind.
+            if not self._state_unwritable:
+                self.reporter.problem(
+                    f"cannot write the state file in {self._data_dir} ({exc}); instances are "
+                    "still supervised, but `souk status` and `souk down` cannot see them"
+                )
+            self._state_unwritable = True
+        else:
+            self._state_unwritable = False
 
     async def _wait_ready(self) -> str | None:
         """None once all are ready (or a stop was asked); otherwise why startup failed."""
@@ -374,6 +396,8 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.options.grace
         for tier in self._tiers:
+            # Each tier gets the whole grace period: callers stop first, then what they call.
+            deadline = loop.time() + self.options.grace
             members = [i for i in self.instances if i.plan.service in tier and i.running]
             for instance in members:
                 self._signal(instance, signal.SIGTERM)

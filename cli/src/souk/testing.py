@@ -25,6 +25,7 @@ import yaml
 from souk.logs import tail_lines
 from souk.plan import free_port
 from souk.state import InstanceRecord, InstanceState, SoukState, pid_alive, read_state
+from souk.supervisor import child_setup
 
 __all__ = ["SoukSystem", "SoukSystemError", "free_port", "pid_alive"]
 
@@ -115,6 +116,8 @@ class SoukSystem:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                # If the test run itself is killed, `souk up` (and so every instance) goes too.
+                preexec_fn=child_setup(),  # noqa: PLW1509 - prctl, getppid and kill only
                 cwd=self.directory,
                 env={**os.environ, **(self.env or {})},
             )

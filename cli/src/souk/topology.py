@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -55,6 +54,8 @@ class ServiceSpec(BaseModel):
     env: dict[str, Any] = Field(default_factory=dict)
     # A gRPC service gets a second (free) port; its callers are given grpc:// targets.
     grpc: bool = False
+    # Whether the service keeps state: only those get a database on a shared server.
+    database: bool = True
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ServiceSpec:
@@ -121,12 +122,27 @@ class ServiceSpec(BaseModel):
         return list(self.ports) if self.ports is not None else None
 
 
+class DatabaseSpec(BaseModel):
+    """Where services keep their data: a SQLite file each, or a PostgreSQL server."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    # An administrator's connection: it creates the databases, schemas and roles.
+    url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # per-service: a database each. shared: one database, a private schema and role each.
+    mode: Literal["per-service", "shared"] = "per-service"
+    # Names of what is created start with it, so several systems can share one server.
+    prefix: str = Field("souk", pattern=r"^[a-z][a-z0-9_]{0,30}$")
+
+
 class Topology(BaseModel):
     """The whole topology file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     data_dir: str | None = None
+    database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     services: dict[str, ServiceSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -177,15 +193,6 @@ class Topology(BaseModel):
     def module_of(self, service: str) -> str:
         """The module run as `python -m MODULE` for a service."""
         return self.services[service].module or service.replace("-", "_")
-
-
-@dataclass(frozen=True)
-class LoadedTopology:
-    """A validated topology and where it came from."""
-
-    topology: Topology
-    path: Path
-    is_default: bool = False
 
 
 def default_topology_path() -> Path:

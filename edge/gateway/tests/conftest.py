@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 
 import chassis
 from gateway.app import create_app
@@ -31,6 +31,13 @@ def echo_app(instance: str) -> FastAPI:
     async def slow(seconds: float = 2.0) -> dict[str, str]:
         await asyncio.sleep(seconds)
         return {"instance": instance}
+
+    @router.get("/cookies")
+    async def cookies() -> Response:
+        response = Response("two cookies")
+        response.set_cookie("basket", "3")
+        response.set_cookie("session", "abc")
+        return response
 
     @router.api_route("/{path:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     async def echo(request: Request, path: str) -> dict[str, object]:
@@ -60,6 +67,23 @@ async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@contextlib.asynccontextmanager
+async def dropping_server() -> AsyncIterator[str]:
+    """An upstream that reads the request and hangs up without answering."""
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 @pytest.fixture
@@ -94,6 +118,7 @@ class GatewayKit:
     echo_app = staticmethod(echo_app)
     serving = staticmethod(serving)
     client = staticmethod(gateway_client)
+    dropping_server = staticmethod(dropping_server)
     settings = staticmethod(settings_for)
     Route = Route
 

@@ -49,3 +49,21 @@ async def test_an_instance_that_comes_back_takes_traffic_again(kit, upstreams):
             after = {(await client.get("/api/echo/x")).headers["x-souk-upstream"] for _ in range(4)}
     assert before == {"echo-1"}
     assert after == {"echo-1", "echo-revived"}
+
+
+async def test_a_dropped_post_is_not_repeated_on_another_instance(kit, upstreams):
+    async with kit.dropping_server() as dropper:
+        settings = kit.settings([dropper, upstreams[0]])
+        async with kit.client(settings) as client:
+            response = await client.post("/api/echo/orders", json={"sku": "SPC-1"})
+    assert response.status_code == 502
+    assert response.json()["type"] == "https://souk.dev/problems/upstream-failed"
+
+
+async def test_a_dropped_get_is_retried_on_the_next_instance(kit, upstreams):
+    async with kit.dropping_server() as dropper:
+        settings = kit.settings([dropper, upstreams[0]])
+        async with kit.client(settings) as client:
+            response = await client.get("/api/echo/products")
+    assert response.status_code == 200
+    assert response.headers["x-souk-upstream"] == "echo-1"

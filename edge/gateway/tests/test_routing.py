@@ -64,9 +64,16 @@ async def test_forwarded_headers_are_added_and_hop_by_hop_headers_dropped(kit, u
     async with kit.client(kit.settings(upstreams)) as client:
         response = await client.get(
             "/api/echo/x",
-            headers={"connection": "keep-alive, x-secret", "te": "trailers", "x-app": "storefront"},
+            headers={
+                "connection": "keep-alive, x-secret",
+                "x-secret": "only for the next hop",
+                "te": "trailers",
+                "x-app": "storefront",
+                "x-forwarded-proto": "forged",
+            },
         )
     seen = response.json()["headers"]
+    assert "x-secret" not in seen
     assert seen["x-forwarded-for"] == "203.0.113.7"
     assert seen["x-forwarded-proto"] == "http"
     assert seen["x-app"] == "storefront"
@@ -89,7 +96,18 @@ async def test_an_oversized_body_is_refused_with_413_before_reaching_the_upstrea
     assert response.json()["type"] == "https://souk.dev/problems/payload-too-large"
 
 
-@pytest.mark.parametrize("path", ["/api/echo/metrics", "/api/echo/healthz", "/api/echo/readyz"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/echo/metrics",
+        "/api/echo/healthz",
+        "/api/echo/readyz",
+        "/api/echo/%6Detrics",
+        "/api/echo/%72eadyz",
+        "/api/echo//metrics",
+        "/api/echo/x/%2E%2E/metrics",
+    ],
+)
 async def test_operational_endpoints_of_services_are_not_public(kit, upstreams, path):
     async with kit.client(kit.settings(upstreams)) as client:
         response = await client.get(path)
@@ -137,3 +155,18 @@ def test_a_route_to_an_unknown_upstream_is_refused_at_start_up(kit):
 def test_a_route_prefix_must_be_a_clean_path(kit):
     with pytest.raises(ValidationError):
         kit.Route(prefix="api/catalog/", upstream="catalog")
+
+
+async def test_a_prefix_written_with_escapes_is_no_route_not_a_server_error(kit, upstreams):
+    async with kit.client(kit.settings(upstreams)) as client:
+        response = await client.get("/api/%65cho/x")
+    assert response.status_code == 404
+    assert response.json()["type"] == "https://souk.dev/problems/no-route"
+
+
+async def test_repeated_response_headers_all_reach_the_client(kit, upstreams):
+    async with kit.client(kit.settings(upstreams)) as client:
+        response = await client.get("/api/echo/cookies")
+    cookies = response.headers.get_list("set-cookie")
+    assert len(cookies) == 2
+    assert {c.split("=")[0] for c in cookies} == {"basket", "session"}

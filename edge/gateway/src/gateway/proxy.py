@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import posixpath
+import re
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import aiohttp
+from multidict import CIMultiDict
+from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
 from chassis import ProblemError, get_logger
-from chassis.requests import INSTANCE_HEADER, outbound_headers
+from chassis.requests import FORWARDED_PREFIX_HEADER, INSTANCE_HEADER, outbound_headers
 from gateway.balancer import RoundRobin
 
 if TYPE_CHECKING:
@@ -69,15 +74,20 @@ class Proxy:
         return next((route for route in self.routes if route.matches(path)), None)
 
     async def forward(self, request: Request) -> Response:
-        route = self.match(request.url.path)
-        if route is None:
-            raise ProblemError(404, "no-route", "No route", f"No service serves {request.url.path}")
-        raw_path = request.scope.get("raw_path") or request.url.path.encode()
-        upstream_path = route.upstream_path(raw_path.decode("latin-1"))
-        if upstream_path in self.settings.internal_paths:
-            raise ProblemError(404, "no-route", "No route", f"No service serves {request.url.path}")
+        path = request.url.path
+        route = self.match(path)
+        raw_path = (request.scope.get("raw_path") or path.encode()).decode("latin-1")
+        # The route matched the decoded path; the upstream gets the path as the client encoded
+        # it. A prefix written with escapes (/api/%63atalog) has no clean remainder: refuse it.
+        if route is None or not route.matches(raw_path):
+            raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
+        upstream_path = route.upstream_path(raw_path)
+        if _normalised(upstream_path) in self.settings.internal_paths:
+            raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
         body = await self._read_body(request)
         headers = self._upstream_headers(request)
+        if route.strip_prefix and route.prefix != "/":
+            headers[FORWARDED_PREFIX_HEADER] = route.prefix
         balancer = self.balancers[route.upstream]
         timeout = aiohttp.ClientTimeout(
             total=route.timeout, sock_connect=self.settings.connect_timeout
@@ -94,7 +104,7 @@ class Proxy:
                     allow_redirects=False,
                     timeout=timeout,
                 )
-            except aiohttp.ClientConnectorError as exc:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
                 # Nothing reached the instance: any method may go to the next one.
                 _log.warning("upstream refused", upstream=route.upstream, url=base, error=str(exc))
                 balancer.eject(base)
@@ -143,12 +153,13 @@ class Proxy:
         return bytes(body)
 
     @staticmethod
-    def _upstream_headers(request: Request) -> dict[str, str]:
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name not in _HOP_BY_HOP and name not in {"traceparent", "tracestate"}
-        }
+    def _upstream_headers(request: Request) -> CIMultiDict[str]:
+        dropped = _HOP_BY_HOP | _named_in_connection(request.headers.getlist("connection"))
+        dropped |= {"traceparent", "tracestate", "x-forwarded-for", "x-forwarded-proto"}
+        dropped |= {"x-forwarded-host", FORWARDED_PREFIX_HEADER}
+        headers: CIMultiDict[str] = CIMultiDict(
+            (name, value) for name, value in request.headers.items() if name not in dropped
+        )
         client = request.client.host if request.client else ""
         forwarded_for = request.headers.get("x-forwarded-for")
         headers["x-forwarded-for"] = f"{forwarded_for}, {client}" if forwarded_for else client
@@ -159,15 +170,18 @@ class Proxy:
 
     @staticmethod
     def _downstream_response(upstream: aiohttp.ClientResponse) -> Response:
-        headers = {
-            name: value
-            for name, value in upstream.headers.items()
-            if name.lower() not in _HOP_BY_HOP - {"content-length"}
-            and name.lower() not in {INSTANCE_HEADER, "x-request-id", "date", "server"}
-        }
+        dropped = _HOP_BY_HOP - {"content-length"}
+        dropped |= _named_in_connection(upstream.headers.getall("connection", []))
+        dropped |= {INSTANCE_HEADER, "x-request-id", "date", "server"}
+        # Pairs, not a dict: repeated headers (Set-Cookie) must all reach the client.
+        raw_headers = [
+            (name, value)
+            for name, value in upstream.raw_headers
+            if name.decode("latin-1").lower() not in dropped
+        ]
         instance = upstream.headers.get(INSTANCE_HEADER)
         if instance:
-            headers[UPSTREAM_INSTANCE_HEADER] = instance
+            raw_headers.append((UPSTREAM_INSTANCE_HEADER.encode(), instance.encode("latin-1")))
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -176,7 +190,24 @@ class Proxy:
             finally:
                 upstream.release()
 
-        return StreamingResponse(body(), status_code=upstream.status, headers=headers)
+        # The background task releases the connection even when the client went away
+        # before the body was read (the generator's finally would wait for GC).
+        response = StreamingResponse(
+            body(), status_code=upstream.status, background=BackgroundTask(upstream.release)
+        )
+        response.raw_headers = raw_headers
+        return response
+
+
+def _named_in_connection(values: list[str]) -> set[str]:
+    """Headers that a ``Connection`` header declares hop-by-hop (RFC 9110 §7.6.1)."""
+    return {token.strip().lower() for value in values for token in value.split(",") if token}
+
+
+def _normalised(path: str) -> str:
+    # What the upstream's router will see: escapes decoded, dot segments and // collapsed.
+    collapsed = re.sub(r"/+", "/", unquote(path))
+    return posixpath.normpath(collapsed) if collapsed else "/"
 
 
 def _too_large(limit: int) -> ProblemError:

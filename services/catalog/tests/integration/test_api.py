@@ -178,6 +178,13 @@ def test_categories_are_listed_with_how_many_products_each_holds(client: TestCli
     assert all(c["product_count"] > 0 for c in categories)
 
 
+def test_behind_the_gateway_the_location_carries_the_public_prefix(client: TestClient) -> None:
+    created = client.post(
+        "/products", json=NEW_LANTERN, headers={"x-forwarded-prefix": "/api/catalog"}
+    )
+    assert created.headers["location"] == f"/api/catalog/products/{created.json()['id']}"
+
+
 def test_a_created_product_is_answered_with_201_its_location_and_then_served_there(
     client: TestClient,
 ) -> None:
@@ -186,7 +193,7 @@ def test_a_created_product_is_answered_with_201_its_location_and_then_served_the
     assert created.status_code == 201, created.text
     body = created.json()
     assert body == {**NEW_LANTERN, "id": product_id_for(NEW_LANTERN["sku"]), "version": 1}
-    assert created.headers["location"] == f"http://testserver/products/{body['id']}"
+    assert created.headers["location"] == f"/products/{body['id']}"
     fetched = client.get(created.headers["location"])
     assert fetched.json() == body
     assert fetched.headers["etag"] == created.headers["etag"]

@@ -12,7 +12,7 @@ from catalog.adapters.demo_catalog import load_demo_catalog
 from catalog.adapters.orm import metadata
 from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.domain.commands import CreateProduct, ImportCatalog, UpdateProduct
-from catalog.domain.errors import DuplicateSku, StaleProduct, UnknownCategory
+from catalog.domain.errors import ConcurrentUpdate, DuplicateSku, UnknownCategory
 from catalog.domain.model import Product
 from catalog.service_layer.handlers import create_product, import_catalog, update_product
 from catalog.service_layer.ports import ProductSort
@@ -95,7 +95,7 @@ async def test_the_database_refuses_a_second_product_with_the_same_sku(
         await stock(uow, saffron(name="Saffron again"))
 
 
-async def test_a_revision_saved_over_a_concurrent_one_is_refused_as_stale(
+async def test_a_revision_saved_over_a_concurrent_one_is_refused_as_a_concurrent_update(
     database: Database,
 ) -> None:
     first, second = (SqlAlchemyUnitOfWork(database.sessionmaker) for _ in range(2))
@@ -110,7 +110,7 @@ async def test_a_revision_saved_over_a_concurrent_one_is_refused_as_stale(
         await second.products.save(theirs)
         await second.commit()
         mine.revise(name="Saffron")
-        with pytest.raises(StaleProduct):
+        with pytest.raises(ConcurrentUpdate):
             await first.products.save(mine)
 
     async with first:

@@ -8,7 +8,7 @@ from sqlalchemy import CursorResult, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.adapters.orm import categories, products
-from catalog.domain.errors import DuplicateSku, StaleProduct
+from catalog.domain.errors import ConcurrentUpdate, DuplicateSku
 from catalog.domain.model import Category, Product
 from catalog.service_layer.ports import CategorySummary, ProductSort
 from contracts import Money
@@ -63,8 +63,10 @@ class SqlAlchemyProductRepository:
                 )
             )
         except IntegrityError as error:
-            # The id derives from the SKU and the category was checked first, so a clash
-            # here is another writer having added the same SKU a moment ago.
+            # The id derives from the SKU, so a clash on either unique key is another writer
+            # having added the same SKU a moment ago; other violations are not ours to rename.
+            if not _violates_product_identity(error):
+                raise
             raise DuplicateSku(product.sku) from error
         self._versions[product.id] = product.version
 
@@ -78,7 +80,7 @@ class SqlAlchemyProductRepository:
             .values(version=product.version, **_fields(product))
         )
         if not isinstance(result, CursorResult) or result.rowcount != 1:
-            raise StaleProduct(product.id, expected_version=stored_version, actual_version=None)
+            raise ConcurrentUpdate(product.id)
         self._versions[product.id] = product.version
 
     async def search(
@@ -156,3 +158,11 @@ def _fields(product: Product) -> dict[str, Any]:
         "price_amount": product.price.amount,
         "price_currency": str(product.price.currency),
     }
+
+
+def _violates_product_identity(error: IntegrityError) -> bool:
+    # SQLite names the column ("UNIQUE constraint failed: products.sku"); PostgreSQL names
+    # the constraint ("uq_products_sku", or "pk_products" for the id).
+    message = str(error.orig).lower()
+    keys = ("products.sku", "products.id", "uq_products_sku", "pk_products")
+    return any(key in message for key in keys)

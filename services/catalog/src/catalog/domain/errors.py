@@ -55,3 +55,11 @@ class StaleProduct(CatalogError):
         self.product_id = product_id
         self.expected_version = expected_version
         self.actual_version = actual_version
+
+
+class ConcurrentUpdate(CatalogError):
+    """Another writer changed the product while this change was being applied."""
+
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"product {product_id!r} was changed by someone else meanwhile")
+        self.product_id = product_id

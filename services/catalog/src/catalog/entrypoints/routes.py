@@ -19,7 +19,8 @@ from catalog.entrypoints.schemas import (
 )
 from catalog.service_layer import handlers, queries
 from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
-from chassis.etags import conditional_json, etag_matches, etag_of
+from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
+from chassis.requests import public_path
 
 router = APIRouter(tags=["catalog"])
 
@@ -90,7 +91,7 @@ async def get_product(request: Request, product_id: str, uow: Uow) -> Response:
 )
 async def create_product(request: Request, body: ProductCreate, uow: Uow) -> Response:
     product = await handlers.create_product(body.to_command(), uow)
-    location = str(request.url_for("get_product", product_id=product.id))
+    location = public_path(request.headers, f"/products/{product.id}")
     return conditional_json(
         request, _public(product), status_code=201, headers={"Location": location}
     )
@@ -139,7 +140,8 @@ def _public(product: Product) -> dict[str, object]:
 
 def _version_named_by(if_match: str, current: Product, current_etag: str) -> int:
     """The version an If-Match header pins, given as the current ETag or a version number."""
-    tags = {tag.strip().removeprefix("W/").strip('"') for tag in if_match.split(",")}
+    tags = {tag.removeprefix("W/").strip('"') for tag in entity_tags(if_match)}
+    tags.add(if_match.strip())  # a bare version number: If-Match: 3
     if etag_matches(if_match, current_etag, weak=False) or str(current.version) in tags:
         return current.version
     raise StaleProduct(current.id, expected_version=None, actual_version=current.version)
