@@ -79,9 +79,10 @@ def test_state_file_describes_every_instance(system: SoukSystem) -> None:
         assert record.url == f"http://127.0.0.1:{record.port}"
         assert Path(record.log) == system.data_dir / "logs" / f"{record.instance}.log"
         assert pid_alive(record.pid or 0)
-    output = system.output()
     gateway_port = system.instances("gateway")[0].port
-    assert f"Souk is up: http://localhost:{gateway_port}" in output
+    banner = f"Souk is up: http://localhost:{gateway_port}"
+    # The state file says "ready" a moment before the banner is printed.
+    output = system.wait_until(lambda: banner in system.output() and system.output(), timeout=5)
     assert output.index("catalog-2 ready") < output.index("Souk is up")
 
 

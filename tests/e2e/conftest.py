@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import secrets
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -11,7 +13,9 @@ import httpx
 import pytest
 import yaml
 
-from souk.testing import SoukSystem, free_port
+from souk.databases import drop
+from souk.testing import SoukSystem, free_port, require_server
+from souk.topology import DatabaseSpec
 
 
 def default_topology() -> dict[str, Any]:
@@ -23,13 +27,36 @@ def default_topology() -> dict[str, Any]:
     return topology
 
 
-@pytest.fixture(scope="session")
-def souk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoukSystem]:
-    """The default system (gateway + two catalog replicas); stopping it must leave no process."""
-    with SoukSystem(
-        default_topology(), tmp_path_factory.mktemp("souk"), ready_timeout=60
-    ) as system:
-        yield system
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def souk(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SoukSystem]:
+    """The default system, once on SQLite files and once with a PostgreSQL database per service.
+
+    Stopping it must leave no process behind.
+    """
+    topology = default_topology()
+    database: DatabaseSpec | None = None
+    if request.param == "postgres":
+        require_server("PostgreSQL", "127.0.0.1", 5432)
+        database = DatabaseSpec(
+            backend="postgres",
+            url=POSTGRES_ADMIN_URL,
+            mode="per-service",
+            prefix=f"souk_e2e_{secrets.token_hex(4)}",
+        )
+        topology["database"] = database.model_dump()
+    directory = tmp_path_factory.mktemp(f"souk-{request.param}")
+    try:
+        with SoukSystem(topology, directory, ready_timeout=60) as system:
+            yield system
+    finally:
+        if database is not None:
+            stateful = [n for n, s in topology["services"].items() if s.get("database", True)]
+            asyncio.run(drop(database, stateful))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from souk.plan import free_port
 from souk.state import InstanceRecord, InstanceState, SoukState, pid_alive, read_state
 from souk.supervisor import child_setup
 
-__all__ = ["SoukSystem", "SoukSystemError", "free_port", "pid_alive"]
+__all__ = ["SoukSystem", "SoukSystemError", "free_port", "pid_alive", "require_server"]
 
 T = TypeVar("T")
 _TAIL = 30
@@ -319,3 +320,20 @@ class SoukSystem:
                 parts.append(f"--- {record.instance} ({record.state.value}) last log lines ---")
                 parts.extend(self.log_tail(record.instance))
         return "\n".join(parts)
+
+
+def require_server(name: str, host: str, port: int) -> None:
+    """Skip the calling test when a server is not listening; under CI=true, fail instead.
+
+    Tests of real adapters need the real servers; CI must prove them, not skip them.
+    """
+    import pytest  # noqa: PLC0415 - only tests call this, and souk does not depend on pytest
+
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} at {host}:{port} is not reachable ({exc})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; it is required under CI=true")
+    pytest.skip(message)

@@ -1,0 +1,102 @@
+"""PostgreSQL provisioning on the real server: a database per service, or a shared one."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from souk.databases import DatabaseProvisionError, drop, provision
+from souk.testing import require_server
+from souk.topology import DatabaseSpec
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+SERVICES = ["catalog", "order-history"]
+
+
+def _plain(url: str) -> str:
+    """asyncpg takes the URL without SQLAlchemy's driver suffix."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@pytest.fixture
+async def spec_for() -> AsyncIterator[type[DatabaseSpec]]:
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    made: list[DatabaseSpec] = []
+
+    def make(mode: str) -> DatabaseSpec:
+        spec = DatabaseSpec(
+            backend="postgres", url=ADMIN_URL, mode=mode, prefix=f"souk_t{secrets.token_hex(4)}"
+        )
+        made.append(spec)
+        return spec
+
+    yield make  # type: ignore[misc]
+    for spec in made:
+        await drop(spec, SERVICES)
+
+
+async def test_per_service_mode_gives_each_service_its_own_database(spec_for, tmp_path: Path):
+    spec = spec_for("per-service")
+    urls = await provision(spec, SERVICES, tmp_path)
+
+    assert set(urls) == set(SERVICES)
+    names = set()
+    for url in urls.values():
+        assert url.startswith("postgresql+asyncpg://")
+        connection = await asyncpg.connect(_plain(url))
+        names.add(await connection.fetchval("SELECT current_database()"))
+        await connection.close()
+    assert names == {f"{spec.prefix}_catalog", f"{spec.prefix}_order_history"}
+
+
+async def test_provisioning_again_changes_nothing(spec_for, tmp_path: Path):
+    spec = spec_for("shared")
+    first = await provision(spec, SERVICES, tmp_path)
+    second = await provision(spec, SERVICES, tmp_path)
+    assert first == second
+    assert (tmp_path / "postgres-roles.json").stat().st_mode & 0o777 == 0o600
+
+
+async def test_in_shared_mode_a_service_cannot_touch_another_services_tables(
+    spec_for, tmp_path: Path
+):
+    spec = spec_for("shared")
+    urls = await provision(spec, SERVICES, tmp_path)
+    catalog = await asyncpg.connect(_plain(urls["catalog"]))
+    history = await asyncpg.connect(_plain(urls["order-history"]))
+    try:
+        # Each role lands in its own schema without naming it.
+        await catalog.execute("CREATE TABLE products (sku text PRIMARY KEY)")
+        await catalog.execute("INSERT INTO products VALUES ('SPC-SAFFRON-2G')")
+        assert await catalog.fetchval("SELECT current_schema()") == "catalog"
+        assert await history.fetchval("SELECT current_schema()") == "order_history"
+
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await history.fetch("SELECT * FROM catalog.products")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await history.execute("INSERT INTO catalog.products VALUES ('FORGED')")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await history.execute("CREATE TABLE catalog.sneaky (x int)")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await history.execute("CREATE TABLE public.shared_by_accident (x int)")
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await history.fetch("SELECT * FROM products")
+
+        assert await catalog.fetchval("SELECT count(*) FROM products") == 1
+    finally:
+        await catalog.close()
+        await history.close()
+
+
+async def test_an_unreachable_server_is_refused_with_a_clear_message(tmp_path: Path):
+    spec = DatabaseSpec(backend="postgres", url="postgresql://postgres@127.0.0.1:9/postgres")
+    with pytest.raises(DatabaseProvisionError, match=r"PostgreSQL at 127\.0\.0\.1:9 is not usable"):
+        await provision(spec, SERVICES, tmp_path)
+
+
+async def test_sqlite_needs_no_provisioning(tmp_path: Path):
+    assert await provision(DatabaseSpec(), SERVICES, tmp_path) == {}
