@@ -3,7 +3,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := chassis contracts services/catalog edge/gateway cli
+PACKAGES := chassis contracts services/catalog services/inventory services/orders services/billing \
+	simulators/payment-provider edge/gateway cli
 STAMP := $(VENV)/.souk-installed
 
 .PHONY: up test lint install clean

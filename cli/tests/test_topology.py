@@ -195,14 +195,20 @@ def test_load_names_the_file_as_given(tmp_path: Path) -> None:
         load_topology(path)
 
 
-def test_default_topology_ships_gateway_and_two_catalogs(tmp_path: Path) -> None:
+def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     path, is_default = resolve_topology(None, tmp_path)
     assert is_default
     assert path == default_topology_path()
     topology = load_topology(path)
     assert topology.services["gateway"].fixed_ports() == [8080]
-    assert topology.services["gateway"].upstreams == ["catalog"]
+    assert topology.services["gateway"].upstreams == ["catalog", "orders"]
     assert topology.services["catalog"].replicas == 2
+    assert topology.services["inventory"].grpc
+    assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing"]
+    assert topology.services["billing"].upstreams == ["payment-primary", "payment-backup"]
+    for simulator in ("payment-primary", "payment-backup"):
+        assert topology.module_of(simulator) == "payment_provider"
+        assert not topology.services[simulator].database
 
 
 def test_local_souk_yaml_wins_over_the_default(tmp_path: Path) -> None:

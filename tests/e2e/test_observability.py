@@ -53,7 +53,8 @@ def test_souk_status_reports_every_instance_ready_and_healthy(souk):
     assert result.returncode == 0, result.stderr
     status = json.loads(result.stdout)
     rows = {row["instance"]: row for row in status["instances"]}
-    assert set(rows) == {"gateway-1", "catalog-1", "catalog-2"}
+    assert set(rows) == {record.instance for record in souk.state().instances}
+    assert {"gateway-1", "catalog-1", "catalog-2", "inventory-2", "orders-1"} <= set(rows)
     assert all(row["health"] == "ok" for row in rows.values())
 
 

@@ -49,11 +49,12 @@ def test_killing_a_catalog_replica_loses_no_request(souk):
         for thread in shoppers:
             thread.join(timeout=15)
 
+    evidence = f"state: {souk.instance('catalog-1')}\nlog: {souk.log_tail('catalog-1', 15)}"
     assert not pid_alive(killed)
     assert restarted.port == before.port
-    assert restarted.restarts == before.restarts + 1
+    assert restarted.restarts == before.restarts + 1, evidence
     failures = [result for result in results if result[0] != 200]
-    assert failures == [], f"{len(failures)} of {len(results)} requests failed: {failures[:5]}"
+    assert failures == [], f"{len(failures)} of {len(results)} failed: {failures[:5]}\n{evidence}"
     # While catalog-1 was down, catalog-2 took its share.
     assert "catalog-2" in {upstream for _, upstream in results[during:back]}
     assert len(results) - during > 10

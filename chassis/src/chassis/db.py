@@ -56,7 +56,8 @@ class Database:
                 self._lock_path = path.with_name(path.name + ".lock")
             engine_args["connect_args"] = {"timeout": 30}
         else:
-            engine_args["pool_pre_ping"] = True
+            # Replicas x services share one server's connection limit (100 by default).
+            engine_args.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
         self.engine = create_async_engine(self.url, **engine_args)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

@@ -57,7 +57,7 @@ def instance_table(records: Sequence[InstanceRecord], title: str | None = None) 
             record.service,
             record.instance,
             str(record.pid) if record.pid is not None else "-",
-            str(record.port),
+            f"{record.port} grpc {record.grpc_port}" if record.grpc_port else str(record.port),
             Text(record.state.value, style=_STATE_STYLE[record.state]),
             Text(record.health.value, style=_HEALTH_STYLE[record.health]),
             str(record.restarts),

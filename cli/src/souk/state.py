@@ -47,6 +47,7 @@ class InstanceRecord(BaseModel):
     restarts: int
     started_at: str | None
     log: str
+    grpc_port: int | None = None
 
 
 class SoukState(BaseModel):

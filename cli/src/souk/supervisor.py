@@ -120,6 +120,7 @@ class Instance:
             restarts=self.restarts,
             started_at=self.started_at,
             log=str(self.plan.log_path),
+            grpc_port=self.plan.grpc_port,
         )
 
 

@@ -70,11 +70,13 @@ async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def dropping_server() -> AsyncIterator[str]:
-    """An upstream that reads the request and hangs up without answering."""
+async def dropping_server(answer: bytes = b"") -> AsyncIterator[str]:
+    """An upstream that reads the request, sends ``answer`` (maybe nothing) and hangs up."""
 
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1024)
+        writer.write(answer)
+        await writer.drain()
         writer.close()
 
     server = await asyncio.start_server(hang_up, "127.0.0.1", 0)

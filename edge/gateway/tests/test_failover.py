@@ -67,3 +67,24 @@ async def test_a_dropped_get_is_retried_on_the_next_instance(kit, upstreams):
             response = await client.get("/api/echo/products")
     assert response.status_code == 200
     assert response.headers["x-souk-upstream"] == "echo-1"
+
+
+HALF_AN_ANSWER = b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"items": ['
+
+
+async def test_an_instance_dying_mid_answer_is_retried_for_a_get(kit, upstreams):
+    async with kit.dropping_server(HALF_AN_ANSWER) as dying:
+        settings = kit.settings([dying, upstreams[0]])
+        async with kit.client(settings) as client:
+            response = await client.get("/api/echo/products")
+    assert response.status_code == 200
+    assert response.json()["instance"] == "echo-1"
+
+
+async def test_an_instance_dying_mid_answer_to_a_post_is_a_502_not_a_truncated_body(kit, upstreams):
+    async with kit.dropping_server(HALF_AN_ANSWER) as dying:
+        settings = kit.settings([dying, upstreams[0]])
+        async with kit.client(settings) as client:
+            response = await client.post("/api/echo/orders", json={"sku": "SPC-1"})
+    assert response.status_code == 502
+    assert response.json()["type"] == "https://souk.dev/problems/upstream-failed"

@@ -170,3 +170,29 @@ async def test_repeated_response_headers_all_reach_the_client(kit, upstreams):
     cookies = response.headers.get_list("set-cookie")
     assert len(cookies) == 2
     assert {c.split("=")[0] for c in cookies} == {"basket", "session"}
+
+
+async def test_a_rewritten_prefix_reaches_the_upstream_under_its_own_path(kit, upstreams):
+    route = kit.Route(prefix="/api/echo", upstream="echo", rewrite="/echo")
+    async with kit.client(kit.settings(upstreams, routes=[route])) as client:
+        response = await client.get("/api/echo/7?full=1")
+        collection = await client.get("/api/echo")
+    seen = response.json()
+    assert seen["path"] == "/echo/7"
+    assert seen["query"] == "full=1"
+    # The service builds public links as X-Forwarded-Prefix + its own path.
+    assert seen["headers"]["x-forwarded-prefix"] == "/api"
+    assert collection.json()["path"] == "/echo"
+
+
+def test_forwarded_prefixes_make_upstream_paths_public_again(kit):
+    stripped = kit.Route(prefix="/api/catalog", upstream="catalog")
+    rewritten = kit.Route(prefix="/api/orders", upstream="orders", rewrite="/orders")
+    elsewhere = kit.Route(prefix="/shop", upstream="orders", rewrite="/orders")
+    assert stripped.forwarded_prefix() + stripped.upstream_path("/api/catalog/p/1") == (
+        "/api/catalog/p/1"
+    )
+    assert rewritten.forwarded_prefix() + rewritten.upstream_path("/api/orders/9") == (
+        "/api/orders/9"
+    )
+    assert elsewhere.forwarded_prefix() is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from gateway.settings import GatewaySettings, Route
 
 UPSTREAM_INSTANCE_HEADER = "x-souk-upstream"
+# Answers up to this size are read whole before they are passed on (see Proxy.forward).
+BUFFERED_BODY_LIMIT = 1_048_576
 # Connection-scoped headers (RFC 9110 §7.6.1) and those the client library sets itself.
 _HOP_BY_HOP = frozenset(
     {
@@ -84,48 +87,24 @@ class Proxy:
         upstream_path = route.upstream_path(raw_path)
         if _normalised(upstream_path) in self.settings.internal_paths:
             raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
-        body = await self._read_body(request)
-        headers = self._upstream_headers(request)
-        if route.strip_prefix and route.prefix != "/":
-            headers[FORWARDED_PREFIX_HEADER] = route.prefix
-        balancer = self.balancers[route.upstream]
-        timeout = aiohttp.ClientTimeout(
-            total=route.timeout, sock_connect=self.settings.connect_timeout
+        outbound = _Outbound(
+            method=request.method,
+            path_and_query=upstream_path + (f"?{request.url.query}" if request.url.query else ""),
+            headers=self._upstream_headers(request),
+            body=await self._read_body(request),
         )
-        query = request.url.query
+        forwarded_prefix = route.forwarded_prefix()
+        if forwarded_prefix:
+            outbound.headers[FORWARDED_PREFIX_HEADER] = forwarded_prefix
+        balancer = self.balancers[route.upstream]
         for base in balancer.candidates():
-            url = URL(f"{base}{upstream_path}" + (f"?{query}" if query else ""), encoded=True)
             try:
-                upstream = await self._client.request(
-                    request.method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    allow_redirects=False,
-                    timeout=timeout,
-                )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                # Nothing reached the instance: any method may go to the next one.
-                _log.warning("upstream refused", upstream=route.upstream, url=base, error=str(exc))
+                response = await self._attempt(route, base, outbound)
+            except _InstanceFailedError:
                 balancer.eject(base)
                 continue
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                balancer.eject(base)
-                if request.method in _IDEMPOTENT:
-                    _log.warning("upstream dropped, retrying", upstream=route.upstream, url=base)
-                    continue
-                raise ProblemError(
-                    502, "upstream-failed", "Bad Gateway", f"{route.upstream} dropped the request"
-                ) from exc
-            except TimeoutError as exc:
-                raise ProblemError(
-                    504,
-                    "upstream-timeout",
-                    "Gateway Timeout",
-                    f"{route.upstream} did not answer within {route.timeout}s",
-                ) from exc
             balancer.restore(base)
-            return self._downstream_response(upstream)
+            return response
         raise ProblemError(
             503,
             "upstream-unavailable",
@@ -133,6 +112,51 @@ class Proxy:
             f"No instance of {route.upstream} is reachable",
             headers={"Retry-After": "1"},
         )
+
+    async def _attempt(self, route: Route, base: str, outbound: _Outbound) -> Response:
+        """Send the request to one instance; _InstanceFailedError when the next may be tried."""
+        timeout = aiohttp.ClientTimeout(
+            total=route.timeout, sock_connect=self.settings.connect_timeout
+        )
+        safe_to_repeat = outbound.method in _IDEMPOTENT
+        try:
+            upstream = await self._client.request(
+                outbound.method,
+                URL(f"{base}{outbound.path_and_query}", encoded=True),
+                headers=outbound.headers,
+                data=outbound.body,
+                allow_redirects=False,
+                timeout=timeout,
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # Nothing reached the instance: any method may go to the next one.
+            _log.warning("upstream refused", upstream=route.upstream, url=base, error=str(exc))
+            raise _InstanceFailedError from exc
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+            _log.warning("upstream dropped the request", upstream=route.upstream, url=base)
+            if safe_to_repeat:
+                raise _InstanceFailedError from exc
+            raise _dropped(route) from exc
+        except TimeoutError as exc:
+            raise _timed_out(route) from exc
+        if not _buffered(upstream):
+            return self._downstream_response(upstream)
+        # A small body is read whole before answering, so an instance that dies between its
+        # headers and its body can still be retried instead of truncating the reply.
+        try:
+            body = await upstream.read()
+        except (aiohttp.ClientPayloadError, aiohttp.ClientOSError) as exc:
+            _log.warning("upstream died mid-answer", upstream=route.upstream, url=base)
+            if safe_to_repeat:
+                raise _InstanceFailedError from exc
+            raise _dropped(route) from exc
+        except TimeoutError as exc:
+            raise _timed_out(route) from exc
+        finally:
+            upstream.release()
+        response = Response(body, status_code=upstream.status)
+        response.raw_headers = _downstream_headers(upstream)
+        return response
 
     @property
     def _client(self) -> aiohttp.ClientSession:
@@ -170,18 +194,7 @@ class Proxy:
 
     @staticmethod
     def _downstream_response(upstream: aiohttp.ClientResponse) -> Response:
-        dropped = _HOP_BY_HOP - {"content-length"}
-        dropped |= _named_in_connection(upstream.headers.getall("connection", []))
-        dropped |= {INSTANCE_HEADER, "x-request-id", "date", "server"}
-        # Pairs, not a dict: repeated headers (Set-Cookie) must all reach the client.
-        raw_headers = [
-            (name, value)
-            for name, value in upstream.raw_headers
-            if name.decode("latin-1").lower() not in dropped
-        ]
-        instance = upstream.headers.get(INSTANCE_HEADER)
-        if instance:
-            raw_headers.append((UPSTREAM_INSTANCE_HEADER.encode(), instance.encode("latin-1")))
+        raw_headers = _downstream_headers(upstream)
 
         async def body() -> AsyncIterator[bytes]:
             try:
@@ -197,6 +210,56 @@ class Proxy:
         )
         response.raw_headers = raw_headers
         return response
+
+
+@dataclass
+class _Outbound:
+    """The request as it goes to whichever instance is tried."""
+
+    method: str
+    path_and_query: str
+    headers: CIMultiDict[str]
+    body: bytes
+
+
+class _InstanceFailedError(Exception):
+    """This instance failed in a way that lets the request go to the next one."""
+
+
+def _dropped(route: Route) -> ProblemError:
+    return ProblemError(
+        502, "upstream-failed", "Bad Gateway", f"{route.upstream} dropped the request"
+    )
+
+
+def _timed_out(route: Route) -> ProblemError:
+    return ProblemError(
+        504,
+        "upstream-timeout",
+        "Gateway Timeout",
+        f"{route.upstream} did not answer within {route.timeout}s",
+    )
+
+
+def _buffered(upstream: aiohttp.ClientResponse) -> bool:
+    length = upstream.content_length
+    return length is not None and length <= BUFFERED_BODY_LIMIT
+
+
+def _downstream_headers(upstream: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    dropped = _HOP_BY_HOP - {"content-length"}
+    dropped |= _named_in_connection(upstream.headers.getall("connection", []))
+    dropped |= {INSTANCE_HEADER, "x-request-id", "date", "server"}
+    # Pairs, not a dict: repeated headers (Set-Cookie) must all reach the client.
+    raw_headers = [
+        (name, value)
+        for name, value in upstream.raw_headers
+        if name.decode("latin-1").lower() not in dropped
+    ]
+    instance = upstream.headers.get(INSTANCE_HEADER)
+    if instance:
+        raw_headers.append((UPSTREAM_INSTANCE_HEADER.encode(), instance.encode("latin-1")))
+    return raw_headers
 
 
 def _named_in_connection(values: list[str]) -> set[str]:

@@ -17,11 +17,15 @@ class Route(BaseModel):
     upstream: str
     timeout: float = Field(default=10.0, gt=0)
     strip_prefix: bool = True
+    # Replaces the prefix instead of dropping it: /api/orders/7 → /orders/7 with "/orders".
+    rewrite: str | None = None
 
-    @field_validator("prefix")
+    @field_validator("prefix", "rewrite")
     @classmethod
-    def _prefix_is_a_path(cls, value: str) -> str:
-        if not value.startswith("/") or (len(value) > 1 and value.endswith("/")):
+    def _prefix_is_a_path(cls, value: str | None) -> str | None:
+        if value is not None and (
+            not value.startswith("/") or (len(value) > 1 and value.endswith("/"))
+        ):
             raise ValueError("a route prefix starts with '/' and has no trailing '/'")
         return value
 
@@ -30,9 +34,20 @@ class Route(BaseModel):
         return path == self.prefix or path.startswith(self.prefix + "/") or self.prefix == "/"
 
     def upstream_path(self, path: str) -> str:
+        if self.rewrite is not None:
+            return self.rewrite.rstrip("/") + path[len(self.prefix) :] or "/"
         if not self.strip_prefix or self.prefix == "/":
             return path
         return path[len(self.prefix) :] or "/"
+
+    def forwarded_prefix(self) -> str | None:
+        """What to put before an upstream path to get the public one (X-Forwarded-Prefix)."""
+        if self.rewrite is not None:
+            head = self.prefix.removesuffix(self.rewrite)
+            return head if head != self.prefix and head else None
+        if self.strip_prefix and self.prefix != "/":
+            return self.prefix
+        return None
 
 
 class GatewaySettings(ServiceSettings):

@@ -1,0 +1,1 @@
+"""The inventory service's gRPC contract, versioned by package (``v1``)."""

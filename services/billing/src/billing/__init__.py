@@ -1,0 +1,1 @@
+"""Souk billing service: payments against external providers, with failover."""

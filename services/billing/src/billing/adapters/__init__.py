@@ -1,0 +1,1 @@
+"""Billing's adapters: SQLAlchemy storage and the HTTP client of the payment providers."""

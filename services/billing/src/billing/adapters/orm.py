@@ -1,0 +1,55 @@
+"""Billing's tables. Migrations in ``billing/migrations`` build exactly this schema."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+from billing.domain.model import ORDER_ID_MAX_LENGTH
+from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
+
+# Named constraints, so migrations can refer to them on every backend (SQLite included).
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(ORDER_ID_MAX_LENGTH), nullable=False, index=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider", String(64), nullable=False),
+    Column("provider_reference", String(100), nullable=True),
+    Column("decline_reason", String(200), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+)
+
+# The primary key is what stops two concurrent requests with one key from both charging.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
+    Column("fingerprint", CHAR(64), nullable=False),
+    Column("payment_id", String(36), nullable=False, unique=True),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),
+)

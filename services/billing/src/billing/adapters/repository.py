@@ -1,0 +1,129 @@
+"""Repositories over billing's tables, implementing the service layer's ports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from billing.adapters.orm import idempotency_keys, payments
+from billing.domain.errors import IdempotencyKeyInFlight
+from billing.domain.model import Payment, PaymentStatus
+from billing.service_layer.ports import IdempotencyRecord
+from contracts import Money
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+
+class SqlAlchemyPaymentRepository:
+    """Payments in the ``payments`` table."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, payment_id: str) -> Payment | None:
+        row = (
+            await self._session.execute(select(payments).where(payments.c.id == payment_id))
+        ).one_or_none()
+        return None if row is None else _payment(row)
+
+    async def add(self, payment: Payment) -> None:
+        await self._session.execute(
+            insert(payments).values(
+                id=payment.id,
+                order_id=payment.order_id,
+                amount=payment.amount.amount,
+                currency=str(payment.amount.currency),
+                status=str(payment.status),
+                provider=payment.provider,
+                provider_reference=payment.provider_reference,
+                decline_reason=payment.decline_reason,
+                created_at=payment.created_at,
+            )
+        )
+
+    async def save(self, payment: Payment) -> None:
+        await self._session.execute(
+            update(payments).where(payments.c.id == payment.id).values(status=str(payment.status))
+        )
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        rows = await self._session.execute(
+            select(payments)
+            .where(payments.c.order_id == order_id)
+            .order_by(payments.c.created_at, payments.c.id)
+        )
+        return [_payment(row) for row in rows]
+
+
+class SqlAlchemyIdempotencyKeyRepository:
+    """Idempotency-Keys in the ``idempotency_keys`` table, changed only from the version read."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        row = (
+            await self._session.execute(
+                select(idempotency_keys).where(idempotency_keys.c.key == key)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return IdempotencyRecord(
+            key=row.key,
+            fingerprint=row.fingerprint,
+            payment_id=row.payment_id,
+            locked_until=None if row.locked_until is None else _utc(row.locked_until),
+            version=row.version,
+        )
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        try:
+            await self._session.execute(
+                insert(idempotency_keys).values(
+                    key=record.key,
+                    fingerprint=record.fingerprint,
+                    payment_id=record.payment_id,
+                    locked_until=record.locked_until,
+                    version=record.version,
+                )
+            )
+        except IntegrityError as error:
+            # Read as free a moment ago: another request with this key has just taken it.
+            raise IdempotencyKeyInFlight(record.key) from error
+
+    async def save(self, record: IdempotencyRecord) -> None:
+        result = await self._session.execute(
+            update(idempotency_keys)
+            .where(
+                idempotency_keys.c.key == record.key,
+                idempotency_keys.c.version == record.version,
+            )
+            .values(locked_until=record.locked_until, version=record.version + 1)
+        )
+        if not isinstance(result, CursorResult) or result.rowcount != 1:
+            raise IdempotencyKeyInFlight(record.key)
+        record.version += 1
+
+
+def _payment(row: Row[Any]) -> Payment:
+    return Payment(
+        id=row.id,
+        order_id=row.order_id,
+        amount=Money(row.amount, row.currency),
+        status=PaymentStatus(row.status),
+        provider=row.provider,
+        provider_reference=row.provider_reference,
+        decline_reason=row.decline_reason,
+        created_at=_utc(row.created_at),
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite hands back what it stored without a time zone; every moment billing stores is UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Billing's model: payments and the rules of their lifecycle, in plain Python."""

@@ -1,0 +1,34 @@
+"""What callers ask billing to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from contracts import Money
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizePayment:
+    """Hold ``amount`` on a card for an order; ``idempotency_key`` makes retries safe."""
+
+    order_id: str
+    amount: Money
+    card_token: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CapturePayment:
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoidPayment:
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundPayment:
+    payment_id: str

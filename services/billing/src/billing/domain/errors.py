@@ -1,0 +1,75 @@
+"""What can go wrong in billing, in the shop's words."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from billing.domain.model import PaymentAction, PaymentStatus
+
+
+class BillingError(Exception):
+    """A billing rule was broken, a payment could not be found or taken."""
+
+
+class PaymentNotFound(BillingError):
+    """No payment has this id."""
+
+    def __init__(self, payment_id: str) -> None:
+        super().__init__(f"no payment with id {payment_id!r}")
+        self.payment_id = payment_id
+
+
+class InvalidPayment(BillingError):
+    """A payment field breaks one of billing's invariants."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class PaymentStateConflict(BillingError):
+    """The payment's status does not allow this action (capturing a voided payment)."""
+
+    def __init__(self, payment_id: str, status: PaymentStatus, action: PaymentAction) -> None:
+        super().__init__(f"cannot {action} payment {payment_id!r}: it is {status}")
+        self.payment_id = payment_id
+        self.status = status
+        self.action = action
+
+
+class ProviderUnavailable(BillingError):
+    """No payment provider could be reached; nothing was charged or changed."""
+
+    def __init__(self, providers: tuple[str, ...]) -> None:
+        super().__init__(f"no payment provider answered (tried {', '.join(providers)})")
+        self.providers = providers
+
+
+class AuthorizationLost(BillingError):
+    """The provider no longer knows the payment's authorization (it expired or was forgotten)."""
+
+    def __init__(self, payment_id: str, provider: str) -> None:
+        super().__init__(
+            f"{provider} no longer holds the authorization of payment {payment_id!r}; "
+            "void it and authorize a new payment"
+        )
+        self.payment_id = payment_id
+        self.provider = provider
+
+
+class IdempotencyKeyReused(BillingError):
+    """An Idempotency-Key came back with a different request than the one it was first sent with."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used for a different payment")
+        self.key = key
+
+
+class IdempotencyKeyInFlight(BillingError):
+    """Another request with this Idempotency-Key is being handled right now."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a request with Idempotency-Key {key!r} is still being handled")
+        self.key = key

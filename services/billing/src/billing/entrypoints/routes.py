@@ -1,0 +1,160 @@
+"""HTTP routes: parse the request, call the service layer, shape the answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from billing.domain.commands import CapturePayment, RefundPayment, VoidPayment
+from billing.domain.model import ORDER_ID_MAX_LENGTH, Payment
+from billing.entrypoints.schemas import PaymentPublic, PaymentRequest, problem_responses
+from billing.service_layer import handlers, queries
+from billing.service_layer.ports import (
+    IDEMPOTENCY_KEY_MAX_LENGTH,
+    PaymentProvider,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
+from chassis import ProblemError
+from chassis.etags import conditional_json
+
+router = APIRouter(tags=["payments"])
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work from the factory the composition root put on ``app.state``."""
+    factory: UnitOfWorkFactory = request.app.state.uow_factory
+    return factory()
+
+
+def payment_providers(request: Request) -> Sequence[PaymentProvider]:
+    """The providers the composition root put on ``app.state``, in order of preference."""
+    providers: Sequence[PaymentProvider] = request.app.state.providers
+    return providers
+
+
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Providers = Annotated[Sequence[PaymentProvider], Depends(payment_providers)]
+
+
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=PaymentPublic,
+    responses={
+        200: {"model": PaymentPublic, "description": "A replay: the payment this key made"},
+        **problem_responses(400, 409, 422, 503),
+    },
+    summary="Authorize a payment for an order (Idempotency-Key header required)",
+    description=(
+        "Authorizes the amount with the primary provider, or with the backup if the primary "
+        "cannot be reached. A declined card is an outcome (201, status DECLINED), not an "
+        "error. Repeating a request with its Idempotency-Key returns the same payment (200) "
+        "without asking a provider again."
+    ),
+)
+async def authorize_payment(
+    request: Request,
+    body: PaymentRequest,
+    uow: Uow,
+    providers: Providers,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+            description="Required. A key of the caller's choosing, new for each payment.",
+        ),
+    ] = None,
+) -> Response:
+    if not idempotency_key:
+        raise ProblemError(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header, new for each payment, so a retry cannot charge twice.",
+        )
+    lease: timedelta = request.app.state.idempotency_lease
+    outcome = await handlers.authorize_payment(
+        body.to_command(idempotency_key), uow, providers, lease=lease
+    )
+    location = str(request.url_for("get_payment", payment_id=outcome.payment.id))
+    return conditional_json(
+        request,
+        _public(outcome.payment),
+        status_code=200 if outcome.replayed else 201,
+        headers={"Location": location},
+    )
+
+
+@router.get(
+    "/payments/{payment_id}",
+    response_model=PaymentPublic,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
+    summary="Get one payment, with an ETag",
+)
+async def get_payment(request: Request, payment_id: str, uow: Uow) -> Response:
+    return conditional_json(request, _public(await queries.get_payment(uow, payment_id)))
+
+
+@router.get(
+    "/payments",
+    response_model=list[PaymentPublic],
+    responses=problem_responses(422),
+    summary="List the payments of an order, oldest first",
+)
+async def list_payments(
+    request: Request,
+    uow: Uow,
+    order_id: Annotated[
+        str, Query(min_length=1, max_length=ORDER_ID_MAX_LENGTH, description="The order's id.")
+    ],
+) -> Response:
+    payments = await queries.payments_of_order(uow, order_id)
+    return conditional_json(request, [_public(payment) for payment in payments])
+
+
+@router.post(
+    "/payments/{payment_id}/capture",
+    response_model=PaymentPublic,
+    responses=problem_responses(404, 409, 503),
+    summary="Capture an authorized payment (repeating it changes nothing)",
+)
+async def capture_payment(
+    request: Request, payment_id: str, uow: Uow, providers: Providers
+) -> Response:
+    payment = await handlers.capture_payment(CapturePayment(payment_id), uow, providers)
+    return conditional_json(request, _public(payment))
+
+
+@router.post(
+    "/payments/{payment_id}/void",
+    response_model=PaymentPublic,
+    responses=problem_responses(404, 409, 503),
+    summary="Void an authorized payment that will not be captured (repeating it changes nothing)",
+)
+async def void_payment(
+    request: Request, payment_id: str, uow: Uow, providers: Providers
+) -> Response:
+    payment = await handlers.void_payment(VoidPayment(payment_id), uow, providers)
+    return conditional_json(request, _public(payment))
+
+
+@router.post(
+    "/payments/{payment_id}/refund",
+    response_model=PaymentPublic,
+    responses=problem_responses(404, 409, 503),
+    summary="Refund a captured payment in full (repeating it changes nothing)",
+)
+async def refund_payment(
+    request: Request, payment_id: str, uow: Uow, providers: Providers
+) -> Response:
+    payment = await handlers.refund_payment(RefundPayment(payment_id), uow, providers)
+    return conditional_json(request, _public(payment))
+
+
+def _public(payment: Payment) -> dict[str, object]:
+    return PaymentPublic.from_domain(payment).model_dump(mode="json")

@@ -1,0 +1,1 @@
+"""Use cases of billing: command handlers, queries and the ports they need."""

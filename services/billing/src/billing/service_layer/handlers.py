@@ -1,0 +1,262 @@
+"""One handler per command: load, act, save, with the provider asked in between.
+
+No transaction stays open while a provider is asked: a provider may take seconds, and
+billing's database must not wait on someone else's system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final
+
+from billing.domain.errors import (
+    AuthorizationLost,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    PaymentNotFound,
+    PaymentStateConflict,
+    ProviderUnavailable,
+)
+from billing.domain.model import Payment, PaymentAction, new_payment_id
+from billing.service_layer.ports import (
+    AuthorizationUnknown,
+    IdempotencyRecord,
+    ProviderApproval,
+    ProviderRefused,
+    ProviderUnreachable,
+)
+from chassis import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import timedelta
+
+    from billing.domain.commands import (
+        AuthorizePayment,
+        CapturePayment,
+        RefundPayment,
+        VoidPayment,
+    )
+    from billing.service_layer.ports import PaymentProvider, ProviderDecline, UnitOfWork
+
+_log = get_logger("billing.handlers")
+
+_ACTIONS: Final[dict[PaymentAction, Callable[[Payment], None]]] = {
+    PaymentAction.CAPTURE: Payment.capture,
+    PaymentAction.VOID: Payment.void,
+    PaymentAction.REFUND: Payment.refund,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationOutcome:
+    """The payment a request made, or, for a replay, the one its Idempotency-Key made before."""
+
+    payment: Payment
+    replayed: bool
+
+
+async def authorize_payment(
+    command: AuthorizePayment,
+    uow: UnitOfWork,
+    providers: Sequence[PaymentProvider],
+    *,
+    lease: timedelta,
+) -> AuthorizationOutcome:
+    """Hold the amount with the first provider that answers, once per Idempotency-Key.
+
+    Providers are asked in order: one that cannot be reached is passed over for the next,
+    but a decline is final. If none answers, no payment is recorded and the key is released:
+    a retry with it asks again as the same payment. ``lease`` is how long the key stays
+    locked for this request at most.
+    """
+    claim = await _claim(command, uow, lease)
+    if isinstance(claim, Payment):
+        return AuthorizationOutcome(claim, replayed=True)
+    try:
+        provider, answer = await _first_answer(command, claim.payment_id, providers)
+    except ProviderUnavailable:
+        async with uow:
+            claim.locked_until = None
+            await uow.idempotency_keys.save(claim)
+            await uow.commit()
+        raise
+    payment = _payment_from(command, claim.payment_id, provider, answer)
+    async with uow:
+        claim.locked_until = None
+        await uow.idempotency_keys.save(claim)
+        await uow.payments.add(payment)
+        await uow.commit()
+    return AuthorizationOutcome(payment, replayed=False)
+
+
+async def capture_payment(
+    command: CapturePayment, uow: UnitOfWork, providers: Sequence[PaymentProvider]
+) -> Payment:
+    """Take the authorized amount, at the provider that authorized it."""
+    return await _advance(command.payment_id, PaymentAction.CAPTURE, uow, providers)
+
+
+async def void_payment(
+    command: VoidPayment, uow: UnitOfWork, providers: Sequence[PaymentProvider]
+) -> Payment:
+    """Release the authorized amount, at the provider that authorized it."""
+    return await _advance(command.payment_id, PaymentAction.VOID, uow, providers)
+
+
+async def refund_payment(
+    command: RefundPayment, uow: UnitOfWork, providers: Sequence[PaymentProvider]
+) -> Payment:
+    """Give the captured amount back, through the provider that took it."""
+    return await _advance(command.payment_id, PaymentAction.REFUND, uow, providers)
+
+
+async def _claim(
+    command: AuthorizePayment, uow: UnitOfWork, lease: timedelta
+) -> IdempotencyRecord | Payment:
+    """Lock the Idempotency-Key for this request, or find the payment it already made."""
+    fingerprint = _fingerprint(command)
+    now = datetime.now(UTC)
+    async with uow:
+        record = await uow.idempotency_keys.get(command.idempotency_key)
+        if record is None:
+            record = IdempotencyRecord(
+                key=command.idempotency_key,
+                fingerprint=fingerprint,
+                payment_id=new_payment_id(),
+                locked_until=now + lease,
+            )
+            await uow.idempotency_keys.add(record)
+        else:
+            if record.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(command.idempotency_key)
+            payment = await uow.payments.get(record.payment_id)
+            if payment is not None:
+                return payment
+            if record.is_locked(now):
+                raise IdempotencyKeyInFlight(command.idempotency_key)
+            record.locked_until = now + lease
+            await uow.idempotency_keys.save(record)
+        await uow.commit()
+    return record
+
+
+async def _first_answer(
+    command: AuthorizePayment, payment_id: str, providers: Sequence[PaymentProvider]
+) -> tuple[str, ProviderApproval | ProviderDecline]:
+    for provider in providers:
+        try:
+            answer = await provider.authorize(
+                amount=command.amount,
+                card_token=command.card_token,
+                reference=payment_id,
+                idempotency_key=_provider_key(payment_id, "authorize"),
+            )
+        except ProviderUnreachable as error:
+            _log.warning(
+                "payment provider unreachable, trying the next",
+                provider=provider.name,
+                payment_id=payment_id,
+                error=str(error),
+            )
+            continue
+        return provider.name, answer
+    raise ProviderUnavailable(tuple(provider.name for provider in providers))
+
+
+def _payment_from(
+    command: AuthorizePayment,
+    payment_id: str,
+    provider: str,
+    answer: ProviderApproval | ProviderDecline,
+) -> Payment:
+    now = datetime.now(UTC)
+    if isinstance(answer, ProviderApproval):
+        return Payment.authorized(
+            id=payment_id,
+            order_id=command.order_id,
+            amount=command.amount,
+            provider=provider,
+            provider_reference=answer.reference,
+            at=now,
+        )
+    return Payment.declined(
+        id=payment_id,
+        order_id=command.order_id,
+        amount=command.amount,
+        provider=provider,
+        reason=answer.reason,
+        at=now,
+    )
+
+
+async def _advance(
+    payment_id: str, action: PaymentAction, uow: UnitOfWork, providers: Sequence[PaymentProvider]
+) -> Payment:
+    async with uow:
+        payment = await _get(uow, payment_id)
+    status = payment.status
+    _ACTIONS[action](payment)
+    if payment.status is status:
+        return payment  # It already happened: a repeat asks nothing of the provider.
+    provider = _provider_named(payment.provider, providers)
+    try:
+        await _ask(provider, action, payment.authorization, _provider_key(payment.id, action))
+    except AuthorizationUnknown as error:
+        if action is not PaymentAction.VOID:
+            raise AuthorizationLost(payment.id, provider.name) from error
+        # The provider holds nothing for this payment any more, which is all a void asks.
+        _log.warning("voided an authorization the provider no longer knows", payment_id=payment.id)
+    except ProviderRefused as error:
+        raise PaymentStateConflict(payment.id, status, action) from error
+    except ProviderUnreachable as error:
+        raise ProviderUnavailable((provider.name,)) from error
+    async with uow:
+        payment = await _get(uow, payment_id)
+        _ACTIONS[action](payment)
+        await uow.payments.save(payment)
+        await uow.commit()
+    return payment
+
+
+async def _ask(
+    provider: PaymentProvider, action: PaymentAction, authorization: str, idempotency_key: str
+) -> None:
+    match action:
+        case PaymentAction.CAPTURE:
+            await provider.capture(authorization, idempotency_key=idempotency_key)
+        case PaymentAction.VOID:
+            await provider.void(authorization, idempotency_key=idempotency_key)
+        case PaymentAction.REFUND:
+            await provider.refund(authorization, idempotency_key=idempotency_key)
+
+
+def _provider_named(name: str, providers: Sequence[PaymentProvider]) -> PaymentProvider:
+    for provider in providers:
+        if provider.name == name:
+            return provider
+    # Only the provider that authorized a payment can settle it; without it, nothing can.
+    _log.error("the provider of a payment is not configured", provider=name)
+    raise ProviderUnavailable((name,))
+
+
+async def _get(uow: UnitOfWork, payment_id: str) -> Payment:
+    payment = await uow.payments.get(payment_id)
+    if payment is None:
+        raise PaymentNotFound(payment_id)
+    return payment
+
+
+def _fingerprint(command: AuthorizePayment) -> str:
+    """A digest of what the request asks, so a key sent with another request is recognised."""
+    request = [command.order_id, command.amount.amount, command.amount.currency, command.card_token]
+    return hashlib.sha256(json.dumps(request).encode()).hexdigest()
+
+
+def _provider_key(payment_id: str, operation: str) -> str:
+    """The Idempotency-Key a provider gets: one per payment and operation, whoever retries."""
+    return f"{payment_id}:{operation}"

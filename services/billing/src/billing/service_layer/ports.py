@@ -1,0 +1,142 @@
+"""What the service layer needs from storage and from payment providers, as protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol, Self
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from types import TracebackType
+
+    from billing.domain.model import Payment
+    from contracts import Money
+
+IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
+
+
+@dataclass(slots=True)
+class IdempotencyRecord:
+    """What billing remembers of an Idempotency-Key: the request it came with and its payment.
+
+    The payment id is chosen when the key is first seen and never changes, so every attempt
+    under one key asks the providers with the same idempotency keys of their own and cannot
+    be charged twice. ``locked_until`` is set while a request is with the providers; if that
+    request dies, the key is free again once the time has passed.
+    """
+
+    key: str
+    fingerprint: str
+    payment_id: str
+    locked_until: datetime | None
+    version: int = 1
+
+    def is_locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+
+class PaymentRepository(Protocol):
+    async def get(self, payment_id: str) -> Payment | None:
+        """The payment with this id, or None."""
+
+    async def add(self, payment: Payment) -> None:
+        """Store a new payment."""
+
+    async def save(self, payment: Payment) -> None:
+        """Store a payment's new status."""
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        """The payments of one order, oldest first."""
+
+
+class IdempotencyKeyRepository(Protocol):
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        """The record of this key, or None."""
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Store a new key; raises IdempotencyKeyInFlight if another request stored it first."""
+
+    async def save(self, record: IdempotencyRecord) -> None:
+        """Store a changed record and bump its version.
+
+        Raises IdempotencyKeyInFlight if the record changed since it was read: two requests
+        cannot both take over one key.
+        """
+
+
+class UnitOfWork(Protocol):
+    """One transaction over billing's storage; leaving it without ``commit`` rolls back.
+
+    A unit of work may be entered again after it is left, for another transaction.
+    """
+
+    @property
+    def payments(self) -> PaymentRepository: ...
+
+    @property
+    def idempotency_keys(self) -> IdempotencyKeyRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderApproval:
+    """The provider holds the amount; ``reference`` names that authorization at the provider."""
+
+    reference: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDecline:
+    """The card's issuer refused; asking another provider would not change that."""
+
+    reason: str
+
+
+class ProviderUnreachable(Exception):  # noqa: N818 - a state of the provider, not a bug of ours
+    """No usable answer: a timeout, a refused connection or a server error."""
+
+
+class AuthorizationUnknown(Exception):  # noqa: N818 - the provider's answer, not a bug of ours
+    """The provider has no such authorization (it expired, or the provider forgot it)."""
+
+
+class ProviderRefused(Exception):  # noqa: N818 - the provider's answer, not a bug of ours
+    """The provider's authorization is in a state that does not allow the operation."""
+
+
+class PaymentProvider(Protocol):
+    """One external card processor. Every call carries an idempotency key of billing's own."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def authorize(
+        self, *, amount: Money, card_token: str, reference: str, idempotency_key: str
+    ) -> ProviderApproval | ProviderDecline:
+        """Hold ``amount`` on the card; raises ProviderUnreachable."""
+
+    async def capture(self, authorization: str, *, idempotency_key: str) -> None:
+        """Take the held amount.
+
+        Raises ProviderUnreachable, AuthorizationUnknown or ProviderRefused.
+        """
+
+    async def void(self, authorization: str, *, idempotency_key: str) -> None:
+        """Release the held amount; raises as ``capture`` does."""
+
+    async def refund(self, authorization: str, *, idempotency_key: str) -> None:
+        """Give the captured amount back; raises as ``capture`` does."""

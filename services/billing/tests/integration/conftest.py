@@ -1,0 +1,150 @@
+"""Two real payment providers served on loopback ports, and billing on SQLite in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+
+from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from billing.app import MIGRATIONS, create_app
+from billing.settings import BillingSettings
+from chassis import Database
+from payment_provider.app import create_app as create_provider_app
+from payment_provider.settings import ProviderSettings
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from fastapi import FastAPI
+
+PROVIDER_TIMEOUT = 0.5
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoopbackServer:
+    """An ASGI app served by uvicorn on a loopback port, in the test's own event loop."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, app: FastAPI) -> None:
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_config=None, lifespan="on"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+            self._server = self._task = None
+
+
+class SimulatedProvider:
+    """A payment provider simulator on a loopback port, which a test can misconfigure or stop."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._server = LoopbackServer()
+        self.url = self._server.url
+
+    async def start(self) -> None:
+        settings = ProviderSettings(service=self.service, instance=f"{self.service}-test")
+        await self._server.start(create_provider_app(settings))
+
+    async def stop(self) -> None:
+        await self._server.stop()
+
+    async def restart(self) -> None:
+        """Stop and start again: a new process that has forgotten every authorization."""
+        await self.stop()
+        await self.start()
+
+    async def simulate(self, **controls: Any) -> None:
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            response = await client.put("/v1/simulation", json=controls)
+        assert response.status_code == 200, response.text
+
+    async def authorization(self, authorization_id: str) -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            response = await client.get(f"/v1/authorizations/{authorization_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture
+async def providers() -> AsyncIterator[tuple[SimulatedProvider, SimulatedProvider]]:
+    """The primary and the backup, started and stopped together."""
+    both = (SimulatedProvider("payment-primary"), SimulatedProvider("payment-backup"))
+    await asyncio.gather(*(provider.start() for provider in both))
+    yield both
+    await asyncio.gather(*(provider.stop() for provider in both))
+
+
+@pytest.fixture
+def primary(providers: tuple[SimulatedProvider, SimulatedProvider]) -> SimulatedProvider:
+    return providers[0]
+
+
+@pytest.fixture
+def backup(providers: tuple[SimulatedProvider, SimulatedProvider]) -> SimulatedProvider:
+    return providers[1]
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, primary: SimulatedProvider, backup: SimulatedProvider
+) -> BillingSettings:
+    return BillingSettings(
+        data_dir=tmp_path,
+        instance="billing-test",
+        provider_timeout=PROVIDER_TIMEOUT,
+        upstreams={"payment-primary": [primary.url], "payment-backup": [backup.url]},
+    )
+
+
+@pytest.fixture
+async def billing(settings: BillingSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """Billing, started (migrated, with its HTTP session open), as an in-process client."""
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://billing"
+        ) as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty billing database, migrated to head."""
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}", migrations=MIGRATIONS)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def uow(database: Database) -> SqlAlchemyUnitOfWork:
+    return SqlAlchemyUnitOfWork(database.sessionmaker)

@@ -1,0 +1,196 @@
+"""Hand-written fakes of the service layer's ports, and fixtures that hand them out."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from datetime import timedelta
+from typing import TYPE_CHECKING, Self
+
+import pytest
+
+from billing.domain.commands import AuthorizePayment
+from billing.domain.errors import IdempotencyKeyInFlight
+from billing.service_layer.ports import (
+    AuthorizationUnknown,
+    IdempotencyRecord,
+    ProviderApproval,
+    ProviderDecline,
+    ProviderRefused,
+    ProviderUnreachable,
+)
+from contracts import Money
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from billing.domain.model import Payment
+
+DECLINING_CARD = "tok_decline"
+ACCEPTED_CARD = "tok_ok"
+LEASE = timedelta(seconds=30)
+
+
+class FakePaymentRepository:
+    """Payments in a dict; like rows, what is read back carries no events."""
+
+    def __init__(self, payments: dict[str, Payment]) -> None:
+        self._payments = payments
+
+    async def get(self, payment_id: str) -> Payment | None:
+        payment = self._payments.get(payment_id)
+        return None if payment is None else _loaded(payment)
+
+    async def add(self, payment: Payment) -> None:
+        self._payments[payment.id] = copy.deepcopy(payment)
+
+    async def save(self, payment: Payment) -> None:
+        self._payments[payment.id] = copy.deepcopy(payment)
+
+    async def for_order(self, order_id: str) -> list[Payment]:
+        found = [p for p in self._payments.values() if p.order_id == order_id]
+        return [_loaded(p) for p in sorted(found, key=lambda p: (p.created_at, p.id))]
+
+
+def _loaded(payment: Payment) -> Payment:
+    loaded = copy.deepcopy(payment)
+    loaded.events.clear()
+    return loaded
+
+
+class FakeIdempotencyKeyRepository:
+    """Records keyed by Idempotency-Key; like the table, a second add or a stale save fails."""
+
+    def __init__(self, records: dict[str, IdempotencyRecord]) -> None:
+        self._records = records
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        return copy.deepcopy(self._records.get(key))
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        if record.key in self._records:
+            raise IdempotencyKeyInFlight(record.key)
+        self._records[record.key] = copy.deepcopy(record)
+
+    async def save(self, record: IdempotencyRecord) -> None:
+        if self._records[record.key].version != record.version:
+            raise IdempotencyKeyInFlight(record.key)
+        record.version += 1
+        self._records[record.key] = copy.deepcopy(record)
+
+
+class FakeUnitOfWork:
+    """Each ``async with`` works on a copy of the books that only ``commit`` keeps.
+
+    Commits of concurrent units of work apply what each changed, as a database would.
+    """
+
+    payments: FakePaymentRepository
+    idempotency_keys: FakeIdempotencyKeyRepository
+
+    def __init__(self) -> None:
+        self.committed_payments: dict[str, Payment] = {}
+        self.committed_keys: dict[str, IdempotencyRecord] = {}
+
+    async def __aenter__(self) -> Self:
+        self._payments = copy.deepcopy(self.committed_payments)
+        self._keys = copy.deepcopy(self.committed_keys)
+        self.payments = FakePaymentRepository(self._payments)
+        self.idempotency_keys = FakeIdempotencyKeyRepository(self._keys)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        del self._payments, self._keys
+
+    async def commit(self) -> None:
+        self.committed_payments.update(copy.deepcopy(self._payments))
+        self.committed_keys.update(copy.deepcopy(self._keys))
+
+
+class FakeProvider:
+    """A provider that answers as told and remembers every call as (operation, key)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.reachable = True
+        self.forgetful = False
+        self.refusing = False
+        self.calls: list[tuple[str, str]] = []
+        self.called = asyncio.Event()
+        # Set to make authorizations wait until the test lets them go on.
+        self.hold: asyncio.Event | None = None
+
+    async def authorize(
+        self,
+        *,
+        amount: Money,  # noqa: ARG002 - the fake approves any amount
+        card_token: str,
+        reference: str,
+        idempotency_key: str,
+    ) -> ProviderApproval | ProviderDecline:
+        self.calls.append(("authorize", idempotency_key))
+        self.called.set()
+        if self.hold is not None:
+            await self.hold.wait()
+        if not self.reachable:
+            raise ProviderUnreachable(f"{self.name} is down")
+        if card_token == DECLINING_CARD:
+            return ProviderDecline(reason="card_declined")
+        return ProviderApproval(reference=f"auth-{self.name}-{reference}")
+
+    async def capture(self, authorization: str, *, idempotency_key: str) -> None:
+        self._settle("capture", authorization, idempotency_key)
+
+    async def void(self, authorization: str, *, idempotency_key: str) -> None:
+        self._settle("void", authorization, idempotency_key)
+
+    async def refund(self, authorization: str, *, idempotency_key: str) -> None:
+        self._settle("refund", authorization, idempotency_key)
+
+    def operations(self) -> list[str]:
+        return [operation for operation, _ in self.calls]
+
+    def _settle(self, operation: str, authorization: str, idempotency_key: str) -> None:
+        assert authorization.startswith(f"auth-{self.name}-")
+        self.calls.append((operation, idempotency_key))
+        if not self.reachable:
+            raise ProviderUnreachable(f"{self.name} is down")
+        if self.forgetful:
+            raise AuthorizationUnknown(authorization)
+        if self.refusing:
+            raise ProviderRefused(authorization)
+
+
+@pytest.fixture
+def uow() -> FakeUnitOfWork:
+    return FakeUnitOfWork()
+
+
+@pytest.fixture
+def primary() -> FakeProvider:
+    return FakeProvider("payment-primary")
+
+
+@pytest.fixture
+def backup() -> FakeProvider:
+    return FakeProvider("payment-backup")
+
+
+@pytest.fixture
+def providers(primary: FakeProvider, backup: FakeProvider) -> list[FakeProvider]:
+    return [primary, backup]
+
+
+@pytest.fixture
+def saffron_order() -> AuthorizePayment:
+    return AuthorizePayment(
+        order_id="order-1",
+        amount=Money(1490, "EUR"),
+        card_token=ACCEPTED_CARD,
+        idempotency_key="key-1",
+    )

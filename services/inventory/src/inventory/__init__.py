@@ -1,0 +1,1 @@
+"""Souk inventory service: stock per SKU and reservations, over gRPC."""

@@ -1,0 +1,1 @@
+"""Storage for the inventory: SQLAlchemy tables, repositories, unit of work and demo stock."""

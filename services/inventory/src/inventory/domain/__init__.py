@@ -1,0 +1,1 @@
+"""The inventory's model: stock items, reservations and their rules, in plain Python."""

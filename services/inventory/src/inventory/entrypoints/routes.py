@@ -1,0 +1,36 @@
+"""Read-only HTTP routes for operators: stock levels by SKU."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from inventory.entrypoints.schemas import StockLevel
+from inventory.service_layer import queries
+from inventory.service_layer.ports import UnitOfWork, UnitOfWorkFactory
+
+router = APIRouter(tags=["inventory"])
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work from the factory the composition root put on ``app.state``."""
+    factory: UnitOfWorkFactory = request.app.state.uow_factory
+    return factory()
+
+
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+
+
+@router.get("/stock/{sku}", summary="The stock of one SKU")
+async def get_stock(sku: str, uow: Uow) -> StockLevel:
+    return StockLevel.from_domain(await queries.stock_level(uow, sku))
+
+
+@router.get("/stock", summary="The stock of several SKUs (unknown ones are left out)")
+async def list_stock(
+    uow: Uow,
+    skus: Annotated[str, Query(description="Comma-separated SKUs, at most 100.")],
+) -> list[StockLevel]:
+    wanted = [sku.strip() for sku in skus.split(",") if sku.strip()]
+    return [StockLevel.from_domain(item) for item in await queries.stock_levels(uow, wanted)]

@@ -1,0 +1,1 @@
+"""Use cases of the inventory: command handlers, queries and the ports they need."""

@@ -1,0 +1,1 @@
+"""Souk orders service: order placement and the checkout."""

@@ -1,0 +1,84 @@
+"""Billing's payments over its REST API, implementing the Billing port.
+
+Authorizing carries an Idempotency-Key derived from the order id, so it can be sent again
+after a lost answer and billing authorizes once; capture, void and refund are idempotent
+by the payment's state.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from orders.domain.errors import CheckoutRefused, PaymentDeclined
+from orders.service_layer.ports import UpstreamFailure
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from contracts import Money
+    from orders.adapters.http_upstream import Answer, HttpUpstream
+
+# Billing is still handling an earlier request with the same key: ask again shortly.
+_IN_FLIGHT = "idempotency-key-in-flight"
+
+
+class BillingClient:
+    def __init__(self, upstream: HttpUpstream) -> None:
+        self._upstream = upstream
+
+    async def authorize(self, order_id: str, amount: Money, card_token: str) -> str:
+        path = "/payments"
+        answer = await self._post(
+            path,
+            body={"order_id": order_id, "amount": amount.to_dict(), "card_token": card_token},
+            headers={"Idempotency-Key": f"{order_id}-authorize"},
+        )
+        if answer.status in {400, 422}:
+            raise CheckoutRefused(f"payment refused: {answer.problem_detail()}")
+        if answer.status not in {200, 201}:
+            raise self._upstream.unexpected("POST", path, answer)
+        try:
+            status, payment_id = answer.body["status"], str(answer.body["id"])
+        except (KeyError, TypeError) as error:
+            raise self._upstream.unexpected("POST", path, answer) from error
+        if status == "DECLINED":
+            raise PaymentDeclined(answer.body.get("decline_reason") or "no reason given")
+        return payment_id
+
+    async def capture(self, payment_id: str) -> None:
+        path = _action(payment_id, "capture")
+        answer = await self._post(path)
+        if 400 <= answer.status < 500:
+            raise CheckoutRefused(f"payment not captured: {answer.problem_detail()}")
+        self._require_success(path, answer)
+
+    async def void(self, payment_id: str) -> None:
+        path = _action(payment_id, "void")
+        self._require_success(path, await self._post(path))
+
+    async def refund(self, payment_id: str) -> None:
+        path = _action(payment_id, "refund")
+        self._require_success(path, await self._post(path))
+
+    async def _post(
+        self,
+        path: str,
+        *,
+        body: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        answer = await self._upstream.call("POST", path, body=body, headers=headers)
+        if answer.status == 409 and answer.problem_type() == _IN_FLIGHT:
+            raise UpstreamFailure(
+                "billing", f"POST {path}: {answer.problem_detail()}", transient=True
+            )
+        return answer
+
+    def _require_success(self, path: str, answer: Answer) -> None:
+        if not 200 <= answer.status < 300:
+            raise self._upstream.unexpected("POST", path, answer)
+
+
+def _action(payment_id: str, action: str) -> str:
+    return f"/payments/{quote(payment_id, safe='')}/{action}"

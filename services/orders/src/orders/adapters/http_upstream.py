@@ -1,0 +1,114 @@
+"""One REST service's replicas, called round robin through the process's aiohttp session."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from chassis.requests import outbound_headers
+from orders.service_layer.ports import UpstreamFailure
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+# Answers that say "not now" rather than "no": the same request may succeed later.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: Any
+    """The decoded JSON body, or None if there was none."""
+
+    def problem_detail(self) -> str:
+        """The detail (or title) of a problem+json answer, for messages and reasons."""
+        if isinstance(self.body, dict):
+            return str(self.body.get("detail") or self.body.get("title") or self.status)
+        return f"HTTP {self.status}"
+
+    def problem_type(self) -> str:
+        """The slug of a problem+json answer's type (``product-not-found``), or ''."""
+        if isinstance(self.body, dict):
+            return str(self.body.get("type", "")).rsplit("/", 1)[-1]
+        return ""
+
+
+class HttpUpstream:
+    """Calls one upstream's instances in turn; the next call goes to the next instance.
+
+    Every call carries the request id and trace context, and has a timeout. A failure to
+    reach an instance, or an answer that says to come back later, raises a transient
+    UpstreamFailure: the caller's retry then lands on the next instance.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        urls: Sequence[str],
+        session: aiohttp.ClientSession,
+        *,
+        timeout: float,
+        connect_timeout: float,
+    ) -> None:
+        self.name = name
+        self._bases = itertools.cycle([url.rstrip("/") for url in urls])
+        self._session = session
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """The answer to one request; raises UpstreamFailure if there is no usable one."""
+        url = next(self._bases) + path
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=body,
+                headers={**outbound_headers(), **(headers or {})},
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status = response.status
+                raw = await response.read()
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
+            raise UpstreamFailure(
+                self.name,
+                f"{method} {path}: {type(error).__name__} {error}".rstrip(),
+                transient=True,
+            ) from error
+        answer = Answer(status, _decoded(raw))
+        if status in _TRANSIENT_STATUSES:
+            raise UpstreamFailure(
+                self.name,
+                f"{method} {path} answered {status}: {answer.problem_detail()}",
+                transient=True,
+            )
+        return answer
+
+    def unexpected(self, method: str, path: str, answer: Answer) -> UpstreamFailure:
+        """The failure to raise for an answer the caller cannot make sense of."""
+        return UpstreamFailure(
+            self.name,
+            f"{method} {path} answered {answer.status} unexpectedly: {answer.problem_detail()}",
+            transient=False,
+        )
+
+
+def _decoded(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")

@@ -1,0 +1,111 @@
+"""The inventory's reservations over gRPC (``souk.inventory.v1.Inventory``).
+
+The reservation id is the order id, and Reserve, Commit and Release are idempotent by it,
+so any call may be made again after a lost answer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import grpc
+
+from contracts.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from orders.domain.errors import CheckoutRefused, OutOfStock
+from orders.service_layer.ports import UpstreamFailure
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from orders.service_layer.ports import StockLine
+
+# Codes that say "not now": the same call may succeed later, or on another replica.
+_TRANSIENT: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+_HOLDING: Final = frozenset(
+    {inventory_pb2.RESERVATION_STATUS_RESERVED, inventory_pb2.RESERVATION_STATUS_COMMITTED}
+)
+
+
+class InventoryClient:
+    """Implements the Inventory port on one channel to every inventory replica."""
+
+    def __init__(self, channel: grpc.aio.Channel, *, timeout: float) -> None:
+        self._stub = inventory_pb2_grpc.InventoryStub(channel)
+        self._timeout = timeout
+
+    async def reserve(
+        self, reservation_id: str, lines: Sequence[StockLine], *, ttl_seconds: int
+    ) -> None:
+        request = inventory_pb2.ReserveRequest(
+            reservation_id=reservation_id,
+            lines=[
+                inventory_pb2.ReservationLine(sku=line.sku, quantity=line.quantity)
+                for line in lines
+            ],
+            ttl_seconds=ttl_seconds,
+        )
+        try:
+            reservation = await self._stub.Reserve(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            # NOT_FOUND: a SKU the inventory does not stock, which is none available.
+            if error.code() in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}:
+                raise OutOfStock(await self._shortage(lines, error.details() or "")) from error
+            raise _failure("Reserve", error) from error
+        if reservation.status not in _HOLDING:
+            # The id was reserved before (a repeated step) and that reservation has lapsed.
+            raise CheckoutRefused(f"stock reservation {_status_name(reservation.status)}")
+
+    async def commit(self, reservation_id: str) -> None:
+        request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
+        try:
+            await self._stub.Commit(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}:
+                raise CheckoutRefused(f"stock reservation lapsed: {error.details()}") from error
+            raise _failure("Commit", error) from error
+
+    async def release(self, reservation_id: str) -> None:
+        request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
+        try:
+            await self._stub.Release(request, timeout=self._timeout)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return
+            raise _failure("Release", error) from error
+
+    async def _shortage(self, lines: Sequence[StockLine], details: str) -> str:
+        """``SKU (n available)`` for each short line; the refusal's own words if unsure."""
+        named = [line for line in lines if line.sku in details] or list(lines)
+        short = []
+        for line in named:
+            try:
+                level = await self._stub.GetStock(
+                    inventory_pb2.GetStockRequest(sku=line.sku), timeout=self._timeout
+                )
+                available = level.available
+            except grpc.aio.AioRpcError as error:
+                if error.code() is not grpc.StatusCode.NOT_FOUND:
+                    return details
+                available = 0
+            if available < line.quantity:
+                short.append(f"{line.sku} ({available} available)")
+        return ", ".join(short) or details
+
+
+def _failure(method: str, error: grpc.aio.AioRpcError) -> UpstreamFailure:
+    return UpstreamFailure(
+        "inventory",
+        f"{method}: {error.code().name} {error.details() or ''}".rstrip(),
+        transient=error.code() in _TRANSIENT,
+    )
+
+
+def _status_name(status: int) -> str:
+    return inventory_pb2.ReservationStatus.Name(status).removeprefix("RESERVATION_STATUS_").lower()

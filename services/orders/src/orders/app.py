@@ -1,0 +1,136 @@
+"""Composition root: the orders' routes on the chassis, wired to storage, the clients of
+catalog, inventory and billing, and the runner that drives checkouts in the background."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+import chassis
+from chassis.grpc import channel_for
+from orders.adapters.billing_client import BillingClient
+from orders.adapters.catalog_client import CatalogClient
+from orders.adapters.http_upstream import HttpUpstream
+from orders.adapters.inventory_client import InventoryClient
+from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from orders.domain.errors import OrdersError
+from orders.entrypoints.checkout_runner import CheckoutRunner
+from orders.entrypoints.problems import orders_problem
+from orders.entrypoints.routes import router
+from orders.service_layer.checkout import Checkout, RetryPolicy
+
+if TYPE_CHECKING:
+    import grpc
+    from fastapi import FastAPI
+
+    from orders.service_layer.ports import Billing, Catalog, Inventory, UnitOfWorkFactory
+    from orders.settings import OrdersSettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstreams:
+    """The clients of the services the checkout calls."""
+
+    catalog: Catalog
+    inventory: Inventory
+    billing: Billing
+
+
+def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) -> FastAPI:
+    """The orders service as an ASGI app; storage, clients and the runner open at start-up.
+
+    ``upstreams`` stands in for the clients built from ``settings`` (tests pass fakes).
+    """
+    clients = _Clients(settings)
+    runner: CheckoutRunner | None = None
+
+    async def start_checkout(app: FastAPI) -> None:
+        nonlocal runner
+        database: chassis.Database = app.state.database
+        uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
+        ports = upstreams or await clients.open()
+        checkout = Checkout(
+            uow_factory,
+            catalog=ports.catalog,
+            inventory=ports.inventory,
+            billing=ports.billing,
+            retry=RetryPolicy(
+                attempts=settings.retry_attempts,
+                base_delay=settings.retry_base_delay,
+                max_delay=settings.retry_max_delay,
+            ),
+            reservation_ttl_seconds=settings.reservation_ttl_seconds,
+        )
+        runner = CheckoutRunner(
+            checkout,
+            uow_factory,
+            concurrency=settings.checkout_concurrency,
+            resume_interval=settings.resume_interval,
+            stop_grace=settings.shutdown_timeout,
+        )
+        app.state.uow_factory = uow_factory
+        app.state.checkout_runner = runner
+        await runner.start()
+
+    async def stop_checkout(_: FastAPI) -> None:
+        if runner is not None:
+            await runner.stop()
+        await clients.close()
+
+    app = chassis.create_app(
+        settings,
+        title="Souk orders",
+        description="Orders of the Souk shop: place, follow and cancel them; the checkout "
+        "prices them with the catalog, reserves stock with inventory and takes payment "
+        "with billing.",
+        routers=[router],
+        migrations=MIGRATIONS,
+        on_startup=[start_checkout],
+        on_shutdown=[stop_checkout],
+    )
+    app.add_exception_handler(OrdersError, orders_problem)
+    return app
+
+
+class _Clients:
+    """The process's one aiohttp session and one gRPC channel, and the clients on them."""
+
+    def __init__(self, settings: OrdersSettings) -> None:
+        self._settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        self._channel: grpc.aio.Channel | None = None
+
+    async def open(self) -> Upstreams:
+        # Both belong to the running event loop, so they are made at start-up, not before.
+        settings = self._settings
+        session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        channel = self._channel = channel_for(settings.upstream("inventory"))
+
+        def http(name: str, timeout: float) -> HttpUpstream:
+            return HttpUpstream(
+                name,
+                settings.upstream(name),
+                session,
+                timeout=timeout,
+                connect_timeout=settings.connect_timeout,
+            )
+
+        return Upstreams(
+            catalog=CatalogClient(http("catalog", settings.catalog_timeout)),
+            inventory=InventoryClient(channel, timeout=settings.inventory_timeout),
+            billing=BillingClient(http("billing", settings.billing_timeout)),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = None

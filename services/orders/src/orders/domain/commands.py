@@ -1,0 +1,31 @@
+"""What callers ask of orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RequestedItem:
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Place an order once per ``idempotency_key``.
+
+    ``request_fingerprint`` digests the request, so a replay (same key, same request) can be
+    told apart from a reused key (same key, another request).
+    """
+
+    customer_id: str
+    items: tuple[RequestedItem, ...]
+    card_token: str
+    idempotency_key: str
+    request_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    order_id: str

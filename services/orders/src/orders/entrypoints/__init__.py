@@ -1,0 +1,1 @@
+"""What drives orders: the HTTP API, and the runner of checkouts in the background."""

@@ -1,0 +1,137 @@
+"""HTTP routes: parse the request, call the service layer, shape the answer."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from chassis import ProblemError
+from chassis.etags import conditional_json
+from orders.domain.commands import CancelOrder
+from orders.domain.model import ID_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH, Order
+from orders.entrypoints.checkout_runner import CheckoutRunner
+from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic, problem_responses
+from orders.service_layer import handlers, queries
+from orders.service_layer.ports import UnitOfWork, UnitOfWorkFactory
+
+router = APIRouter(tags=["orders"])
+
+_IDEMPOTENCY_KEY: Final = re.compile(rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
+
+
+def unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work from the factory the composition root put on ``app.state``."""
+    factory: UnitOfWorkFactory = request.app.state.uow_factory
+    return factory()
+
+
+def checkout_runner(request: Request) -> CheckoutRunner:
+    runner: CheckoutRunner = request.app.state.checkout_runner
+    return runner
+
+
+def idempotency_key(
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            description="A new UUID per order; sending the same request again with it is safe.",
+        ),
+    ] = None,
+) -> str:
+    """The request's Idempotency-Key, checked before the body is."""
+    if key is None or not key.strip():
+        raise ProblemError(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header (a new UUID per order) so a retry cannot order twice.",
+        )
+    if not _IDEMPOTENCY_KEY.match(key):
+        raise ProblemError(
+            400,
+            "idempotency-key-invalid",
+            "Idempotency-Key invalid",
+            f"An Idempotency-Key is 1-{IDEMPOTENCY_KEY_MAX_LENGTH} letters, digits, "
+            "'.', '_', ':' or '-', such as a UUID.",
+        )
+    return key
+
+
+Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Runner = Annotated[CheckoutRunner, Depends(checkout_runner)]
+IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderPublic,
+    responses={
+        200: {"description": "A replay: this key already placed this order", "model": OrderPublic},
+        **problem_responses(400, 422),
+    },
+    summary="Place an order; its checkout runs in the background",
+)
+async def place_order(
+    request: Request, key: IdempotencyKey, body: OrderCreate, uow: Uow, runner: Runner
+) -> Response:
+    placement = await handlers.place_order(body.to_command(key), uow)
+    if not placement.replayed:
+        runner.schedule(placement.order.id)
+    location = str(request.url_for("get_order", order_id=placement.order.id))
+    return conditional_json(
+        request,
+        _public(placement.order),
+        status_code=200 if placement.replayed else 201,
+        headers={"Location": location, "Idempotent-Replayed": str(placement.replayed).lower()},
+    )
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
+    summary="Get one order, with its checkout's progress and an ETag",
+)
+async def get_order(request: Request, order_id: str, uow: Uow) -> Response:
+    return conditional_json(request, _public(await queries.get_order(uow, order_id)))
+
+
+@router.get(
+    "/orders",
+    response_model=OrderPage,
+    responses=problem_responses(422),
+    summary="List a customer's orders, newest first",
+)
+async def list_orders(
+    *,
+    request: Request,
+    uow: Uow,
+    customer_id: Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH)],
+    page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Orders per page.")
+    ] = queries.DEFAULT_PAGE_SIZE,
+) -> Response:
+    result = await queries.list_orders(uow, customer_id, page=page, page_size=page_size)
+    return conditional_json(request, OrderPage.from_page(result).model_dump(mode="json"))
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    response_model=OrderPublic,
+    responses=problem_responses(404, 409),
+    summary="Cancel a pending or confirmed order; payment and stock are given back after",
+)
+async def cancel_order(request: Request, order_id: str, uow: Uow, runner: Runner) -> Response:
+    order = await handlers.cancel_order(CancelOrder(order_id=order_id), uow)
+    runner.schedule(order.id)
+    return conditional_json(request, _public(order))
+
+
+def _public(order: Order) -> dict[str, object]:
+    return OrderPublic.from_domain(order).model_dump(mode="json")

@@ -1,0 +1,197 @@
+"""The JSON the orders API reads and writes, one model per purpose."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from contracts import Money
+from orders.domain.commands import PlaceOrder, RequestedItem
+from orders.domain.model import (
+    CARD_TOKEN_MAX_LENGTH,
+    ID_MAX_LENGTH,
+    MAX_LINES,
+    MAX_QUANTITY,
+    Order,
+    OrderLine,
+    OrderStatus,
+    StepRecord,
+)
+from orders.service_layer.queries import Page
+
+
+class ItemRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    product_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    quantity: StrictInt = Field(ge=1, le=MAX_QUANTITY)
+
+
+class PaymentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    card_token: str = Field(
+        min_length=1,
+        max_length=CARD_TOKEN_MAX_LENGTH,
+        examples=["tok_ok"],
+        description="The token of a card, from the payment form; never a card number.",
+    )
+
+
+class OrderCreate(BaseModel):
+    """An order as a customer places it.
+
+    Items naming the same product are merged into one line, whose quantity must still be
+    at most 100.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
+    items: list[ItemRequest] = Field(min_length=1, max_length=MAX_LINES)
+    payment: PaymentRequest
+
+    def fingerprint(self) -> str:
+        """A digest of the request's content, whatever its key order or spacing."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_command(self, idempotency_key: str) -> PlaceOrder:
+        return PlaceOrder(
+            customer_id=self.customer_id,
+            items=tuple(RequestedItem(i.product_id, i.quantity) for i in self.items),
+            card_token=self.payment.card_token,
+            idempotency_key=idempotency_key,
+            request_fingerprint=self.fingerprint(),
+        )
+
+
+class Amount(BaseModel):
+    """An amount in integer minor units (cents for EUR) and its ISO 4217 currency."""
+
+    amount: int = Field(examples=[1299], description="Minor units: 1299 is 12.99 EUR.")
+    currency: str = Field(examples=["EUR"])
+
+    @classmethod
+    def from_money(cls, money: Money | None) -> Amount | None:
+        return None if money is None else cls(amount=money.amount, currency=str(money.currency))
+
+
+class LinePublic(BaseModel):
+    """A line of an order; sku, name and prices are null until the order is priced."""
+
+    product_id: str
+    sku: str | None
+    name: str | None
+    unit_price: Amount | None
+    quantity: int
+    line_total: Amount | None
+
+    @classmethod
+    def from_domain(cls, line: OrderLine) -> LinePublic:
+        return cls(
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            unit_price=Amount.from_money(line.unit_price),
+            quantity=line.quantity,
+            line_total=Amount.from_money(line.line_total),
+        )
+
+
+class StepPublic(BaseModel):
+    """An entry of the checkout's log: a step and its outcome (done, refused or failed)."""
+
+    step: str = Field(examples=["reserve-stock"])
+    outcome: str = Field(examples=["done"])
+    at: datetime
+    detail: str
+
+    @classmethod
+    def from_domain(cls, record: StepRecord) -> StepPublic:
+        return cls(step=record.step, outcome=record.outcome, at=record.at, detail=record.detail)
+
+
+class OrderPublic(BaseModel):
+    """An order as its customer sees it, with how far its checkout has come."""
+
+    id: str
+    customer_id: str
+    status: OrderStatus = Field(description="PENDING, CONFIRMED, REJECTED or CANCELLED.")
+    items: list[LinePublic]
+    total: Amount | None = Field(description="Null until the order is priced.")
+    reason: str | None = Field(description="Why the order was rejected or cancelled.")
+    last_error: str | None = Field(
+        description="Why the checkout is stuck for now; it is tried again by itself."
+    )
+    payment_id: str | None
+    checkout_steps: list[StepPublic]
+    compensations_pending: list[str] = Field(
+        description="What is still to be undone for a rejected or cancelled order."
+    )
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+    @classmethod
+    def from_domain(cls, order: Order) -> OrderPublic:
+        return cls(
+            id=order.id,
+            customer_id=order.customer_id,
+            status=order.status,
+            items=[LinePublic.from_domain(line) for line in order.lines],
+            total=Amount.from_money(order.total),
+            reason=order.reason,
+            last_error=order.last_error,
+            payment_id=order.payment_id,
+            checkout_steps=[StepPublic.from_domain(record) for record in order.steps],
+            compensations_pending=[str(step) for step in order.compensations_due()],
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            version=order.version,
+        )
+
+
+class OrderPage(BaseModel):
+    """One page of a customer's orders, newest first."""
+
+    items: list[OrderPublic]
+    page: int
+    page_size: int
+    total: int
+    pages: int
+
+    @classmethod
+    def from_page(cls, page: Page) -> OrderPage:
+        return cls(
+            items=[OrderPublic.from_domain(order) for order in page.items],
+            page=page.page,
+            page_size=page.page_size,
+            total=page.total,
+            pages=page.pages,
+        )
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["https://souk.dev/problems/order-not-found"])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
+    return {
+        status: {"model": Problem, "content": {"application/problem+json": {}}}
+        for status in statuses
+    }

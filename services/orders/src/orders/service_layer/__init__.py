@@ -1,0 +1,1 @@
+"""Use cases of orders: placing and cancelling, the checkout, queries, and their ports."""

@@ -1,0 +1,140 @@
+"""What the service layer needs from storage and from the other services, as protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+    from types import TracebackType
+
+    from contracts import Money
+    from orders.domain.model import Order, ProductSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """The order an Idempotency-Key placed, and a digest of the request that placed it."""
+
+    key: str
+    request_fingerprint: str
+    order_id: str
+    created_at: datetime
+
+
+class OrderRepository(Protocol):
+    async def get(self, order_id: str) -> Order | None:
+        """The order with this id, or None."""
+
+    async def add(self, order: Order) -> None:
+        """Store a new order."""
+
+    async def save(self, order: Order) -> None:
+        """Store a changed order and bump its version; raises StaleOrder if another writer
+        changed it since it was loaded."""
+
+    async def for_customer(
+        self, customer_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Order], int]:
+        """One slice of a customer's orders, newest first, and how many they have in all."""
+
+    async def unsettled(self, *, idle_since: datetime) -> list[str]:
+        """The ids of orders the checkout still has work on and nobody changed after
+        ``idle_since``, oldest first."""
+
+
+class IdempotencyKeyRepository(Protocol):
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        """The record of this key, or None."""
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        """Store a new key; raises IdempotencyKeyTaken if another request stored it first."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction over the orders' storage; leaving it without ``commit`` rolls back.
+
+    A unit of work may be entered again after it is left, for another transaction.
+    """
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def idempotency_keys(self) -> IdempotencyKeyRepository: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class UpstreamFailure(Exception):  # noqa: N818 - a state of another service, not a bug of ours
+    """Another service gave no usable answer: whether the call took effect is unknown.
+
+    ``transient`` failures (a refused connection, a timeout, 503, gRPC UNAVAILABLE) are worth
+    retrying soon; the others (an answer the port cannot make sense of) are not.
+    """
+
+    def __init__(self, upstream: str, message: str, *, transient: bool) -> None:
+        super().__init__(f"{upstream}: {message}")
+        self.upstream = upstream
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    sku: str
+    quantity: int
+
+
+class Catalog(Protocol):
+    async def product(self, product_id: str) -> ProductSnapshot:
+        """The product as the catalog sells it now; raises UnknownProduct, UpstreamFailure."""
+
+
+class Inventory(Protocol):
+    """Stock held for an order under a reservation id; every call is idempotent by that id."""
+
+    async def reserve(
+        self, reservation_id: str, lines: Sequence[StockLine], *, ttl_seconds: int
+    ) -> None:
+        """Hold every line or none; raises OutOfStock, CheckoutRefused (the reservation has
+        lapsed), UpstreamFailure."""
+
+    async def commit(self, reservation_id: str) -> None:
+        """The reserved stock leaves the shelf; raises CheckoutRefused (the reservation has
+        lapsed), UpstreamFailure."""
+
+    async def release(self, reservation_id: str) -> None:
+        """The reserved stock goes back on the shelf; nothing reserved is fine.
+        Raises UpstreamFailure."""
+
+
+class Billing(Protocol):
+    """Payments of orders; every call is idempotent (authorizing by the order id)."""
+
+    async def authorize(self, order_id: str, amount: Money, card_token: str) -> str:
+        """Hold the amount on the card and answer the payment id; raises PaymentDeclined,
+        CheckoutRefused (billing refuses the payment), UpstreamFailure."""
+
+    async def capture(self, payment_id: str) -> None:
+        """Take the held amount; raises CheckoutRefused (it cannot be taken), UpstreamFailure."""
+
+    async def void(self, payment_id: str) -> None:
+        """Release the held amount; raises UpstreamFailure."""
+
+    async def refund(self, payment_id: str) -> None:
+        """Give the captured amount back; raises UpstreamFailure."""

@@ -1,0 +1,52 @@
+"""Read-only questions about orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from orders.domain.errors import OrderNotFound
+
+if TYPE_CHECKING:
+    from orders.domain.model import Order
+    from orders.service_layer.ports import UnitOfWork
+
+DEFAULT_PAGE_SIZE: Final = 20
+MAX_PAGE_SIZE: Final = 100
+MAX_PAGE: Final = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a customer's orders, newest first."""
+
+    items: list[Order]
+    page: int
+    page_size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return -(-self.total // self.page_size)
+
+
+async def get_order(uow: UnitOfWork, order_id: str) -> Order:
+    """The order with this id; raises OrderNotFound."""
+    async with uow:
+        order = await uow.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def list_orders(
+    uow: UnitOfWork, customer_id: str, *, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
+) -> Page:
+    """A customer's orders, newest first; page and page size are held within bounds."""
+    page = min(max(page, 1), MAX_PAGE)
+    page_size = min(max(page_size, 1), MAX_PAGE_SIZE)
+    async with uow:
+        items, total = await uow.orders.for_customer(
+            customer_id, offset=(page - 1) * page_size, limit=page_size
+        )
+    return Page(items=items, page=page, page_size=page_size, total=total)

@@ -1,0 +1,33 @@
+"""The orders' settings: the chassis's, plus its own, from ORDERS_* variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from chassis import ServiceSettings
+
+
+class OrdersSettings(ServiceSettings):
+    """The chassis's settings for orders, and how the checkout talks to the others.
+
+    Upstreams: ``catalog`` and ``billing`` (http URLs), ``inventory`` (grpc URLs).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ORDERS_")
+
+    service: str = "orders"
+    port: int = 8004
+    connect_timeout: float = Field(default=1.0, gt=0, description="Seconds to connect.")
+    catalog_timeout: float = Field(default=2.0, gt=0, description="Seconds per catalog call.")
+    inventory_timeout: float = Field(default=2.0, gt=0, description="Seconds per inventory call.")
+    # Billing may try a second payment provider after the first times out.
+    billing_timeout: float = Field(default=10.0, gt=0, description="Seconds per billing call.")
+    retry_attempts: int = Field(default=4, ge=1, le=10, description="Tries per step and drive.")
+    retry_base_delay: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
+    retry_max_delay: float = Field(default=2.0, ge=0, description="Longest backoff, seconds.")
+    reservation_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
+    checkout_concurrency: int = Field(default=32, ge=1, description="Checkouts driven at once.")
+    resume_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between sweeps for unfinished checkouts."
+    )

@@ -1,0 +1,241 @@
+"""The orders HTTP API on real SQLite, with the checkout running in the background."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
+from services.orders.tests.integration.conftest import (
+    order_body,
+    post_order,
+    problem_of,
+    settled,
+    stuck,
+)
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from services.orders.tests.conftest import FakeBilling, FakeInventory
+
+
+def test_an_order_is_answered_201_pending_and_then_confirmed_in_the_background(
+    client: TestClient,
+) -> None:
+    response = post_order(client, order_body((SAFFRON.product_id, 2)))
+
+    assert response.status_code == 201, response.text
+    placed = response.json()
+    assert placed["status"] == "PENDING"
+    assert response.headers["location"].endswith(f"/orders/{placed['id']}")
+    assert settled(client, placed["id"])["status"] == "CONFIRMED"
+
+
+def test_a_confirmed_order_shows_its_priced_lines_total_and_checkout_steps(
+    client: TestClient,
+) -> None:
+    placed = post_order(client, order_body((SAFFRON.product_id, 2), (TEA.product_id, 1))).json()
+
+    order = settled(client, placed["id"])
+
+    assert order["items"] == [
+        {
+            "product_id": SAFFRON.product_id,
+            "sku": "SPC-SAFFRON-2G",
+            "name": "Taliouine saffron threads, 2 g",
+            "unit_price": {"amount": 1490, "currency": "EUR"},
+            "quantity": 2,
+            "line_total": {"amount": 2980, "currency": "EUR"},
+        },
+        {
+            "product_id": TEA.product_id,
+            "sku": "TEA-GUNPOWDER-250G",
+            "name": "Gunpowder green tea, 250 g",
+            "unit_price": {"amount": 850, "currency": "EUR"},
+            "quantity": 1,
+            "line_total": {"amount": 850, "currency": "EUR"},
+        },
+    ]
+    assert order["total"] == {"amount": 3830, "currency": "EUR"}
+    assert [(s["step"], s["outcome"]) for s in order["checkout_steps"]] == [
+        ("price", "done"),
+        ("reserve-stock", "done"),
+        ("authorize-payment", "done"),
+        ("capture-payment", "done"),
+        ("commit-stock", "done"),
+    ]
+    assert order["reason"] is order["last_error"] is None
+    assert order["payment_id"]
+    assert "card_token" not in order
+
+
+def test_the_same_request_with_the_same_key_is_answered_200_with_the_same_order(
+    client: TestClient,
+) -> None:
+    key = str(uuid.uuid4())
+    first = post_order(client, order_body((TEA.product_id, 1)), key)
+    # The same content in another order of keys is the same request.
+    body = order_body((TEA.product_id, 1))
+    again = post_order(client, dict(reversed(body.items())), key)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert client.get("/orders", params={"customer_id": "c-1"}).json()["total"] == 1
+
+
+def test_the_same_key_with_another_request_is_refused(client: TestClient) -> None:
+    key = str(uuid.uuid4())
+    post_order(client, order_body((TEA.product_id, 1)), key)
+
+    response = post_order(client, order_body((TEA.product_id, 2)), key)
+
+    problem_of(response, 422, "idempotency-key-reused")
+
+
+def test_an_order_without_an_idempotency_key_is_refused_before_its_body_is_read(
+    client: TestClient,
+) -> None:
+    missing = client.post("/orders", json={"items": []})
+    body = order_body((TEA.product_id, 1))
+    blank = client.post("/orders", json=body, headers={"Idempotency-Key": " "})
+    odd = client.post("/orders", json=body, headers={"Idempotency-Key": "a b"})
+
+    problem_of(missing, 400, "idempotency-key-required")
+    problem_of(blank, 400, "idempotency-key-required")
+    problem_of(odd, 400, "idempotency-key-invalid")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": "c-1", "items": [], "payment": {"card_token": "tok_ok"}},
+        order_body((TEA.product_id, 0)),
+        order_body((TEA.product_id, 101)),
+        order_body((TEA.product_id, 1.5)),  # type: ignore[arg-type]
+        {"customer_id": "c-1", "items": [{"product_id": TEA.product_id, "quantity": 1}]},
+        {**order_body((TEA.product_id, 1)), "coupon": "FREE"},
+        {**order_body((TEA.product_id, 1)), "customer_id": ""},
+    ],
+    ids=[
+        "no items",
+        "quantity 0",
+        "quantity 101",
+        "fractional quantity",
+        "no payment",
+        "unknown field",
+        "blank customer",
+    ],
+)
+def test_a_malformed_order_is_refused_with_422(client: TestClient, body: dict[str, Any]) -> None:
+    problem_of(post_order(client, body), 422, "validation-error")
+
+
+def test_items_naming_one_product_are_merged_into_one_line(client: TestClient) -> None:
+    response = post_order(client, order_body((TEA.product_id, 1), (TEA.product_id, 2)))
+
+    assert [(i["product_id"], i["quantity"]) for i in response.json()["items"]] == [
+        (TEA.product_id, 3)
+    ]
+
+
+def test_items_naming_one_product_may_not_add_up_to_more_than_one_hundred(
+    client: TestClient,
+) -> None:
+    response = post_order(client, order_body((TEA.product_id, 60), (TEA.product_id, 41)))
+
+    assert problem_of(response, 422, "invalid-order")["field"] == "quantity"
+
+
+def test_an_unknown_order_is_not_found(client: TestClient) -> None:
+    problem_of(client.get("/orders/no-such-order"), 404, "order-not-found")
+    problem_of(client.post("/orders/no-such-order/cancel"), 404, "order-not-found")
+
+
+def test_an_order_out_of_stock_is_rejected_with_the_reason(client: TestClient) -> None:
+    placed = post_order(client, order_body((SAFFRON.product_id, 11))).json()
+
+    order = settled(client, placed["id"])
+
+    assert order["status"] == "REJECTED"
+    assert order["reason"] == "out of stock: SPC-SAFFRON-2G (10 available)"
+
+
+def test_a_declined_card_rejects_the_order_and_shows_the_stock_released(
+    client: TestClient, inventory: FakeInventory
+) -> None:
+    placed = post_order(
+        client, order_body((SAFFRON.product_id, 1), card_token=DECLINED_CARD)
+    ).json()
+
+    order = settled(client, placed["id"])
+
+    assert order["status"] == "REJECTED"
+    assert order["reason"] == "payment declined: insufficient funds"
+    assert order["checkout_steps"][-1]["step"] == "release-stock"
+    assert inventory.available[SAFFRON.sku] == 10
+
+
+def test_an_order_stuck_on_an_unavailable_service_stays_pending_with_its_last_error(
+    client: TestClient, billing: FakeBilling
+) -> None:
+    billing.fail("authorize", unavailable("billing"), unavailable("billing"))
+    placed = post_order(client, order_body((TEA.product_id, 1))).json()
+
+    order = stuck(client, placed["id"])
+
+    assert order["status"] == "PENDING"
+    assert order["last_error"] == "authorize-payment: billing: connection refused"
+
+
+def test_a_customers_orders_are_listed_newest_first(client: TestClient) -> None:
+    ids = [post_order(client, order_body((TEA.product_id, n))).json()["id"] for n in (1, 2, 3)]
+    post_order(client, order_body((TEA.product_id, 1), customer_id="c-2"))
+
+    page = client.get("/orders", params={"customer_id": "c-1", "page_size": 2}).json()
+
+    assert [o["id"] for o in page["items"]] == [ids[2], ids[1]]
+    assert (page["total"], page["pages"]) == (3, 2)
+
+
+def test_listing_orders_needs_a_customer(client: TestClient) -> None:
+    problem_of(client.get("/orders"), 422, "validation-error")
+
+
+def test_cancelling_a_confirmed_order_refunds_its_payment(
+    client: TestClient, billing: FakeBilling
+) -> None:
+    placed = post_order(client, order_body((TEA.product_id, 1))).json()
+    settled(client, placed["id"])
+
+    response = client.post(f"/orders/{placed['id']}/cancel")
+    order = settled(client, placed["id"])
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "CANCELLED"
+    assert order["checkout_steps"][-1]["step"] == "refund-payment"
+    payment = billing.payment_of(placed["id"])
+    assert payment is not None
+    assert payment.status == "REFUNDED"
+
+
+def test_cancelling_a_rejected_order_is_refused(client: TestClient) -> None:
+    placed = post_order(client, order_body((SAFFRON.product_id, 11))).json()
+    settled(client, placed["id"])
+
+    response = client.post(f"/orders/{placed['id']}/cancel")
+
+    assert problem_of(response, 409, "order-not-cancellable")["order_status"] == "REJECTED"
+
+
+def test_an_order_unchanged_since_it_was_fetched_is_answered_304(client: TestClient) -> None:
+    placed = post_order(client, order_body((TEA.product_id, 1))).json()
+    settled(client, placed["id"])
+    etag = client.get(f"/orders/{placed['id']}").headers["etag"]
+
+    response = client.get(f"/orders/{placed['id']}", headers={"If-None-Match": etag})
+
+    assert response.status_code == 304

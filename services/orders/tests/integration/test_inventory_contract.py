@@ -1,0 +1,161 @@
+"""Consumer contract, orders → inventory: the gRPC calls and fields orders relies on.
+
+The descriptors prove the generated contract still has what orders sends and reads; the
+real inventory, run as its own process, proves it answers as orders expects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from chassis.grpc import channel_for
+from contracts.inventory.v1 import inventory_pb2
+from orders.adapters.inventory_client import InventoryClient
+from orders.domain.errors import CheckoutRefused, OutOfStock
+from orders.service_layer.ports import StockLine, UpstreamFailure
+from services.orders.tests.integration.conftest import free_port, service_process
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
+# In demo stock, with units on hand.
+SAFFRON = "SPC-SAFFRON-2G"
+
+
+@pytest.mark.parametrize(
+    ("method", "takes", "answers"),
+    [
+        ("Reserve", "ReserveRequest", "Reservation"),
+        ("Commit", "ReservationRef", "Reservation"),
+        ("Release", "ReservationRef", "Reservation"),
+        ("GetStock", "GetStockRequest", "StockLevel"),
+    ],
+)
+def test_the_inventory_offers_each_call_orders_makes(method: str, takes: str, answers: str) -> None:
+    call = SERVICE.methods_by_name[method]
+
+    assert SERVICE.full_name == "souk.inventory.v1.Inventory"
+    assert (call.input_type.name, call.output_type.name) == (takes, answers)
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "kind", "repeated"),
+    [
+        ("ReserveRequest", "reservation_id", FieldDescriptor.TYPE_STRING, False),
+        ("ReserveRequest", "lines", FieldDescriptor.TYPE_MESSAGE, True),
+        ("ReserveRequest", "ttl_seconds", FieldDescriptor.TYPE_INT64, False),
+        ("ReservationLine", "sku", FieldDescriptor.TYPE_STRING, False),
+        ("ReservationLine", "quantity", FieldDescriptor.TYPE_INT64, False),
+        ("ReservationRef", "reservation_id", FieldDescriptor.TYPE_STRING, False),
+        ("Reservation", "status", FieldDescriptor.TYPE_ENUM, False),
+        ("GetStockRequest", "sku", FieldDescriptor.TYPE_STRING, False),
+        ("StockLevel", "available", FieldDescriptor.TYPE_INT64, False),
+    ],
+)
+def test_each_field_orders_sends_or_reads_exists_with_its_type(
+    message: str, field: str, kind: int, repeated: bool
+) -> None:
+    descriptor = inventory_pb2.DESCRIPTOR.message_types_by_name[message].fields_by_name[field]
+
+    assert (descriptor.type, descriptor.is_repeated) == (kind, repeated)
+
+
+def test_reservations_are_lines_and_their_status_tells_holding_from_lapsed() -> None:
+    lines = inventory_pb2.ReserveRequest.DESCRIPTOR.fields_by_name["lines"]
+    status = inventory_pb2.Reservation.DESCRIPTOR.fields_by_name["status"]
+
+    assert lines.message_type.name == "ReservationLine"
+    assert status.enum_type.name == "ReservationStatus"
+    assert {
+        "RESERVATION_STATUS_RESERVED",
+        "RESERVATION_STATUS_COMMITTED",
+        "RESERVATION_STATUS_RELEASED",
+        "RESERVATION_STATUS_EXPIRED",
+    } <= set(status.enum_type.values_by_name)
+
+
+@pytest.fixture(scope="module")
+def inventory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    directory = tmp_path_factory.mktemp("inventory")
+    http_port, grpc_port = free_port(), free_port()
+    env = {
+        "INVENTORY_PORT": str(http_port),
+        "INVENTORY_GRPC_PORT": str(grpc_port),
+        "INVENTORY_DATA_DIR": str(directory),
+        "INVENTORY_INSTANCE": "inventory-contract",
+    }
+    ready = f"http://127.0.0.1:{http_port}/readyz"
+    with service_process("inventory", env, ready, directory / "inventory.log"):
+        yield f"grpc://127.0.0.1:{grpc_port}"
+
+
+@pytest.fixture
+async def inventory(inventory_target: str) -> AsyncIterator[InventoryClient]:
+    channel = channel_for([inventory_target])
+    yield InventoryClient(channel, timeout=5)
+    await channel.close()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+async def test_the_real_inventory_reserves_and_commits_again_and_again_to_one_effect(
+    inventory: InventoryClient,
+) -> None:
+    reservation = new_id()
+    lines = [StockLine(SAFFRON, 1)]
+
+    for _ in range(2):
+        await inventory.reserve(reservation, lines, ttl_seconds=60)
+    for _ in range(2):
+        await inventory.commit(reservation)
+
+
+async def test_the_real_inventory_releases_again_and_again_and_knows_nothing_to_release(
+    inventory: InventoryClient,
+) -> None:
+    reservation = new_id()
+    await inventory.reserve(reservation, [StockLine(SAFFRON, 1)], ttl_seconds=60)
+
+    for _ in range(2):
+        await inventory.release(reservation)
+    await inventory.release(new_id())
+
+
+async def test_a_reservation_the_real_inventory_cannot_fill_names_what_is_short(
+    inventory: InventoryClient,
+) -> None:
+    with pytest.raises(OutOfStock, match=r"^out of stock: SPC-SAFFRON-2G \(\d+ available\)$"):
+        await inventory.reserve(new_id(), [StockLine(SAFFRON, 10_000)], ttl_seconds=60)
+    with pytest.raises(OutOfStock, match=r"^out of stock: NOT-STOCKED-1 \(0 available\)$"):
+        await inventory.reserve(new_id(), [StockLine("NOT-STOCKED-1", 1)], ttl_seconds=60)
+
+
+async def test_a_released_reservation_cannot_be_committed_nor_reserved_again(
+    inventory: InventoryClient,
+) -> None:
+    reservation = new_id()
+    await inventory.reserve(reservation, [StockLine(SAFFRON, 1)], ttl_seconds=60)
+    await inventory.release(reservation)
+
+    with pytest.raises(CheckoutRefused, match="lapsed"):
+        await inventory.commit(reservation)
+    with pytest.raises(CheckoutRefused, match="stock reservation released"):
+        await inventory.reserve(reservation, [StockLine(SAFFRON, 1)], ttl_seconds=60)
+
+
+async def test_an_inventory_that_cannot_be_reached_is_a_transient_failure() -> None:
+    channel = channel_for([f"grpc://127.0.0.1:{free_port()}"])
+    try:
+        with pytest.raises(UpstreamFailure) as caught:
+            await InventoryClient(channel, timeout=2).release(new_id())
+    finally:
+        await channel.close()
+
+    assert caught.value.transient

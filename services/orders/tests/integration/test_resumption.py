@@ -1,0 +1,66 @@
+"""Checkouts left unfinished by an outage or a stop are finished later, without doing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from fastapi.testclient import TestClient
+
+from orders.app import Upstreams, create_app
+from services.orders.tests.conftest import TEA, unavailable
+from services.orders.tests.integration.conftest import order_body, post_order, settled, stuck
+
+if TYPE_CHECKING:
+    from orders.settings import OrdersSettings
+    from services.orders.tests.conftest import FakeBilling, FakeInventory
+
+
+def test_an_order_left_pending_by_an_outage_is_confirmed_when_orders_starts_again(
+    settings: OrdersSettings, upstreams: Upstreams, billing: FakeBilling
+) -> None:
+    billing.fail("capture", unavailable("billing"), unavailable("billing"))
+    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+        order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
+        assert stuck(client, order_id)["status"] == "PENDING"
+
+    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+        order = settled(client, order_id)
+
+    assert order["status"] == "CONFIRMED"
+    assert len(billing.payments) == 1
+
+
+def test_a_checkout_stopped_in_the_middle_of_a_step_is_resumed_at_the_next_start(
+    settings: OrdersSettings, upstreams: Upstreams, inventory: FakeInventory
+) -> None:
+    async def hang() -> None:
+        await asyncio.sleep(3600)
+
+    inventory.during("reserve", hang)
+    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+        order_id = post_order(client, order_body((TEA.product_id, 2))).json()["id"]
+        while inventory.count("reserve") == 0:
+            time.sleep(0.01)
+    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+        order = settled(client, order_id)
+
+    assert order["status"] == "CONFIRMED"
+    assert inventory.count("reserve") == 2
+    assert inventory.available[TEA.sku] == 3
+
+
+def test_an_order_stuck_on_an_outage_is_confirmed_by_a_later_sweep(
+    settings: OrdersSettings, upstreams: Upstreams, billing: FakeBilling
+) -> None:
+    billing.fail("authorize", unavailable("billing"), unavailable("billing"))
+    sweeping = settings.model_copy(update={"resume_interval": 0.1})
+    with TestClient(create_app(sweeping, upstreams=upstreams)) as client:
+        order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
+        assert stuck(client, order_id)["status"] == "PENDING"
+
+        order = settled(client, order_id)
+
+    assert order["status"] == "CONFIRMED"
+    assert order["last_error"] is None

@@ -1,0 +1,179 @@
+"""A hand-written fake of the storage ports, and the checkout wired to the fakes."""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Self
+
+import pytest
+
+from orders.domain.commands import PlaceOrder, RequestedItem
+from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
+from orders.service_layer.checkout import Checkout, RetryPolicy
+from orders.service_layer.handlers import place_order
+from services.orders.tests.conftest import GOOD_CARD
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from datetime import datetime
+    from types import TracebackType
+
+    from orders.domain.model import Order
+    from orders.service_layer.ports import IdempotencyRecord
+    from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
+
+RESERVATION_TTL = 600
+
+
+class FakeStore:
+    """What the fake database holds: committed orders and keys."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.keys: dict[str, IdempotencyRecord] = {}
+        self.blind_key_lookups = 0
+        """How many key lookups to answer None for, as if a concurrent request's key were
+        not committed yet."""
+
+
+class FakeOrderRepository:
+    """Orders copied in and out; a save applies only onto the version it was loaded at."""
+
+    def __init__(self, store: FakeStore, pending: dict[str, Order]) -> None:
+        self._store = store
+        self._pending = pending
+
+    async def get(self, order_id: str) -> Order | None:
+        order = self._store.orders.get(order_id)
+        return None if order is None else copy.deepcopy(order)
+
+    async def add(self, order: Order) -> None:
+        self._pending[order.id] = copy.deepcopy(order)
+
+    async def save(self, order: Order) -> None:
+        stored = self._store.orders.get(order.id)
+        if stored is None or stored.version != order.version:
+            raise StaleOrder(order.id)
+        order.version += 1
+        self._pending[order.id] = copy.deepcopy(order)
+
+    async def for_customer(
+        self, customer_id: str, *, offset: int, limit: int
+    ) -> tuple[list[Order], int]:
+        found = sorted(
+            (o for o in self._store.orders.values() if o.customer_id == customer_id),
+            key=lambda o: o.created_at,
+            reverse=True,
+        )
+        return copy.deepcopy(found[offset : offset + limit]), len(found)
+
+    async def unsettled(self, *, idle_since: datetime) -> list[str]:
+        return [
+            o.id
+            for o in sorted(self._store.orders.values(), key=lambda o: o.created_at)
+            if not o.settled and o.updated_at <= idle_since
+        ]
+
+
+class FakeIdempotencyKeyRepository:
+    def __init__(self, store: FakeStore, pending: dict[str, IdempotencyRecord]) -> None:
+        self._store = store
+        self._pending = pending
+
+    async def get(self, key: str) -> IdempotencyRecord | None:
+        if self._store.blind_key_lookups:
+            self._store.blind_key_lookups -= 1
+            return None
+        return self._store.keys.get(key)
+
+    async def add(self, record: IdempotencyRecord) -> None:
+        if record.key in self._store.keys or record.key in self._pending:
+            raise IdempotencyKeyTaken(record.key)
+        self._pending[record.key] = record
+
+
+class FakeUnitOfWork:
+    """Each ``async with`` collects changes that only ``commit`` applies to the store."""
+
+    orders: FakeOrderRepository
+    idempotency_keys: FakeIdempotencyKeyRepository
+
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
+
+    async def __aenter__(self) -> Self:
+        self._orders: dict[str, Order] = {}
+        self._keys: dict[str, IdempotencyRecord] = {}
+        self.orders = FakeOrderRepository(self.store, self._orders)
+        self.idempotency_keys = FakeIdempotencyKeyRepository(self.store, self._keys)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        del self._orders, self._keys
+
+    async def commit(self) -> None:
+        for order_id, order in self._orders.items():
+            stored = self.store.orders.get(order_id)
+            if stored is not None and stored.version != order.version - 1:
+                raise StaleOrder(order_id)
+        self.store.orders.update(self._orders)
+        self.store.keys.update(self._keys)
+        self._orders.clear()
+        self._keys.clear()
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def uow(store: FakeStore) -> FakeUnitOfWork:
+    return FakeUnitOfWork(store)
+
+
+@pytest.fixture
+def checkout(
+    store: FakeStore, catalog: FakeCatalog, inventory: FakeInventory, billing: FakeBilling
+) -> Checkout:
+    """The checkout on the fakes, retrying three times without waiting."""
+    return Checkout(
+        lambda: FakeUnitOfWork(store),
+        catalog=catalog,
+        inventory=inventory,
+        billing=billing,
+        retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0),
+        reservation_ttl_seconds=RESERVATION_TTL,
+    )
+
+
+def place_command(
+    *items: tuple[str, int], card_token: str = GOOD_CARD, key: str = "key-1", customer: str = "c-1"
+) -> PlaceOrder:
+    return PlaceOrder(
+        customer_id=customer,
+        items=tuple(RequestedItem(product_id, quantity) for product_id, quantity in items),
+        card_token=card_token,
+        idempotency_key=key,
+        request_fingerprint=f"fingerprint of {items} {card_token} {customer}",
+    )
+
+
+@pytest.fixture
+def place(store: FakeStore) -> Callable[..., Awaitable[str]]:
+    """Place an order in the fake store and answer its id."""
+
+    async def place_it(
+        *items: tuple[str, int], card_token: str = GOOD_CARD, key: str | None = None
+    ) -> str:
+        command = place_command(
+            *items, card_token=card_token, key=key or f"key-{len(store.keys) + 1}"
+        )
+        return (await place_order(command, FakeUnitOfWork(store))).order.id
+
+    return place_it

@@ -1,0 +1,1 @@
+"""A payment provider simulator: the outside world that billing depends on."""

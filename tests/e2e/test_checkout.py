@@ -1,0 +1,153 @@
+"""The three checkout stories through the gateway, checked by asking each service."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import httpx
+
+TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
+
+
+def _products(gateway, category: str) -> list[dict]:
+    response = gateway.get("/api/catalog/products", params={"category": category, "page_size": 50})
+    return response.json()["items"]
+
+
+def _in_stock(souk, gateway, category: str, count: int) -> list[dict]:
+    """The first products of a category with at least 5 units available."""
+    stocked = [p for p in _products(gateway, category) if _stock(souk, p["sku"])["available"] >= 5]
+    assert len(stocked) >= count, f"not enough stocked products in {category}"
+    return stocked[:count]
+
+
+def _stock(souk, sku: str) -> dict:
+    inventory = souk.url("inventory")
+    return httpx.get(f"{inventory}/stock/{sku}", timeout=5).json()
+
+
+def _payments(souk, order_id: str) -> list[dict]:
+    billing = souk.url("billing")
+    response = httpx.get(f"{billing}/payments", params={"order_id": order_id}, timeout=5)
+    return response.json()
+
+
+def _place(gateway, items, *, card="tok_ok", key=None, customer="c-amina") -> httpx.Response:
+    return gateway.post(
+        "/api/orders",
+        headers={"Idempotency-Key": key or str(uuid.uuid4())},
+        json={
+            "customer_id": customer,
+            "items": [{"product_id": p["id"], "quantity": q} for p, q in items],
+            "payment": {"card_token": card},
+        },
+    )
+
+
+def _settled(souk, gateway, order_id: str) -> dict:
+    def terminal():
+        order = gateway.get(f"/api/orders/{order_id}").json()
+        return order if order["status"] in TERMINAL else None
+
+    return souk.wait_until(terminal, timeout=30, interval=0.1, message=f"order {order_id} settled")
+
+
+def test_an_order_in_stock_is_confirmed_with_stock_taken_and_payment_captured(souk, gateway):
+    saffron, cumin = _in_stock(souk, gateway, "spices", 2)
+    before = {p["sku"]: _stock(souk, p["sku"]) for p in (saffron, cumin)}
+
+    placed = _place(gateway, [(saffron, 2), (cumin, 1)])
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "PENDING"
+    order = _settled(souk, gateway, placed.json()["id"])
+
+    assert order["status"] == "CONFIRMED", order
+    expected = saffron["price"]["amount"] * 2 + cumin["price"]["amount"]
+    assert order["total"] == {"amount": expected, "currency": "EUR"}
+    after = {p["sku"]: _stock(souk, p["sku"]) for p in (saffron, cumin)}
+    assert after[saffron["sku"]]["on_hand"] == before[saffron["sku"]]["on_hand"] - 2
+    assert after[cumin["sku"]]["on_hand"] == before[cumin["sku"]]["on_hand"] - 1
+    assert after[saffron["sku"]]["reserved"] == before[saffron["sku"]]["reserved"]
+    [payment] = _payments(souk, order["id"])
+    assert payment["status"] == "CAPTURED"
+    assert payment["amount"] == order["total"]
+
+
+def test_an_order_beyond_the_stock_is_rejected_with_a_reason_and_nothing_charged(souk, gateway):
+    lantern = _products(gateway, "lamps-lanterns")[0]
+    available = _stock(souk, lantern["sku"])["available"]
+
+    placed = _place(gateway, [(lantern, available + 1)])
+    assert placed.status_code == 201, placed.text
+    order = _settled(souk, gateway, placed.json()["id"])
+
+    assert order["status"] == "REJECTED"
+    assert "out of stock" in order["reason"].lower()
+    assert lantern["sku"] in order["reason"]
+    assert _stock(souk, lantern["sku"])["available"] == available
+    assert _payments(souk, order["id"]) == []
+
+
+def test_a_declined_card_rejects_the_order_and_puts_the_stock_back(souk, gateway):
+    [teapot] = _in_stock(souk, gateway, "ceramics", 1)
+    before = _stock(souk, teapot["sku"])
+
+    placed = _place(gateway, [(teapot, 1)], card="tok_decline")
+    order = _settled(souk, gateway, placed.json()["id"])
+
+    assert order["status"] == "REJECTED"
+    assert "declined" in order["reason"].lower()
+    after = _stock(souk, teapot["sku"])
+    assert (after["on_hand"], after["reserved"]) == (before["on_hand"], before["reserved"])
+    assert [p["status"] for p in _payments(souk, order["id"])] == ["DECLINED"]
+
+
+def test_repeating_a_request_with_its_idempotency_key_never_orders_or_charges_twice(souk, gateway):
+    [rug] = _in_stock(souk, gateway, "textiles", 1)
+    before = _stock(souk, rug["sku"])
+    key = str(uuid.uuid4())
+
+    first = _place(gateway, [(rug, 1)], key=key)
+    second = _place(gateway, [(rug, 1)], key=key)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    order = _settled(souk, gateway, first.json()["id"])
+    third = _place(gateway, [(rug, 1)], key=key)
+    assert third.status_code == 200
+    assert third.json()["id"] == order["id"]
+
+    assert order["status"] == "CONFIRMED"
+    assert len(_payments(souk, order["id"])) == 1
+    assert _stock(souk, rug["sku"])["on_hand"] == before["on_hand"] - 1
+
+
+def test_concurrent_retries_with_one_idempotency_key_make_one_order(souk, gateway):
+    [soap] = _in_stock(souk, gateway, "soaps-cosmetics", 1)
+    key = str(uuid.uuid4())
+    answers: list[httpx.Response] = []
+
+    def place() -> None:
+        with httpx.Client(base_url=souk.gateway_url, timeout=10) as client:
+            answers.append(_place(client, [(soap, 1)], key=key))
+
+    threads = [threading.Thread(target=place) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    ids = {a.json().get("id") for a in answers if a.status_code in (200, 201)}
+    assert len(ids) == 1, [(a.status_code, a.text) for a in answers]
+    assert sorted(a.status_code for a in answers).count(201) == 1
+    order = _settled(souk, gateway, ids.pop())
+    assert len(_payments(souk, order["id"])) == 1
+
+
+def test_a_reused_key_with_another_body_is_refused(souk, gateway):
+    lamp, bowl = _in_stock(souk, gateway, "lamps-lanterns", 2)
+    key = str(uuid.uuid4())
+    assert _place(gateway, [(lamp, 1)], key=key).status_code == 201
+    reused = _place(gateway, [(bowl, 1)], key=key)
+    assert reused.status_code == 422
+    assert reused.json()["type"] == "https://souk.dev/problems/idempotency-key-reused"
