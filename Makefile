@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 PACKAGES := chassis contracts services/catalog services/inventory services/orders services/billing \
 	simulators/payment-provider edge/gateway cli
 STAMP := $(VENV)/.souk-installed
+# Installing contracts generates the gRPC stubs: a changed .proto means installing again.
+PROTOS := $(shell find contracts/src -name '*.proto')
 
 .PHONY: up test lint install clean
 
@@ -23,7 +25,8 @@ lint: $(STAMP)
 
 install: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(STAMP): requirements/dev.txt requirements/constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES)) \
+		$(PROTOS) contracts/hatch_build.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Souk needs Python 3.11 or newer (found %s)" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -209,7 +209,11 @@ async def test_a_failed_or_abandoned_call_is_logged_as_unknown_or_cancelled(
             await whoami(channel, b"crash")
         with pytest.raises(grpc.aio.AioRpcError) as abandoned:
             await whoami(channel, b"slow", deadline=0.2)
-        await asyncio.sleep(0.1)  # the server notices the deadline a moment after the caller
+        # The server notices the deadline a moment after the caller does.
+        for _ in range(100):
+            if len(rpc_lines(logs)) == 2:
+                break
+            await asyncio.sleep(0.05)
 
     assert (crashed.value.code(), abandoned.value.code()) == (
         grpc.StatusCode.UNKNOWN,
@@ -224,6 +228,12 @@ async def test_a_failed_or_abandoned_call_is_logged_as_unknown_or_cancelled(
 async def test_one_channel_balances_calls_round_robin_over_every_replica() -> None:
     async with serving("echo-1", "echo-2") as servers, channel_for(urls_of(*servers)) as channel:
         await channel.channel_ready()
+        # READY means one replica is connected; the split is measured once both answer.
+        seen: set[str] = set()
+        for _ in range(200):
+            seen.add((await whoami(channel))["instance"])
+            if len(seen) == 2:
+                break
         served = [(await whoami(channel))["instance"] for _ in range(40)]
 
     assert set(served) == {"echo-1", "echo-2"}

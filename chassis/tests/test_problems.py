@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from chassis import ProblemError, problem_response
+from chassis.problems import problem_responses
 from chassis.requests import request_id_var
 
 PROBLEM = "application/problem+json"
@@ -206,3 +207,25 @@ def test_a_problem_outside_a_request_has_no_request_id() -> None:
         "status": 400,
     }
     assert response.media_type == PROBLEM
+
+
+def test_problem_responses_document_problem_json_with_the_problem_model(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    router = APIRouter()
+
+    @router.get("/things/{thing_id}", responses=problem_responses(404, 409))
+    async def get_thing(thing_id: int) -> dict[str, int]:
+        return {"thing_id": thing_id}
+
+    document = TestClient(make_app(router)).get("/openapi.json").json()
+
+    responses = document["paths"]["/things/{thing_id}"]["get"]["responses"]
+    for status in ("404", "409"):
+        content = responses[status]["content"]
+        assert PROBLEM in content
+        schemas = [media.get("schema") for media in content.values()]
+        assert {"$ref": "#/components/schemas/Problem"} in schemas
+    problem = document["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status"} <= set(problem["required"])
+    assert "request_id" in problem["properties"]

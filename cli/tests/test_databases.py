@@ -44,13 +44,28 @@ async def test_per_service_mode_gives_each_service_its_own_database(spec_for, tm
     urls = await provision(spec, SERVICES, tmp_path)
 
     assert set(urls) == set(SERVICES)
-    names = set()
+    seen = set()
     for url in urls.values():
         assert url.startswith("postgresql+asyncpg://")
         connection = await asyncpg.connect(_plain(url))
-        names.add(await connection.fetchval("SELECT current_database()"))
+        seen.add(await connection.fetchrow("SELECT current_database(), current_user"))
         await connection.close()
-    assert names == {f"{spec.prefix}_catalog", f"{spec.prefix}_order_history"}
+    # Each service logs in as its own role, not as the administrator.
+    assert {tuple(row) for row in seen} == {
+        (f"{spec.prefix}_catalog", f"{spec.prefix}_catalog"),
+        (f"{spec.prefix}_order_history", f"{spec.prefix}_order_history"),
+    }
+
+
+async def test_in_per_service_mode_a_service_cannot_connect_to_another_services_database(
+    spec_for, tmp_path: Path
+):
+    spec = spec_for("per-service")
+    urls = await provision(spec, SERVICES, tmp_path)
+    base, _, _ = urls["order-history"].rpartition("/")
+    history_role_on_catalog = f"{base}/{spec.prefix}_catalog"
+    with pytest.raises(asyncpg.PostgresError, match="permission denied"):
+        await asyncpg.connect(_plain(history_role_on_catalog))
 
 
 async def test_provisioning_again_changes_nothing(spec_for, tmp_path: Path):

@@ -216,3 +216,11 @@ def test_local_souk_yaml_wins_over_the_default(tmp_path: Path) -> None:
     assert resolve_topology(None, tmp_path) == (tmp_path / "souk.yaml", False)
     other = tmp_path / "other.yaml"
     assert resolve_topology(other, tmp_path) == (other, False)
+
+
+def test_a_service_name_too_long_for_a_database_role_is_refused() -> None:
+    name = "a-service-name-that-goes-on-and-on"
+    with pytest.raises(TopologyError) as caught:
+        parse_topology(f"services:\n  {name}: {{}}\n", "souk.yaml")
+    assert f"souk.yaml:2: services.{name}" in str(caught.value)
+    assert "at most 30 characters" in str(caught.value)

@@ -14,7 +14,8 @@ import os
 import time
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -24,11 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_asyn
 from sqlalchemy.pool import StaticPool
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
 
     from sqlalchemy import Connection, MetaData
 
 STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
+
+# A service's ``MetaData(naming_convention=NAMING_CONVENTION)`` names every constraint, so its
+# migrations can refer to them on every backend (SQLite included).
+NAMING_CONVENTION: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
 
 
 class StartupLockTimeoutError(TimeoutError):

@@ -6,11 +6,13 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from chassis.logs import get_logger
 from chassis.requests import request_id_var
+from chassis.unit_of_work import StorageUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -50,6 +52,24 @@ def problem_type_uri(slug: str) -> str:
     return f"{PROBLEM_TYPE_BASE}{slug}"
 
 
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=[problem_type_uri("validation-error")])
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
+    return {status: {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in statuses}
+
+
 def problem_response(
     status: int,
     type: str,  # noqa: A002 - the RFC 9457 member name
@@ -87,17 +107,22 @@ def _title_for(status: int) -> str:
         return "HTTP error"
 
 
+def problem_error_response(problem: ProblemError, *, instance: str | None = None) -> JSONResponse:
+    """The problem+json response a ProblemError stands for."""
+    return problem_response(
+        problem.status,
+        problem.type,
+        problem.title,
+        problem.detail,
+        instance=instance,
+        headers=problem.headers,
+        **problem.extensions,
+    )
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)  # noqa: S101 - registered for this type only
-    return problem_response(
-        exc.status,
-        exc.type,
-        exc.title,
-        exc.detail,
-        instance=request.url.path,
-        headers=exc.headers,
-        **exc.extensions,
-    )
+    return problem_error_response(exc, instance=request.url.path)
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -149,6 +174,18 @@ def internal_error_response(path: str, exc: BaseException) -> JSONResponse:
     )
 
 
+async def _on_storage_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    _log.warning("storage unavailable", path=request.url.path, error=str(exc))
+    return problem_response(
+        503,
+        "storage-unavailable",
+        "Service Unavailable",
+        "The service's database cannot be used just now; try again shortly.",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request.url.path, exc)
 
@@ -158,4 +195,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StorageUnavailableError, _on_storage_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

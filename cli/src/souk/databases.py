@@ -1,7 +1,8 @@
 """Databases on a PostgreSQL server: one per service, or one shared with a schema and role each.
 
-In ``per-service`` mode each service gets its own database. In ``shared`` mode all services
-live in one database, each in a private schema owned by its own login role, whose
+Every service logs in as its own role. In ``per-service`` mode each service gets its own
+database, owned by its role, which no other role may connect to. In ``shared`` mode all
+services live in one database, each in a private schema owned by its role, whose
 ``search_path`` points at that schema; no role may use another's schema, so a service can
 neither read nor write another service's tables.
 """
@@ -37,26 +38,29 @@ def schema_name(service: str) -> str:
 
 
 async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path) -> dict[str, str]:
-    """Create what is missing and return each service's SQLAlchemy database URL."""
+    """Create what is missing and return each service's SQLAlchemy database URL.
+
+    Every service logs in as its own role; no role may reach another service's data.
+    """
     if spec.backend == "sqlite" or not services:
         return {}
+    roles = {service: database_name(spec, service) for service in services}
+    passwords = _role_passwords(data_dir, list(roles.values()))
     admin = await _connect(spec.url)
     try:
+        for role in roles.values():
+            await _ensure_role(admin, role, passwords[role])
         if spec.mode == "per-service":
-            for service in services:
-                await _create_database(admin, database_name(spec, service))
+            for role in roles.values():
+                # The database is named after its role, which owns it (and its public schema).
+                await _create_database(admin, role, owner=role)
+                await admin.execute(f'REVOKE ALL ON DATABASE "{role}" FROM PUBLIC')
+                await admin.execute(f'GRANT CONNECT ON DATABASE "{role}" TO "{role}"')
             return {
-                service: _service_url(spec.url, database=database_name(spec, service))
-                for service in services
+                service: _service_url(spec.url, database=role, user=role, password=passwords[role])
+                for service, role in roles.items()
             }
         await _create_database(admin, spec.prefix)
-        passwords = _role_passwords(data_dir, [database_name(spec, s) for s in services])
-        for service in services:
-            role = database_name(spec, service)
-            exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
-            verb = "ALTER" if exists else "CREATE"
-            # Role names are validated identifiers; the password is URL-safe base64.
-            await admin.execute(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{passwords[role]}'")
     finally:
         await admin.close()
 
@@ -65,8 +69,8 @@ async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path)
         async with shared.transaction():
             await shared.execute(f'REVOKE ALL ON DATABASE "{spec.prefix}" FROM PUBLIC')
             await shared.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            for service in services:
-                role, schema = database_name(spec, service), schema_name(service)
+            for service, role in roles.items():
+                schema = schema_name(service)
                 await shared.execute(
                     f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"'
                 )
@@ -78,13 +82,8 @@ async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path)
     finally:
         await shared.close()
     return {
-        service: _service_url(
-            spec.url,
-            database=spec.prefix,
-            user=database_name(spec, service),
-            password=passwords[database_name(spec, service)],
-        )
-        for service in services
+        service: _service_url(spec.url, database=spec.prefix, user=role, password=passwords[role])
+        for service, role in roles.items()
     }
 
 
@@ -94,14 +93,12 @@ async def drop(spec: DatabaseSpec, services: Sequence[str]) -> None:
         return
     admin = await _connect(spec.url)
     try:
-        if spec.mode == "per-service":
-            for service in services:
-                name = database_name(spec, service)
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        await admin.execute(f'DROP DATABASE IF EXISTS "{spec.prefix}" WITH (FORCE)')
-        for service in services:
-            await admin.execute(f'DROP ROLE IF EXISTS "{database_name(spec, service)}"')
+        roles = [database_name(spec, service) for service in services]
+        databases = roles if spec.mode == "per-service" else [spec.prefix]
+        for database in databases:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        for role in roles:
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
     finally:
         await admin.close()
 
@@ -118,11 +115,20 @@ async def _connect(url: str) -> asyncpg.Connection:
     return connection
 
 
-async def _create_database(admin: asyncpg.Connection, name: str) -> None:
+async def _ensure_role(admin: asyncpg.Connection, role: str, password: str) -> None:
+    exists = await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role)
+    verb = "ALTER" if exists else "CREATE"
+    # Role names are validated identifiers; the password is URL-safe base64.
+    await admin.execute(f"{verb} ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+
+
+async def _create_database(admin: asyncpg.Connection, name: str, owner: str | None = None) -> None:
     if not await admin.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
         # Another `souk up` on the same server may create it meanwhile.
         with contextlib.suppress(asyncpg.DuplicateDatabaseError):
             await admin.execute(f'CREATE DATABASE "{name}"')
+    if owner is not None:
+        await admin.execute(f'ALTER DATABASE "{name}" OWNER TO "{owner}"')
 
 
 def _with_database(url: str, database: str) -> str:
@@ -130,14 +136,10 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def _service_url(
-    admin_url: str, *, database: str, user: str | None = None, password: str | None = None
-) -> str:
+def _service_url(admin_url: str, *, database: str, user: str, password: str) -> str:
     parts = urlsplit(admin_url)
-    netloc = parts.netloc
-    if user is not None:
-        host = netloc.rpartition("@")[2]
-        netloc = f"{quote(user)}:{quote(password or '')}@{host}"
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{quote(user)}:{quote(password)}@{host}"
     return urlunsplit(
         parts._replace(scheme="postgresql+asyncpg", netloc=netloc, path=f"/{database}")
     )

@@ -16,6 +16,8 @@ DEFAULT_TOPOLOGY_NAME = "souk.yaml"
 DEFAULT_DATA_DIR = ".souk"
 
 _SERVICE_NAME = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
+# Database roles are named <prefix>_<service>; PostgreSQL cuts names at 63 bytes.
+_MAX_SERVICE_NAME = 30
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -150,12 +152,13 @@ class Topology(BaseModel):
         errors: list[InitErrorDetails] = []
         owners: dict[int, str] = {}
         for name, spec in self.services.items():
-            if not _SERVICE_NAME.fullmatch(name):
+            if not _SERVICE_NAME.fullmatch(name) or len(name) > _MAX_SERVICE_NAME:
                 errors.append(
                     _error(
                         ("services", name),
                         "service_name",
-                        "service names are lowercase words joined by '-', e.g. 'order-history'",
+                        "service names are lowercase words joined by '-', e.g. 'order-history', "
+                        f"at most {_MAX_SERVICE_NAME} characters",
                         name,
                     )
                 )

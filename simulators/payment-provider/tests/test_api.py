@@ -172,3 +172,20 @@ def test_the_openapi_document_describes_payments_and_the_simulation(client: Test
         "/v1/authorizations/{authorization_id}/refund",
         "/v1/simulation",
     } <= paths.keys()
+
+
+def test_authorizations_can_be_found_by_the_merchants_reference(client: TestClient) -> None:
+    for key, reference in (("k1", "pay-1"), ("k2", "pay-2"), ("k3", "pay-1")):
+        response = client.post(
+            "/v1/authorizations",
+            headers={"Idempotency-Key": key},
+            json={
+                "amount": {"amount": 1299, "currency": "EUR"},
+                "card_token": "tok_ok",
+                "reference": reference,
+            },
+        )
+        assert response.status_code == 201
+    found = client.get("/v1/authorizations", params={"reference": "pay-1"}).json()
+    assert [a["reference"] for a in found] == ["pay-1", "pay-1"]
+    assert client.get("/v1/authorizations", params={"reference": "none"}).json() == []

@@ -84,6 +84,14 @@ class SimulatedProvider:
             response = await client.put("/v1/simulation", json=controls)
         assert response.status_code == 200, response.text
 
+    async def authorizations_for(self, reference: str) -> list[dict[str, Any]]:
+        """What this provider holds for one of billing's payments (its reference)."""
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            response = await client.get("/v1/authorizations", params={"reference": reference})
+        assert response.status_code == 200, response.text
+        found: list[dict[str, Any]] = response.json()
+        return found
+
     async def authorization(self, authorization_id: str) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=self.url) as client:
             response = await client.get(f"/v1/authorizations/{authorization_id}")

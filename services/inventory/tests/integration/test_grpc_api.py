@@ -215,12 +215,14 @@ async def test_an_adjustment_must_say_what_to_do_and_leave_the_reserved_units(
 
 
 async def test_a_call_with_too_little_time_left_is_refused_before_any_work(
-    inventory: Replicas, refused: Refused
+    inventory: Replicas, refused: Refused, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A generous deadline against a higher bar: the server, not the caller's clock, refuses.
+    monkeypatch.setattr("inventory.entrypoints.grpc.MIN_SECONDS_TO_WORK", 30.0)
     await inventory.channel.channel_ready()
 
     details = await refused(
-        inventory.stub.Reserve(reserve(), timeout=0.03), grpc.StatusCode.DEADLINE_EXCEEDED
+        inventory.stub.Reserve(reserve(), timeout=5.0), grpc.StatusCode.DEADLINE_EXCEEDED
     )
 
     assert "too little to start" in details

@@ -103,11 +103,13 @@ def stuck(client: TestClient, order_id: str) -> dict[str, Any]:
 def _when(
     client: TestClient, order_id: str, condition: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 10
     while True:
         order: dict[str, Any] = client.get(f"/orders/{order_id}").json()
-        if condition(order) or time.monotonic() > deadline:
+        if condition(order):
             return order
+        if time.monotonic() > deadline:
+            raise AssertionError(f"order {order_id} never reached the awaited state: {order}")
         time.sleep(0.01)
 
 

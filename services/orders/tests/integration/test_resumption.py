@@ -41,7 +41,9 @@ def test_a_checkout_stopped_in_the_middle_of_a_step_is_resumed_at_the_next_start
     inventory.during("reserve", hang)
     with TestClient(create_app(settings, upstreams=upstreams)) as client:
         order_id = post_order(client, order_body((TEA.product_id, 2))).json()["id"]
+        deadline = time.monotonic() + 10
         while inventory.count("reserve") == 0:
+            assert time.monotonic() < deadline, "the checkout never reached the reserve step"
             time.sleep(0.01)
     with TestClient(create_app(settings, upstreams=upstreams)) as client:
         order = settled(client, order_id)

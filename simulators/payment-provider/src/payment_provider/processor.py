@@ -107,6 +107,10 @@ class CardProcessor:
             idempotency_key, request, lambda: self._transition(authorization_id, operation)
         )
 
+    def find(self, reference: str) -> list[Authorization]:
+        """The authorizations made for one merchant reference, oldest first."""
+        return [a for a in self._authorizations.values() if a.reference == reference]
+
     def get(self, authorization_id: str) -> Authorization:
         authorization = self._authorizations.get(authorization_id)
         if authorization is None:

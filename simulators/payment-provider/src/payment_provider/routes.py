@@ -7,12 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 
 from chassis import ProblemError
+from chassis.problems import problem_responses
 from payment_provider.processor import CardProcessor, Operation
-from payment_provider.schemas import (
-    AuthorizationPublic,
-    AuthorizationRequest,
-    problem_responses,
-)
+from payment_provider.schemas import AuthorizationPublic, AuthorizationRequest
 from payment_provider.settings import ProviderSettings
 from payment_provider.simulation import Simulation, simulated_conditions
 
@@ -66,6 +63,17 @@ async def authorize(
         idempotency_key=idempotency_key,
     )
     return AuthorizationPublic.of(authorization)
+
+
+@payments.get(
+    "",
+    response_model=list[AuthorizationPublic],
+    summary="Find the authorizations made for a merchant reference (reconciliation)",
+)
+async def find_authorizations(
+    reference: str, card_processor: Processor
+) -> list[AuthorizationPublic]:
+    return [AuthorizationPublic.of(a) for a in card_processor.find(reference)]
 
 
 @payments.get(

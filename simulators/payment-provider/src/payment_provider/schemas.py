@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -48,23 +48,3 @@ class AuthorizationPublic(BaseModel):
             amount=Amount(amount=authorization.amount, currency=authorization.currency),
             reference=authorization.reference,
         )
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document, as every error is answered."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(examples=["https://souk.dev/problems/card-declined"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
-    return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
-        for status in statuses
-    }

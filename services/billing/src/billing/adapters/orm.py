@@ -16,17 +16,10 @@ from sqlalchemy import (
 
 from billing.domain.model import ORDER_ID_MAX_LENGTH
 from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
+from chassis.db import NAMING_CONVENTION
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 payments = Table(
     "payments",
@@ -52,4 +45,5 @@ idempotency_keys = Table(
     Column("payment_id", String(36), nullable=False, unique=True),
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),
+    Column("asked_provider", String(64), nullable=True),
 )

@@ -11,6 +11,7 @@ from billing.service_layer.ports import (
     AuthorizationUnknown,
     ProviderApproval,
     ProviderDecline,
+    ProviderOutcomeUnknown,
     ProviderRefused,
     ProviderUnreachable,
 )
@@ -23,8 +24,10 @@ if TYPE_CHECKING:
 class HttpPaymentProvider:
     """One provider's HTTP API, called through the process's one shared client session.
 
-    Every call has a time limit; a timeout, a refused connection, a 5xx or an answer that
-    makes no sense all mean the provider could not be used (ProviderUnreachable).
+    Every call has a time limit. What went wrong decides what billing may do next: a refused
+    connection, a 503 or a refusal means the provider did nothing (ProviderUnreachable:
+    another may be asked); a timeout after sending, a dropped connection or another 5xx
+    means it may have acted (ProviderOutcomeUnknown: ask it again, never another).
     """
 
     def __init__(
@@ -82,13 +85,19 @@ class HttpPaymentProvider:
             async with self._session.post(
                 self._base_url + path, json=payload, headers=headers, timeout=self._timeout
             ) as response:
-                if response.status >= 500:
+                if response.status == 503:
+                    # Unavailable: refused before doing anything, so another may be asked.
                     return response.status, {}
+                if response.status >= 500:
+                    raise ProviderOutcomeUnknown(f"{self._name} failed with {response.status}")
                 body = await response.json(content_type=None)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as error:
+            # No connection was made: the request cannot have reached the provider.
+            raise ProviderUnreachable(f"{self._name} could not be reached: {error}") from error
         except TimeoutError as error:
-            raise ProviderUnreachable(
+            raise ProviderOutcomeUnknown(
                 f"{self._name} did not answer within {self._timeout.total}s"
             ) from error
         except (aiohttp.ClientError, ValueError) as error:
-            raise ProviderUnreachable(f"{self._name} could not be reached: {error}") from error
+            raise ProviderOutcomeUnknown(f"{self._name} dropped the request: {error}") from error
         return response.status, body if isinstance(body, dict) else {}

@@ -80,6 +80,7 @@ class SqlAlchemyIdempotencyKeyRepository:
             payment_id=row.payment_id,
             locked_until=None if row.locked_until is None else _utc(row.locked_until),
             version=row.version,
+            asked_provider=row.asked_provider,
         )
 
     async def add(self, record: IdempotencyRecord) -> None:
@@ -91,6 +92,7 @@ class SqlAlchemyIdempotencyKeyRepository:
                     payment_id=record.payment_id,
                     locked_until=record.locked_until,
                     version=record.version,
+                    asked_provider=record.asked_provider,
                 )
             )
         except IntegrityError as error:
@@ -104,7 +106,11 @@ class SqlAlchemyIdempotencyKeyRepository:
                 idempotency_keys.c.key == record.key,
                 idempotency_keys.c.version == record.version,
             )
-            .values(locked_until=record.locked_until, version=record.version + 1)
+            .values(
+                locked_until=record.locked_until,
+                asked_provider=record.asked_provider,
+                version=record.version + 1,
+            )
         )
         if not isinstance(result, CursorResult) or result.rowcount != 1:
             raise IdempotencyKeyInFlight(record.key)

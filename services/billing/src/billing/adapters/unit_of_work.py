@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
 from billing.adapters.repository import (
     SqlAlchemyIdempotencyKeyRepository,
     SqlAlchemyPaymentRepository,
 )
+from chassis import unit_of_work
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
-class SqlAlchemyUnitOfWork:
+class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
     """Implements the service layer's UnitOfWork port on an async session."""
 
     payments: SqlAlchemyPaymentRepository
     idempotency_keys: SqlAlchemyIdempotencyKeyRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
-
-    async def __aenter__(self) -> Self:
-        self._session = self._sessionmaker()
-        self.payments = SqlAlchemyPaymentRepository(self._session)
-        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(self._session)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Closing rolls back whatever was not committed.
-        await self._session.close()
-
-    async def commit(self) -> None:
-        await self._session.commit()
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.payments = SqlAlchemyPaymentRepository(session)
+        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)

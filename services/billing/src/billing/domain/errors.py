@@ -73,3 +73,19 @@ class IdempotencyKeyInFlight(BillingError):
     def __init__(self, key: str) -> None:
         super().__init__(f"a request with Idempotency-Key {key!r} is still being handled")
         self.key = key
+
+
+class PaymentOutcomeUnknown(BillingError):
+    """A provider may have authorized the payment, but its answer was lost.
+
+    Billing never fails over from such a provider (that could hold the amount twice): a
+    retry with the same Idempotency-Key asks the same provider, which answers what it did.
+    """
+
+    def __init__(self, provider: str, payment_id: str) -> None:
+        super().__init__(
+            f"{provider} did not answer in time and may have authorized payment {payment_id}; "
+            "retry with the same Idempotency-Key to learn the outcome"
+        )
+        self.provider = provider
+        self.payment_id = payment_id

@@ -10,10 +10,11 @@ from billing.domain.errors import (
     IdempotencyKeyReused,
     InvalidPayment,
     PaymentNotFound,
+    PaymentOutcomeUnknown,
     PaymentStateConflict,
     ProviderUnavailable,
 )
-from chassis.problems import ProblemError, problem_response
+from chassis.problems import ProblemError, problem_error_response
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -26,16 +27,7 @@ IN_FLIGHT_RETRY_AFTER: Final = "1"
 
 async def billing_problem(request: Request, error: Exception) -> Response:
     """Exception handler for BillingError: answer it as problem+json."""
-    problem = _problem_for(error)
-    return problem_response(
-        problem.status,
-        problem.type,
-        problem.title,
-        problem.detail,
-        instance=request.url.path,
-        headers=problem.headers,
-        **problem.extensions,
-    )
+    return problem_error_response(_problem_for(error), instance=request.url.path)
 
 
 def _problem_for(error: Exception) -> ProblemError:
@@ -93,6 +85,16 @@ def _problem_for(error: Exception) -> ProblemError:
                 f"{error}; nothing was charged",
                 headers={"Retry-After": PROVIDER_RETRY_AFTER},
                 providers=list(error.providers),
+            )
+        case PaymentOutcomeUnknown():
+            problem = ProblemError(
+                503,
+                "payment-outcome-unknown",
+                "Payment outcome unknown",
+                str(error),
+                headers={"Retry-After": PROVIDER_RETRY_AFTER},
+                provider=error.provider,
+                payment_id=error.payment_id,
             )
         case _:
             # A new BillingError without its own mapping is still the caller's problem, not a 500.

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from billing.domain.commands import CapturePayment, RefundPayment, VoidPayment
 from billing.domain.model import ORDER_ID_MAX_LENGTH, Payment
-from billing.entrypoints.schemas import PaymentPublic, PaymentRequest, problem_responses
+from billing.entrypoints.schemas import PaymentPublic, PaymentRequest
 from billing.service_layer import handlers, queries
 from billing.service_layer.ports import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
@@ -21,6 +21,7 @@ from billing.service_layer.ports import (
 )
 from chassis import ProblemError
 from chassis.etags import conditional_json
+from chassis.problems import problem_responses
 
 router = APIRouter(tags=["payments"])
 

@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Final
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from billing.domain.commands import AuthorizePayment
 from billing.domain.model import ORDER_ID_MAX_LENGTH, Payment, PaymentStatus
-from contracts import Currency, Money
+from chassis.schemas import MinorUnits, MoneyModel
 
 # A card as the provider's payment form tokenised it; billing never sees card numbers.
 TOKENISED_CARD_PATTERN: Final = r"^tok_[A-Za-z0-9_]{1,64}$"
 
 
-def _supported_currency(code: str) -> str:
-    # Currency raises MoneyError, a ValueError, which pydantic reports as a validation error.
-    return str(Currency(code))
-
-
-class Amount(BaseModel):
+class Amount(MoneyModel):
     """An amount in integer minor units (cents for EUR) and its ISO 4217 currency."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    amount: StrictInt = Field(gt=0, description="Minor units: 1299 is 12.99 EUR.", examples=[1299])
-    currency: Annotated[str, AfterValidator(_supported_currency)] = Field(
-        description="An ISO 4217 code Souk supports, such as EUR.", examples=["EUR"]
-    )
-
-    @classmethod
-    def from_money(cls, money: Money) -> Amount:
-        return cls(amount=money.amount, currency=str(money.currency))
-
-    def to_money(self) -> Money:
-        return Money(self.amount, self.currency)
+    amount: Annotated[MinorUnits, Field(gt=0)]
 
 
 class PaymentRequest(BaseModel):
@@ -93,24 +76,3 @@ class PaymentPublic(BaseModel):
             decline_reason=payment.decline_reason,
             created_at=payment.created_at,
         )
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document, as every error is answered."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(examples=["https://souk.dev/problems/payment-not-found"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    request_id: str | None = None
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
-    return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
-        for status in statuses
-    }

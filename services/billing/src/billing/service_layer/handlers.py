@@ -18,6 +18,7 @@ from billing.domain.errors import (
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
     PaymentNotFound,
+    PaymentOutcomeUnknown,
     PaymentStateConflict,
     ProviderUnavailable,
 )
@@ -26,6 +27,7 @@ from billing.service_layer.ports import (
     AuthorizationUnknown,
     IdempotencyRecord,
     ProviderApproval,
+    ProviderOutcomeUnknown,
     ProviderRefused,
     ProviderUnreachable,
 )
@@ -69,17 +71,19 @@ async def authorize_payment(
 ) -> AuthorizationOutcome:
     """Hold the amount with the first provider that answers, once per Idempotency-Key.
 
-    Providers are asked in order: one that cannot be reached is passed over for the next,
-    but a decline is final. If none answers, no payment is recorded and the key is released:
-    a retry with it asks again as the same payment. ``lease`` is how long the key stays
-    locked for this request at most.
+    Providers are asked in order: one that the request cannot have reached (connection
+    refused, 503) is passed over for the next, but a decline is final, and so is a provider
+    that may have acted without answering (a timeout): failing over from it could hold the
+    amount twice, so the key stays with it and a retry asks it again. If no answer comes,
+    no payment is recorded and the key is released: a retry asks again as the same payment.
+    ``lease`` is how long the key stays locked for this request at most.
     """
     claim = await _claim(command, uow, lease)
     if isinstance(claim, Payment):
         return AuthorizationOutcome(claim, replayed=True)
     try:
-        provider, answer = await _first_answer(command, claim.payment_id, providers)
-    except ProviderUnavailable:
+        provider, answer = await _first_answer(command, claim, uow, providers)
+    except (ProviderUnavailable, PaymentOutcomeUnknown):
         async with uow:
             claim.locked_until = None
             await uow.idempotency_keys.save(claim)
@@ -146,26 +150,54 @@ async def _claim(
 
 
 async def _first_answer(
-    command: AuthorizePayment, payment_id: str, providers: Sequence[PaymentProvider]
+    command: AuthorizePayment,
+    claim: IdempotencyRecord,
+    uow: UnitOfWork,
+    providers: Sequence[PaymentProvider],
 ) -> tuple[str, ProviderApproval | ProviderDecline]:
-    for provider in providers:
+    # A provider asked before under this key may hold an authorization: only it is asked.
+    pinned = claim.asked_provider
+    candidates = [p for p in providers if pinned is None or p.name == pinned]
+    if pinned is not None and not candidates:
+        raise PaymentOutcomeUnknown(pinned, claim.payment_id)
+    for provider in candidates:
+        # Noted before sending, so that even a crash mid-call keeps retries on this provider.
+        await _note_asked(claim, provider.name, uow)
         try:
             answer = await provider.authorize(
                 amount=command.amount,
                 card_token=command.card_token,
-                reference=payment_id,
-                idempotency_key=_provider_key(payment_id, "authorize"),
+                reference=claim.payment_id,
+                idempotency_key=_provider_key(claim.payment_id, "authorize"),
             )
+        except ProviderOutcomeUnknown as error:
+            _log.warning(
+                "payment provider may have acted without answering; not failing over",
+                provider=provider.name,
+                payment_id=claim.payment_id,
+                error=str(error),
+            )
+            raise PaymentOutcomeUnknown(provider.name, claim.payment_id) from error
         except ProviderUnreachable as error:
+            if pinned is not None:
+                raise PaymentOutcomeUnknown(provider.name, claim.payment_id) from error
             _log.warning(
                 "payment provider unreachable, trying the next",
                 provider=provider.name,
-                payment_id=payment_id,
+                payment_id=claim.payment_id,
                 error=str(error),
             )
+            await _note_asked(claim, None, uow)  # it never got the request
             continue
         return provider.name, answer
     raise ProviderUnavailable(tuple(provider.name for provider in providers))
+
+
+async def _note_asked(claim: IdempotencyRecord, provider: str | None, uow: UnitOfWork) -> None:
+    async with uow:
+        claim.asked_provider = provider
+        await uow.idempotency_keys.save(claim)
+        await uow.commit()
 
 
 def _payment_from(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol, Self
+from typing import TYPE_CHECKING, Final, Protocol
+
+from chassis import unit_of_work
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from types import TracebackType
 
     from billing.domain.model import Payment
     from contracts import Money
@@ -31,6 +32,9 @@ class IdempotencyRecord:
     payment_id: str
     locked_until: datetime | None
     version: int = 1
+    # The provider this key's request was last sent to, noted before sending: it may hold
+    # an authorization for the payment, so retries ask it again and no other.
+    asked_provider: str | None = None
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -65,7 +69,7 @@ class IdempotencyKeyRepository(Protocol):
         """
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """One transaction over billing's storage; leaving it without ``commit`` rolls back.
 
     A unit of work may be entered again after it is left, for another transaction.
@@ -76,17 +80,6 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -108,6 +101,11 @@ class ProviderDecline:
 
 class ProviderUnreachable(Exception):  # noqa: N818 - a state of the provider, not a bug of ours
     """No usable answer: a timeout, a refused connection or a server error."""
+
+
+class ProviderOutcomeUnknown(ProviderUnreachable):
+    """The request may have reached the provider (a read timeout, a dropped connection, a
+    server error) but no answer came back: it may have acted on it."""
 
 
 class AuthorizationUnknown(Exception):  # noqa: N818 - the provider's answer, not a bug of ours

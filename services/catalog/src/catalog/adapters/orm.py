@@ -16,17 +16,10 @@ from sqlalchemy import (
 )
 
 from catalog.domain.model import CATEGORY_SLUG_MAX_LENGTH, NAME_MAX_LENGTH, SKU_MAX_LENGTH
+from chassis.db import NAMING_CONVENTION
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 categories = Table(
     "categories",

@@ -15,11 +15,11 @@ from catalog.entrypoints.schemas import (
     ProductPage,
     ProductPublic,
     ProductUpdate,
-    problem_responses,
 )
 from catalog.service_layer import handlers, queries
 from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
+from chassis.problems import problem_responses
 from chassis.requests import public_path
 
 router = APIRouter(tags=["catalog"])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
 from catalog.domain.commands import CreateProduct, UpdateProduct
 from catalog.domain.model import (
@@ -17,8 +17,8 @@ from catalog.domain.model import (
     Product,
 )
 from catalog.service_layer.ports import CategorySummary
-from catalog.service_layer.queries import Page
-from contracts import Currency, Money
+from chassis.pagination import Page, PageModel
+from chassis.schemas import MinorUnits, MoneyModel
 
 CategorySlug = Annotated[
     str,
@@ -30,27 +30,10 @@ CategorySlug = Annotated[
 ]
 
 
-def _supported_currency(code: str) -> str:
-    # Currency raises MoneyError, a ValueError, which pydantic reports as a validation error.
-    return str(Currency(code))
-
-
-class Price(BaseModel):
+class Price(MoneyModel):
     """An amount in integer minor units (cents for EUR) and its ISO 4217 currency."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    amount: StrictInt = Field(ge=0, description="Minor units: 1299 is 12.99 EUR.", examples=[1299])
-    currency: Annotated[str, AfterValidator(_supported_currency)] = Field(
-        description="An ISO 4217 code Souk supports, such as EUR.", examples=["EUR"]
-    )
-
-    @classmethod
-    def from_money(cls, money: Money) -> Price:
-        return cls(amount=money.amount, currency=str(money.currency))
-
-    def to_money(self) -> Money:
-        return Money(self.amount, self.currency)
+    amount: Annotated[MinorUnits, Field(ge=0)]
 
 
 class ProductPublic(BaseModel):
@@ -119,24 +102,12 @@ class ProductUpdate(BaseModel):
         )
 
 
-class ProductPage(BaseModel):
+class ProductPage(PageModel[ProductPublic]):
     """One page of a product listing; ``pages`` is how many pages the whole listing has."""
 
-    items: list[ProductPublic]
-    page: int
-    page_size: int
-    total: int
-    pages: int
-
     @classmethod
-    def from_page(cls, page: Page) -> ProductPage:
-        return cls(
-            items=[ProductPublic.from_domain(product) for product in page.items],
-            page=page.page,
-            page_size=page.page_size,
-            total=page.total,
-            pages=page.pages,
-        )
+    def from_page(cls, page: Page[Product]) -> ProductPage:
+        return cls.of(page, ProductPublic.from_domain)
 
 
 class CategoryPublic(BaseModel):
@@ -149,24 +120,3 @@ class CategoryPublic(BaseModel):
     @classmethod
     def from_summary(cls, summary: CategorySummary) -> CategoryPublic:
         return cls(slug=summary.slug, name=summary.name, product_count=summary.product_count)
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document, as every error is answered."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(examples=["https://souk.dev/problems/product-not-found"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    request_id: str | None = None
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
-    return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
-        for status in statuses
-    }

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol
+
+from chassis import unit_of_work
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from catalog.domain.model import Category, Product
 
 
@@ -64,7 +64,7 @@ class CategoryRepository(Protocol):
         """Every category with its product count, ordered by name."""
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """One transaction over the catalog; leaving it without ``commit`` rolls back.
 
     A unit of work may be entered again after it is left, for another transaction.
@@ -75,17 +75,6 @@ class UnitOfWork(Protocol):
 
     @property
     def categories(self) -> CategoryRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

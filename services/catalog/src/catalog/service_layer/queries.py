@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from catalog.domain.errors import ProductNotFound
 from catalog.service_layer.ports import ProductSort
+from chassis.pagination import Page
 
 if TYPE_CHECKING:
     from catalog.domain.model import Product
@@ -18,20 +18,6 @@ MAX_PAGE: Final = 10_000
 MAX_SEARCH_LENGTH: Final = 100
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a product listing."""
-
-    items: list[Product]
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return -(-self.total // self.page_size)
-
-
 async def list_products(
     uow: UnitOfWork,
     *,
@@ -40,7 +26,7 @@ async def list_products(
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
     sort: ProductSort = ProductSort.NAME,
-) -> Page:
+) -> Page[Product]:
     """Products, optionally of one category and/or containing ``q`` in name or description.
 
     ``page`` counts from 1. Page, page size and ``q`` are held within MAX_PAGE,

@@ -13,18 +13,11 @@ from sqlalchemy import (
     Table,
 )
 
+from chassis.db import NAMING_CONVENTION
 from inventory.domain.model import RESERVATION_ID_MAX_LENGTH, SKU_MAX_LENGTH
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 stock = Table(
     "stock",

@@ -44,7 +44,11 @@ class SqlAlchemyStockRepository:
     async def get_many(self, skus: Collection[str]) -> dict[str, StockItem]:
         if not skus:
             return {}
-        rows = await self._session.execute(select(stock).where(stock.c.sku.in_(skus)))
+        # In SKU order, as every multi-SKU change updates them: concurrent reservations of
+        # overlapping SKUs then lock rows in the same order and cannot deadlock.
+        rows = await self._session.execute(
+            select(stock).where(stock.c.sku.in_(skus)).order_by(stock.c.sku)
+        )
         return {row.sku: self._track(row) for row in rows}
 
     async def add(self, item: StockItem) -> None:

@@ -2,42 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING
 
-from inventory.adapters.repository import (
-    SqlAlchemyReservationRepository,
-    SqlAlchemyStockRepository,
-)
+from chassis import unit_of_work
+from inventory.adapters.repository import SqlAlchemyReservationRepository, SqlAlchemyStockRepository
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
-class SqlAlchemyUnitOfWork:
+class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
     """Implements the service layer's UnitOfWork port on an async session."""
 
     stock: SqlAlchemyStockRepository
     reservations: SqlAlchemyReservationRepository
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self._sessionmaker = sessionmaker
-
-    async def __aenter__(self) -> Self:
-        self._session = self._sessionmaker()
-        self.stock = SqlAlchemyStockRepository(self._session)
-        self.reservations = SqlAlchemyReservationRepository(self._session)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        # Closing rolls back whatever was not committed.
-        await self._session.close()
-
-    async def commit(self) -> None:
-        await self._session.commit()
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.stock = SqlAlchemyStockRepository(session)
+        self.reservations = SqlAlchemyReservationRepository(session)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import grpc
 
+from chassis.unit_of_work import StorageUnavailableError
 from contracts.inventory.v1 import inventory_pb2 as pb
 from contracts.inventory.v1 import inventory_pb2_grpc
 from inventory.domain.commands import (
@@ -94,6 +95,9 @@ def _answered(
             return await method(self, request)
         except InventoryError as error:
             await context.abort(status_code_for(error), str(error))
+        except StorageUnavailableError as error:
+            # A passing condition (locked, connection lost): callers may retry.
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
 
     return answer
 

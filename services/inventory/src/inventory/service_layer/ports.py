@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol
+
+from chassis import unit_of_work
 
 if TYPE_CHECKING:
     from collections.abc import Collection
     from datetime import datetime
-    from types import TracebackType
 
     from inventory.domain.model import Reservation, StockItem
 
@@ -48,7 +49,7 @@ class ReservationRepository(Protocol):
         """Ids of up to ``limit`` RESERVED reservations whose expiry time has passed."""
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """One transaction over the inventory; leaving it without ``commit`` rolls back.
 
     A unit of work may be entered again after it is left, for another transaction.
@@ -59,17 +60,6 @@ class UnitOfWork(Protocol):
 
     @property
     def reservations(self) -> ReservationRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
 )
 
+from chassis.db import NAMING_CONVENTION
 from orders.domain.model import (
     CARD_TOKEN_MAX_LENGTH,
     ID_MAX_LENGTH,
@@ -28,15 +29,7 @@ from orders.domain.model import (
 STEP_MAX_LENGTH = 32
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
-)
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 orders = Table(
     "orders",

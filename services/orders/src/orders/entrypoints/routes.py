@@ -10,10 +10,11 @@ from starlette.responses import Response
 
 from chassis import ProblemError
 from chassis.etags import conditional_json
+from chassis.problems import problem_responses
 from orders.domain.commands import CancelOrder
 from orders.domain.model import ID_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH, Order
 from orders.entrypoints.checkout_runner import CheckoutRunner
-from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic, problem_responses
+from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
 from orders.service_layer import handlers, queries
 from orders.service_layer.ports import UnitOfWork, UnitOfWorkFactory
 

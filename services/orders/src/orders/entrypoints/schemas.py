@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from chassis.pagination import Page, PageModel
 from contracts import Money
 from orders.domain.commands import PlaceOrder, RequestedItem
 from orders.domain.model import (
@@ -21,7 +21,6 @@ from orders.domain.model import (
     OrderStatus,
     StepRecord,
 )
-from orders.service_layer.queries import Page
 
 
 class ItemRequest(BaseModel):
@@ -156,42 +155,9 @@ class OrderPublic(BaseModel):
         )
 
 
-class OrderPage(BaseModel):
+class OrderPage(PageModel[OrderPublic]):
     """One page of a customer's orders, newest first."""
 
-    items: list[OrderPublic]
-    page: int
-    page_size: int
-    total: int
-    pages: int
-
     @classmethod
-    def from_page(cls, page: Page) -> OrderPage:
-        return cls(
-            items=[OrderPublic.from_domain(order) for order in page.items],
-            page=page.page,
-            page_size=page.page_size,
-            total=page.total,
-            pages=page.pages,
-        )
-
-
-class Problem(BaseModel):
-    """An RFC 9457 problem document, as every error is answered."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str = Field(examples=["https://souk.dev/problems/order-not-found"])
-    title: str
-    status: int
-    detail: str | None = None
-    instance: str | None = None
-    request_id: str | None = None
-
-
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` documenting problem+json answers with these statuses."""
-    return {
-        status: {"model": Problem, "content": {"application/problem+json": {}}}
-        for status in statuses
-    }
+    def from_page(cls, page: Page[Order]) -> OrderPage:
+        return cls.of(page, OrderPublic.from_domain)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol
+
+from chassis import unit_of_work
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
-    from types import TracebackType
 
     from contracts import Money
     from orders.domain.model import Order, ProductSnapshot
@@ -54,7 +55,7 @@ class IdempotencyKeyRepository(Protocol):
         """Store a new key; raises IdempotencyKeyTaken if another request stored it first."""
 
 
-class UnitOfWork(Protocol):
+class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """One transaction over the orders' storage; leaving it without ``commit`` rolls back.
 
     A unit of work may be entered again after it is left, for another transaction.
@@ -65,17 +66,6 @@ class UnitOfWork(Protocol):
 
     @property
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+from chassis.pagination import Page
 from orders.domain.errors import OrderNotFound
 
 if TYPE_CHECKING:
@@ -14,20 +14,6 @@ if TYPE_CHECKING:
 DEFAULT_PAGE_SIZE: Final = 20
 MAX_PAGE_SIZE: Final = 100
 MAX_PAGE: Final = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a customer's orders, newest first."""
-
-    items: list[Order]
-    page: int
-    page_size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        return -(-self.total // self.page_size)
 
 
 async def get_order(uow: UnitOfWork, order_id: str) -> Order:
@@ -41,7 +27,7 @@ async def get_order(uow: UnitOfWork, order_id: str) -> Order:
 
 async def list_orders(
     uow: UnitOfWork, customer_id: str, *, page: int = 1, page_size: int = DEFAULT_PAGE_SIZE
-) -> Page:
+) -> Page[Order]:
     """A customer's orders, newest first; page and page size are held within bounds."""
     page = min(max(page, 1), MAX_PAGE)
     page_size = min(max(page_size, 1), MAX_PAGE_SIZE)

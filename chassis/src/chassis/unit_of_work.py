@@ -1,0 +1,101 @@
+"""The unit of work: one transaction per ``async with``; leaving it without ``commit`` rolls back.
+
+A service's port extends ``UnitOfWork`` with its repositories; its adapter extends
+``SqlAlchemyUnitOfWork`` and opens those repositories on each new session.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Protocol, Self
+
+from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+class StorageUnavailableError(Exception):
+    """The database cannot be used just now (connection lost, pool exhausted, locked for too
+    long): the same request may succeed if tried again later."""
+
+
+# SQLite and asyncpg report these as OperationalError, as they do programming errors ("no
+# such table"), so the message decides: only a passing condition is worth a retry.
+_PASSING_CONDITIONS = (
+    "database is locked",
+    "connection refused",
+    "could not connect",
+    "connection was closed",
+    "connection is closed",
+    "too many clients",
+    "deadlock detected",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def storage_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` says the database is unusable for now rather than the request wrong."""
+    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
+        return True
+    if isinstance(error, sa_exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        message = str(error.orig).lower()
+        return any(condition in message for condition in _PASSING_CONDITIONS)
+    return False
+
+
+class UnitOfWork(Protocol):
+    """One transaction; leaving it without ``commit`` rolls back.
+
+    A unit of work may be entered again after it is left, for another transaction.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class SqlAlchemyUnitOfWork(ABC):
+    """A UnitOfWork on an async session: one session, hence one transaction, per ``async with``.
+
+    Subclasses open their repositories on each new session in ``open_repositories``.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+
+    @abstractmethod
+    def open_repositories(self, session: AsyncSession) -> None:
+        """Open this unit of work's repositories on the session of the new transaction."""
+
+    async def __aenter__(self) -> Self:
+        self._session = self._sessionmaker()
+        self.open_repositories(self._session)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        # Closing rolls back whatever was not committed.
+        await self._session.close()
+        if exc is not None and storage_unavailable(exc):
+            raise StorageUnavailableError(str(exc)) from exc
+
+    async def commit(self) -> None:
+        """Commit the transaction; leaving without this rolls it back."""
+        await self._session.commit()
