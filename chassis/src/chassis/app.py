@@ -12,6 +12,8 @@ from chassis import health
 from chassis.db import Database
 from chassis.health import Readiness, ReadinessCheck
 from chassis.logs import configure_logging, get_logger
+from chassis.messaging import routes as dead_letter_routes
+from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
 from chassis.middleware import RequestContextMiddleware
 from chassis.problems import install_problem_handlers
@@ -39,12 +41,17 @@ def create_app(
     on_startup: Sequence[LifecycleHook] = (),
     on_shutdown: Sequence[LifecycleHook] = (),
     readiness_checks: Mapping[str, ReadinessCheck] | None = None,
+    messaging: Messaging | None = None,
 ) -> FastAPI:
     """Build a FastAPI app with logs, tracing, metrics, health, problems and (optionally) a DB.
 
     With ``migrations``, a :class:`Database` is opened at start-up, migrated to head and
-    kept on ``app.state.database``; ``on_startup`` hooks run after that.
+    kept on ``app.state.database``; ``on_startup`` hooks run after that. With ``messaging``
+    (which needs ``migrations`` that create the messaging tables), the outbox relay and the
+    consumers start after the migrations and stop after the ``on_shutdown`` hooks.
     """
+    if messaging is not None and migrations is None:
+        raise ValueError("messaging keeps its outbox, inbox and dead letters in a database")
     configure_logging(settings)
     tracer_provider = build_tracer_provider(settings)
     readiness = Readiness()
@@ -62,6 +69,9 @@ def create_app(
                 app.state.database = database
                 await database.migrate()
                 readiness.add("database", database.check)
+            if messaging is not None and database is not None:
+                await messaging.start(database)
+                readiness.add("messaging", messaging.check)
             for hook in on_startup:
                 await hook(app)
             readiness.started = True
@@ -71,6 +81,8 @@ def create_app(
             readiness.draining = True
             for hook in reversed(on_shutdown):
                 await hook(app)
+            if messaging is not None:
+                await messaging.stop(settings.shutdown_timeout)
             if database is not None:
                 await database.dispose()
             tracer_provider.shutdown()
@@ -85,6 +97,9 @@ def create_app(
     app.add_api_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    if messaging is not None:
+        app.state.messaging = messaging
+        app.include_router(dead_letter_routes.router)
     app.add_middleware(
         RequestContextMiddleware,
         tracer=tracer_provider.get_tracer(settings.service),

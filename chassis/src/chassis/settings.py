@@ -30,6 +30,7 @@ class ServiceSettings(BaseSettings):
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
     shutdown_timeout: float = Field(default=10.0, gt=0)
     otlp_endpoint: str | None = None
+    broker_url: str | None = None
 
     @classmethod
     def for_service(cls, service: str) -> Self:
@@ -65,6 +66,15 @@ class ServiceSettings(BaseSettings):
     def instance_id(self) -> str:
         """The instance name given by the orchestrator, or one made from the pid."""
         return self.instance or f"{self.service}-{os.getpid()}"
+
+    def broker_url_or_default(self) -> str:
+        """The configured broker URL, else the embedded broker in the data directory.
+
+        Every process `souk up` starts shares one data directory, hence one embedded broker.
+        """
+        if self.broker_url:
+            return self.broker_url
+        return f"embedded://{(self.data_dir / 'broker').resolve()}"
 
     def database_url_or_default(self) -> str:
         """The configured database URL, else a SQLite file of this service's own."""

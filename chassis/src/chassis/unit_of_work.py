@@ -1,7 +1,9 @@
 """The unit of work: one transaction per ``async with``; leaving it without ``commit`` rolls back.
 
 A service's port extends ``UnitOfWork`` with its repositories; its adapter extends
-``SqlAlchemyUnitOfWork`` and opens those repositories on each new session.
+``SqlAlchemyUnitOfWork`` and opens those repositories on each new session. Every
+``SqlAlchemyUnitOfWork`` also has an ``outbox`` (events published if, and once, the
+transaction commits) and an ``inbox`` (messages already handled), see ``chassis.messaging``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, Self
 
 from sqlalchemy import exc as sa_exc
+
+from chassis.messaging import outbox as _outbox
+from chassis.messaging.inbox import Inbox
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -73,6 +78,9 @@ class SqlAlchemyUnitOfWork(ABC):
     Subclasses open their repositories on each new session in ``open_repositories``.
     """
 
+    outbox: _outbox.Outbox
+    inbox: Inbox
+
     def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         self._sessionmaker = sessionmaker
 
@@ -82,6 +90,8 @@ class SqlAlchemyUnitOfWork(ABC):
 
     async def __aenter__(self) -> Self:
         self._session = self._sessionmaker()
+        self.outbox = _outbox.Outbox()
+        self.inbox = Inbox(self._session)
         self.open_repositories(self._session)
         return self
 
@@ -97,5 +107,8 @@ class SqlAlchemyUnitOfWork(ABC):
             raise StorageUnavailableError(str(exc)) from exc
 
     async def commit(self) -> None:
-        """Commit the transaction; leaving without this rolls it back."""
+        """Commit the transaction, with the outbox's events; leaving without this rolls it back."""
+        wrote_events = await self.outbox.write(self._session)
         await self._session.commit()
+        if wrote_events:
+            _outbox.committed()

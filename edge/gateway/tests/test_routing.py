@@ -106,6 +106,10 @@ async def test_an_oversized_body_is_refused_with_413_before_reaching_the_upstrea
         "/api/echo/%72eadyz",
         "/api/echo//metrics",
         "/api/echo/x/%2E%2E/metrics",
+        "/api/echo/internal/dead-letters",
+        "/api/echo/internal/dead-letters/1/replay",
+        "/api/echo/%69nternal/dead-letters",
+        "/api/echo//internal",
     ],
 )
 async def test_operational_endpoints_of_services_are_not_public(kit, upstreams, path):

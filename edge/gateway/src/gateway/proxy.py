@@ -76,6 +76,12 @@ class Proxy:
     def match(self, path: str) -> Route | None:
         return next((route for route in self.routes if route.matches(path)), None)
 
+    def _internal(self, upstream_path: str) -> bool:
+        seen = _normalised(upstream_path.split("?", 1)[0])
+        return seen in self.settings.internal_paths or any(
+            (seen + "/").startswith(prefix) for prefix in self.settings.internal_prefixes
+        )
+
     async def forward(self, request: Request) -> Response:
         path = request.url.path
         route = self.match(path)
@@ -85,7 +91,7 @@ class Proxy:
         if route is None or not route.matches(raw_path):
             raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
         upstream_path = route.upstream_path(raw_path)
-        if _normalised(upstream_path) in self.settings.internal_paths:
+        if self._internal(upstream_path):
             raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
         outbound = _Outbound(
             method=request.method,

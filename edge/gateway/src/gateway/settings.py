@@ -61,6 +61,8 @@ class GatewaySettings(ServiceSettings):
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     # Operational endpoints of the services stay on the private network.
     internal_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
+    # ... and so does everything under these (the dead letters `souk dlq` reads and replays).
+    internal_prefixes: tuple[str, ...] = ("/internal/",)
 
     @model_validator(mode="after")
     def _routes_name_known_upstreams(self) -> GatewaySettings:
