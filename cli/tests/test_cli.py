@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+
+from souk.plan import free_port
 
 RunSouk = Callable[..., Any]
 FakeSpec = Callable[..., dict[str, Any]]
@@ -30,7 +33,7 @@ def nothing_started(data_dir: Path) -> bool:
 def test_help_lists_the_commands(run_souk: RunSouk) -> None:
     result = run_souk("--help")
     assert result.returncode == 0
-    for command in ("up", "down", "status", "logs"):
+    for command in ("up", "down", "status", "logs", "dlq"):
         assert command in result.stdout
 
 
@@ -58,6 +61,25 @@ def test_taken_port_is_refused_and_nothing_starts(
     result = run_souk("up", "--topology", "topo.yaml", "--data-dir", "data")
     assert result.returncode == 1
     assert f"port {listening} (gateway) is already in use" in result.stderr
+    assert nothing_started(tmp_path / "data")
+
+
+def test_unreachable_broker_is_refused_and_nothing_starts(
+    run_souk: RunSouk, tmp_path: Path, fake: FakeSpec
+) -> None:
+    port = free_port()  # nobody listens there
+    topology = {
+        "services": {"catalog": fake("catalog")},
+        "broker": {"kind": "rabbitmq", "url": f"amqp://guest:guest@127.0.0.1:{port}/"},
+    }
+    (tmp_path / "topo.yaml").write_text(yaml.safe_dump(topology), encoding="utf-8")
+    result = run_souk("up", "--topology", "topo.yaml", "--data-dir", "data")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"souk: the rabbitmq broker at 127.0.0.1:{port} does not accept connections "
+        "(Connection refused); start it, or change `broker:` at topo.yaml:"
+    )
+    assert result.stderr.rstrip().endswith("; nothing was started")
     assert nothing_started(tmp_path / "data")
 
 

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from souk.plan import (
+    BrokerUnreachableError,
     PortInUseError,
     build_plan,
+    check_broker,
     check_fixed_ports,
     env_prefix,
     free_port,
@@ -137,3 +139,61 @@ def test_every_instance_is_told_which_service_it_is(tmp_path: Path) -> None:
         "inventory",
         "inventory",
     ]
+
+
+@pytest.mark.parametrize(
+    ("broker", "url"),
+    [
+        ("", "embedded://{data}/broker?partitions=8&namespace=souk"),
+        ("broker: embedded", "embedded://{data}/broker?partitions=8&namespace=souk"),
+        (
+            "broker: rabbitmq",
+            "amqp://guest:guest@127.0.0.1:5672/?partitions=8&namespace=souk",
+        ),
+        (
+            "broker: {kind: nats, partitions: 4, namespace: shop-test}",
+            "nats://127.0.0.1:4222?partitions=4&namespace=shop-test",
+        ),
+        ("broker: kafka", "kafka://127.0.0.1:9092?partitions=8&namespace=souk"),
+        (
+            "broker: {url: 'amqp://u:p@mq:5673/shop?heartbeat=10', partitions: 2}",
+            "amqp://u:p@mq:5673/shop?heartbeat=10&partitions=2&namespace=souk",
+        ),
+        (
+            "broker: embedded:///srv/bus",
+            "embedded:///srv/bus?partitions=8&namespace=souk",
+        ),
+    ],
+)
+def test_every_instance_gets_the_broker_url(tmp_path: Path, broker: str, url: str) -> None:
+    topology = parse_topology(f"{broker}\n{GRPC_TOPOLOGY}", "souk.yaml")
+    plans = build_plan(topology, tmp_path / "data")
+    expected = url.format(data=(tmp_path / "data").resolve())
+    assert [plan.env[f"{env_prefix(plan.service)}BROKER_URL"] for plan in plans] == [expected] * 3
+
+
+def _broker_topology(url: str) -> str:
+    return f"services:\n  catalog: {{}}\nbroker:\n  kind: nats\n  url: {url}\n"
+
+
+def test_a_broker_nobody_listens_on_is_refused_naming_server_and_line() -> None:
+    port = free_port()  # nobody listens there
+    topology = parse_topology(_broker_topology(f"nats://127.0.0.1:{port}"), "souk.yaml")
+    with pytest.raises(BrokerUnreachableError) as caught:
+        check_broker(topology)
+    assert str(caught.value) == (
+        f"the nats broker at 127.0.0.1:{port} does not accept connections "
+        "(Connection refused); start it, or change `broker:` at souk.yaml:5"
+    )
+
+
+def test_a_listening_broker_passes() -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        check_broker(parse_topology(_broker_topology(f"nats://127.0.0.1:{port}"), "souk.yaml"))
+
+
+def test_the_embedded_broker_needs_no_server() -> None:
+    check_broker(parse_topology("services:\n  catalog: {}\n", "souk.yaml"))

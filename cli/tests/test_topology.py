@@ -201,7 +201,18 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     assert path == default_topology_path()
     topology = load_topology(path)
     assert topology.services["gateway"].fixed_ports() == [8080]
-    assert topology.services["gateway"].upstreams == ["catalog", "orders"]
+    assert topology.services["gateway"].upstreams == ["catalog", "orders", "notifications"]
+    routes = topology.services["gateway"].env["GATEWAY_ROUTES"]
+    assert {
+        "prefix": "/api/notifications",
+        "upstream": "notifications",
+        "rewrite": "/notifications",
+    } in routes
+    notifications = topology.services["notifications"]
+    assert topology.module_of("notifications") == "notifications"
+    assert notifications.database
+    assert (notifications.upstreams, notifications.grpc) == ([], False)
+    assert topology.broker.kind == "embedded"
     assert topology.services["catalog"].replicas == 2
     assert topology.services["inventory"].grpc
     assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing"]
@@ -224,3 +235,120 @@ def test_a_service_name_too_long_for_a_database_role_is_refused() -> None:
         parse_topology(f"services:\n  {name}: {{}}\n", "souk.yaml")
     assert f"souk.yaml:2: services.{name}" in str(caught.value)
     assert "at most 30 characters" in str(caught.value)
+
+
+def test_broker_defaults_to_the_embedded_one() -> None:
+    topology = parse_topology("services:\n  catalog: {}\n", "souk.yaml")
+    broker = topology.broker
+    assert (broker.kind, broker.url, broker.partitions, broker.namespace) == (
+        "embedded",
+        None,
+        8,
+        "souk",
+    )
+    assert broker.server() is None
+    assert broker.base_url(Path("/srv/data")) == "embedded:///srv/data/broker"
+
+
+def test_broker_as_a_plain_kind_uses_its_usual_local_server() -> None:
+    expected = {
+        "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672/", ("127.0.0.1", 5672)),
+        "nats": ("nats://127.0.0.1:4222", ("127.0.0.1", 4222)),
+        "kafka": ("kafka://127.0.0.1:9092", ("127.0.0.1", 9092)),
+    }
+    for kind, (url, server) in expected.items():
+        topology = parse_topology(f"services:\n  catalog: {{}}\nbroker: {kind}\n", "souk.yaml")
+        assert topology.broker.kind == kind
+        assert topology.broker.base_url(Path("/srv")) == url
+        assert topology.broker.server() == server
+        assert topology.broker_origin == "souk.yaml:3"
+
+
+def test_broker_as_a_mapping() -> None:
+    topology = parse_topology(
+        dedent(
+            """
+            broker:
+              kind: rabbitmq
+              url: amqp://shop:secret@mq.internal/shop
+              partitions: 16
+              namespace: staging
+            services:
+              catalog: {}
+            """
+        ).lstrip("\n"),
+        "souk.yaml",
+    )
+    broker = topology.broker
+    assert (broker.kind, broker.partitions, broker.namespace) == ("rabbitmq", 16, "staging")
+    assert broker.server() == ("mq.internal", 5672)
+    assert topology.broker_origin == "souk.yaml:3"  # the url's line
+
+
+def test_broker_kind_follows_the_url_when_not_given() -> None:
+    topology = parse_topology(
+        "services:\n  catalog: {}\nbroker: {url: 'nats://n1', namespace: t-1}\n", "souk.yaml"
+    )
+    assert topology.broker.kind == "nats"
+    assert topology.broker.server() == ("n1", 4222)
+    assert parse_topology("services: {a: {}}\nbroker: kafka://k:1\n", "x").broker.kind == "kafka"
+
+
+def test_unknown_broker_kind_lists_the_four() -> None:
+    assert problems(
+        """
+        services:
+          catalog: {}
+        broker:
+          kind: rabbit
+          partitions: 0
+        """
+    ) == [
+        "souk.yaml:4: broker.kind: unknown broker kind 'rabbit' "
+        "(one of embedded, rabbitmq, nats, kafka)",
+        "souk.yaml:5: broker.partitions: Input should be greater than or equal to 1",
+    ]
+    assert problems("services: {catalog: {}}\nbroker: kafak\n") == [
+        "souk.yaml:2: broker.kind: unknown broker kind 'kafak' "
+        "(one of embedded, rabbitmq, nats, kafka)"
+    ]
+
+
+def test_a_url_of_another_kind_is_refused_at_its_line() -> None:
+    assert problems(
+        """
+        broker:
+          kind: kafka
+          url: nats://127.0.0.1:4222
+        services:
+          catalog: {}
+        """
+    ) == ["souk.yaml:3: broker.url: a kafka broker's url starts with kafka://, not nats://"]
+    assert problems("broker: {kind: rabbitmq, url: '127.0.0.1:5672'}\nservices: {a: {}}\n") == [
+        "souk.yaml:1: broker.url: a rabbitmq broker's url starts with amqp:// or amqps://, "
+        "not '127.0.0.1:5672'"
+    ]
+
+
+def test_bad_broker_urls_and_namespaces() -> None:
+    assert problems(
+        """
+        services:
+          catalog: {}
+        broker:
+          url: embedded://relative/dir
+        """
+    ) == ["souk.yaml:4: broker.url: an embedded broker's url is embedded:///absolute/directory"]
+    assert problems("services: {a: {}}\nbroker: {kind: nats, namespace: Shop.Events}\n") == [
+        "souk.yaml:2: broker.namespace: String should match pattern '^[a-z][a-z0-9_-]{0,30}$'"
+    ]
+    assert problems("broker: {url: 'nats://h:4222?partitions=3'}\nservices: {a: {}}\n") == [
+        "souk.yaml:1: broker.url: give partitions under broker, not in the url"
+    ]
+    assert problems("broker: {url: 'kafka://:9092'}\nservices: {a: {}}\n") == [
+        "souk.yaml:1: broker.url: 'kafka://:9092' names no host (expected kafka://host:port)"
+    ]
+    assert problems("broker: [nats]\nservices: {a: {}}\n") == [
+        "souk.yaml:1: broker: give a broker kind (embedded, rabbitmq, nats, kafka), a url, "
+        "or a mapping with kind and url"
+    ]

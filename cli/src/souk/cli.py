@@ -1,7 +1,8 @@
-"""The `souk` command: up, down, status, logs."""
+"""The `souk` command: up, down, status, logs, dlq."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -12,10 +13,26 @@ import typer
 
 from souk import orchestrator
 from souk.databases import DatabaseProvisionError
-from souk.display import instance_table, make_console
+from souk.dead_letters import (
+    DeadLetter,
+    DeadLetterDetail,
+    DeadLetterError,
+    ProblemAnswerError,
+    ServiceDeadLetters,
+    http_client,
+    list_everywhere,
+    ready_urls,
+)
+from souk.display import (
+    DEAD_LETTER_PIPE_WIDTH,
+    dead_letter_details,
+    dead_letter_table,
+    instance_table,
+    make_console,
+)
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
-from souk.plan import PortInUseError
-from souk.state import AlreadyRunningError
+from souk.plan import BrokerUnreachableError, PortInUseError
+from souk.state import AlreadyRunningError, SoukState
 from souk.topology import TopologyError
 
 app = typer.Typer(
@@ -25,6 +42,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+dlq = typer.Typer(
+    name="dlq",
+    help="Inspect and replay the dead letters of the running services.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq)
 
 DataDirOption = Annotated[
     Path | None,
@@ -69,7 +92,7 @@ def up(
         code = orchestrator.up(request)
     except TopologyError as exc:
         _fail("invalid topology:\n" + "\n".join(f"  {p}" for p in exc.problems))
-    except PortInUseError as exc:
+    except (PortInUseError, BrokerUnreachableError) as exc:
         _fail(f"{exc}; nothing was started")
     except AlreadyRunningError as exc:
         _fail(f"{exc}; nothing was started (stop it with `souk down`)")
@@ -148,3 +171,132 @@ def logs(
         # Python's final flush from failing again (the recipe of the `signal` module docs).
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+
+
+ServiceArgument = Annotated[str, typer.Argument(help="The service that keeps the dead letters.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _running(data_dir: Path | None) -> SoukState:
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    try:
+        return orchestrator.running_state(directory)
+    except orchestrator.NotRunningError as exc:
+        _fail(str(exc))
+
+
+def _ready_urls_of(state: SoukState, service: str) -> list[str]:
+    try:
+        return ready_urls(state, service)[service]
+    except DeadLetterError as exc:
+        _fail(str(exc))
+
+
+@dlq.command("list")
+def dlq_list(
+    service: Annotated[
+        str | None, typer.Argument(help="Only this service (default: every service).")
+    ] = None,
+    include_replayed: Annotated[
+        bool, typer.Option("--all", help="Include the dead letters already replayed.")
+    ] = False,
+    as_json: JsonOption = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """List the dead letters of every service (or one), oldest first."""
+    state = _running(data_dir)
+    try:
+        urls = ready_urls(state, service)
+    except DeadLetterError as exc:
+        _fail(str(exc))
+
+    async def gather() -> tuple[list[DeadLetter], dict[str, str]]:
+        async with http_client() as client:
+            services = [ServiceDeadLetters(name, found, client) for name, found in urls.items()]
+            return await list_everywhere(services, include_replayed=include_replayed)
+
+    letters, failures = asyncio.run(gather())
+    if as_json:
+        items = [letter.model_dump(mode="json") for letter in letters]
+        typer.echo(json.dumps({"items": items, "unreachable": failures}, indent=2))
+    elif letters:
+        console = make_console(pipe_width=DEAD_LETTER_PIPE_WIDTH)
+        console.print(dead_letter_table(letters, replayed=include_replayed))
+    else:
+        typer.echo("no dead letters")
+    for message in failures.values():
+        typer.echo(f"souk: {message}", err=True)
+    if failures:
+        raise typer.Exit(1)
+
+
+@dlq.command("show")
+def dlq_show(
+    service: ServiceArgument,
+    dead_letter_id: Annotated[int, typer.Argument(metavar="ID", help="The dead letter's id.")],
+    as_json: JsonOption = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show one dead letter: its fields, error, headers and payload."""
+    urls = _ready_urls_of(_running(data_dir), service)
+
+    async def fetch() -> DeadLetterDetail:
+        async with http_client() as client:
+            return await ServiceDeadLetters(service, urls, client).show(dead_letter_id)
+
+    try:
+        letter = asyncio.run(fetch())
+    except DeadLetterError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(letter.model_dump(mode="json"), indent=2))
+        return
+    make_console().print(dead_letter_details(letter))
+
+
+@dlq.command("replay")
+def dlq_replay(
+    service: ServiceArgument,
+    dead_letter_id: Annotated[
+        int | None, typer.Argument(metavar="ID", help="The dead letter to replay.")
+    ] = None,
+    every: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter of the service, oldest first.")
+    ] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Hand dead letters to their handler again; exit 1 if any fails again."""
+    if (dead_letter_id is None) == (not every):
+        raise typer.BadParameter("give a dead letter ID or --all (not both)")
+    urls = _ready_urls_of(_running(data_dir), service)
+
+    async def replay() -> None:
+        async with http_client() as client:
+            box = ServiceDeadLetters(service, urls, client)
+            if dead_letter_id is not None:
+                try:
+                    _replayed(await box.replay(dead_letter_id))
+                except ProblemAnswerError as exc:
+                    _fail(f"{service} #{dead_letter_id} not replayed: {exc.reason}: {exc.detail}")
+                return
+            letters = await box.list()
+            if not letters:
+                typer.echo(f"no dead letters in {service}")
+            failed = 0
+            for letter in letters:
+                try:
+                    _replayed(await box.replay(letter.id))
+                except ProblemAnswerError as exc:
+                    failed += 1
+                    typer.echo(f"failed   {service} #{letter.id}: {exc.reason}: {exc.detail}")
+            if failed:
+                _fail(f"{failed} of {len(letters)} dead letters of {service} not replayed")
+
+    try:
+        asyncio.run(replay())
+    except DeadLetterError as exc:
+        _fail(str(exc))
+
+
+def _replayed(letter: DeadLetter) -> None:
+    typer.echo(f"replayed {letter.service} #{letter.id} ({letter.topic}, key {letter.key})")

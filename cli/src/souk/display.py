@@ -1,7 +1,8 @@
-"""What the user sees: the instance table, and event reporting for terminals and for pipes."""
+"""What the user sees: the instance and dead-letter tables, and event reporting."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from souk.dead_letters import DeadLetter, DeadLetterDetail
 from souk.state import Health, InstanceRecord, InstanceState
 
 _STATE_STYLE = {
@@ -29,6 +31,9 @@ _HEALTH_STYLE = {
 }
 # Wide enough that the table never wraps when output goes to a file or pipe.
 _PIPE_WIDTH = 120
+# Dead letters take more columns, with keys and topics of any length.
+DEAD_LETTER_PIPE_WIDTH = 200
+_ERROR_WIDTH = 40
 
 
 def format_uptime(started_at: str | None, now: datetime | None = None) -> str:
@@ -66,16 +71,103 @@ def instance_table(records: Sequence[InstanceRecord], title: str | None = None) 
     return table
 
 
+def shorten(text: str, width: int) -> str:
+    """The first line of text, cut to width characters with an ellipsis."""
+    lines = text.strip().splitlines() or [""]
+    line = lines[0] + (" …" if len(lines) > 1 else "")
+    return line if len(line) <= width else line[: width - 1].rstrip() + "…"
+
+
+def format_time(iso: str | None) -> str:
+    """An ISO timestamp in local time to the second, e.g. `2025-05-01 14:03:22`; `-` if none."""
+    if iso is None:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def dead_letter_table(letters: Sequence[DeadLetter], *, replayed: bool = False) -> Table:
+    """Service, id, topic, event type, key, attempts, error, buried at (and replayed at)."""
+    table = Table(header_style="bold")
+    table.add_column("service", no_wrap=True)
+    table.add_column("id", justify="right", no_wrap=True)
+    for column in ("topic", "event type", "key"):
+        table.add_column(column)
+    table.add_column("attempts", justify="right", no_wrap=True)
+    # `show` prints the error whole.
+    table.add_column("error", no_wrap=True, overflow="ellipsis", max_width=_ERROR_WIDTH)
+    table.add_column("buried at", no_wrap=True)
+    if replayed:
+        table.add_column("replayed at", no_wrap=True)
+    for letter in letters:
+        # Text cells: topics, keys and errors may hold [brackets] that rich reads as markup.
+        row: list[RenderableType] = [
+            letter.service,
+            str(letter.id),
+            Text(letter.topic),
+            Text(letter.event_type),
+            Text(letter.key),
+            str(letter.attempts),
+            Text(shorten(letter.error, _ERROR_WIDTH), style="red"),
+            format_time(letter.buried_at),
+        ]
+        if replayed:
+            row.append(format_time(letter.replayed_at))
+        table.add_row(*row)
+    return table
+
+
+def dead_letter_details(letter: DeadLetterDetail) -> Group:
+    """Everything about one dead letter: its fields, error, headers and payload."""
+    fields = Table.grid(padding=(0, 2))
+    fields.add_column(style="bold")
+    fields.add_column()
+    for name, value in (
+        ("service", letter.service),
+        ("id", str(letter.id)),
+        ("group", letter.group),
+        ("topic", letter.topic),
+        ("key", letter.key),
+        ("message id", letter.message_id),
+        ("event type", f"{letter.event_type} (schema version {letter.schema_version})"),
+        ("attempts", str(letter.attempts)),
+        ("buried at", format_time(letter.buried_at)),
+        ("replayed at", format_time(letter.replayed_at)),
+        ("error", letter.error),
+    ):
+        fields.add_row(name, Text(value))
+    headers = Table.grid(padding=(0, 2))
+    headers.add_column(style="bold")
+    headers.add_column()
+    for name, value in letter.headers.items():
+        headers.add_row(Text(name), Text(value))
+    return Group(
+        fields,
+        Text("\nheaders", style="bold"),
+        headers,
+        Text("\npayload", style="bold"),
+        Text(_payload_text(letter)),
+    )
+
+
+def _payload_text(letter: DeadLetterDetail) -> str:
+    if letter.payload is None:
+        return f"(binary, base64) {letter.payload_base64 or ''}"
+    try:
+        return json.dumps(json.loads(letter.payload), indent=2, ensure_ascii=False)
+    except ValueError:
+        return letter.payload
+
+
 def banner(url: str | None) -> str:
     """The line telling the user the system is up and how to stop it."""
     where = f": {url}" if url else ""
     return f"Souk is up{where} — Ctrl-C to stop"
 
 
-def make_console(file: TextIO | None = None) -> Console:
+def make_console(file: TextIO | None = None, pipe_width: int = _PIPE_WIDTH) -> Console:
     """A console that never wraps tables when the output is not a terminal."""
     stream = file or sys.stdout
-    return Console(file=stream, width=None if stream.isatty() else _PIPE_WIDTH, highlight=False)
+    return Console(file=stream, width=None if stream.isatty() else pipe_width, highlight=False)
 
 
 class Reporter(Protocol):

@@ -13,7 +13,7 @@ from pathlib import Path
 from souk.databases import provision
 from souk.display import make_reporter
 from souk.health import probe_all
-from souk.plan import build_plan, check_fixed_ports, stop_order
+from souk.plan import build_plan, check_broker, check_fixed_ports, stop_order
 from souk.state import (
     AlreadyRunningError,
     InstanceRecord,
@@ -83,6 +83,7 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
     if orchestrator_running(read_state(data_dir)):
         raise AlreadyRunningError(already_running_message(data_dir))
     check_fixed_ports(topology)
+    check_broker(topology)
     with OrchestratorLock(data_dir):
         stateful = [name for name, spec in topology.services.items() if spec.database]
         database_urls = asyncio.run(provision(topology.database, stateful, data_dir))

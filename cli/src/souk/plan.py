@@ -10,14 +10,20 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
-from souk.topology import Topology, env_value
+from souk.topology import BrokerSpec, Topology, env_value
 
 HOST = "127.0.0.1"
+BROKER_CONNECT_TIMEOUT = 2.0
 
 
 class PortInUseError(Exception):
     """A port fixed by the topology is already bound by another process."""
+
+
+class BrokerUnreachableError(Exception):
+    """The topology names a broker server that does not accept connections."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,36 @@ def check_fixed_ports(topology: Topology) -> None:
                 raise PortInUseError(f"port {port} ({name}) is already in use")
 
 
+def check_broker(topology: Topology) -> None:
+    """Raise BrokerUnreachableError if a networked broker's server refuses TCP connections."""
+    broker = topology.broker
+    server = broker.server()
+    if server is None:
+        return
+    host, port = server
+    try:
+        with socket.create_connection(server, timeout=BROKER_CONNECT_TIMEOUT):
+            return
+    except OSError as exc:
+        raise BrokerUnreachableError(
+            f"the {broker.kind} broker at {_address(host, port)} does not accept connections "
+            f"({exc.strerror or exc}); start it, or change `broker:` at {topology.broker_origin}"
+        ) from None
+
+
+def broker_url(broker: BrokerSpec, data_dir: Path) -> str:
+    """The URL every service connects to: the broker's, with partitions and namespace."""
+    # Appended as text: urlunsplit would turn embedded:///dir into embedded:/dir.
+    base = broker.base_url(data_dir).rstrip("?")
+    options = urlencode({"partitions": broker.partitions, "namespace": broker.namespace})
+    separator = "&" if urlsplit(base).query else "?"
+    return f"{base}{separator}{options}"
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _distinct_free_ports(count: int, avoid: set[int]) -> list[int]:
     # Keep every probe socket open until all are chosen, so the OS cannot hand out one twice.
     chosen: list[int] = []
@@ -116,6 +152,7 @@ def build_plan(
     needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
     needed += sum(spec.replicas for spec in topology.services.values() if spec.grpc)
     free = iter(_distinct_free_ports(needed, fixed))
+    bus_url = broker_url(topology.broker, data_dir)
     ports = {
         name: spec.fixed_ports() or [next(free) for _ in range(spec.replicas)]
         for name, spec in topology.services.items()
@@ -145,6 +182,7 @@ def build_plan(
                 f"{prefix}PORT": str(port),
                 f"{prefix}DATA_DIR": str(data_dir),
                 f"{prefix}UPSTREAMS": upstreams,
+                f"{prefix}BROKER_URL": bus_url,
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",

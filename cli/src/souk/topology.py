@@ -6,10 +6,19 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import parse_qs, urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 DEFAULT_TOPOLOGY_NAME = "souk.yaml"
@@ -22,6 +31,24 @@ _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+BrokerKind = Literal["embedded", "rabbitmq", "nats", "kafka"]
+BROKER_KINDS: tuple[str, ...] = get_args(BrokerKind)
+# The URL schemes `chassis.messaging.connect` understands, by broker kind.
+BROKER_SCHEMES: dict[str, tuple[str, ...]] = {
+    "embedded": ("embedded",),
+    "rabbitmq": ("amqp", "amqps"),
+    "nats": ("nats",),
+    "kafka": ("kafka",),
+}
+DEFAULT_BROKER_URLS: dict[str, str] = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+    "nats": "nats://127.0.0.1:4222",
+    "kafka": "kafka://127.0.0.1:9092",
+}
+_DEFAULT_BROKER_PORTS = {"amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
+# Set by the topology's own keys; a URL that also sets them would be ambiguous.
+_BROKER_URL_OPTIONS = ("partitions", "namespace")
 
 
 class TopologyError(Exception):
@@ -138,6 +165,104 @@ class DatabaseSpec(BaseModel):
     prefix: str = Field("souk", pattern=r"^[a-z][a-z0-9_]{0,30}$")
 
 
+class BrokerSpec(BaseModel):
+    """The message broker every service publishes to and consumes from."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: BrokerKind = "embedded"
+    # None: the kind's local default (embedded: a directory in the data dir).
+    url: str | None = None
+    partitions: int = Field(8, ge=1)
+    # Every broker-side name starts with it, so several systems can share one broker.
+    namespace: str = Field("souk", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_shorthand(cls, data: Any) -> Any:
+        # `broker: rabbitmq` or `broker: nats://host:4222`; a mapping with a url and no kind
+        # takes the kind its scheme names.
+        if isinstance(data, str):
+            data = {"url": data} if "://" in data else {"kind": data}
+        elif not isinstance(data, dict):
+            raise PydanticCustomError(
+                "broker",
+                "give a broker kind ({kinds}), a url, or a mapping with kind and url",
+                {"kinds": ", ".join(BROKER_KINDS)},
+            )
+        if "kind" not in data and isinstance(data.get("url"), str):
+            scheme = urlsplit(data["url"]).scheme
+            kind = next((k for k, schemes in BROKER_SCHEMES.items() if scheme in schemes), None)
+            if kind is not None:
+                data = {**data, "kind": kind}
+        return data
+
+    @field_validator("kind", mode="before")
+    @classmethod
+    def _known_kind(cls, value: Any) -> Any:
+        if value not in BROKER_KINDS:
+            raise PydanticCustomError(
+                "broker_kind",
+                "unknown broker kind {kind} (one of {kinds})",
+                {"kind": repr(value), "kinds": ", ".join(BROKER_KINDS)},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_url(self) -> BrokerSpec:
+        if self.url is not None:
+            problem = _broker_url_problem(self.kind, self.url)
+            if problem is not None:
+                _raise_if_any("BrokerSpec", [_error(("url",), "broker_url", problem, self.url)])
+        return self
+
+    def base_url(self, data_dir: Path) -> str:
+        """The broker's URL without the topology's options; embedded lives in the data dir."""
+        if self.url is not None:
+            return self.url
+        if self.kind == "embedded":
+            return f"embedded://{data_dir.resolve() / 'broker'}"
+        return DEFAULT_BROKER_URLS[self.kind]
+
+    def server(self) -> tuple[str, int] | None:
+        """The host and port of a networked broker; None for the embedded one."""
+        if self.kind == "embedded":
+            return None
+        return _server(self.url or DEFAULT_BROKER_URLS[self.kind])
+
+
+def _server(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError("names no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+    return parts.hostname, port or _DEFAULT_BROKER_PORTS[parts.scheme]
+
+
+def _broker_url_problem(kind: str, url: str) -> str | None:
+    parts = urlsplit(url)
+    expected = BROKER_SCHEMES[kind]
+    shown = " or ".join(f"{scheme}://" for scheme in expected)
+    if parts.scheme not in expected:
+        given = f"{parts.scheme}://" if "://" in url else repr(url)
+        return f"a {kind} broker's url starts with {shown}, not {given}"
+    clashing = [option for option in _BROKER_URL_OPTIONS if option in parse_qs(parts.query)]
+    if clashing:
+        return f"give {' and '.join(clashing)} under broker, not in the url"
+    if kind == "embedded":
+        if parts.netloc or not parts.path.startswith("/"):
+            return "an embedded broker's url is embedded:///absolute/directory"
+        return None
+    try:
+        _server(url)
+    except ValueError as exc:
+        return f"{url!r} {exc} (expected {shown}host:port)"
+    return None
+
+
 class Topology(BaseModel):
     """The whole topology file."""
 
@@ -145,7 +270,10 @@ class Topology(BaseModel):
 
     data_dir: str | None = None
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
+    broker: BrokerSpec = Field(default_factory=BrokerSpec)
     services: dict[str, ServiceSpec] = Field(min_length=1)
+    # `file:line` of the broker's settings, for messages about the server they name.
+    _broker_origin: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _check_services(self) -> Topology:
@@ -193,6 +321,11 @@ class Topology(BaseModel):
         _raise_if_any("Topology", errors)
         return self
 
+    @property
+    def broker_origin(self) -> str:
+        """Where the file sets the broker, e.g. `souk.yaml:4`; `topology` when it does not."""
+        return self._broker_origin or "topology"
+
     def module_of(self, service: str) -> str:
         """The module run as `python -m MODULE` for a service."""
         return self.services[service].module or service.replace("-", "_")
@@ -232,7 +365,7 @@ def parse_topology(text: str, name: str) -> Topology:
     if problems:
         raise TopologyError(problems)
     try:
-        return Topology.model_validate(data)
+        topology = Topology.model_validate(data)
     except ValidationError as exc:
         located = sorted(
             ((_line_of(node, error["loc"]), _dotted(error["loc"]), error["msg"]))
@@ -244,6 +377,9 @@ def parse_topology(text: str, name: str) -> Topology:
                 for line, key, msg in located
             ]
         ) from None
+    if isinstance(data, dict) and "broker" in data:
+        topology._broker_origin = f"{name}:{_line_of(node, ('broker', 'url'))}"
+    return topology
 
 
 def env_value(value: object) -> str:
