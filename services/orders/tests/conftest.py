@@ -165,12 +165,17 @@ class FakeBilling(Scripted):
     def __init__(self) -> None:
         super().__init__()
         self.payments: dict[str, FakePayment] = {}
+        self.customers: dict[str, str] = {}
+        """The customer each order's authorization named, by order id."""
 
     def payment_of(self, order_id: str) -> FakePayment | None:
         return next((p for p in self.payments.values() if p.order_id == order_id), None)
 
-    async def authorize(self, order_id: str, amount: Money, card_token: str) -> str:
+    async def authorize(
+        self, order_id: str, amount: Money, card_token: str, *, customer_id: str
+    ) -> str:
         await self._enter("authorize")
+        self.customers[order_id] = customer_id
         # Billing keys authorizations by order: a repeat answers the payment made first.
         payment = self.payment_of(order_id)
         if payment is None:

@@ -7,7 +7,7 @@ tables comes as a new function for a new migration.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy import (
     JSON,
@@ -25,7 +25,7 @@ from sqlalchemy import (
 from chassis.db import NAMING_CONVENTION
 
 if TYPE_CHECKING:
-    from alembic.operations import Operations
+    from sqlalchemy import Connection
 
 metadata = MetaData(naming_convention=dict(NAMING_CONVENTION))
 
@@ -81,14 +81,20 @@ dead_letters = Table(
 )
 
 
+class MigrationOperations(Protocol):
+    """What the functions below need of Alembic's ``op`` (the module or an ``Operations``)."""
+
+    def get_bind(self) -> Connection: ...
+
+
 _V1_TABLES = [outbox, outbox_relay_lease, inbox, dead_letters]
 
 
-def create_messaging_tables_v1(op: Operations) -> None:
+def create_messaging_tables_v1(op: MigrationOperations) -> None:
     """Create the outbox, inbox and dead-letter tables (call from a service's migration)."""
     metadata.create_all(op.get_bind(), tables=_V1_TABLES)
 
 
-def drop_messaging_tables_v1(op: Operations) -> None:
+def drop_messaging_tables_v1(op: MigrationOperations) -> None:
     """Drop what :func:`create_messaging_tables_v1` created (a migration's downgrade)."""
     metadata.drop_all(op.get_bind(), tables=_V1_TABLES)

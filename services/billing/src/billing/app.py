@@ -15,6 +15,7 @@ from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.domain.errors import BillingError
 from billing.entrypoints.problems import billing_problem
 from billing.entrypoints.routes import router
+from chassis.messaging.lifecycle import Messaging
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -65,6 +66,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
         migrations=MIGRATIONS,
         on_startup=[wire],
         on_shutdown=[close_http_session],
+        messaging=Messaging(settings),
     )
     app.add_exception_handler(BillingError, billing_problem)
     return app

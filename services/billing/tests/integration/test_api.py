@@ -61,6 +61,7 @@ async def test_a_payment_is_authorized_by_the_primary_then_captured_there(
     assert payment == {
         "id": payment["id"],
         "order_id": "order-1",
+        "customer_id": None,
         "status": "AUTHORIZED",
         "amount": {"amount": 1490, "currency": "EUR"},
         "provider": "payment-primary",
@@ -329,6 +330,8 @@ async def test_an_unknown_payment_is_a_404_problem(
         {"amount": {"amount": 1490, "currency": "XYZ"}},
         {"card_token": "4242424242424242"},
         {"order_id": ""},
+        {"customer_id": ""},
+        {"customer_id": "c" * 101},
         {"extra": "field"},
     ],
 )
@@ -373,3 +376,13 @@ async def test_the_openapi_document_describes_the_billing_api(billing: AsyncClie
     assert {"200", "201", "400", "409", "422", "503"} <= create["responses"].keys()
     assert "application/problem+json" in create["responses"]["503"]["content"]
     assert "idempotency-key" in {p["name"] for p in create["parameters"]}
+
+
+async def test_the_customer_a_request_names_is_kept_with_the_payment(
+    billing: AsyncClient,
+) -> None:
+    payment = await paid(billing, customer_id="customer-7")
+
+    assert payment["customer_id"] == "customer-7"
+    fetched = await billing.get(f"/payments/{payment['id']}")
+    assert fetched.json()["customer_id"] == "customer-7"

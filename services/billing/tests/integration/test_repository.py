@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData
 
 from billing.adapters.orm import metadata
 from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.domain.errors import IdempotencyKeyInFlight
 from billing.domain.model import Payment, PaymentStatus
 from billing.service_layer.ports import IdempotencyRecord
+from chassis.messaging import tables as messaging_tables
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -47,8 +49,13 @@ def record(key: str = "key-1", payment_id: str = "payment-1") -> IdempotencyReco
 async def test_the_migrations_build_exactly_the_schema_the_tables_describe(
     database: Database,
 ) -> None:
+    """Billing's tables, and the chassis's messaging tables."""
+    described = MetaData()
+    for table in (*metadata.tables.values(), *messaging_tables.metadata.tables.values()):
+        table.to_metadata(described)
+
     def differences(connection: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+        return list(compare_metadata(MigrationContext.configure(connection), described))
 
     async with database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []

@@ -388,3 +388,24 @@ async def test_the_payments_of_an_order_are_listed_oldest_first(
         (first.id, PaymentStatus.DECLINED),
         (second.id, PaymentStatus.AUTHORIZED),
     ]
+
+
+async def test_the_customer_the_request_names_is_kept_with_the_payment(
+    saffron_order: AuthorizePayment, uow: FakeUnitOfWork, providers: list[FakeProvider]
+) -> None:
+    command = dataclasses.replace(saffron_order, customer_id="customer-7")
+
+    payment = await authorized_payment(command, uow, providers)
+
+    assert (await get_payment(uow, payment.id)).customer_id == "customer-7"
+
+
+async def test_a_retry_that_now_names_the_customer_replays_the_same_payment(
+    saffron_order: AuthorizePayment, uow: FakeUnitOfWork, providers: list[FakeProvider]
+) -> None:
+    first = await authorized_payment(saffron_order, uow, providers)
+
+    retry = dataclasses.replace(saffron_order, customer_id="customer-7")
+    outcome = await authorize_payment(retry, uow, providers, lease=LEASE)
+
+    assert (outcome.payment.id, outcome.replayed) == (first.id, True)

@@ -105,6 +105,19 @@ def test_a_payment_is_for_an_order_named_by_a_short_id(order_id: str) -> None:
     assert caught.value.field == "order_id"
 
 
+def test_a_payment_may_name_its_customer() -> None:
+    assert authorized().customer_id is None
+    assert authorized(customer_id="customer-7").customer_id == "customer-7"
+
+
+@pytest.mark.parametrize("customer_id", ["", "   ", "c" * 101])
+def test_a_named_customer_has_a_short_id(customer_id: str) -> None:
+    with pytest.raises(InvalidPayment) as caught:
+        authorized(customer_id=customer_id)
+
+    assert caught.value.field == "customer_id"
+
+
 def test_capturing_an_authorized_payment_takes_the_money_once() -> None:
     payment = authorized()
     payment.events.clear()

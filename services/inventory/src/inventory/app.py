@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import chassis
 from chassis.grpc import GrpcServer
+from chassis.messaging.lifecycle import Messaging
 from contracts.inventory.v1.inventory_pb2_grpc import add_InventoryServicer_to_server
 from inventory.adapters.demo_stock import load_demo_stock
 from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -79,6 +80,7 @@ def create_app(settings: InventorySettings) -> FastAPI:
         # Run in reverse: gRPC stops taking calls first, then the sweep stops.
         on_shutdown=[stop_expiry, grpc_server.stop],
         readiness_checks={"grpc": grpc_server.check},
+        messaging=Messaging(settings),
     )
     app.state.grpc_server = grpc_server
     app.add_exception_handler(InventoryError, inventory_problem)

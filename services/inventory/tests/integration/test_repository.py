@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData
 
+from chassis.messaging import tables as messaging_tables
 from inventory.adapters.orm import metadata
 from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from inventory.domain.errors import ConcurrentChange
@@ -58,8 +60,13 @@ async def counts(uow: SqlAlchemyUnitOfWork) -> dict[str, tuple[int, int]]:
 async def test_the_migrations_build_exactly_the_schema_the_tables_describe(
     database: Database,
 ) -> None:
+    """The inventory's tables, and the chassis's messaging tables."""
+    described = MetaData()
+    for table in (*metadata.tables.values(), *messaging_tables.metadata.tables.values()):
+        table.to_metadata(described)
+
     def differences(connection: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+        return list(compare_metadata(MigrationContext.configure(connection), described))
 
     async with database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []

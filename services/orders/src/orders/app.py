@@ -12,6 +12,7 @@ import aiohttp
 
 import chassis
 from chassis.grpc import channel_for
+from chassis.messaging.lifecycle import Messaging
 from orders.adapters.billing_client import BillingClient
 from orders.adapters.catalog_client import CatalogClient
 from orders.adapters.http_upstream import HttpUpstream
@@ -93,6 +94,7 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
         migrations=MIGRATIONS,
         on_startup=[start_checkout],
         on_shutdown=[stop_checkout],
+        messaging=Messaging(settings),
     )
     app.add_exception_handler(OrdersError, orders_problem)
     return app

@@ -109,19 +109,20 @@ def billing(billing_url: str, session: aiohttp.ClientSession) -> BillingClient:
     )
 
 
-async def test_authorizing_sends_the_order_amount_and_card_under_a_key_made_of_the_order_id(
+async def test_authorizing_sends_order_customer_amount_and_card_under_a_key_of_the_order_id(
     billing: BillingClient, stand_in: StandIn
 ) -> None:
     stand_in.will_answer(201, payment("AUTHORIZED"))
     request_id_var.set("req-42")
 
-    payment_id = await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok")
+    payment_id = await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
 
     sent = stand_in.requests[0]
     assert payment_id == "pay-1"
     assert sent["path"] == "/payments"
     assert sent["json"] == {
         "order_id": "o-1",
+        "customer_id": "c-1",
         "amount": {"amount": 3830, "currency": "EUR"},
         "card_token": "tok_ok",
     }
@@ -134,7 +135,9 @@ async def test_a_replayed_authorization_answers_the_same_payment(
 ) -> None:
     stand_in.will_answer(200, payment("AUTHORIZED"))
 
-    assert await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok") == "pay-1"
+    payment_id = await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
+
+    assert payment_id == "pay-1"
 
 
 async def test_a_declined_card_is_declined_with_billings_reason(
@@ -143,7 +146,7 @@ async def test_a_declined_card_is_declined_with_billings_reason(
     stand_in.will_answer(201, payment("DECLINED", "insufficient funds"))
 
     with pytest.raises(PaymentDeclined, match=r"^payment declined: insufficient funds$"):
-        await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok")
+        await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
 
 
 async def test_a_payment_billing_finds_invalid_is_refused_with_its_detail(
@@ -152,7 +155,7 @@ async def test_a_payment_billing_finds_invalid_is_refused_with_its_detail(
     stand_in.will_answer_problem(422, "invalid-payment", "amount: must be positive")
 
     with pytest.raises(CheckoutRefused, match=r"^payment refused: amount: must be positive$"):
-        await billing.authorize("o-1", Money(0, "EUR"), "tok_ok")
+        await billing.authorize("o-1", Money(0, "EUR"), "tok_ok", customer_id="c-1")
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ async def test_billing_busy_or_unavailable_is_a_transient_failure(
     stand_in.will_answer_problem(status, slug, "try again")
 
     with pytest.raises(UpstreamFailure) as caught:
-        await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok")
+        await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
 
     assert caught.value.transient
 

@@ -65,6 +65,7 @@ async def test_an_order_in_stock_with_a_good_card_is_confirmed(
         Money(3830, "EUR"),
         payment.id,
     )
+    assert billing.customers == {order_id: order.customer_id}
     assert order.settled
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import (
     Table,
 )
 
-from billing.domain.model import ORDER_ID_MAX_LENGTH
+from billing.domain.model import CUSTOMER_ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH
 from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
 from chassis.db import NAMING_CONVENTION
 
@@ -33,6 +33,7 @@ payments = Table(
     Column("provider_reference", String(100), nullable=True),
     Column("decline_reason", String(200), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("customer_id", String(CUSTOMER_ID_MAX_LENGTH), nullable=True),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 

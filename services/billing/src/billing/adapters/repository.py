@@ -24,6 +24,8 @@ class SqlAlchemyPaymentRepository:
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self.written: list[Payment] = []
+        """The payments added or saved in this transaction, whose events it publishes."""
 
     async def get(self, payment_id: str) -> Payment | None:
         row = (
@@ -43,13 +45,16 @@ class SqlAlchemyPaymentRepository:
                 provider_reference=payment.provider_reference,
                 decline_reason=payment.decline_reason,
                 created_at=payment.created_at,
+                customer_id=payment.customer_id,
             )
         )
+        self._written(payment)
 
     async def save(self, payment: Payment) -> None:
         await self._session.execute(
             update(payments).where(payments.c.id == payment.id).values(status=str(payment.status))
         )
+        self._written(payment)
 
     async def for_order(self, order_id: str) -> list[Payment]:
         rows = await self._session.execute(
@@ -58,6 +63,10 @@ class SqlAlchemyPaymentRepository:
             .order_by(payments.c.created_at, payments.c.id)
         )
         return [_payment(row) for row in rows]
+
+    def _written(self, payment: Payment) -> None:
+        if all(written is not payment for written in self.written):
+            self.written.append(payment)
 
 
 class SqlAlchemyIdempotencyKeyRepository:
@@ -127,6 +136,7 @@ def _payment(row: Row[Any]) -> Payment:
         provider_reference=row.provider_reference,
         decline_reason=row.decline_reason,
         created_at=_utc(row.created_at),
+        customer_id=row.customer_id,
     )
 
 

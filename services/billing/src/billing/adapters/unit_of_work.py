@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from billing.adapters.publishing import publish
 from billing.adapters.repository import (
     SqlAlchemyIdempotencyKeyRepository,
     SqlAlchemyPaymentRepository,
@@ -23,3 +24,8 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
     def open_repositories(self, session: AsyncSession) -> None:
         self.payments = SqlAlchemyPaymentRepository(session)
         self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)
+
+    async def commit(self) -> None:
+        """Commit the payments written, with their events in the outbox, in one transaction."""
+        publish(self.payments.written, self.outbox)
+        await super().commit()

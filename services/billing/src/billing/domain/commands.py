@@ -11,12 +11,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class AuthorizePayment:
-    """Hold ``amount`` on a card for an order; ``idempotency_key`` makes retries safe."""
+    """Hold ``amount`` on a card for an order; ``idempotency_key`` makes retries safe.
+
+    ``customer_id``, if the caller knows it, is kept with the payment and named in its events.
+    """
 
     order_id: str
     amount: Money
     card_token: str
     idempotency_key: str
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from contracts import Money
 
 ORDER_ID_MAX_LENGTH: Final = 64
+CUSTOMER_ID_MAX_LENGTH: Final = 100
 
 
 class PaymentStatus(StrEnum):
@@ -71,6 +72,7 @@ class Payment:
         created_at: datetime,
         provider_reference: str | None = None,
         decline_reason: str | None = None,
+        customer_id: str | None = None,
     ) -> None:
         if (status is PaymentStatus.DECLINED) != (provider_reference is None):
             raise InvalidPayment(
@@ -84,6 +86,8 @@ class Payment:
         self.created_at = created_at
         self.provider_reference = provider_reference
         self.decline_reason = decline_reason
+        # Whom the order's caller said the money is from; billing needs it only to say so.
+        self.customer_id = _checked_customer_id(customer_id)
         self.events: list[Event] = []
 
     @classmethod
@@ -96,6 +100,7 @@ class Payment:
         provider: str,
         provider_reference: str,
         at: datetime,
+        customer_id: str | None = None,
     ) -> Payment:
         """A payment whose amount ``provider`` now holds on the card."""
         payment = cls(
@@ -106,6 +111,7 @@ class Payment:
             provider=provider,
             provider_reference=provider_reference,
             created_at=at,
+            customer_id=customer_id,
         )
         payment.events.append(
             PaymentAuthorized(
@@ -124,6 +130,7 @@ class Payment:
         provider: str,
         reason: str,
         at: datetime,
+        customer_id: str | None = None,
     ) -> Payment:
         """A payment the card's issuer refused: an outcome for the caller, not an error."""
         payment = cls(
@@ -134,6 +141,7 @@ class Payment:
             provider=provider,
             decline_reason=reason,
             created_at=at,
+            customer_id=customer_id,
         )
         payment.events.append(
             PaymentDeclined(
@@ -194,6 +202,17 @@ def _checked_order_id(order_id: str) -> str:
             "order_id", f"must be 1-{ORDER_ID_MAX_LENGTH} characters, not blank; got {order_id!r}"
         )
     return order_id
+
+
+def _checked_customer_id(customer_id: str | None) -> str | None:
+    if customer_id is not None and (
+        not customer_id.strip() or len(customer_id) > CUSTOMER_ID_MAX_LENGTH
+    ):
+        raise InvalidPayment(
+            "customer_id",
+            f"must be 1-{CUSTOMER_ID_MAX_LENGTH} characters, not blank; got {customer_id!r}",
+        )
+    return customer_id
 
 
 def _checked_amount(amount: Money) -> Money:

@@ -8,7 +8,12 @@ from typing import Annotated, Final
 from pydantic import BaseModel, ConfigDict, Field
 
 from billing.domain.commands import AuthorizePayment
-from billing.domain.model import ORDER_ID_MAX_LENGTH, Payment, PaymentStatus
+from billing.domain.model import (
+    CUSTOMER_ID_MAX_LENGTH,
+    ORDER_ID_MAX_LENGTH,
+    Payment,
+    PaymentStatus,
+)
 from chassis.schemas import MinorUnits, MoneyModel
 
 # A card as the provider's payment form tokenised it; billing never sees card numbers.
@@ -27,6 +32,13 @@ class PaymentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_id: str = Field(min_length=1, max_length=ORDER_ID_MAX_LENGTH, examples=["order-1042"])
+    customer_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=CUSTOMER_ID_MAX_LENGTH,
+        description="Whom the order is for: named in the payment's events, so they can be told.",
+        examples=["customer-7"],
+    )
     amount: Amount
     card_token: str = Field(
         pattern=TOKENISED_CARD_PATTERN,
@@ -40,6 +52,7 @@ class PaymentRequest(BaseModel):
             amount=self.amount.to_money(),
             card_token=self.card_token,
             idempotency_key=idempotency_key,
+            customer_id=self.customer_id,
         )
 
 
@@ -48,6 +61,9 @@ class PaymentPublic(BaseModel):
 
     id: str = Field(examples=["6f0b9d2e-8f1c-4e7a-9d3b-2c5a1e4f7b80"])
     order_id: str = Field(examples=["order-1042"])
+    customer_id: str | None = Field(
+        description="Whom the order is for, if the request said.", examples=["customer-7"]
+    )
     status: PaymentStatus
     amount: Amount
     provider: str = Field(
@@ -69,6 +85,7 @@ class PaymentPublic(BaseModel):
         return cls(
             id=payment.id,
             order_id=payment.order_id,
+            customer_id=payment.customer_id,
             status=payment.status,
             amount=Amount.from_money(payment.amount),
             provider=payment.provider,

@@ -215,6 +215,7 @@ def _payment_from(
             provider=provider,
             provider_reference=answer.reference,
             at=now,
+            customer_id=command.customer_id,
         )
     return Payment.declined(
         id=payment_id,
@@ -223,6 +224,7 @@ def _payment_from(
         provider=provider,
         reason=answer.reason,
         at=now,
+        customer_id=command.customer_id,
     )
 
 
@@ -284,7 +286,11 @@ async def _get(uow: UnitOfWork, payment_id: str) -> Payment:
 
 
 def _fingerprint(command: AuthorizePayment) -> str:
-    """A digest of what the request asks, so a key sent with another request is recognised."""
+    """A digest of what the request asks, so a key sent with another request is recognised.
+
+    The customer is left out: the order decides it, and a retry from a caller that has
+    started to send it must still match the request it retries.
+    """
     request = [command.order_id, command.amount.amount, command.amount.currency, command.card_token]
     return hashlib.sha256(json.dumps(request).encode()).hexdigest()
 

@@ -93,6 +93,8 @@ class SqlAlchemyReservationRepository:
         self._session = session
         # The status each reservation had when this repository last read or wrote it.
         self._statuses: dict[str, ReservationStatus] = {}
+        self.written: list[Reservation] = []
+        """The reservations added or saved in this transaction, whose events it publishes."""
 
     async def get(self, reservation_id: str) -> Reservation | None:
         row = (
@@ -137,6 +139,7 @@ class SqlAlchemyReservationRepository:
             ],
         )
         self._statuses[reservation.id] = reservation.status
+        self._written(reservation)
 
     async def save(self, reservation: Reservation) -> None:
         loaded = self._statuses[reservation.id]
@@ -150,6 +153,7 @@ class SqlAlchemyReservationRepository:
         if not isinstance(result, CursorResult) or result.rowcount != 1:
             raise ConcurrentChange(f"reservation {reservation.id!r} changed meanwhile")
         self._statuses[reservation.id] = reservation.status
+        self._written(reservation)
 
     async def overdue(self, now: datetime, limit: int) -> list[str]:
         ids = await self._session.scalars(
@@ -162,3 +166,7 @@ class SqlAlchemyReservationRepository:
             .limit(limit)
         )
         return list(ids)
+
+    def _written(self, reservation: Reservation) -> None:
+        if all(written is not reservation for written in self.written):
+            self.written.append(reservation)

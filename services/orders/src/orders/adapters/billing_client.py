@@ -27,11 +27,18 @@ class BillingClient:
     def __init__(self, upstream: HttpUpstream) -> None:
         self._upstream = upstream
 
-    async def authorize(self, order_id: str, amount: Money, card_token: str) -> str:
+    async def authorize(
+        self, order_id: str, amount: Money, card_token: str, *, customer_id: str
+    ) -> str:
         path = "/payments"
         answer = await self._post(
             path,
-            body={"order_id": order_id, "amount": amount.to_dict(), "card_token": card_token},
+            body={
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "amount": amount.to_dict(),
+                "card_token": card_token,
+            },
             headers={"Idempotency-Key": f"{order_id}-authorize"},
         )
         if answer.status in {400, 422}:

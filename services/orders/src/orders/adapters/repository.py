@@ -45,6 +45,8 @@ class SqlAlchemyOrderRepository:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
         self._stored: dict[str, _Stored] = {}
+        self.written: list[Order] = []
+        """The orders added or saved in this transaction, whose events it publishes."""
 
     async def get(self, order_id: str) -> Order | None:
         rows = (await self._session.execute(select(orders).where(orders.c.id == order_id))).all()
@@ -63,6 +65,7 @@ class SqlAlchemyOrderRepository:
         )
         await self._insert_steps(order, start=0)
         self._track(order)
+        self._written(order)
 
     async def save(self, order: Order) -> None:
         stored = self._stored[order.id]
@@ -83,6 +86,7 @@ class SqlAlchemyOrderRepository:
                 )
         await self._insert_steps(order, start=stored.step_count)
         self._track(order)
+        self._written(order)
 
     async def for_customer(
         self, customer_id: str, *, offset: int, limit: int
@@ -153,6 +157,10 @@ class SqlAlchemyOrderRepository:
                     for position, record in enumerate(new, start=start)
                 ],
             )
+
+    def _written(self, order: Order) -> None:
+        if all(written is not order for written in self.written):
+            self.written.append(order)
 
     def _track(self, order: Order) -> Order:
         self._stored[order.id] = _Stored(

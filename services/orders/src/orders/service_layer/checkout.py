@@ -152,7 +152,7 @@ class Checkout:
                 )
             case Step.AUTHORIZE_PAYMENT:
                 payment_id = await self._billing.authorize(
-                    order.id, _amount(order), order.card_token
+                    order.id, _amount(order), order.card_token, customer_id=order.customer_id
                 )
                 return StepDone(step, payment_id=payment_id)
             case Step.CAPTURE_PAYMENT:

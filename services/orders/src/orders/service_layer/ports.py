@@ -116,9 +116,13 @@ class Inventory(Protocol):
 class Billing(Protocol):
     """Payments of orders; every call is idempotent (authorizing by the order id)."""
 
-    async def authorize(self, order_id: str, amount: Money, card_token: str) -> str:
+    async def authorize(
+        self, order_id: str, amount: Money, card_token: str, *, customer_id: str
+    ) -> str:
         """Hold the amount on the card and answer the payment id; raises PaymentDeclined,
-        CheckoutRefused (billing refuses the payment), UpstreamFailure."""
+        CheckoutRefused (billing refuses the payment), UpstreamFailure.
+
+        ``customer_id`` goes with the payment, so that billing's events name the customer."""
 
     async def capture(self, payment_id: str) -> None:
         """Take the held amount; raises CheckoutRefused (it cannot be taken), UpstreamFailure."""

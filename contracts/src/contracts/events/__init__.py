@@ -1,0 +1,71 @@
+"""The events Souk's services publish, one module per topic, and :func:`decode` for consumers.
+
+Producers: ``uow.outbox.add_event(event.topic, key, event)``. Consumers:
+``decode(message.event_type, message.schema_version, message.payload)``.
+"""
+
+from __future__ import annotations
+
+from contracts.events import orders, payments, stock
+from contracts.events.orders import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderItem,
+    OrderPlaced,
+    OrderRejected,
+    PricedItem,
+)
+from contracts.events.payments import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRefunded,
+    PaymentVoided,
+)
+from contracts.events.schema import (
+    Event,
+    EventError,
+    MalformedEvent,
+    UnknownEventType,
+    UnsupportedSchemaVersion,
+    decode,
+    schemas,
+    timestamp,
+)
+from contracts.events.stock import (
+    ReservationCommitted,
+    ReservationExpired,
+    ReservationReleased,
+    StockLine,
+    StockReserved,
+)
+
+__all__ = [
+    "Event",
+    "EventError",
+    "MalformedEvent",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderItem",
+    "OrderPlaced",
+    "OrderRejected",
+    "PaymentAuthorized",
+    "PaymentCaptured",
+    "PaymentDeclined",
+    "PaymentRefunded",
+    "PaymentVoided",
+    "PricedItem",
+    "ReservationCommitted",
+    "ReservationExpired",
+    "ReservationReleased",
+    "StockLine",
+    "StockReserved",
+    "UnknownEventType",
+    "UnsupportedSchemaVersion",
+    "decode",
+    "orders",
+    "payments",
+    "schemas",
+    "stock",
+    "timestamp",
+]

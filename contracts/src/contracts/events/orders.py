@@ -1,0 +1,115 @@
+"""Events of topic ``orders``, keyed by order id: an order's life as the orders service sees it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final
+
+from contracts.events.schema import Event, register, upcaster
+from contracts.money import Money
+
+TOPIC: Final = "orders"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderItem:
+    """A product and how many of it, as ordered."""
+
+    product_id: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class PricedItem:
+    """An order line as priced at the checkout."""
+
+    product_id: str
+    sku: str
+    name: str
+    quantity: int
+    unit_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPlaced(Event):
+    """A customer placed an order; its checkout starts.
+
+    Version 2 has items as objects; version 1 had ``[product_id, quantity]`` pairs.
+    """
+
+    event_type: ClassVar[str] = "OrderPlaced"
+    schema_version: ClassVar[int] = 2
+    topic: ClassVar[str] = TOPIC
+
+    order_id: str
+    customer_id: str
+    items: tuple[OrderItem, ...]
+    occurred_at: str
+
+    @property
+    def item_count(self) -> int:
+        """Units ordered, all products together."""
+        return sum(item.quantity for item in self.items)
+
+
+@upcaster("OrderPlaced", from_version=1)
+def _order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    items = [
+        {"product_id": product_id, "quantity": quantity} for product_id, quantity in data["items"]
+    ]
+    return {**data, "items": items}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderConfirmed(Event):
+    """Stock and payment are taken: the order will be shipped."""
+
+    event_type: ClassVar[str] = "OrderConfirmed"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str] = TOPIC
+
+    order_id: str
+    customer_id: str
+    items: tuple[PricedItem, ...]
+    total: Money
+    occurred_at: str
+
+    @property
+    def item_count(self) -> int:
+        """Units ordered, all products together."""
+        return sum(item.quantity for item in self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected(Event):
+    """The checkout could not go through (out of stock, card declined, ...)."""
+
+    event_type: ClassVar[str] = "OrderRejected"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str] = TOPIC
+
+    order_id: str
+    customer_id: str
+    reason: str
+    occurred_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCancelled(Event):
+    """The customer cancelled; a confirmed order's payment is refunded afterwards.
+
+    ``total`` is None if the order was cancelled before it was priced.
+    """
+
+    event_type: ClassVar[str] = "OrderCancelled"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str] = TOPIC
+
+    order_id: str
+    customer_id: str
+    was_confirmed: bool
+    total: Money | None
+    occurred_at: str
+
+
+register(OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled)

@@ -1,0 +1,1 @@
+"""Souk notifications service: what each customer is told about their orders and payments."""

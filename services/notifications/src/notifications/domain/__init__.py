@@ -1,0 +1,1 @@
+"""Notifications' model: what an event tells a customer, in plain Python."""

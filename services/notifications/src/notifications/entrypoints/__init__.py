@@ -1,0 +1,1 @@
+"""Notifications' ways in: the consumers of the order and payment events, and the HTTP API."""

@@ -1,0 +1,1 @@
+"""Use cases of notifications: taking in an event, listing a customer's notifications."""

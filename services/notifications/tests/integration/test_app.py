@@ -1,0 +1,170 @@
+"""Notifications on a real embedded bus: events published on it become notifications in the
+HTTP API, once each; a message that cannot be read ends among the dead letters."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from chassis.messaging import Message
+from contracts import Money
+from contracts.events import (
+    OrderConfirmed,
+    OrderItem,
+    OrderPlaced,
+    PaymentCaptured,
+    PaymentDeclined,
+    PricedItem,
+)
+
+from .conftest import eventually
+
+if TYPE_CHECKING:
+    import httpx
+
+    from chassis.messaging import MessageBus
+    from contracts.events import Event
+
+PROBLEM = "application/problem+json"
+TOTAL = Money(5990, "EUR")
+
+
+def message(event: Event, key: str, message_id: str | None = None) -> Message:
+    """``event`` as its producer's outbox would publish it."""
+    return Message(
+        topic=event.topic,
+        key=key,
+        event_type=event.event_type,
+        schema_version=event.schema_version,
+        payload=event.to_json(),
+        message_id=message_id or uuid.uuid4().hex,
+    )
+
+
+async def notifications_of(client: httpx.AsyncClient, customer: str, **params: Any) -> Any:
+    response = await client.get("/notifications", params={"customer": customer, **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_order_and_payment_events_become_the_customers_notifications(
+    notifications: httpx.AsyncClient, bus: MessageBus
+) -> None:
+    await bus.publish(
+        [
+            message(
+                OrderPlaced("o-123", "c-1", (OrderItem("p-1", 2),), "2026-11-25T10:00:00+00:00"),
+                "o-123",
+            ),
+            message(
+                OrderConfirmed(
+                    "o-123",
+                    "c-1",
+                    (PricedItem("p-1", "TAGINE-CLAY-30CM", "Clay tagine", 2, Money(2995, "EUR")),),
+                    TOTAL,
+                    "2026-11-25T10:00:02+00:00",
+                ),
+                "o-123",
+            ),
+            message(
+                OrderPlaced("o-9", "c-2", (OrderItem("p-1", 1),), "2026-11-25T10:00:00+00:00"),
+                "o-9",
+            ),
+        ]
+    )
+
+    async def orders_there() -> bool:
+        return (await notifications_of(notifications, "c-1"))["total"] == 2
+
+    await eventually(orders_there)
+    # This payment names no customer: notifications knows it from the order's events.
+    await bus.publish(
+        [message(PaymentCaptured("pay-1", "o-123", TOTAL, "2026-11-25T10:00:01+00:00"), "o-123")]
+    )
+
+    async def all_there() -> bool:
+        return (await notifications_of(notifications, "c-1"))["total"] == 3
+
+    await eventually(all_there)
+    body = await notifications_of(notifications, "c-1")
+    assert [(item["subject"], item["text"]) for item in body["items"]] == [
+        ("OrderConfirmed", "Your order o-123 is confirmed: 2 items, 59.90 EUR"),
+        ("PaymentCaptured", "Payment of 59.90 EUR received for order o-123"),
+        ("OrderPlaced", "We have received your order o-123: 2 items"),
+    ]
+    assert body["items"][0]["occurred_at"] == "2026-11-25T10:00:02Z"
+    assert (body["page"], body["page_size"], body["pages"]) == (1, 20, 1)
+    second_page = await notifications_of(notifications, "c-1", page=2, page_size=2)
+    assert [item["subject"] for item in second_page["items"]] == ["OrderPlaced"]
+    assert (await notifications_of(notifications, "c-2"))["total"] == 1
+
+
+async def test_an_event_delivered_twice_makes_one_notification(
+    notifications: httpx.AsyncClient, bus: MessageBus
+) -> None:
+    declined = message(
+        PaymentDeclined(
+            "pay-1", "o-1", TOTAL, "card_declined", "2026-11-25T10:00:00+00:00", customer_id="c-1"
+        ),
+        "o-1",
+    )
+    await bus.publish([declined])
+    await bus.publish([declined])  # the relay crashed before marking it sent, say
+    marker = message(
+        OrderPlaced("o-2", "c-1", (OrderItem("p-1", 1),), "2026-11-25T09:00:00+00:00"), "o-1"
+    )
+    await bus.publish([marker])  # same key, so handled after both copies
+
+    async def marker_there() -> bool:
+        items = (await notifications_of(notifications, "c-1"))["items"]
+        return any(item["order_id"] == "o-2" for item in items)
+
+    await eventually(marker_there)
+    body = await notifications_of(notifications, "c-1")
+    assert [item["text"] for item in body["items"]] == [
+        "Payment of 59.90 EUR for order o-1 declined: card declined",
+        "We have received your order o-2: 1 item",
+    ]
+
+
+async def test_a_poison_event_ends_among_the_dead_letters(
+    notifications: httpx.AsyncClient, bus: MessageBus
+) -> None:
+    poison = Message(
+        topic="orders", key="o-1", event_type="OrderConfirmed", payload=b"not json at all"
+    )
+    await bus.publish([poison])
+
+    async def buried() -> bool:
+        return bool((await notifications.get("/internal/dead-letters")).json()["items"])
+
+    await eventually(buried)
+    [letter] = (await notifications.get("/internal/dead-letters")).json()["items"]
+    assert (letter["message_id"], letter["group"], letter["topic"]) == (
+        poison.message_id,
+        "notifications",
+        "orders",
+    )
+    assert letter["error"].startswith("MalformedEvent: OrderConfirmed payload is not JSON")
+    assert (await notifications_of(notifications, "c-1"))["total"] == 0
+
+
+async def test_listing_without_a_customer_is_a_422_problem(
+    notifications: httpx.AsyncClient,
+) -> None:
+    response = await notifications.get("/notifications")
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM
+
+
+async def test_a_customer_nobody_told_anything_has_no_notifications(
+    notifications: httpx.AsyncClient,
+) -> None:
+    assert await notifications_of(notifications, "c-nobody") == {
+        "items": [],
+        "page": 1,
+        "page_size": 20,
+        "total": 0,
+        "pages": 0,
+    }
