@@ -3,8 +3,9 @@ kept, listed and replayed over the internal routes that `souk dlq` uses."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,14 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import ServiceSettings
-from chassis.messaging import Delivery, Message, SubscribeOptions
+from chassis.messaging import (
+    BrokerUnavailableError,
+    Delivery,
+    Message,
+    SubscribeOptions,
+    Subscription,
+    connect,
+)
 from chassis.messaging.lifecycle import Consumer, Messaging
 from chassis.unit_of_work import SqlAlchemyUnitOfWork
 
@@ -160,3 +168,92 @@ async def test_messaging_without_a_database_is_refused(
     settings = ServiceSettings(service="greeter", data_dir=tmp_path)
     with pytest.raises(ValueError, match="database"):
         make_app(settings=settings, messaging=Messaging(settings))
+
+
+async def test_two_replays_of_one_dead_letter_at_once_run_the_handler_once(
+    greeter_app: tuple[FastAPI, Greeter], running: Running
+) -> None:
+    app, greeter = greeter_app
+    async with running(app) as client:
+        await publish(app, "poison")
+
+        async def buried() -> bool:
+            return len(await dead_letters(client)) == 1
+
+        await eventually(buried)
+        [letter] = await dead_letters(client)
+        greeter.cured = True
+
+        first, second = await asyncio.gather(
+            client.post(f"/internal/dead-letters/{letter['id']}/replay"),
+            client.post(f"/internal/dead-letters/{letter['id']}/replay"),
+        )
+
+    assert sorted([first.status_code, second.status_code]) == [200, 409]
+    assert greeter.greeted == ["poison"]
+
+
+class BrokerThatRefusesTheFirstSubscription:
+    """Wraps a real bus; the first ``subscribe`` fails as a broker going away would."""
+
+    refused = 0
+
+    def __init__(self, url: str) -> None:
+        self._bus = connect(url)
+        self.partitions = self._bus.partitions
+
+    async def start(self) -> None:
+        await self._bus.start()
+
+    async def close(self, grace: float = 10.0) -> None:
+        await self._bus.close(grace)
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        await self._bus.publish(messages)
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Subscription:
+        if BrokerThatRefusesTheFirstSubscription.refused == 0:
+            BrokerThatRefusesTheFirstSubscription.refused += 1
+            raise BrokerUnavailableError("the broker went away")
+        return await self._bus.subscribe(*args, **kwargs)
+
+
+async def test_a_subscription_refused_at_start_up_is_tried_again_until_ready(
+    greeter_app: tuple[FastAPI, Greeter], running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chassis.messaging import lifecycle  # noqa: PLC0415
+
+    monkeypatch.setattr(lifecycle, "connect", BrokerThatRefusesTheFirstSubscription)
+    app, greeter = greeter_app
+    async with running(app) as client:
+
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status_code == 200
+
+        await eventually(ready)
+        await publish(app, "hello")
+
+        async def greeted() -> bool:
+            return greeter.greeted == ["hello"]
+
+        await eventually(greeted)
+    assert BrokerThatRefusesTheFirstSubscription.refused == 1
+
+
+async def test_shutdown_completes_while_the_broker_was_never_reached(
+    tmp_path: Path, migrations: Path, make_app: Callable[..., FastAPI], running: Running
+) -> None:
+    (migrations / "versions" / "0002_messaging.py").write_text(_MESSAGING_REVISION)
+    settings = ServiceSettings(
+        service="greeter",
+        data_dir=tmp_path / "data",
+        broker_url="embedded:///proc/souk-cannot-create-this",
+    )
+    messaging = Messaging(settings, [Consumer("greetings", Greeter())])
+    app = make_app(settings=settings, migrations=migrations, messaging=messaging)
+
+    async with running(app) as client:
+        readiness = await client.get("/readyz")
+
+    assert readiness.status_code == 503
+    assert "not yet subscribed" in readiness.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -176,3 +176,32 @@ async def test_the_trace_of_the_request_travels_with_the_event(database: Databas
 
     trace_id = format(span.get_span_context().trace_id, "032x")
     assert bus.published[0].trace_context["traceparent"].split("-")[1] == trace_id
+
+
+async def test_a_commit_during_a_relay_pass_is_relayed_without_waiting_for_the_poll(
+    database: Database,
+) -> None:
+    bus = FakeBus()
+    publishing, go_on = asyncio.Event(), asyncio.Event()
+    publish = bus.publish
+
+    async def slow_publish(messages: Sequence[Message]) -> None:
+        publishing.set()
+        await go_on.wait()
+        await publish(messages)
+
+    bus.publish = slow_publish  # type: ignore[method-assign]
+    relay = OutboxRelay(database.sessionmaker, bus, holder="orders-1", poll_interval=60)
+    await place(database, "o-1")
+    relay.start()
+    try:
+        await asyncio.wait_for(publishing.wait(), 5)
+        await place(database, "o-2")  # committed while the relay publishes o-1
+        go_on.set()
+
+        async def both_published() -> bool:
+            return [m.key for m in bus.published] == ["o-1", "o-2"]
+
+        await eventually(both_published, within=5)
+    finally:
+        await relay.stop()

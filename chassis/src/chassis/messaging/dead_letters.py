@@ -73,23 +73,27 @@ class DatabaseDeadLetters:
             row = (await session.execute(query)).first()
         return None if row is None else _stored(row)
 
-    async def mark_replayed(self, dead_letter_id: int) -> None:
-        """Record that dead letter ``dead_letter_id`` was handled on replay."""
+    async def claim(self, dead_letter_id: int) -> bool:
+        """Mark dead letter ``dead_letter_id`` replayed unless it already is; whether it was not.
+
+        One conditional update, so of two replays racing for a letter exactly one wins.
+        """
         async with self._sessionmaker() as session:
-            await session.execute(
+            claimed = await session.execute(
                 update(dead_letters)
-                .where(dead_letters.c.id == dead_letter_id)
+                .where(dead_letters.c.id == dead_letter_id, dead_letters.c.replayed_at.is_(None))
                 .values(replayed_at=dt.datetime.now(dt.UTC))
             )
             await session.commit()
+        return bool(claimed.rowcount)  # type: ignore[attr-defined]
 
     async def record_failure(self, dead_letter_id: int, error: str) -> None:
-        """Record that a replay of dead letter ``dead_letter_id`` failed again, and why."""
+        """A claimed replay failed again: the letter is dead once more, with this error."""
         async with self._sessionmaker() as session:
             await session.execute(
                 update(dead_letters)
                 .where(dead_letters.c.id == dead_letter_id)
-                .values(attempts=dead_letters.c.attempts + 1, error=error)
+                .values(attempts=dead_letters.c.attempts + 1, error=error, replayed_at=None)
             )
             await session.commit()
 

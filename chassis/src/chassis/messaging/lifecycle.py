@@ -9,8 +9,6 @@ service gets all of them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,12 +85,11 @@ class Messaging:
         """Stop the relay and the consumers (unfinished messages go back), then disconnect."""
         if self._connecting is not None:
             self._connecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._connecting
+            # Whatever ended the task (even an error of its own) must not stop the shutdown.
+            await asyncio.gather(self._connecting, return_exceptions=True)
         if self._relay is not None:
             await self._relay.stop()
-        for subscription in self._subscriptions:
-            await subscription.stop(grace)
+        await asyncio.gather(*(s.stop(grace) for s in self._subscriptions))
         if self._bus is not None:
             await self._bus.close(grace)
 
@@ -102,35 +99,47 @@ class Messaging:
             raise RuntimeError("not yet subscribed to the message bus")
 
     async def _connect(self) -> None:
-        url = self._settings.broker_url_or_default()
         while True:
-            bus = connect(url)
             try:
-                await bus.start()
+                await self._connect_once()
             except BrokerUnavailableError as error:
                 _log.warning("message bus unavailable; retrying", error=str(error))
-                await bus.close()
-                await asyncio.sleep(self._connect_retry)
-                continue
-            break
-        self._bus = bus
+            except Exception:  # noqa: BLE001 - a service must not stay unsubscribed for good
+                _log.exception("connecting to the message bus failed; retrying")
+            else:
+                break
+            await asyncio.sleep(self._connect_retry)
+        _log.info("message bus connected", consumers=sorted(self._consumers))
+        try:
+            await self._forget_old_inbox()
+        except Exception:  # noqa: BLE001 - housekeeping; the next start tries again
+            _log.warning("could not forget old inbox rows", exc_info=True)
+
+    async def _connect_once(self) -> None:
+        bus = connect(self._settings.broker_url_or_default())
+        subscriptions: list[Subscription] = []
+        try:
+            await bus.start()
+            for consumer in self._consumers.values():
+                subscription = await bus.subscribe(
+                    consumer.topic,
+                    self.group,
+                    consumer.handler,
+                    dead_letters=self._store(),
+                    options=consumer.options,
+                )
+                subscriptions.append(subscription)  # stopped below if a later one fails
+        except BaseException:
+            await asyncio.gather(*(s.stop(0) for s in subscriptions), return_exceptions=True)
+            await asyncio.gather(bus.close(0), return_exceptions=True)
+            raise
+        self._bus, self._subscriptions = bus, subscriptions
         if self._relay_outbox:
             self._relay = OutboxRelay(
                 self._database.sessionmaker, bus, holder=self._settings.instance_id
             )
             self._relay.start()
-        for consumer in self._consumers.values():
-            subscription = await bus.subscribe(
-                consumer.topic,
-                self.group,
-                consumer.handler,
-                dead_letters=self._store(),
-                options=consumer.options,
-            )
-            self._subscriptions.append(subscription)
         self._subscribed.set()
-        _log.info("message bus connected", consumers=sorted(self._consumers))
-        await self._forget_old_inbox()
 
     async def _forget_old_inbox(self) -> None:
         # Redeliveries come within minutes, never days: older inbox rows only take room.
@@ -153,6 +162,8 @@ class Messaging:
                 "no-handler",
                 f"{self.group} has no handler for {stored.message.topic!r} as {stored.group!r}",
             )
+        if not await store.claim(dead_letter_id):  # another replay took it meanwhile
+            raise ReplayError("already-replayed", f"dead letter {dead_letter_id} was replayed")
         partitions = self._bus.partitions if self._bus is not None else 1
         delivery = Delivery(
             message=stored.message,
@@ -166,8 +177,10 @@ class Messaging:
         except Exception as error:
             await store.record_failure(dead_letter_id, describe(error))
             raise ReplayError("replay-failed", describe(error)) from error
-        await store.mark_replayed(dead_letter_id)
-        return dataclasses.replace(stored, replayed_at=dt.datetime.now(dt.UTC))
+        replayed = await store.get(dead_letter_id)
+        if replayed is None:  # pragma: no cover - claimed rows are never deleted
+            raise ReplayError("not-found", f"there is no dead letter {dead_letter_id}")
+        return replayed
 
     def _store(self) -> DatabaseDeadLetters:
         if self.dead_letters is None:

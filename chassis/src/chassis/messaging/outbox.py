@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import weakref
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,9 @@ from chassis.messaging.tables import outbox, outbox_relay_lease
 from chassis.tracing import inject_context
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from chassis.messaging.bus import MessageBus
@@ -132,7 +135,7 @@ class OutboxRelay:
         holder: str,
         batch_size: int = 200,
         poll_interval: float = 1.0,
-        lease_seconds: float = 5.0,
+        lease_seconds: float = 15.0,
         keep_sent: dt.timedelta = dt.timedelta(hours=1),
     ) -> None:
         self._sessionmaker = sessionmaker
@@ -168,6 +171,7 @@ class OutboxRelay:
     async def _run(self) -> None:
         delay = self._poll_interval
         while True:
+            self._wake.clear()  # before looking: a commit during the pass wakes the next one
             try:
                 sent = await self.relay_once()
                 delay = self._poll_interval
@@ -179,27 +183,21 @@ class OutboxRelay:
                 sent, delay = 0, min(delay * 2, 10 * self._poll_interval)
             if sent == self._batch_size:
                 continue  # more are waiting
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows if this relay holds the lease; how many it sent."""
-        async with self._sessionmaker() as session:
-            rows = (
-                await session.execute(
-                    select(outbox.c.id, outbox.c.topic, outbox.c.payload, outbox.c.headers)
-                    .where(outbox.c.sent_at.is_(None))
-                    .order_by(outbox.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
-        if not rows:
+        # Looking first keeps an idle relay from writing; the lease is taken only for work,
+        # and the rows are read again under it (the last holder may have sent them since).
+        if not await self._unsent(limit=1):
             await self._forget_sent()
             return 0
-        # Reading first keeps an idle relay from writing; the lease is taken only for work.
         if not await self._hold_lease():
+            return 0
+        rows = await self._unsent(limit=self._batch_size)
+        if not rows:
             return 0
         await self._bus.publish(
             [Message.from_headers(row.topic, row.headers, row.payload) for row in rows]
@@ -213,6 +211,16 @@ class OutboxRelay:
             await session.commit()
         self.published += len(rows)
         return len(rows)
+
+    async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any]]:
+        async with self._sessionmaker() as session:
+            query = (
+                select(outbox.c.id, outbox.c.topic, outbox.c.payload, outbox.c.headers)
+                .where(outbox.c.sent_at.is_(None))
+                .order_by(outbox.c.id)
+                .limit(limit)
+            )
+            return (await session.execute(query)).all()
 
     async def _hold_lease(self) -> bool:
         now = dt.datetime.now(dt.UTC)
