@@ -73,8 +73,14 @@ async def test_messages_of_one_key_arrive_in_publish_order_across_consumers(
         await asyncio.sleep((hash(delivery.message.message_id) % 5) / 1000)
 
     seen = Recorder(behaviour=jitter)  # one recorder: the group's view across both consumers
-    for bus in (first, second):
-        await bus.subscribe(TOPIC, "ledger", seen, dead_letters=DeadLetters(), options=FAST)
+    handled_by: dict[str, int] = {"first": 0, "second": 0}
+    for name, bus in (("first", first), ("second", second)):
+
+        async def handle(delivery: Delivery, name: str = name) -> None:
+            await seen(delivery)
+            handled_by[name] += 1
+
+        await bus.subscribe(TOPIC, "ledger", handle, dead_letters=DeadLetters(), options=FAST)
     messages = burst(TOPIC, keys=12, per_key=25)
 
     await first.publish(messages[:150])
@@ -83,6 +89,8 @@ async def test_messages_of_one_key_arrive_in_publish_order_across_consumers(
     await seen.wait_until(lambda: len(seen.handled) >= len(messages))
     for k in range(12):
         assert sequence_of(seen.handled, f"k{k}") == list(range(25)), f"key k{k} out of order"
+    assert handled_by["first"] > 0, "order held only because one consumer did all the work"
+    assert handled_by["second"] > 0, "order held only because one consumer did all the work"
 
 
 async def test_the_consumers_of_a_group_share_its_messages(open_bus: OpenBus) -> None:
@@ -214,17 +222,13 @@ async def test_a_stopped_consumer_leaves_its_unfinished_message_to_the_next(
     assert stuck.handled == []
 
 
-async def test_publish_to_an_unreachable_broker_says_so(bus_url: str) -> None:
+async def test_starting_against_an_unreachable_broker_says_so(bus_url: str) -> None:
     from chassis.messaging import connect  # noqa: PLC0415
 
     bus = connect(_unreachable(bus_url))
 
-    async def start_and_publish() -> None:
-        await bus.start()
-        await bus.publish(burst(TOPIC, keys=1, per_key=1))
-
     with pytest.raises(BrokerUnavailableError):
-        await start_and_publish()
+        await bus.start()
     await bus.close()
 
 
@@ -271,7 +275,7 @@ async def _wait_for_effects(path: Path, count: int) -> None:
     await eventually(enough, within=90)
 
 
-async def test_a_consumer_killed_mid_burst_loses_nothing_and_repeats_no_effect(
+async def test_a_consumer_killed_mid_burst_loses_nothing(
     open_bus: OpenBus, bus_url: str, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects.db"
@@ -283,6 +287,7 @@ async def test_a_consumer_killed_mid_burst_loses_nothing_and_repeats_no_effect(
         await _wait_for_effects(effects, 40)
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait()
+        _, done_at_kill = _effects(effects)
         survivor = _start_consumer(bus_url, "ledger", effects, slow=0.0)
         try:
             await _wait_for_effects(effects, len(messages))
@@ -292,16 +297,17 @@ async def test_a_consumer_killed_mid_burst_loses_nothing_and_repeats_no_effect(
     finally:
         if doomed.poll() is None:
             doomed.kill()
-    deliveries, by_key = _effects(effects)
+    _, by_key = _effects(effects)
+    assert sum(len(ns) for ns in done_at_kill.values()) < len(messages), "killed too late"
     assert {key: sorted(ns) for key, ns in by_key.items()} == {
         f"k{k}": list(range(30)) for k in range(10)
     }
-    assert deliveries >= len(messages)
 
 
 async def test_a_broker_restart_mid_burst_loses_nothing(
-    open_bus: OpenBus, broker_server: BrokerServer, restartable_bus_url: str
+    restartable_bus_url: str, open_bus: OpenBus, broker_server: BrokerServer
 ) -> None:
+    # restartable_bus_url comes first so that its namespace is forgotten after the buses close.
     if broker_server.restartable is not None:
         pytest.skip(broker_server.restartable)
     publisher, consumer = await open_bus(restartable_bus_url), await open_bus(restartable_bus_url)
