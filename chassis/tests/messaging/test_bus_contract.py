@@ -222,6 +222,65 @@ async def test_a_stopped_consumer_leaves_its_unfinished_message_to_the_next(
     assert stuck.handled == []
 
 
+async def test_stop_waits_for_the_handler_in_flight_and_acknowledges_its_message(
+    open_bus: OpenBus,
+) -> None:
+    first, second = await open_bus(), await open_bus()
+    started = asyncio.Event()
+
+    async def finish_soon(_: Delivery) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+
+    finishing = Recorder(behaviour=finish_soon)
+    subscription = await first.subscribe(TOPIC, "ledger", finishing, dead_letters=DeadLetters())
+    await first.publish(burst(TOPIC, keys=1, per_key=1))
+    await asyncio.wait_for(started.wait(), WAIT)
+
+    async with asyncio.timeout(5):  # well inside the grace: stop returns once the handler did
+        await subscription.stop(grace=30)
+    after = Recorder()
+    await second.subscribe(TOPIC, "ledger", after, dead_letters=DeadLetters())
+    await second.publish(burst(TOPIC, keys=1, per_key=2)[1:])
+
+    await after.wait_until(lambda: len(after.handled) == 1)
+    assert len(finishing.handled) == 1
+    assert after.handled[0].message.payload == b"k0:1"  # k0:0 was acknowledged, not redelivered
+
+
+async def test_a_message_left_unfinished_comes_back_counted_and_can_reach_the_dead_letters(
+    open_bus: OpenBus, broker_server: BrokerServer
+) -> None:
+    no_count = getattr(broker_server, "no_delivery_count", None)
+    if no_count is not None:
+        pytest.skip(no_count)
+    first, second = await open_bus(), await open_bus()
+    started = asyncio.Event()
+
+    async def hang(_: Delivery) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    options = SubscribeOptions(max_attempts=2, handler_timeout=3600)
+    leaving = await first.subscribe(
+        TOPIC, "ledger", hang, dead_letters=DeadLetters(), options=options
+    )
+    sent = Message(topic=TOPIC, key="k0", event_type="Counted", payload=b"k0:0")
+    await first.publish([sent])
+    await asyncio.wait_for(started.wait(), WAIT)
+    await leaving.stop(grace=0.1)
+
+    async def reject(_: Delivery) -> None:
+        raise ValueError("still cannot handle it")
+
+    seen, dead = Recorder(behaviour=reject), DeadLetters()
+    await second.subscribe(TOPIC, "ledger", seen, dead_letters=dead, options=options)
+
+    await dead.wait_for(1)
+    assert [d.attempt for d in seen.deliveries] == [2]  # the broker's count, not a fresh 1
+    assert (dead.buried[0].message, dead.buried[0].attempts) == (sent, 2)
+
+
 async def test_starting_against_an_unreachable_broker_says_so(bus_url: str) -> None:
     from chassis.messaging import connect  # noqa: PLC0415
 

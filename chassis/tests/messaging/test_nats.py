@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from chassis.messaging import Delivery, Message, MessageBus, SubscribeOptions
+from chassis.messaging import MessageBus
 from chassis.messaging.nats import client_url
 
-from .recording import WAIT, DeadLetters, Recorder, burst
+from .recording import DeadLetters, Recorder, burst
 
 OpenBus = Callable[..., Awaitable[MessageBus]]
 TOPIC = "counted"
@@ -21,37 +21,6 @@ def test_the_client_gets_the_url_without_the_bus_parameters() -> None:
     url = "nats://127.0.0.1:4222?partitions=4&namespace=t1"
 
     assert client_url(url) == "nats://127.0.0.1:4222"
-
-
-@ON_NATS
-async def test_a_message_left_unfinished_comes_back_counted_and_can_reach_the_dead_letters(
-    open_bus: OpenBus,
-) -> None:
-    first, second = await open_bus(), await open_bus()
-    started = asyncio.Event()
-
-    async def hang(_: Delivery) -> None:
-        started.set()
-        await asyncio.sleep(3600)
-
-    options = SubscribeOptions(max_attempts=2, handler_timeout=3600)
-    leaving = await first.subscribe(
-        TOPIC, "ledger", hang, dead_letters=DeadLetters(), options=options
-    )
-    sent = Message(topic=TOPIC, key="k0", event_type="Counted", payload=b"k0:0")
-    await first.publish([sent])
-    await asyncio.wait_for(started.wait(), WAIT)
-    await leaving.stop(grace=0.1)
-
-    async def reject(_: Delivery) -> None:
-        raise ValueError("still cannot handle it")
-
-    seen, dead = Recorder(behaviour=reject), DeadLetters()
-    await second.subscribe(TOPIC, "ledger", seen, dead_letters=dead, options=options)
-
-    await dead.wait_for(1)
-    assert [d.attempt for d in seen.deliveries] == [2]  # JetStream's count, not a fresh 1
-    assert (dead.buried[0].message, dead.buried[0].attempts) == (sent, 2)
 
 
 @ON_NATS
@@ -69,30 +38,3 @@ async def test_a_batch_published_again_after_a_lost_confirm_is_stored_once(
     await seen.wait_until(lambda: len(seen.handled) >= len(messages))
     await asyncio.sleep(0.5)  # time enough for copies, had any been stored
     assert sorted(seen.handled_ids()) == sorted(m.message_id for m in messages)
-
-
-@ON_NATS
-async def test_stop_waits_for_the_handler_in_flight_and_acknowledges_its_message(
-    open_bus: OpenBus,
-) -> None:
-    first, second = await open_bus(), await open_bus()
-    started = asyncio.Event()
-
-    async def finish_soon(_: Delivery) -> None:
-        started.set()
-        await asyncio.sleep(0.3)
-
-    finishing = Recorder(behaviour=finish_soon)
-    subscription = await first.subscribe(TOPIC, "ledger", finishing, dead_letters=DeadLetters())
-    await first.publish(burst(TOPIC, keys=1, per_key=1))
-    await asyncio.wait_for(started.wait(), WAIT)
-
-    async with asyncio.timeout(5):  # well inside the grace: stop returns once the handler did
-        await subscription.stop(grace=30)
-    after = Recorder()
-    await second.subscribe(TOPIC, "ledger", after, dead_letters=DeadLetters())
-    await second.publish(burst(TOPIC, keys=1, per_key=2)[1:])
-
-    await after.wait_until(lambda: len(after.handled) == 1)
-    assert len(finishing.handled) == 1
-    assert after.handled[0].message.payload == b"k0:1"  # k0:0 was acknowledged, not redelivered

@@ -17,6 +17,9 @@ class BrokerServer(Protocol):
     restartable: str | None
     """None if :meth:`restart` works here, else why it cannot (the test skips saying so)."""
 
+    # A backend whose broker keeps no delivery count per message sets ``no_delivery_count``
+    # to say so; the tests that need one skip with that reason.
+
     def url(self, namespace: str) -> str:
         """A bus URL whose topics, groups and stored messages belong to ``namespace`` only."""
         ...

@@ -111,6 +111,7 @@ class TansuServer:
     """One Tansu process on a free port, storing in ``storage`` (a Tansu storage URL)."""
 
     name = "kafka"
+    no_delivery_count = "Kafka keeps no delivery count per message: attempts restart at 1"
 
     def __init__(
         self, binary: str, log: Path, storage: str, environment: Mapping[str, str]
