@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,8 +18,16 @@ from typing import Any
 
 import pytest
 
-from chassis.messaging import Delivery, Message, SubscribeOptions
-from chassis.messaging.embedded import DATABASE, EmbeddedBus
+from chassis.messaging import (
+    BrokerUnavailableError,
+    Delivery,
+    Message,
+    SubscribeOptions,
+    embedded,
+    partition_for,
+)
+from chassis.messaging.embedded import DATABASE, EmbeddedBus, write_transaction
+from chassis.messaging.message import EVENT_TYPE, MESSAGE_ID
 
 from .recording import WAIT, DeadLetters, Recorder, burst, eventually, sequence_of
 
@@ -296,3 +306,201 @@ async def test_an_idle_subscription_costs_almost_no_cpu(open_bus: OpenBus) -> No
 
     # About 0.4% measured here; polls that never back off (every 5 ms) cost about 12%.
     assert cpu < 0.05 * wall, f"{cpu:.3f} s of CPU in {wall:.1f} s idle"
+
+
+def _hold_the_write_lock(database: Path, seconds: float, taken: threading.Event) -> None:
+    """Keep the broker file's write lock for ``seconds``, as a slow writer elsewhere would."""
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        taken.set()
+        time.sleep(seconds)
+        db.execute("COMMIT")
+    finally:
+        db.close()
+
+
+async def test_a_write_lock_held_past_the_lease_does_not_hand_partitions_over(
+    open_bus: OpenBus, broker_dir: Path
+) -> None:
+    lease = 1.0
+    hold = 2.5 * lease
+
+    async def outlast_the_lock(_: Delivery) -> None:
+        await asyncio.sleep(hold + 1.0)
+
+    seen = Recorder(behaviour=outlast_the_lock)
+    publisher = await open_bus()
+    for _ in range(2):
+        bus = await open_bus(lease=lease)
+        await bus.subscribe(TOPIC, "ledger", seen, dead_letters=DeadLetters())
+    await eventually(lambda: _both_hold_their_share(broker_dir / DATABASE))
+    one_key_per_partition = {partition_for(f"k{n}", 8): f"k{n}" for n in range(64)}
+    await publisher.publish([counted(key, range(1))[0] for key in one_key_per_partition.values()])
+
+    async def all_in_flight() -> bool:
+        return seen.in_flight == 8
+
+    await eventually(all_in_flight)
+    taken = threading.Event()
+    locker = threading.Thread(
+        target=_hold_the_write_lock, args=(broker_dir / DATABASE, hold, taken)
+    )
+    locker.start()
+    try:
+        assert await asyncio.to_thread(taken.wait, WAIT), "the lock was never taken"
+    finally:
+        await asyncio.to_thread(locker.join)
+    await seen.wait_until(lambda: len(seen.handled) >= 8 and seen.in_flight == 0)
+    await asyncio.sleep(2 * lease)  # time for a consumer that took partitions over to start
+
+    assert len(seen.deliveries) == 8, "a message was handed to a second consumer"
+
+
+async def _both_hold_their_share(database: Path) -> bool:
+    with sqlite3.connect(database) as db:
+        shares = db.execute(
+            "SELECT count(*) FROM leases WHERE namespace = ? AND topic = ? GROUP BY consumer",
+            (NAMESPACE, TOPIC),
+        ).fetchall()
+    return sorted(shares) == [(4,), (4,)]
+
+
+async def test_publishing_into_a_deleted_broker_file_fails_and_the_next_goes_to_the_new_one(
+    open_bus: OpenBus,
+) -> None:
+    publisher = await open_bus()
+    _delete_the_broker_file(publisher)
+    seen = Recorder()
+    consumer = await open_bus()  # a process started meanwhile makes a new file
+    await consumer.subscribe(TOPIC, "ledger", seen, dead_letters=DeadLetters(), options=FAST)
+
+    with pytest.raises(BrokerUnavailableError, match="deleted or replaced"):
+        await publisher.publish(counted("k0", range(1)))
+    await publisher.publish(counted("k0", range(1, 2)))
+
+    await seen.wait_until(lambda: len(seen.handled) == 1, within=10)
+    assert sequence_of(seen.handled, "k0") == [1]
+
+
+async def test_a_consumer_whose_broker_file_was_replaced_consumes_from_the_new_one(
+    open_bus: OpenBus,
+) -> None:
+    seen = Recorder()
+    consumer = await open_bus()
+    await consumer.subscribe(TOPIC, "ledger", seen, dead_letters=DeadLetters(), options=FAST)
+    _delete_the_broker_file(consumer)
+
+    publisher = await open_bus()
+    await publisher.publish(counted("k0", range(3)))
+
+    await seen.wait_until(lambda: len(seen.handled) == 3, within=10)
+    assert sequence_of(seen.handled, "k0") == [0, 1, 2]
+
+
+def _delete_the_broker_file(bus: EmbeddedBus) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{bus.path}{suffix}").unlink(missing_ok=True)
+
+
+async def test_the_watcher_outlives_an_unexpected_error(
+    open_bus: OpenBus, broker_dir: Path
+) -> None:
+    seen = Recorder()
+    bus = await open_bus()
+    await bus.subscribe(TOPIC, "ledger", seen, dead_letters=DeadLetters(), options=FAST)
+    group = (NAMESPACE, TOPIC, "ledger")
+    with sqlite3.connect(broker_dir / DATABASE, isolation_level=None) as db:
+        (generation,) = db.execute(
+            "SELECT generation FROM groups WHERE namespace = ? AND topic = ? AND group_name = ?",
+            group,
+        ).fetchone()
+        # Without its group row, reading the generation fails with a TypeError, not an SQL error.
+        db.execute("DELETE FROM groups WHERE namespace = ? AND topic = ? AND group_name = ?", group)
+        await asyncio.sleep(0.5)
+        db.execute("INSERT INTO groups VALUES (?, ?, ?, ?)", (*group, generation))
+
+    await bus.publish(counted("k0", range(2)))
+    await seen.wait_until(lambda: len(seen.handled) == 2, within=10)
+
+
+async def test_the_retention_sweep_outlives_an_unexpected_error(
+    open_bus: OpenBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sweeps = 0
+    swept_again = asyncio.Event()
+
+    async def fail_once(_: EmbeddedBus) -> int:
+        nonlocal sweeps
+        sweeps += 1
+        if sweeps == 1:
+            raise TypeError("not an SQL error")
+        swept_again.set()
+        return 0
+
+    monkeypatch.setattr(embedded, "SWEEP_EVERY", 0.01)
+    monkeypatch.setattr(EmbeddedBus, "sweep", fail_once)
+    await open_bus()
+
+    await asyncio.wait_for(swept_again.wait(), 5)
+
+
+def _append_raw(database: Path, partition: int, headers: str, payload: bytes) -> None:
+    """Append an entry to the log as a foreign (or buggy) publisher would."""
+    with sqlite3.connect(database, isolation_level=None) as db:
+        db.execute("BEGIN IMMEDIATE")
+        (offset,) = db.execute(
+            "INSERT INTO ends VALUES (?, ?, ?, 1) ON CONFLICT DO UPDATE"
+            " SET last_offset = last_offset + 1 RETURNING last_offset",
+            (NAMESPACE, TOPIC, partition),
+        ).fetchone()
+        db.execute(
+            "INSERT INTO log VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (NAMESPACE, TOPIC, partition, offset, time.time(), headers, payload),
+        )
+        db.execute("COMMIT")
+
+
+async def test_a_malformed_entry_goes_to_the_dead_letters_and_its_partition_moves_on(
+    open_bus: OpenBus, broker_dir: Path
+) -> None:
+    seen, dead = Recorder(), DeadLetters()
+    bus = await open_bus()
+    await bus.subscribe(TOPIC, "ledger", seen, dead_letters=dead, options=FAST)
+    partition = partition_for("k0", bus.partitions)
+    await bus.publish(counted("k0", range(1)))
+    lacks_key = json.dumps({MESSAGE_ID: "m-1", EVENT_TYPE: "Counted"})
+    _append_raw(broker_dir / DATABASE, partition, lacks_key, b"k0:?")
+    _append_raw(broker_dir / DATABASE, partition, "not json", b"k0:??")
+    await bus.publish(counted("k0", range(1, 2)))
+
+    await seen.wait_until(lambda: len(seen.handled) == 2, within=10)
+    await dead.wait_for(2, within=1)
+    assert sequence_of(seen.handled, "k0") == [0, 1]
+    lacking, unreadable = dead.buried
+    assert (lacking.message.message_id, lacking.message.event_type) == ("m-1", "Counted")
+    assert lacking.message.payload == b"k0:?"
+    assert lacking.error.startswith("malformed message: ")
+    assert "souk-key" in lacking.error
+    assert unreadable.message.payload == b"k0:??"
+    assert unreadable.error.startswith("malformed message: ")
+    assert "placeholders" in unreadable.error
+    assert (lacking.group, lacking.attempts) == ("ledger", 1)
+
+
+def test_a_failed_commit_leaves_no_transaction_open(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "deferred.db", isolation_level=None)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    db.execute(
+        "CREATE TABLE child (parent INTEGER REFERENCES parent DEFERRABLE INITIALLY DEFERRED)"
+    )
+    # A deferred constraint is checked by COMMIT, which fails and (like a full disk) leaves
+    # the transaction open.
+    with pytest.raises(sqlite3.IntegrityError), write_transaction(db) as transaction:
+        transaction.execute("INSERT INTO child VALUES (1)")
+
+    assert not db.in_transaction
+    with write_transaction(db) as transaction:
+        transaction.execute("INSERT INTO parent VALUES (1)")
+    db.close()
