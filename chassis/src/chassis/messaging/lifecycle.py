@@ -13,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from sqlalchemy import delete
 
@@ -109,7 +110,11 @@ class Messaging:
             else:
                 break
             await asyncio.sleep(self._connect_retry)
-        _log.info("message bus connected", consumers=sorted(self._consumers))
+        _log.info(
+            "message bus connected",
+            broker=_without_secrets(self._settings.broker_url_or_default()),
+            consumers=sorted(self._consumers),
+        )
         try:
             await self._forget_old_inbox()
         except Exception:  # noqa: BLE001 - housekeeping; the next start tries again
@@ -186,3 +191,10 @@ class Messaging:
         if self.dead_letters is None:
             raise RuntimeError("messaging has not started")
         return self.dead_letters
+
+
+def _without_secrets(url: str) -> str:
+    """``url`` fit for a log line: no user, password or query."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"

