@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 import chassis
 from gateway.app import create_app
+from gateway.auth import Caller, InvalidTokenError
 from gateway.settings import GatewaySettings, Route
 
 
@@ -98,12 +99,31 @@ async def upstreams() -> AsyncIterator[list[str]]:
         yield [first, second]
 
 
+class FakeTokenValidator:
+    """Knows a fixed set of tokens; any other token is invalid."""
+
+    def __init__(self, tokens: dict[str, Caller]) -> None:
+        self.tokens = tokens
+
+    async def validate(self, token: str) -> Caller:
+        try:
+            return self.tokens[token]
+        except KeyError:
+            raise InvalidTokenError("unknown token") from None
+
+
 @contextlib.asynccontextmanager
-async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
+async def gateway_client(
+    settings: GatewaySettings,
+    *,
+    base_url: str = "http://gateway",
+    client_address: str = "203.0.113.7",
+    **options: object,
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, **options)  # type: ignore[arg-type]
     async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 5555))
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        transport = httpx.ASGITransport(app=app, client=(client_address, 5555))
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
 
 
@@ -123,6 +143,8 @@ class GatewayKit:
     dropping_server = staticmethod(dropping_server)
     settings = staticmethod(settings_for)
     Route = Route
+    Caller = Caller
+    FakeTokenValidator = FakeTokenValidator
 
 
 @pytest.fixture

@@ -17,11 +17,13 @@ from yarl import URL
 
 from chassis import ProblemError, get_logger
 from chassis.requests import FORWARDED_PREFIX_HEADER, INSTANCE_HEADER, outbound_headers
+from gateway.auth import caller_headers
 from gateway.balancer import RoundRobin
 
 if TYPE_CHECKING:
     from starlette.requests import Request
 
+    from gateway.auth import Caller
     from gateway.settings import GatewaySettings, Route
 
 UPSTREAM_INSTANCE_HEADER = "x-souk-upstream"
@@ -45,6 +47,8 @@ _HOP_BY_HOP = frozenset(
 )
 # Safe to send again after a connection broke mid-request: a repeat has the same effect.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# Request headers that only the gateway sets; a client's are dropped.
+_PLATFORM_HEADER_PREFIXES = ("x-souk-", "x-forwarded-")
 
 _log = get_logger("gateway.proxy")
 
@@ -82,22 +86,29 @@ class Proxy:
             (seen + "/").startswith(prefix) for prefix in self.settings.internal_prefixes
         )
 
-    async def forward(self, request: Request) -> Response:
+    def route_for(self, request: Request) -> Route:
+        """The route serving this request; a 404 problem if none may."""
         path = request.url.path
         route = self.match(path)
-        raw_path = (request.scope.get("raw_path") or path.encode()).decode("latin-1")
         # The route matched the decoded path; the upstream gets the path as the client encoded
         # it. A prefix written with escapes (/api/%63atalog) has no clean remainder: refuse it.
-        if route is None or not route.matches(raw_path):
+        if (
+            route is None
+            or not route.matches(_raw_path(request))
+            or self._internal(route.upstream_path(_raw_path(request)))
+        ):
             raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
-        upstream_path = route.upstream_path(raw_path)
-        if self._internal(upstream_path):
-            raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
+        return route
+
+    async def forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
+        """Send the request on to an instance of the route's upstream and pass the answer back."""
+        upstream_path = route.upstream_path(_raw_path(request))
+        body_limit = route.max_body_bytes or self.settings.max_body_bytes
         outbound = _Outbound(
             method=request.method,
             path_and_query=upstream_path + (f"?{request.url.query}" if request.url.query else ""),
-            headers=self._upstream_headers(request),
-            body=await self._read_body(request),
+            headers=self._upstream_headers(request, caller),
+            body=await self._read_body(request, body_limit),
         )
         forwarded_prefix = route.forwarded_prefix()
         if forwarded_prefix:
@@ -170,9 +181,9 @@ class Proxy:
             raise RuntimeError("the proxy was not started")
         return self._session
 
-    async def _read_body(self, request: Request) -> bytes:
+    @staticmethod
+    async def _read_body(request: Request, limit: int) -> bytes:
         declared = request.headers.get("content-length")
-        limit = self.settings.max_body_bytes
         if declared and declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
         body = bytearray()
@@ -183,19 +194,24 @@ class Proxy:
         return bytes(body)
 
     @staticmethod
-    def _upstream_headers(request: Request) -> CIMultiDict[str]:
+    def _upstream_headers(request: Request, caller: Caller | None) -> CIMultiDict[str]:
         dropped = _HOP_BY_HOP | _named_in_connection(request.headers.getlist("connection"))
-        dropped |= {"traceparent", "tracestate", "x-forwarded-for", "x-forwarded-proto"}
-        dropped |= {"x-forwarded-host", FORWARDED_PREFIX_HEADER}
+        dropped |= {"traceparent", "tracestate", "forwarded"}
+        # Only the platform speaks in these: a client's X-Souk-Subject or X-Forwarded-Prefix
+        # would otherwise be believed by the services behind the gateway.
         headers: CIMultiDict[str] = CIMultiDict(
-            (name, value) for name, value in request.headers.items() if name not in dropped
+            (name, value)
+            for name, value in request.headers.items()
+            if name not in dropped and not name.startswith(_PLATFORM_HEADER_PREFIXES)
         )
-        client = request.client.host if request.client else ""
-        forwarded_for = request.headers.get("x-forwarded-for")
-        headers["x-forwarded-for"] = f"{forwarded_for}, {client}" if forwarded_for else client
+        # The client's address and scheme as uvicorn saw them: it already took them from
+        # X-Forwarded-* of trusted proxies (forwarded_allow_ips) and ignored everyone else's.
+        headers["x-forwarded-for"] = client_address(request)
         headers["x-forwarded-proto"] = request.url.scheme
         headers["x-forwarded-host"] = request.headers.get("host", "")
         headers.update(outbound_headers())
+        if caller is not None:
+            headers.update(caller_headers(caller))
         return headers
 
     @staticmethod
@@ -271,6 +287,15 @@ def _downstream_headers(upstream: aiohttp.ClientResponse) -> list[tuple[bytes, b
 def _named_in_connection(values: list[str]) -> set[str]:
     """Headers that a ``Connection`` header declares hop-by-hop (RFC 9110 §7.6.1)."""
     return {token.strip().lower() for value in values for token in value.split(",") if token}
+
+
+def client_address(request: Request) -> str:
+    """The address of the client, as seen by the gateway or told by a trusted proxy."""
+    return request.client.host if request.client else ""
+
+
+def _raw_path(request: Request) -> str:
+    return str((request.scope.get("raw_path") or request.url.path.encode()).decode("latin-1"))
 
 
 def _normalised(path: str) -> str:

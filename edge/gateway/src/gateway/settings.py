@@ -1,11 +1,17 @@
-"""Gateway settings: the route table and the knobs of the upstream client."""
+"""Gateway settings: the route table, the edge policies and the knobs of the upstream client."""
 
 from __future__ import annotations
+
+import re
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
+
+# A scope-token of RFC 6749 §3.3: printable ASCII without space, '"' or '\\'.
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 
 
 class Route(BaseModel):
@@ -19,6 +25,12 @@ class Route(BaseModel):
     strip_prefix: bool = True
     # Replaces the prefix instead of dropping it: /api/orders/7 → /orders/7 with "/orders".
     rewrite: str | None = None
+    # Public routes pass requests on as they are; required ones need a valid bearer token.
+    auth: Literal["public", "required"] = "public"
+    # Every one of these must be granted to the token (only with auth: required).
+    scopes: tuple[str, ...] = ()
+    # Overrides the gateway's max_body_bytes for this route.
+    max_body_bytes: int | None = Field(default=None, gt=0)
 
     @field_validator("prefix", "rewrite")
     @classmethod
@@ -28,6 +40,20 @@ class Route(BaseModel):
         ):
             raise ValueError("a route prefix starts with '/' and has no trailing '/'")
         return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes_are_scope_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [scope for scope in value if not _SCOPE_TOKEN.match(scope)]
+        if bad:
+            raise ValueError(f"not OAuth 2 scope names: {bad}")
+        return value
+
+    @model_validator(mode="after")
+    def _scopes_need_a_token(self) -> Route:
+        if self.scopes and self.auth != "required":
+            raise ValueError(f"route {self.prefix} names scopes but is public: set auth: required")
+        return self
 
     def matches(self, path: str) -> bool:
         # On a segment boundary: /api/catalog matches /api/catalog/x but not /api/catalogue.
@@ -50,6 +76,52 @@ class Route(BaseModel):
         return None
 
 
+class TokenBucket(BaseModel):
+    """``burst`` tokens, refilled at ``rate`` tokens a second; each request takes one."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    rate: float = Field(gt=0)
+    burst: int = Field(ge=1)
+
+
+class RateLimits(BaseModel):
+    """One token bucket per client IP and one per OAuth client id; None means no limit."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    per_ip: TokenBucket | None = None
+    per_client: TokenBucket | None = None
+    # Several gateways sharing one Redis share the buckets under these keys.
+    key_prefix: str = "souk:gateway:rate:"
+
+
+class Cors(BaseModel):
+    """Which browser origins may call the API; no origins means no CORS answers at all."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    allowed_origins: tuple[str, ...] = ()
+    allowed_methods: tuple[str, ...] = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+    allowed_headers: tuple[str, ...] = (
+        "Authorization",
+        "Content-Type",
+        "If-Match",
+        "If-None-Match",
+        "Idempotency-Key",
+        "X-Request-Id",
+    )
+    # Readable by the page's scripts: the challenge on a 401, the wait on a 429, links.
+    exposed_headers: tuple[str, ...] = (
+        "ETag",
+        "Location",
+        "Retry-After",
+        "WWW-Authenticate",
+        "X-Request-Id",
+    )
+    max_age: int = Field(default=600, ge=0)
+
+
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
@@ -63,6 +135,12 @@ class GatewaySettings(ServiceSettings):
     internal_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
     # ... and so does everything under these (the dead letters `souk dlq` reads and replays).
     internal_prefixes: tuple[str, ...] = ("/internal/",)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # With a Redis URL the rate limits hold across every gateway replica using it.
+    redis_url: str | None = None
+    cors: Cors = Field(default_factory=Cors)
+    # Sent only on answers served over TLS (a browser ignores it over plain HTTP anyway).
+    hsts_max_age: int = Field(default=31_536_000, ge=0)
 
     @model_validator(mode="after")
     def _routes_name_known_upstreams(self) -> GatewaySettings:

@@ -1,0 +1,394 @@
+"""Access tokens: validate a signed JWT against its issuer's JWKS; require scopes on routes.
+
+A service never relies on the gateway alone: every route that needs a caller declares
+``require_scopes(...)`` next to itself, and the composition root puts a
+:class:`TokenValidator` on ``app.state.token_validator``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import aiohttp
+from fastapi import Depends, Request, params
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from joserfc import jws, jwt
+from joserfc.errors import (
+    BadSignatureError,
+    ClaimError,
+    ExpiredTokenError,
+    InvalidKeyTypeError,
+    JoseError,
+    MissingClaimError,
+    SecurityWarning,
+    UnsupportedKeyAlgorithmError,
+)
+from joserfc.jwk import ECKey, OKPKey
+from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
+
+from chassis.logs import get_logger
+from chassis.problems import ProblemError
+
+ALLOWED_ALGORITHMS = ("EdDSA", "ES256")
+"""Asymmetric only: never ``none`` and never HS*, whose secret a verifier would have to hold."""
+
+_KEY_TYPES: dict[str, type[OKPKey] | type[ECKey]] = {"OKP": OKPKey, "EC": ECKey}
+_RETRY_AFTER_FAILED_FETCH = 1.0
+
+_log = get_logger("chassis.auth")
+
+PublicKey = OKPKey | ECKey
+
+
+class Rejection(StrEnum):
+    """Why an access token was refused; stable, for clients and dashboards."""
+
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    BAD_SIGNATURE = "bad-signature"
+    UNKNOWN_KEY = "unknown-key"
+    WRONG_AUDIENCE = "wrong-audience"
+    WRONG_ISSUER = "wrong-issuer"
+    MALFORMED = "malformed"
+    ALGORITHM_NOT_ALLOWED = "algorithm-not-allowed"
+
+
+# Fixed texts, safe for a WWW-Authenticate header: never the token or any of its claims.
+_DESCRIPTIONS = {
+    Rejection.EXPIRED: "The access token expired",
+    Rejection.NOT_YET_VALID: "The access token is not valid yet",
+    Rejection.BAD_SIGNATURE: "The access token signature does not verify",
+    Rejection.UNKNOWN_KEY: "The access token is signed by a key the issuer does not publish",
+    Rejection.WRONG_AUDIENCE: "The access token is meant for another audience",
+    Rejection.WRONG_ISSUER: "The access token comes from another issuer",
+    Rejection.MALFORMED: "The access token is malformed",
+    Rejection.ALGORITHM_NOT_ALLOWED: "The access token is signed with an algorithm not allowed",
+}
+
+
+class InvalidTokenError(Exception):
+    """The access token was refused; ``reason`` says why, and nothing names the token."""
+
+    def __init__(self, reason: Rejection) -> None:
+        super().__init__(f"access token rejected: {reason}")
+        self.reason = reason
+        self.description = _DESCRIPTIONS[reason]
+
+
+class KeysUnavailableError(Exception):
+    """The issuer's JWKS could not be fetched, so no token can be judged just now."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """What a validated access token grants: who, through which client, which scopes, until when."""
+
+    subject: str
+    client_id: str | None
+    scopes: frozenset[str]
+    token_id: str
+    expires_at: datetime
+
+    def grants(self, *scopes: str) -> bool:
+        """Whether every one of ``scopes`` was granted."""
+        return self.scopes.issuperset(scopes)
+
+
+class IssuerKeys:
+    """The issuer's published signing keys, fetched over HTTP and cached.
+
+    A refresh happens on an unknown ``kid`` or when the set is older than ``max_age``, but
+    at most once per ``refresh_cooldown`` seconds, so a flood of forged kids costs the
+    issuer one request per cooldown; concurrent callers wait for one shared fetch.
+    """
+
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        refresh_cooldown: float = 30.0,
+        max_age: float = 600.0,
+        fetch_timeout: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.jwks_url = jwks_url
+        self._refresh_cooldown = refresh_cooldown
+        self._max_age = max_age
+        self._timeout = aiohttp.ClientTimeout(total=fetch_timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._clock = clock
+        self._keys: dict[str, PublicKey] = {}
+        self._loaded_at: float | None = None
+        self._next_fetch_at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def key(self, kid: str) -> PublicKey | None:
+        """The key named ``kid``, refreshing the set first if it lacks it or has aged."""
+        key = self._keys.get(kid)
+        if key is None or self._aged():
+            await self._refresh()
+            key = self._keys.get(kid)
+        if self._loaded_at is None:
+            raise KeysUnavailableError(f"cannot fetch the JWKS at {self.jwks_url}")
+        return key
+
+    async def close(self) -> None:
+        """Close the HTTP session, if one was opened."""
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _aged(self) -> bool:
+        return self._loaded_at is not None and self._clock() - self._loaded_at > self._max_age
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if now < self._next_fetch_at:
+                return
+            try:
+                keys = await self._fetch()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                # Keep serving the keys we have; a dead issuer must not fail valid tokens.
+                self._next_fetch_at = now + min(self._refresh_cooldown, _RETRY_AFTER_FAILED_FETCH)
+                _log.warning("jwks fetch failed", url=self.jwks_url, error=type(error).__name__)
+                return
+            self._keys = keys
+            self._loaded_at = now
+            self._next_fetch_at = now + self._refresh_cooldown
+            _log.info("jwks fetched", url=self.jwks_url, keys=len(keys))
+
+    async def _fetch(self) -> dict[str, PublicKey]:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        async with self._session.get(
+            self.jwks_url, headers={"Accept": "application/json"}
+        ) as response:
+            response.raise_for_status()
+            document = await response.json(content_type=None)
+        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+            raise ValueError("not a JWK set")  # noqa: TRY004 - a bad document, like bad JSON
+        return _signing_keys(document["keys"])
+
+
+def _signing_keys(entries: list[Any]) -> dict[str, PublicKey]:
+    # Only keys we could ever verify with: named, asymmetric, for signing. An "oct" key in a
+    # JWKS is skipped, so it can never stand in as an HMAC secret.
+    keys: dict[str, PublicKey] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        kty, kid = entry.get("kty"), entry.get("kid")
+        key_type = _KEY_TYPES.get(kty) if isinstance(kty, str) else None
+        if key_type is None or not isinstance(kid, str):
+            continue
+        try:
+            keys[kid] = key_type.import_key(entry)
+        except (JoseError, ValueError, TypeError):
+            _log.warning("jwks key skipped", kid=kid)
+    return keys
+
+
+class TokenValidator:
+    """Validates access tokens from one issuer for one audience.
+
+    ``TokenValidator(IssuerKeys(jwks_url), issuer=..., audience=...)``; ``leeway`` (seconds)
+    absorbs clock skew on exp, nbf and iat.
+    """
+
+    def __init__(self, keys: IssuerKeys, *, issuer: str, audience: str, leeway: int = 30) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        required: ClaimsOption = {"essential": True}
+        self._claims = JWTClaimsRegistry(
+            leeway=leeway,
+            iss={"essential": True, "value": issuer},
+            aud={"essential": True, "value": audience},
+            sub=required,
+            exp=required,
+            nbf=required,
+            iat=required,
+            jti=required,
+            # A client may be granted no scope at all: present, possibly empty.
+            scope={"essential": True, "allow_blank": True},
+        )
+
+    async def validate(self, token: str) -> AccessToken:
+        """What ``token`` grants; raises InvalidTokenError, or KeysUnavailableError."""
+        try:
+            return await self._validate(token)
+        except InvalidTokenError as error:
+            _log.info("access token rejected", reason=str(error.reason))
+            raise
+
+    async def close(self) -> None:
+        """Release the HTTP session used for the JWKS."""
+        await self.keys.close()
+
+    async def _validate(self, token: str) -> AccessToken:
+        header = _header_of(token)
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALLOWED_ALGORITHMS:
+            raise InvalidTokenError(Rejection.ALGORITHM_NOT_ALLOWED)
+        if not isinstance(kid, str):
+            raise InvalidTokenError(Rejection.UNKNOWN_KEY)
+        key = await self.keys.key(kid)
+        if key is None:
+            raise InvalidTokenError(Rejection.UNKNOWN_KEY)
+        claims = _verified_claims(token, key, alg)
+        self._check(claims)
+        scope, client_id = claims["scope"], claims.get("client_id")
+        if not isinstance(scope, str) or not isinstance(client_id, str | None):
+            raise InvalidTokenError(Rejection.MALFORMED)
+        try:
+            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
+        except (OverflowError, OSError, ValueError) as error:
+            raise InvalidTokenError(Rejection.MALFORMED) from error
+        return AccessToken(
+            subject=claims["sub"],
+            client_id=client_id,
+            scopes=frozenset(scope.split()),
+            token_id=claims["jti"],
+            expires_at=expires_at,
+        )
+
+    def _check(self, claims: dict[str, Any]) -> None:
+        try:
+            self._claims.validate(claims)
+        except ExpiredTokenError as error:
+            raise InvalidTokenError(Rejection.EXPIRED) from error
+        except MissingClaimError as error:
+            raise InvalidTokenError(Rejection.MALFORMED) from error
+        except ClaimError as error:
+            raise InvalidTokenError(_claim_rejection(error.claim, claims)) from error
+
+
+def _header_of(token: str) -> dict[str, Any]:
+    try:
+        # Typed as a dict, but a JSON string that merely contains "alg" gets through too.
+        header: object = jws.extract_compact(token.encode()).headers()
+    except (JoseError, ValueError, UnicodeError) as error:
+        raise InvalidTokenError(Rejection.MALFORMED) from error
+    if not isinstance(header, dict):
+        raise InvalidTokenError(Rejection.MALFORMED)
+    return header
+
+
+def _verified_claims(token: str, key: PublicKey, alg: str) -> dict[str, Any]:
+    try:
+        key.check_alg(alg)
+        # EdDSA is the name RFC 8037 gives Ed25519 and the one issuers publish today.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SecurityWarning)
+            return jwt.decode(token, key, algorithms=[alg]).claims
+    except BadSignatureError as error:
+        raise InvalidTokenError(Rejection.BAD_SIGNATURE) from error
+    except (InvalidKeyTypeError, UnsupportedKeyAlgorithmError) as error:
+        # The token names a key that was not made for its algorithm.
+        raise InvalidTokenError(Rejection.ALGORITHM_NOT_ALLOWED) from error
+    except (JoseError, ValueError) as error:
+        raise InvalidTokenError(Rejection.MALFORMED) from error
+
+
+def _claim_rejection(claim: str, claims: dict[str, Any]) -> Rejection:
+    if claim == "iss":
+        return Rejection.WRONG_ISSUER
+    if claim == "aud":
+        return Rejection.WRONG_AUDIENCE
+    numeric = isinstance(claims.get(claim), int | float) and not isinstance(claims[claim], bool)
+    if claim in {"nbf", "iat"} and numeric:
+        return Rejection.NOT_YET_VALID
+    return Rejection.MALFORMED
+
+
+def unauthorized_problem(error: InvalidTokenError | None = None) -> ProblemError:
+    """The 401 for a request without a token (``error`` None) or with a refused one (RFC 6750)."""
+    if error is None:
+        return ProblemError(
+            401,
+            "unauthorized",
+            "Unauthorized",
+            "This route needs an access token: send Authorization: Bearer <token>.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return ProblemError(
+        401,
+        "invalid-token",
+        "Unauthorized",
+        error.description,
+        headers={
+            "WWW-Authenticate": (
+                f'Bearer error="invalid_token", error_description="{error.description}"'
+            )
+        },
+        reason=str(error.reason),
+    )
+
+
+def insufficient_scope_problem(required: frozenset[str]) -> ProblemError:
+    """The 403 for a valid token that lacks a scope the route requires (RFC 6750)."""
+    scope = " ".join(sorted(required))
+    return ProblemError(
+        403,
+        "insufficient-scope",
+        "Forbidden",
+        f"This route needs the scope(s): {scope}.",
+        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        required_scopes=sorted(required),
+    )
+
+
+def keys_unavailable_problem() -> ProblemError:
+    """The 503 while the issuer's keys cannot be fetched: the token may well be fine."""
+    return ProblemError(
+        503,
+        "token-keys-unavailable",
+        "Service Unavailable",
+        "The issuer's signing keys cannot be fetched just now; try again shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
+_bearer = HTTPBearer(auto_error=False, bearerFormat="JWT")
+
+
+async def _access_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessToken:
+    if credentials is None:
+        raise unauthorized_problem()
+    validator: TokenValidator = request.app.state.token_validator
+    try:
+        return await validator.validate(credentials.credentials)
+    except InvalidTokenError as error:
+        raise unauthorized_problem(error) from None
+    except KeysUnavailableError:
+        raise keys_unavailable_problem() from None
+
+
+def require_scopes(*scopes: str) -> params.Depends:
+    """A dependency that answers 401/403 unless the bearer token grants every one of ``scopes``.
+
+    Declare it next to the route: ``token: Annotated[AccessToken, require_scopes("orders:write")]``
+    or ``dependencies=[require_scopes("orders:write")]``.
+    """
+    required = frozenset(scopes)
+
+    async def scoped_access_token(
+        token: Annotated[AccessToken, Depends(_access_token)],
+    ) -> AccessToken:
+        if not token.grants(*required):
+            raise insufficient_scope_problem(required)
+        return token
+
+    return params.Depends(scoped_access_token)

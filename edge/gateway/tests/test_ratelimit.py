@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as redis
+
+from gateway.ratelimit import InMemoryTokenBuckets, RedisTokenBuckets
+from gateway.settings import RateLimits, TokenBucket
+from souk.testing import require_server
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+# Slow enough that nothing refills while a test runs.
+HARDLY_REFILLS = 0.001
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_bucket_lets_a_burst_through_then_refuses_until_it_refills():
+    clock = FakeClock()
+    buckets = InMemoryTokenBuckets(clock=clock)
+    bucket = TokenBucket(rate=2, burst=3)
+    draws = [await buckets.take("ip:203.0.113.7", bucket) for _ in range(4)]
+    assert [d.allowed for d in draws] == [True, True, True, False]
+    assert draws[-1].retry_after == pytest.approx(0.5)
+    clock.now += 0.5
+    assert (await buckets.take("ip:203.0.113.7", bucket)).allowed
+    assert not (await buckets.take("ip:203.0.113.7", bucket)).allowed
+
+
+async def test_a_bucket_never_holds_more_than_its_burst():
+    clock = FakeClock()
+    buckets = InMemoryTokenBuckets(clock=clock)
+    bucket = TokenBucket(rate=10, burst=2)
+    await buckets.take("client:storefront", bucket)
+    clock.now += 3600
+    draws = [(await buckets.take("client:storefront", bucket)).allowed for _ in range(3)]
+    assert draws == [True, True, False]
+
+
+async def test_the_in_memory_store_forgets_the_least_recently_used_buckets_beyond_its_size():
+    buckets = InMemoryTokenBuckets(max_keys=2, clock=FakeClock())
+    bucket = TokenBucket(rate=HARDLY_REFILLS, burst=1)
+    for key in ("ip:a", "ip:b", "ip:a", "ip:c"):
+        await buckets.take(key, bucket)
+    # b was used least recently and forgotten: it starts full again; a is still empty.
+    assert (await buckets.take("ip:b", bucket)).allowed
+    assert not (await buckets.take("ip:c", bucket)).allowed
+
+
+async def test_past_the_ip_limit_the_gateway_answers_429_with_retry_after(kit, upstreams):
+    limits = RateLimits(per_ip=TokenBucket(rate=HARDLY_REFILLS, burst=2))
+    async with kit.client(kit.settings(upstreams, rate_limits=limits)) as client:
+        statuses = [(await client.get("/api/echo/x")).status_code for _ in range(2)]
+        refused = await client.get("/api/echo/x")
+    async with kit.client(kit.settings(upstreams, rate_limits=limits)) as client:
+        other_ip = await client.get("/api/echo/x")
+    assert statuses == [200, 200]
+    assert refused.status_code == 429
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["type"] == "https://souk.dev/problems/rate-limited"
+    assert int(refused.headers["retry-after"]) >= 1
+    # A fresh gateway (own memory) has a fresh bucket: in memory, limits are per process.
+    assert other_ip.status_code == 200
+
+
+async def test_each_client_id_has_a_bucket_of_its_own(kit, upstreams):
+    validator = kit.FakeTokenValidator(
+        {
+            "web": kit.Caller(subject="amira", client_id="storefront", scopes=frozenset()),
+            "app": kit.Caller(subject="amira", client_id="mobile-app", scopes=frozenset()),
+        }
+    )
+    route = kit.Route(prefix="/api/echo", upstream="echo", auth="required")
+    limits = RateLimits(per_client=TokenBucket(rate=HARDLY_REFILLS, burst=1))
+    settings = kit.settings(upstreams, routes=[route], rate_limits=limits)
+    async with kit.client(settings, token_validator=validator) as client:
+        web = [
+            (await client.get("/api/echo/x", headers={"authorization": "Bearer web"})).status_code
+            for _ in range(2)
+        ]
+        app = await client.get("/api/echo/x", headers={"authorization": "Bearer app"})
+    assert web == [200, 429]
+    assert app.status_code == 200
+
+
+@pytest.fixture
+async def redis_prefix():
+    """A key prefix of this test's own in the real Redis, and its keys deleted afterwards."""
+    require_server("Redis", "127.0.0.1", 6379)
+    prefix = f"souk:test:gateway:{uuid.uuid4().hex}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = [key async for key in client.scan_iter(match=f"{prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def redis_settings(kit, upstreams, prefix, bucket):
+    limits = RateLimits(per_ip=bucket, key_prefix=prefix)
+    return kit.settings(upstreams, rate_limits=limits, redis_url=REDIS_URL)
+
+
+async def test_two_gateways_sharing_one_redis_share_one_limit(kit, upstreams, redis_prefix):
+    bucket = TokenBucket(rate=HARDLY_REFILLS, burst=3)
+    settings = redis_settings(kit, upstreams, redis_prefix, bucket)
+    async with kit.client(settings) as first, kit.client(settings) as second:
+        statuses = [
+            (await gateway.get("/api/echo/x")).status_code
+            for gateway in (first, second, first, second)
+        ]
+    assert statuses == [200, 200, 200, 429]
+
+
+async def test_the_shared_limit_holds_under_a_concurrent_burst(kit, upstreams, redis_prefix):
+    bucket = TokenBucket(rate=HARDLY_REFILLS, burst=10)
+    settings = redis_settings(kit, upstreams, redis_prefix, bucket)
+    async with kit.client(settings) as first, kit.client(settings) as second:
+        responses = await asyncio.gather(
+            *(gateway.get("/api/echo/x") for gateway in [first, second] * 25)
+        )
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 10
+    assert statuses.count(429) == 40
+
+
+async def test_a_bucket_in_redis_expires_once_it_would_be_full_again(redis_prefix):
+    buckets = RedisTokenBuckets(REDIS_URL)
+    try:
+        await buckets.take(f"{redis_prefix}ip:a", TokenBucket(rate=4, burst=2))
+        client = redis.Redis.from_url(REDIS_URL)
+        ttl = await client.pttl(f"{redis_prefix}ip:a")
+        await client.aclose()
+    finally:
+        await buckets.close()
+    assert 0 < ttl <= 500
+
+
+async def test_a_refused_draw_from_redis_says_when_a_token_is_back(redis_prefix):
+    buckets = RedisTokenBuckets(REDIS_URL)
+    bucket = TokenBucket(rate=0.25, burst=1)
+    try:
+        await buckets.take(f"{redis_prefix}ip:a", bucket)
+        refused = await buckets.take(f"{redis_prefix}ip:a", bucket)
+    finally:
+        await buckets.close()
+    assert not refused.allowed
+    assert refused.retry_after == pytest.approx(4, abs=0.1)
+
+
+async def test_an_unreachable_redis_lets_requests_through(kit, upstreams):
+    limits = RateLimits(per_ip=TokenBucket(rate=HARDLY_REFILLS, burst=1))
+    nowhere = f"redis://127.0.0.1:{kit.free_port()}/0"
+    async with kit.client(kit.settings(upstreams, rate_limits=limits, redis_url=nowhere)) as client:
+        statuses = [(await client.get("/api/echo/x")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 200]
