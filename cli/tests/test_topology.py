@@ -201,7 +201,12 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     assert path == default_topology_path()
     topology = load_topology(path)
     assert topology.services["gateway"].fixed_ports() == [8080]
-    assert topology.services["gateway"].upstreams == ["catalog", "orders", "notifications"]
+    assert topology.services["gateway"].upstreams == [
+        "catalog",
+        "orders",
+        "notifications",
+        "identity",
+    ]
     routes = topology.services["gateway"].env["GATEWAY_ROUTES"]
     assert {
         "prefix": "/api/notifications",
@@ -213,6 +218,9 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     assert notifications.database
     assert (notifications.upstreams, notifications.grpc) == ([], False)
     assert topology.broker.kind == "embedded"
+    assert {"prefix": "/.well-known", "upstream": "identity", "strip_prefix": False} in routes
+    assert topology.module_of("identity") == "identity"
+    assert topology.services["identity"].database
     assert topology.services["catalog"].replicas == 2
     assert topology.services["inventory"].grpc
     assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing"]

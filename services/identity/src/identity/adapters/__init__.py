@@ -1,0 +1,1 @@
+"""Identity's adapters: SQLAlchemy storage, argon2 password hashes, joserfc signatures."""

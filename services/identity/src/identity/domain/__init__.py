@@ -1,0 +1,1 @@
+"""Identity's model: accounts, clients, grants and signing keys, in plain Python."""

@@ -1,0 +1,28 @@
+"""Request and response bodies of identity's JSON endpoints."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from identity.domain.model import EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH
+
+
+class UserCreate(BaseModel):
+    """A new account: the address to sign in with and its password."""
+
+    email: str = Field(max_length=EMAIL_MAX_LENGTH, examples=["amina@example.com"])
+    password: str = Field(max_length=PASSWORD_MAX_LENGTH, examples=["correct horse battery"])
+
+
+class UserPublic(BaseModel):
+    """An account as shown to anyone: never its password or its hash."""
+
+    id: str
+    email: str
+
+
+class SigningKeysRotated(BaseModel):
+    """The keys after a rotation: the one now signing, and the one published to sign next."""
+
+    signing: str
+    next: str

@@ -1,0 +1,71 @@
+"""Identity's settings: the chassis's, and the authorization server's, from IDENTITY_* variables."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from chassis import ServiceSettings
+
+DEFAULT_SCOPES = ["catalog:write", "orders:read", "orders:write"]
+
+
+class ClientRegistration(BaseModel):
+    """A client identity registers at start-up; without a secret it is a public client."""
+
+    client_id: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    secret: SecretStr | None = None
+    scopes: list[str]
+    redirect_uris: list[str] = Field(default_factory=list)
+
+
+# The demo's clients: a script that manages the catalog, and a browser app customers sign in to.
+DEMO_CLIENTS = [
+    ClientRegistration(
+        client_id="souk-cli",
+        name="Souk command line",
+        secret=SecretStr("souk-cli-development-secret"),
+        scopes=["catalog:write", "orders:read"],
+    ),
+    ClientRegistration(
+        client_id="souk-web",
+        name="Souk shop front",
+        scopes=["orders:read", "orders:write"],
+        redirect_uris=["http://127.0.0.1:8765/callback"],
+    ),
+]
+
+
+class IdentitySettings(ServiceSettings):
+    """The chassis's settings for identity, with what its tokens say and how long they live.
+
+    ``issuer`` is the public base URL identity is reached at (through the gateway); the
+    endpoints in the discovery document are under it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IDENTITY_")
+
+    service: str = "identity"
+    port: int = 8006
+    issuer: str = "http://127.0.0.1:8080"
+    audience: str = "souk"
+    scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    clients: list[ClientRegistration] = Field(default_factory=lambda: list(DEMO_CLIENTS))
+    access_token_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+    code_ttl_seconds: int = Field(default=60, ge=10, le=600)
+    # A JWKS cache may hold a retired key this much longer than its last token lives.
+    jwks_leeway_seconds: int = Field(default=60, ge=0)
+    password_time_cost: int = Field(default=3, ge=1)
+    password_memory_kib: int = Field(default=65536, ge=32)
+
+    @model_validator(mode="after")
+    def _clients_ask_for_known_scopes(self) -> Self:
+        for client in self.clients:
+            unknown = set(client.scopes) - set(self.scopes)
+            if unknown:
+                raise ValueError(f"client {client.client_id!r}: unknown scopes {sorted(unknown)}")
+        return self

@@ -1,0 +1,209 @@
+"""The authorization code flow with PKCE, driven without a browser."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .conftest import (
+    WEB_CALLBACK,
+    Pkce,
+    authorize_parameters,
+    code_for,
+    exchange,
+    redirect_parameters,
+    token,
+)
+from .validation import published_keys, validated_claims
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .conftest import Clock
+
+
+async def test_the_authorize_step_shows_a_sign_in_form_naming_the_client_and_scopes(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await identity.get("/oauth/authorize", params=authorize_parameters(Pkce()))
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Souk shop front" in response.text
+    assert "orders:read orders:write" in response.text
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_a_signed_in_user_gets_tokens_for_the_client_by_code_and_pkce(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+
+    response = await exchange(identity, code, pkce)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["refresh_token"]
+    assert body["scope"] == "orders:read orders:write"
+    claims = validated_claims(body["access_token"], await published_keys(identity))
+    assert claims["sub"] == amina
+    assert claims["client_id"] == "souk-web"
+
+
+async def test_a_code_verifier_that_does_not_match_the_challenge_is_refused(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    code = await code_for(identity, Pkce())
+
+    response = await exchange(identity, code, Pkce())
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_a_code_redeemed_without_any_verifier_is_refused(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    code = await code_for(identity, Pkce())
+
+    response = await token(
+        identity, grant_type="authorization_code", code=code, redirect_uri=WEB_CALLBACK
+    )
+
+    assert response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"code_challenge_method": "plain"}, {"code_challenge_method": "", "code_challenge": ""}],
+    ids=["plain", "no challenge"],
+)
+async def test_an_authorize_request_without_s256_pkce_is_sent_back_as_invalid_request(
+    identity: httpx.AsyncClient, overrides: dict[str, str]
+) -> None:
+    response = await identity.get(
+        "/oauth/authorize", params=authorize_parameters(Pkce(), **overrides)
+    )
+
+    parameters = redirect_parameters(response)
+    assert parameters["error"] == "invalid_request"
+    assert parameters["state"] == "xyz-123"
+    assert "code" not in parameters
+
+
+async def test_a_scope_beyond_the_clients_is_sent_back_as_invalid_scope(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await identity.get(
+        "/oauth/authorize", params=authorize_parameters(Pkce(), scope="catalog:write")
+    )
+
+    assert redirect_parameters(response)["error"] == "invalid_scope"
+
+
+async def test_a_reused_code_is_refused_and_the_tokens_it_gave_are_revoked(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+    first = (await exchange(identity, code, pkce)).json()
+
+    again = await exchange(identity, code, pkce)
+
+    assert again.status_code == 400
+    assert again.json()["error"] == "invalid_grant"
+    refresh = await token(
+        identity, grant_type="refresh_token", refresh_token=first["refresh_token"]
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://evil.example/callback",
+        "http://127.0.0.1:8765/callback/",
+        "http://127.0.0.1:8765/callback?next=/",
+    ],
+)
+async def test_a_redirect_uri_not_registered_exactly_is_refused_without_redirecting(
+    identity: httpx.AsyncClient, redirect_uri: str
+) -> None:
+    response = await identity.get(
+        "/oauth/authorize", params=authorize_parameters(Pkce(), redirect_uri=redirect_uri)
+    )
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert response.json()["type"].endswith("/invalid-authorization-request")
+
+
+async def test_an_unknown_client_is_refused_without_redirecting(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await identity.get(
+        "/oauth/authorize", params=authorize_parameters(Pkce(), client_id="nobody")
+    )
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_the_token_request_must_name_the_same_redirect_uri(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+
+    response = await token(
+        identity,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri="http://127.0.0.1:8765/other",
+        code_verifier=pkce.verifier,
+    )
+
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_a_code_expires_after_a_minute(
+    identity: httpx.AsyncClient, amina: str, clock: Clock
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+
+    clock.advance(61)
+
+    assert (await exchange(identity, code, pkce)).json()["error"] == "invalid_grant"
+
+
+async def test_a_code_issued_to_one_client_is_refused_to_another(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+
+    response = await token(
+        identity,
+        ("souk-cli", "souk-cli-development-secret"),
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=WEB_CALLBACK,
+        code_verifier=pkce.verifier,
+    )
+
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_of_two_racing_exchanges_of_one_code_at_most_one_gets_tokens(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+
+    answers = await asyncio.gather(*(exchange(identity, code, pkce) for _ in range(2)))
+
+    assert sorted(answer.status_code == 200 for answer in answers) == [False, True]

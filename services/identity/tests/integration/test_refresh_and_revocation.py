@@ -1,0 +1,115 @@
+"""Refresh tokens rotate on each use; a reused one revokes its family; revocation ends it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .conftest import WEB, token, tokens_for_amina
+
+if TYPE_CHECKING:
+    import httpx
+
+
+async def refresh(identity: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await token(identity, grant_type="refresh_token", refresh_token=refresh_token)
+
+
+async def test_each_refresh_returns_new_tokens_and_a_new_refresh_token(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    first = await tokens_for_amina(identity)
+
+    second = await refresh(identity, first["refresh_token"])
+    third = await refresh(identity, second.json()["refresh_token"])
+
+    assert second.status_code == third.status_code == 200
+    refresh_tokens = {first["refresh_token"], second.json()["refresh_token"]}
+    assert len(refresh_tokens | {third.json()["refresh_token"]}) == 3
+    assert third.json()["access_token"] != second.json()["access_token"]
+
+
+async def test_a_refresh_may_narrow_the_scope_but_not_widen_it(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    first = await tokens_for_amina(identity)
+
+    narrowed = await token(
+        identity,
+        grant_type="refresh_token",
+        refresh_token=first["refresh_token"],
+        scope="orders:read",
+    )
+    widened = await token(
+        identity,
+        grant_type="refresh_token",
+        refresh_token=narrowed.json()["refresh_token"],
+        scope="orders:read catalog:write",
+    )
+
+    assert narrowed.json()["scope"] == "orders:read"
+    assert widened.json()["error"] == "invalid_scope"
+
+
+async def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    stolen = (await tokens_for_amina(identity))["refresh_token"]
+    legitimate = (await refresh(identity, stolen)).json()["refresh_token"]
+
+    reuse = await refresh(identity, stolen)
+
+    assert reuse.status_code == 400
+    assert reuse.json()["error"] == "invalid_grant"
+    assert (await refresh(identity, legitimate)).json()["error"] == "invalid_grant"
+
+
+async def test_another_sign_in_is_a_family_of_its_own_that_a_reuse_leaves_alone(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    stolen = (await tokens_for_amina(identity))["refresh_token"]
+    other = (await tokens_for_amina(identity))["refresh_token"]
+    await refresh(identity, stolen)
+
+    await refresh(identity, stolen)
+
+    assert (await refresh(identity, other)).status_code == 200
+
+
+async def test_a_revoked_refresh_token_and_its_family_no_longer_work(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    first = (await tokens_for_amina(identity))["refresh_token"]
+    current = (await refresh(identity, first)).json()["refresh_token"]
+
+    response = await identity.post("/oauth/revoke", data={"token": current, "client_id": WEB})
+
+    assert response.status_code == 200
+    assert (await refresh(identity, current)).json()["error"] == "invalid_grant"
+
+
+async def test_revoking_an_unknown_token_answers_ok_as_rfc_7009_asks(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await identity.post("/oauth/revoke", data={"token": "nonsense", "client_id": WEB})
+
+    assert response.status_code == 200
+
+
+async def test_a_client_cannot_revoke_another_clients_refresh_token(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    current = (await tokens_for_amina(identity))["refresh_token"]
+
+    await identity.post(
+        "/oauth/revoke",
+        data={"token": current},
+        auth=("souk-cli", "souk-cli-development-secret"),
+    )
+
+    assert (await refresh(identity, current)).status_code == 200
+
+
+async def test_an_unknown_refresh_token_is_invalid_grant(identity: httpx.AsyncClient) -> None:
+    response = await refresh(identity, "made-up")
+
+    assert response.json()["error"] == "invalid_grant"

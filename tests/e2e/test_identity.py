@@ -1,0 +1,99 @@
+"""Identity through the gateway: discovery, sign-up, the code flow with PKCE, client credentials.
+
+The gateway does not yet demand tokens on any route (issue 6 continues); these prove that
+the public identity routes work end to end through it, redirects and Basic auth included.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+WEB_CALLBACK = "http://127.0.0.1:8765/callback"
+
+
+def _claims(gateway, token: str) -> dict:
+    keys = KeySet.import_key_set(gateway.get("/.well-known/jwks.json").json())
+    return jwt.decode(token, keys, algorithms=["ES256"]).claims
+
+
+def test_discovery_and_signing_keys_are_public_through_the_gateway(gateway):
+    discovery = gateway.get("/.well-known/openid-configuration")
+
+    assert discovery.status_code == 200
+    metadata = discovery.json()
+    assert metadata["code_challenge_methods_supported"] == ["S256"]
+    assert "client_credentials" in metadata["grant_types_supported"]
+    jwks = gateway.get("/.well-known/jwks.json").json()
+    assert jwks["keys"], "no signing key published"
+    assert all("d" not in key for key in jwks["keys"]), "a private key was published"
+
+
+def test_a_customer_signs_up_and_gets_tokens_by_the_code_flow_with_pkce(gateway):
+    email, password = f"amina-{uuid.uuid4().hex[:8]}@example.com", "sesame-opens-the-souk"
+    registered = gateway.post("/api/users", json={"email": email, "password": password})
+    assert registered.status_code == 201, registered.text
+    verifier = secrets.token_urlsafe(48)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    )
+
+    consent = gateway.post(
+        "/oauth/authorize",
+        data={
+            "response_type": "code",
+            "client_id": "souk-web",
+            "redirect_uri": WEB_CALLBACK,
+            "scope": "orders:read orders:write",
+            "state": "e2e",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "email": email,
+            "password": password,
+        },
+    )
+    assert consent.status_code == 302, consent.text
+    location = consent.headers["location"]
+    assert location.startswith(WEB_CALLBACK)
+    query = parse_qs(urlsplit(location).query)
+    assert query["state"] == ["e2e"]
+    tokens = gateway.post(
+        "/oauth/token",
+        data={
+            "grant_type": "authorization_code",
+            "client_id": "souk-web",
+            "code": query["code"][0],
+            "redirect_uri": WEB_CALLBACK,
+            "code_verifier": verifier,
+        },
+    )
+
+    assert tokens.status_code == 200, tokens.text
+    claims = _claims(gateway, tokens.json()["access_token"])
+    assert claims["sub"] == registered.json()["id"]
+    assert set(claims["scope"].split()) == {"orders:read", "orders:write"}
+
+
+def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(gateway):
+    response = gateway.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "orders:read"},
+        auth=("souk-cli", "souk-cli-development-secret"),
+    )
+
+    assert response.status_code == 200, response.text
+    claims = _claims(gateway, response.json()["access_token"])
+    assert (claims["sub"], claims["scope"]) == ("souk-cli", "orders:read")
+    refused = gateway.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=("souk-cli", "not-the-secret"),
+    )
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
