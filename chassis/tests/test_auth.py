@@ -25,6 +25,7 @@ from joserfc.jwk import ECKey, OKPKey
 from chassis import ServiceSettings
 from chassis.auth import (
     AccessToken,
+    AccessTokenValidator,
     InvalidTokenError,
     IssuerKeys,
     KeysUnavailableError,
@@ -549,3 +550,37 @@ async def test_the_openapi_document_declares_bearer_auth(
         document = (await client.get("/openapi.json")).json()
 
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+class FixedTokenValidator:
+    """An AccessTokenValidator that knows one token, as a test or the gateway may plug in."""
+
+    def __init__(self, token: str, access_token: AccessToken) -> None:
+        self.token = token
+        self.access_token = access_token
+
+    async def validate(self, token: str) -> AccessToken:
+        if token != self.token:
+            raise InvalidTokenError(Rejection.BAD_SIGNATURE)
+        return self.access_token
+
+
+async def test_a_route_accepts_any_access_token_validator_on_the_app_state(
+    make_app: Callable[..., FastAPI], running: Running
+) -> None:
+    granted = AccessToken(
+        subject="grace",
+        client_id=None,
+        scopes=frozenset({"orders:write"}),
+        token_id=uuid.uuid4().hex,
+        expires_at=datetime.now(UTC),
+    )
+    validator: AccessTokenValidator = FixedTokenValidator("opaque", granted)
+    app = make_app(_orders_router())
+    app.state.token_validator = validator
+    async with running(app) as client:
+        placed = await client.post("/orders", headers={"Authorization": "Bearer opaque"})
+        refused = await client.post("/orders", headers={"Authorization": "Bearer other"})
+
+    assert placed.json() == {"customer": "grace"}
+    assert refused.json()["reason"] == "bad-signature"

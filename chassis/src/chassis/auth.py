@@ -2,7 +2,8 @@
 
 A service never relies on the gateway alone: every route that needs a caller declares
 ``require_scopes(...)`` next to itself, and the composition root puts a
-:class:`TokenValidator` on ``app.state.token_validator``.
+:class:`TokenValidator` (or anything else that is an :class:`AccessTokenValidator`) on
+``app.state.token_validator``. The gateway checks tokens with the same types and answers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import aiohttp
 from fastapi import Depends, Request, params
@@ -100,6 +101,14 @@ class AccessToken:
     def grants(self, *scopes: str) -> bool:
         """Whether every one of ``scopes`` was granted."""
         return self.scopes.issuperset(scopes)
+
+
+class AccessTokenValidator(Protocol):
+    """Anything that judges access tokens: :class:`TokenValidator`, or a test's fake."""
+
+    async def validate(self, token: str) -> AccessToken:
+        """What ``token`` grants; raises InvalidTokenError, or KeysUnavailableError."""
+        ...
 
 
 class IssuerKeys:
@@ -367,7 +376,7 @@ async def _access_token(
 ) -> AccessToken:
     if credentials is None:
         raise unauthorized_problem()
-    validator: TokenValidator = request.app.state.token_validator
+    validator: AccessTokenValidator = request.app.state.token_validator
     try:
         return await validator.validate(credentials.credentials)
     except InvalidTokenError as error:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,8 +14,8 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 
 import chassis
+from chassis.auth import AccessToken, InvalidTokenError, Rejection
 from gateway.app import create_app
-from gateway.auth import Caller, InvalidTokenError
 from gateway.settings import GatewaySettings, Route
 
 
@@ -99,17 +100,30 @@ async def upstreams() -> AsyncIterator[list[str]]:
         yield [first, second]
 
 
-class FakeTokenValidator:
-    """Knows a fixed set of tokens; any other token is invalid."""
+def access_token(
+    subject: str, client_id: str | None, scopes: frozenset[str] = frozenset()
+) -> AccessToken:
+    """What a valid token of ``subject`` through ``client_id`` grants, for a few minutes."""
+    return AccessToken(
+        subject=subject,
+        client_id=client_id,
+        scopes=scopes,
+        token_id=f"jti-{subject}-{client_id}",
+        expires_at=datetime.now(UTC) + timedelta(minutes=5),
+    )
 
-    def __init__(self, tokens: dict[str, Caller]) -> None:
+
+class FakeTokenValidator:
+    """Knows a fixed set of tokens; any other token has a bad signature."""
+
+    def __init__(self, tokens: dict[str, AccessToken]) -> None:
         self.tokens = tokens
 
-    async def validate(self, token: str) -> Caller:
+    async def validate(self, token: str) -> AccessToken:
         try:
             return self.tokens[token]
         except KeyError:
-            raise InvalidTokenError("unknown token") from None
+            raise InvalidTokenError(Rejection.BAD_SIGNATURE) from None
 
 
 @contextlib.asynccontextmanager
@@ -143,7 +157,7 @@ class GatewayKit:
     dropping_server = staticmethod(dropping_server)
     settings = staticmethod(settings_for)
     Route = Route
-    Caller = Caller
+    access_token = staticmethod(access_token)
     FakeTokenValidator = FakeTokenValidator
 
 

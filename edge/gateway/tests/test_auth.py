@@ -8,22 +8,20 @@ from gateway.settings import GatewaySettings
 
 AMIRA = "token-of-amira"
 CATALOG_BOT = "token-of-the-catalog-bot"
+CLIENTLESS = "token-naming-no-client"
 
 
 @pytest.fixture
 def validator(kit):
     return kit.FakeTokenValidator(
         {
-            AMIRA: kit.Caller(
-                subject="customer-amira",
-                client_id="storefront",
-                scopes=frozenset({"orders:read", "orders:write"}),
+            AMIRA: kit.access_token(
+                "customer-amira", "storefront", frozenset({"orders:read", "orders:write"})
             ),
-            CATALOG_BOT: kit.Caller(
-                subject="catalog-bot",
-                client_id="catalog-bot",
-                scopes=frozenset({"catalog:write"}),
+            CATALOG_BOT: kit.access_token(
+                "catalog-bot", "catalog-bot", frozenset({"catalog:write"})
             ),
+            CLIENTLESS: kit.access_token("customer-amira", None),
         }
     )
 
@@ -55,12 +53,17 @@ async def test_a_guarded_route_without_a_token_is_401_with_a_bearer_challenge(
     assert response.json()["type"] == "https://souk.dev/problems/unauthorized"
 
 
-async def test_an_invalid_token_is_401_with_an_invalid_token_challenge(kit, upstreams, validator):
+async def test_an_invalid_token_is_401_saying_why_as_a_service_would(kit, upstreams, validator):
     async with kit.client(guarded(kit, upstreams), token_validator=validator) as client:
         response = await client.get("/api/echo/orders", headers=bearer("forged-token"))
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="invalid_token",'
+        ' error_description="The access token signature does not verify"'
+    )
     assert response.json()["type"] == "https://souk.dev/problems/invalid-token"
+    assert response.json()["reason"] == "bad-signature"
+    assert "forged-token" not in response.text
 
 
 async def test_another_authorization_scheme_counts_as_no_token(kit, upstreams, validator):
@@ -82,6 +85,7 @@ async def test_a_token_lacking_the_routes_scope_is_403_naming_the_scopes_needed(
         'Bearer error="insufficient_scope", scope="orders:read orders:write"'
     )
     assert response.json()["type"] == "https://souk.dev/problems/insufficient-scope"
+    assert response.json()["required_scopes"] == ["orders:read", "orders:write"]
 
 
 async def test_a_valid_token_reaches_the_upstream_with_the_caller_in_platform_headers(
@@ -99,6 +103,17 @@ async def test_a_valid_token_reaches_the_upstream_with_the_caller_in_platform_he
     assert seen["authorization"] == f"Bearer {AMIRA}"
 
 
+async def test_a_token_naming_no_client_reaches_the_upstream_without_a_client_header(
+    kit, upstreams, validator
+):
+    forged = {"x-souk-client": "storefront"}
+    async with kit.client(guarded(kit, upstreams), token_validator=validator) as client:
+        response = await client.get("/api/echo/orders", headers=bearer(CLIENTLESS) | forged)
+    assert response.status_code == 200
+    assert response.json()["headers"]["x-souk-subject"] == "customer-amira"
+    assert "x-souk-client" not in response.json()["headers"]
+
+
 async def test_a_forged_subject_header_never_reaches_the_upstream(kit, upstreams, validator):
     forged = {"x-souk-subject": "customer-someone-else", "x-souk-scopes": "admin"}
     async with kit.client(guarded(kit, upstreams), token_validator=validator) as client:
@@ -113,8 +128,24 @@ async def test_a_forged_subject_header_never_reaches_the_upstream(kit, upstreams
 
 def test_a_gateway_with_guarded_routes_refuses_to_start_without_a_token_validator(kit):
     settings = guarded(kit, ["http://127.0.0.1:1"])
-    with pytest.raises(ValueError, match="/api/echo need a token validator"):
+    with pytest.raises(ValueError, match="/api/echo need a token validator: set GATEWAY_AUTH"):
         create_app(settings)
+
+
+def test_an_issuer_without_an_identity_upstream_to_fetch_keys_from_is_refused(kit):
+    with pytest.raises(ValidationError, match="no 'identity' upstream"):
+        kit.settings(["http://127.0.0.1:1"], auth_issuer="http://127.0.0.1:8080")
+
+
+def test_the_issuer_keys_are_fetched_from_the_first_identity_instance(monkeypatch):
+    monkeypatch.setenv(
+        "GATEWAY_UPSTREAMS", '{"identity": ["http://127.0.0.1:8006/", "http://127.0.0.1:8016"]}'
+    )
+    monkeypatch.setenv("GATEWAY_AUTH_ISSUER", "http://127.0.0.1:8080")
+    monkeypatch.setenv("GATEWAY_AUTH_AUDIENCE", "souk-test")
+    settings = GatewaySettings()
+    assert settings.jwks_url() == "http://127.0.0.1:8006/.well-known/jwks.json"
+    assert (settings.auth_issuer, settings.auth_audience) == ("http://127.0.0.1:8080", "souk-test")
 
 
 def test_a_public_route_cannot_name_scopes(kit):

@@ -124,9 +124,7 @@ def log_lines():
 async def test_the_access_log_names_route_status_duration_and_client_but_never_the_token(
     kit, upstreams, log_lines
 ):
-    validator = kit.FakeTokenValidator(
-        {"secret-token": kit.Caller(subject="amira", client_id="storefront", scopes=frozenset())}
-    )
+    validator = kit.FakeTokenValidator({"secret-token": kit.access_token("amira", "storefront")})
     route = kit.Route(prefix="/api/echo", upstream="echo", auth="required")
     settings = kit.settings(upstreams, routes=[route])
     async with kit.client(settings, token_validator=validator) as client:

@@ -74,8 +74,8 @@ async def test_past_the_ip_limit_the_gateway_answers_429_with_retry_after(kit, u
 async def test_each_client_id_has_a_bucket_of_its_own(kit, upstreams):
     validator = kit.FakeTokenValidator(
         {
-            "web": kit.Caller(subject="amira", client_id="storefront", scopes=frozenset()),
-            "app": kit.Caller(subject="amira", client_id="mobile-app", scopes=frozenset()),
+            "web": kit.access_token("amira", "storefront"),
+            "app": kit.access_token("amira", "mobile-app"),
         }
     )
     route = kit.Route(prefix="/api/echo", upstream="echo", auth="required")
@@ -89,6 +89,25 @@ async def test_each_client_id_has_a_bucket_of_its_own(kit, upstreams):
         app = await client.get("/api/echo/x", headers={"authorization": "Bearer app"})
     assert web == [200, 429]
     assert app.status_code == 200
+
+
+async def test_tokens_naming_no_client_share_their_subjects_bucket(kit, upstreams):
+    validator = kit.FakeTokenValidator(
+        {
+            "first": kit.access_token("amira", None),
+            "second": kit.access_token("amira", None),
+            "other": kit.access_token("omar", None),
+        }
+    )
+    route = kit.Route(prefix="/api/echo", upstream="echo", auth="required")
+    limits = RateLimits(per_client=TokenBucket(rate=HARDLY_REFILLS, burst=1))
+    settings = kit.settings(upstreams, routes=[route], rate_limits=limits)
+    async with kit.client(settings, token_validator=validator) as client:
+        statuses = [
+            (await client.get("/api/echo/x", headers={"authorization": f"Bearer {t}"})).status_code
+            for t in ("first", "second", "other")
+        ]
+    assert statuses == [200, 429, 200]
 
 
 @pytest.fixture

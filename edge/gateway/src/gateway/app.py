@@ -9,7 +9,8 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 import chassis
-from gateway.auth import TokenValidator, authenticate
+from chassis.auth import AccessTokenValidator, IssuerKeys, TokenValidator
+from gateway.auth import authenticate
 from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
 from gateway.security_headers import SecurityHeadersMiddleware
@@ -21,14 +22,20 @@ _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def create_app(
     settings: GatewaySettings | None = None,
     *,
-    token_validator: TokenValidator | None = None,
+    token_validator: AccessTokenValidator | None = None,
     buckets: TokenBuckets | None = None,
 ) -> FastAPI:
-    """The gateway; ``token_validator`` checks bearer tokens on routes with ``auth: required``."""
+    """The gateway; bearer tokens on ``auth: required`` routes are checked by ``token_validator``.
+
+    Without one, a validator of the configured issuer (``auth_issuer``) is built at start-up.
+    """
     settings = settings or GatewaySettings()
     guarded = [route.prefix for route in settings.route_table() if route.auth == "required"]
-    if guarded and token_validator is None:
-        raise ValueError(f"routes {', '.join(guarded)} need a token validator")
+    if guarded and token_validator is None and settings.auth_issuer is None:
+        raise ValueError(
+            f"routes {', '.join(guarded)} need a token validator: set GATEWAY_AUTH_ISSUER"
+            " (and GATEWAY_AUTH_AUDIENCE) and give the gateway an 'identity' upstream"
+        )
     proxy = Proxy(settings)
     limiter = RateLimiter(settings.rate_limits, buckets or token_buckets(settings.redis_url))
     router = APIRouter()
@@ -40,29 +47,35 @@ def create_app(
         await limiter.check_ip(client_address(request))
         route = proxy.route_for(request)
         structlog.contextvars.bind_contextvars(gateway_route=route.prefix)
-        caller = None
-        # (A validator is always there for such routes: create_app refused to build without.)
-        if route.auth == "required" and token_validator is not None:
-            caller = await authenticate(request.headers, route, token_validator)
-            structlog.contextvars.bind_contextvars(client_id=caller.client_id)
-            await limiter.check_client(caller.client_id)
-        return await proxy.forward(request, route, caller)
+        token = None
+        if route.auth == "required":
+            # Always there for such routes: create_app refused to build without one.
+            validator: AccessTokenValidator = request.app.state.token_validator
+            token = await authenticate(request.headers, route, validator)
+            structlog.contextvars.bind_contextvars(client_id=token.client_id)
+            await limiter.check_client(token)
+        return await proxy.forward(request, route, token)
 
-    async def start_proxy(app: FastAPI) -> None:
+    async def start_edge(app: FastAPI) -> None:
         await proxy.start()
         app.state.proxy = proxy
+        # Built here, inside the event loop that its JWKS session will live in.
+        app.state.token_validator = token_validator or issuer_validator(settings)
 
-    async def close_proxy(_: FastAPI) -> None:
+    async def close_edge(app: FastAPI) -> None:
         await proxy.close()
         await limiter.buckets.close()
+        # Only the validator built here: one passed in belongs to whoever passed it.
+        if token_validator is None and app.state.token_validator is not None:
+            await app.state.token_validator.close()
 
     app = chassis.create_app(
         settings,
         title="Souk gateway",
         description="The one public entry: routes /api/<service>/... to the service's instances.",
         routers=[router],
-        on_startup=[start_proxy],
-        on_shutdown=[close_proxy],
+        on_startup=[start_edge],
+        on_shutdown=[close_edge],
     )
     # Appended, so they sit inside the chassis's request-context middleware: preflights and
     # every other answer get a request id, a metrics sample and an access log line too.
@@ -81,3 +94,15 @@ def create_app(
             )
         )
     return app
+
+
+def issuer_validator(settings: GatewaySettings) -> TokenValidator | None:
+    """A validator of the configured issuer's tokens, keys from identity; None if unset."""
+    if settings.auth_issuer is None:
+        return None
+    return TokenValidator(
+        IssuerKeys(settings.jwks_url()),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway=settings.auth_leeway_seconds,
+    )

@@ -1,11 +1,22 @@
-"""Bearer tokens at the edge: who is calling, and may they use this route (RFC 6750)."""
+"""Bearer tokens at the edge: who is calling, and may they use this route (RFC 6750).
+
+The types and the 401/403/503 answers are the chassis's, so a refused token reads the same
+from the gateway as from the service behind it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from chassis import ProblemError
+from chassis.auth import (
+    AccessToken,
+    AccessTokenValidator,
+    InvalidTokenError,
+    KeysUnavailableError,
+    insufficient_scope_problem,
+    keys_unavailable_problem,
+    unauthorized_problem,
+)
 
 if TYPE_CHECKING:
     from starlette.datastructures import Headers
@@ -19,68 +30,35 @@ CLIENT_HEADER = "x-souk-client"
 SCOPES_HEADER = "x-souk-scopes"
 
 
-@dataclass(frozen=True)
-class Caller:
-    """Whom a valid access token speaks for: the user (or client), the client, the grants."""
-
-    subject: str
-    client_id: str
-    scopes: frozenset[str]
-
-
-class InvalidTokenError(Exception):
-    """The token is not one to accept: bad signature, expired, wrong issuer or audience..."""
-
-
-class TokenValidator(Protocol):
-    """Checks an access token; the chassis's validator is plugged in behind this."""
-
-    async def validate(self, token: str) -> Caller:
-        """The caller ``token`` speaks for; raises InvalidTokenError if it is not valid."""
-        ...
-
-
-async def authenticate(headers: Headers, route: Route, validator: TokenValidator) -> Caller:
-    """The caller of a route that needs a token; 401 without a valid one, 403 lacking scope."""
+async def authenticate(
+    headers: Headers, route: Route, validator: AccessTokenValidator
+) -> AccessToken:
+    """The token of a route that needs one; 401 without a valid one, 403 lacking scope."""
     token = _bearer_token(headers.get("authorization"))
     if token is None:
-        raise ProblemError(
-            401,
-            "unauthorized",
-            "Unauthorized",
-            f"{route.prefix} needs a bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        raise unauthorized_problem()
     try:
-        caller = await validator.validate(token)
-    except InvalidTokenError as exc:
-        raise ProblemError(
-            401,
-            "invalid-token",
-            "Unauthorized",
-            "The bearer token is not valid",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ) from exc
-    missing = [scope for scope in route.scopes if scope not in caller.scopes]
-    if missing:
-        needed = " ".join(route.scopes)
-        raise ProblemError(
-            403,
-            "insufficient-scope",
-            "Forbidden",
-            f"{route.prefix} needs the scopes {needed}",
-            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
-        )
-    return caller
+        access_token = await validator.validate(token)
+    except InvalidTokenError as error:
+        raise unauthorized_problem(error) from None
+    except KeysUnavailableError:
+        # The token may well be fine: a 401 would make clients throw it away.
+        raise keys_unavailable_problem() from None
+    required = frozenset(route.scopes)
+    if not access_token.grants(*required):
+        raise insufficient_scope_problem(required)
+    return access_token
 
 
-def caller_headers(caller: Caller) -> dict[str, str]:
+def caller_headers(token: AccessToken) -> dict[str, str]:
     """The platform's headers that tell an upstream who the gateway found calling."""
-    return {
-        SUBJECT_HEADER: caller.subject,
-        CLIENT_HEADER: caller.client_id,
-        SCOPES_HEADER: " ".join(sorted(caller.scopes)),
+    headers = {
+        SUBJECT_HEADER: token.subject,
+        SCOPES_HEADER: " ".join(sorted(token.scopes)),
     }
+    if token.client_id is not None:
+        headers[CLIENT_HEADER] = token.client_id
+    return headers
 
 
 def _bearer_token(authorization: str | None) -> str | None:

@@ -23,7 +23,7 @@ from gateway.balancer import RoundRobin
 if TYPE_CHECKING:
     from starlette.requests import Request
 
-    from gateway.auth import Caller
+    from chassis.auth import AccessToken
     from gateway.settings import GatewaySettings, Route
 
 UPSTREAM_INSTANCE_HEADER = "x-souk-upstream"
@@ -100,14 +100,14 @@ class Proxy:
             raise ProblemError(404, "no-route", "No route", f"No service serves {path}")
         return route
 
-    async def forward(self, request: Request, route: Route, caller: Caller | None) -> Response:
+    async def forward(self, request: Request, route: Route, token: AccessToken | None) -> Response:
         """Send the request on to an instance of the route's upstream and pass the answer back."""
         upstream_path = route.upstream_path(_raw_path(request))
         body_limit = route.max_body_bytes or self.settings.max_body_bytes
         outbound = _Outbound(
             method=request.method,
             path_and_query=upstream_path + (f"?{request.url.query}" if request.url.query else ""),
-            headers=self._upstream_headers(request, caller),
+            headers=self._upstream_headers(request, token),
             body=await self._read_body(request, body_limit),
         )
         forwarded_prefix = route.forwarded_prefix()
@@ -194,7 +194,7 @@ class Proxy:
         return bytes(body)
 
     @staticmethod
-    def _upstream_headers(request: Request, caller: Caller | None) -> CIMultiDict[str]:
+    def _upstream_headers(request: Request, token: AccessToken | None) -> CIMultiDict[str]:
         dropped = _HOP_BY_HOP | _named_in_connection(request.headers.getlist("connection"))
         dropped |= {"traceparent", "tracestate", "forwarded"}
         # Only the platform speaks in these: a client's X-Souk-Subject or X-Forwarded-Prefix
@@ -210,8 +210,8 @@ class Proxy:
         headers["x-forwarded-proto"] = request.url.scheme
         headers["x-forwarded-host"] = request.headers.get("host", "")
         headers.update(outbound_headers())
-        if caller is not None:
-            headers.update(caller_headers(caller))
+        if token is not None:
+            headers.update(caller_headers(token))
         return headers
 
     @staticmethod

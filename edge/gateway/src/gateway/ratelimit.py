@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from chassis import ProblemError, get_logger
 
 if TYPE_CHECKING:
+    from chassis.auth import AccessToken
     from gateway.settings import RateLimits, TokenBucket
 
 _log = get_logger("gateway.ratelimit")
@@ -140,10 +141,13 @@ class RateLimiter:
         if self.limits.per_ip is not None:
             await self._check(f"ip:{ip}", self.limits.per_ip, f"this address ({ip})")
 
-    async def check_client(self, client_id: str) -> None:
-        """Take a token for a request made with a token of OAuth client ``client_id``."""
-        if self.limits.per_client is not None:
-            await self._check(f"client:{client_id}", self.limits.per_client, "this client")
+    async def check_client(self, token: AccessToken) -> None:
+        """Take a token for a request made with ``token``, from its OAuth client's bucket."""
+        if self.limits.per_client is None:
+            return
+        # A token naming no client (not one identity issues) still gets a bucket: its subject's.
+        key = f"client:{token.client_id}" if token.client_id else f"subject:{token.subject}"
+        await self._check(key, self.limits.per_client, "this client")
 
     async def _check(self, key: str, bucket: TokenBucket, who: str) -> None:
         draw = await self.buckets.take(self.limits.key_prefix + key, bucket)
