@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from chassis import health
+from chassis.auth import TokenValidator, issuer_validator
 from chassis.db import Database
 from chassis.health import Readiness, ReadinessCheck
 from chassis.logs import configure_logging, get_logger
@@ -46,7 +47,9 @@ def create_app(
     """Build a FastAPI app with logs, tracing, metrics, health, problems and (optionally) a DB.
 
     With ``migrations``, a :class:`Database` is opened at start-up, migrated to head and
-    kept on ``app.state.database``; ``on_startup`` hooks run after that. With ``messaging``
+    kept on ``app.state.database``; ``on_startup`` hooks run after that. With
+    ``settings.auth_issuer`` set, ``app.state.token_validator`` checks access tokens for
+    routes that declare ``chassis.auth.require_scopes``. With ``messaging``
     (which needs ``migrations`` that create the messaging tables), the outbox relay and the
     consumers start after the migrations and stop after the ``on_shutdown`` hooks.
     """
@@ -63,6 +66,7 @@ def create_app(
         _log.info("starting", port=settings.port)
         readiness.started = readiness.draining = False
         database: Database | None = None
+        built_validator: TokenValidator | None = None
         try:
             if migrations is not None:
                 database = Database(settings.database_url_or_default(), migrations=migrations)
@@ -72,6 +76,7 @@ def create_app(
             if messaging is not None and database is not None:
                 await messaging.start(database)
                 readiness.add("messaging", messaging.check)
+            built_validator = _install_token_validator(app, settings)
             for hook in on_startup:
                 await hook(app)
             readiness.started = True
@@ -83,6 +88,8 @@ def create_app(
                 await hook(app)
             if messaging is not None:
                 await messaging.stop(settings.shutdown_timeout)
+            if built_validator is not None:
+                await built_validator.close()
             if database is not None:
                 await database.dispose()
             tracer_provider.shutdown()
@@ -107,3 +114,14 @@ def create_app(
         instance=settings.instance_id,
     )
     return app
+
+
+def _install_token_validator(app: FastAPI, settings: ServiceSettings) -> TokenValidator | None:
+    """Put the configured issuer's validator on ``app.state`` unless a test injected one.
+
+    Built at start-up, in the event loop its JWKS session lives in; returned to be closed.
+    """
+    built = issuer_validator(settings)
+    if getattr(app.state, "token_validator", None) is None:
+        app.state.token_validator = built
+    return built

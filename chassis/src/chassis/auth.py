@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import aiohttp
 from fastapi import Depends, Request, params
@@ -37,6 +37,9 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 
 from chassis.logs import get_logger
 from chassis.problems import ProblemError
+
+if TYPE_CHECKING:
+    from chassis.settings import ServiceSettings
 
 ALLOWED_ALGORITHMS = ("EdDSA", "ES256")
 """Asymmetric only: never ``none`` and never HS*, whose secret a verifier would have to hold."""
@@ -109,6 +112,22 @@ class AccessTokenValidator(Protocol):
     async def validate(self, token: str) -> AccessToken:
         """What ``token`` grants; raises InvalidTokenError, or KeysUnavailableError."""
         ...
+
+
+def issuer_validator(settings: ServiceSettings) -> TokenValidator | None:
+    """A validator of the configured issuer's tokens, keys from identity; None if unset.
+
+    Build it at start-up, inside the event loop its JWKS session will live in; close it at
+    shutdown.
+    """
+    if settings.auth_issuer is None:
+        return None
+    return TokenValidator(
+        IssuerKeys(settings.jwks_url()),
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway=settings.auth_leeway_seconds,
+    )
 
 
 class IssuerKeys:

@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+IDENTITY_UPSTREAM = "identity"
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 class ServiceSettings(BaseSettings):
@@ -31,6 +34,12 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, gt=0)
     otlp_endpoint: str | None = None
     broker_url: str | None = None
+    # The issuer's public URL as written in its tokens; None: this process checks no tokens.
+    # The signing keys come from the upstream named ``identity`` (see ``jwks_url``).
+    auth_issuer: str | None = None
+    auth_audience: str = "souk"
+    # Absorbs clock skew between identity and this process on exp, nbf and iat.
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     @classmethod
     def for_service(cls, service: str) -> Self:
@@ -61,6 +70,18 @@ class ServiceSettings(BaseSettings):
                 f"list it under `upstreams` of {self.service} in the topology"
             )
         return urls
+
+    @model_validator(mode="after")
+    def _an_issuer_needs_identity(self) -> Self:
+        if self.auth_issuer is not None and not self.upstreams.get(IDENTITY_UPSTREAM):
+            raise ValueError(
+                "auth_issuer is set but there is no 'identity' upstream to fetch its JWKS from"
+            )
+        return self
+
+    def jwks_url(self) -> str:
+        """Where the issuer publishes its signing keys: under the first identity instance."""
+        return self.upstream(IDENTITY_UPSTREAM)[0].rstrip("/") + JWKS_PATH
 
     @property
     def instance_id(self) -> str:

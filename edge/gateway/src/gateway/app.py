@@ -9,7 +9,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 import chassis
-from chassis.auth import AccessTokenValidator, IssuerKeys, TokenValidator
+from chassis.auth import AccessTokenValidator
 from gateway.auth import authenticate
 from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
@@ -59,15 +59,12 @@ def create_app(
     async def start_edge(app: FastAPI) -> None:
         await proxy.start()
         app.state.proxy = proxy
-        # Built here, inside the event loop that its JWKS session will live in.
-        app.state.token_validator = token_validator or issuer_validator(settings)
+        if token_validator is not None:  # else the chassis built one from auth_issuer
+            app.state.token_validator = token_validator
 
-    async def close_edge(app: FastAPI) -> None:
+    async def close_edge(_: FastAPI) -> None:
         await proxy.close()
         await limiter.buckets.close()
-        # Only the validator built here: one passed in belongs to whoever passed it.
-        if token_validator is None and app.state.token_validator is not None:
-            await app.state.token_validator.close()
 
     app = chassis.create_app(
         settings,
@@ -94,15 +91,3 @@ def create_app(
             )
         )
     return app
-
-
-def issuer_validator(settings: GatewaySettings) -> TokenValidator | None:
-    """A validator of the configured issuer's tokens, keys from identity; None if unset."""
-    if settings.auth_issuer is None:
-        return None
-    return TokenValidator(
-        IssuerKeys(settings.jwks_url()),
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-        leeway=settings.auth_leeway_seconds,
-    )

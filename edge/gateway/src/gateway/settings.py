@@ -13,8 +13,6 @@ from chassis import ServiceSettings
 # A scope-token of RFC 6749 §3.3: printable ASCII without space, '"' or '\\'.
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]+$")
 # The upstream that issues access tokens, and the path it publishes their keys under.
-IDENTITY_UPSTREAM = "identity"
-JWKS_PATH = "/.well-known/jwks.json"
 
 
 class Route(BaseModel):
@@ -152,11 +150,6 @@ class GatewaySettings(ServiceSettings):
     cors: Cors = Field(default_factory=Cors)
     # Sent only on answers served over TLS (a browser ignores it over plain HTTP anyway).
     hsts_max_age: int = Field(default=31_536_000, ge=0)
-    # The issuer's public URL as written in its tokens; None: no tokens are checked here.
-    auth_issuer: str | None = None
-    auth_audience: str = "souk"
-    # Absorbs clock skew between identity and the gateway on exp, nbf and iat.
-    auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     @model_validator(mode="after")
     def _routes_name_known_upstreams(self) -> GatewaySettings:
@@ -164,18 +157,6 @@ class GatewaySettings(ServiceSettings):
         if unknown:
             raise ValueError(f"routes name upstreams with no addresses: {', '.join(unknown)}")
         return self
-
-    @model_validator(mode="after")
-    def _an_issuer_needs_identity(self) -> GatewaySettings:
-        if self.auth_issuer is not None and not self.upstreams.get(IDENTITY_UPSTREAM):
-            raise ValueError(
-                "auth_issuer is set but there is no 'identity' upstream to fetch its JWKS from"
-            )
-        return self
-
-    def jwks_url(self) -> str:
-        """Where the issuer publishes its signing keys: under the first identity instance."""
-        return self.upstream(IDENTITY_UPSTREAM)[0].rstrip("/") + JWKS_PATH
 
     def route_table(self) -> list[Route]:
         """The configured routes, or ``/api/<name>`` for every upstream; longest prefix first."""
