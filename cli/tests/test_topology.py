@@ -212,22 +212,42 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
         "prefix": "/api/notifications",
         "upstream": "notifications",
         "rewrite": "/notifications",
+        "auth": "required",
     } in routes
+    assert {
+        "prefix": "/api/orders",
+        "upstream": "orders",
+        "rewrite": "/orders",
+        "auth": "required",
+    } in routes
+    assert {"prefix": "/api/catalog", "upstream": "catalog"} in routes
     notifications = topology.services["notifications"]
     assert topology.module_of("notifications") == "notifications"
     assert notifications.database
-    assert (notifications.upstreams, notifications.grpc) == ([], False)
+    assert (notifications.upstreams, notifications.grpc) == (["identity"], False)
     assert topology.broker.kind == "embedded"
     assert {"prefix": "/.well-known", "upstream": "identity", "strip_prefix": False} in routes
     assert topology.module_of("identity") == "identity"
     assert topology.services["identity"].database
     assert topology.services["catalog"].replicas == 2
     assert topology.services["inventory"].grpc
-    assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing"]
+    assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing", "identity"]
     assert topology.services["billing"].upstreams == ["payment-primary", "payment-backup"]
     for simulator in ("payment-primary", "payment-backup"):
         assert topology.module_of(simulator) == "payment_provider"
         assert not topology.services[simulator].database
+
+
+def test_the_gateway_and_every_checking_service_trust_the_issuer_identity_names() -> None:
+    topology = load_topology(default_topology_path())
+    issuer = topology.services["identity"].env["IDENTITY_ISSUER"]
+
+    assert issuer == "http://localhost:8080"
+    assert topology.services["gateway"].env["GATEWAY_AUTH_ISSUER"] == issuer
+    for checking in ("catalog", "orders", "notifications"):
+        service = topology.services[checking]
+        assert service.env[f"{checking.upper()}_AUTH_ISSUER"] == issuer
+        assert "identity" in service.upstreams
 
 
 def test_local_souk_yaml_wins_over_the_default(tmp_path: Path) -> None:

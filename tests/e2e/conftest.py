@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import secrets
+import uuid
 from collections.abc import Iterator
 from importlib import resources
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from souk.databases import drop
-from souk.testing import SoukSystem, free_port, require_server
+from souk.testing import SoukSystem, client_token, customer_token, free_port, require_server
 from souk.topology import DatabaseSpec
 
 
@@ -28,6 +30,22 @@ def default_topology() -> dict[str, Any]:
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PASSWORD = "sesame-opens-the-souk"  # noqa: S105 - every e2e customer's, on a throwaway system
+CLI_CLIENT = ("souk-cli", "souk-cli-development-secret")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@contextlib.contextmanager
+def new_shopper(system: SoukSystem) -> Iterator[httpx.Client]:
+    """The gateway as a customer new to the shop sees it: signed up, every request with their
+    access token (orders:read and orders:write)."""
+    email = f"shopper-{uuid.uuid4().hex[:12]}@example.com"
+    token = customer_token(system.gateway_url, email, PASSWORD)
+    with httpx.Client(base_url=system.gateway_url, timeout=10.0, headers=bearer(token)) as client:
+        yield client
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -62,4 +80,19 @@ def souk(
 @pytest.fixture
 def gateway(souk: SoukSystem) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=souk.gateway_url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture
+def shopper(souk: SoukSystem) -> Iterator[httpx.Client]:
+    """A customer of this test's own, so no other test's orders or notifications are theirs."""
+    with new_shopper(souk) as client:
+        yield client
+
+
+@pytest.fixture
+def admin(souk: SoukSystem) -> Iterator[httpx.Client]:
+    """The gateway as the souk-cli script sees it: a client token with catalog:write."""
+    token = client_token(souk.gateway_url, *CLI_CLIENT, ["catalog:write"])
+    with httpx.Client(base_url=souk.gateway_url, timeout=10.0, headers=bearer(token)) as client:
         yield client

@@ -15,17 +15,15 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from souk.testing import SoukSystem, free_port, require_server
 
-from .conftest import default_topology
+from .conftest import default_topology, new_shopper
 from .test_checkout import _in_stock, _place, _settled
 from .test_notifications import CONFIRMED_STORY, _told
 
@@ -127,15 +125,14 @@ def on_broker(
 
 def test_an_order_reaches_notifications_through_the_broker_the_topology_names(on_broker):
     system, kind = on_broker
-    customer = f"c-{uuid.uuid4().hex[:8]}"
-    with httpx.Client(base_url=system.gateway_url, timeout=10.0) as gateway:
-        [lamp] = _in_stock(system, gateway, "lamps-lanterns", 1)
-        placed = _place(gateway, [(lamp, 1)], customer=customer)
-        order = _settled(system, gateway, placed.json()["id"])
+    with new_shopper(system) as shopper:
+        [lamp] = _in_stock(system, shopper, "lamps-lanterns", 1)
+        placed = _place(shopper, [(lamp, 1)])
+        order = _settled(system, shopper, placed.json()["id"])
         assert order["status"] == "CONFIRMED", order
         expected = Counter((order["id"], subject) for subject in CONFIRMED_STORY)
 
-        items = _told(system, gateway, customer, expected)
+        items = _told(system, shopper, expected)
 
     assert Counter((n["order_id"], n["subject"]) for n in items) == expected
     scheme = {"rabbitmq": "amqp://", "nats": "nats://", "kafka": "kafka://"}[kind]

@@ -51,17 +51,17 @@ def test_a_product_carries_an_etag_and_an_unchanged_one_is_not_sent_again(gatewa
     assert stale.status_code == 200
 
 
-def test_bad_requests_get_problem_documents_never_a_500(gateway):
+def test_bad_requests_get_problem_documents_never_a_500(gateway, admin):
     cases = [
         gateway.get("/api/catalog/products", params={"page": "abc"}),
         gateway.get("/api/catalog/products", params={"page_size": 100000}),
         gateway.get(f"/api/catalog/products/{uuid.uuid4()}"),
-        gateway.post(
+        admin.post(
             "/api/catalog/products",
             content=b'{"sku": "broken',
             headers={"content-type": "application/json"},
         ),
-        gateway.post("/api/catalog/products", json={"sku": "X-1", "name": "", "price": 1}),
+        admin.post("/api/catalog/products", json={"sku": "X-1", "name": "", "price": 1}),
         gateway.get("/api/nowhere/products"),
     ]
     assert [r.status_code for r in cases] == [422, 422, 404, 422, 422, 404]
@@ -73,9 +73,9 @@ def test_bad_requests_get_problem_documents_never_a_500(gateway):
         assert problem["request_id"] == response.headers["x-request-id"]
 
 
-def test_a_product_created_by_an_admin_is_served_by_every_replica(gateway):
+def test_a_product_created_by_an_admin_is_served_by_every_replica(gateway, admin):
     sku = f"TEA-E2E-{uuid.uuid4().hex[:8].upper()}"
-    created = gateway.post(
+    created = admin.post(
         "/api/catalog/products",
         json={
             "sku": sku,
@@ -105,3 +105,20 @@ def test_requests_are_balanced_across_both_catalog_replicas(gateway):
     # Round robin gives 10 each; a replica briefly ejected by an earlier test may take fewer.
     assert served_by.count("catalog-1") >= 5
     assert served_by.count("catalog-2") >= 5
+
+
+def test_only_a_token_with_catalog_write_may_change_the_catalog(gateway, shopper):
+    product = {
+        "sku": f"TEA-E2E-{uuid.uuid4().hex[:8].upper()}",
+        "name": "Mint tea, 100 g",
+        "category": "tea-coffee",
+        "price": {"amount": 450, "currency": "EUR"},
+    }
+
+    anonymous = gateway.post("/api/catalog/products", json=product)
+    customer = shopper.post("/api/catalog/products", json=product)
+
+    assert anonymous.status_code == 401, anonymous.text
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert customer.status_code == 403, customer.text
+    assert gateway.get("/api/catalog/products", params={"q": product["sku"]}).json()["total"] == 0

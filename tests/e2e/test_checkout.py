@@ -1,4 +1,8 @@
-"""The three checkout stories through the gateway, checked by asking each service."""
+"""The three checkout stories through the gateway, checked by asking each service.
+
+Each test orders as a customer of its own (the ``shopper`` fixture), signed in by the code
+flow with PKCE; the last tests are the ones a customer could try against the access rules.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,10 @@ import threading
 import uuid
 
 import httpx
+
+from souk.testing import client_token
+
+from .conftest import CLI_CLIENT, bearer, new_shopper
 
 TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
 
@@ -33,34 +41,34 @@ def _payments(souk, order_id: str) -> list[dict]:
     return response.json()
 
 
-def _place(gateway, items, *, card="tok_ok", key=None, customer="c-amina") -> httpx.Response:
-    return gateway.post(
+def _place(shopper, items, *, card="tok_ok", key=None) -> httpx.Response:
+    """Place an order as the customer whose token ``shopper`` sends."""
+    return shopper.post(
         "/api/orders",
         headers={"Idempotency-Key": key or str(uuid.uuid4())},
         json={
-            "customer_id": customer,
             "items": [{"product_id": p["id"], "quantity": q} for p, q in items],
             "payment": {"card_token": card},
         },
     )
 
 
-def _settled(souk, gateway, order_id: str) -> dict:
+def _settled(souk, shopper, order_id: str) -> dict:
     def terminal():
-        order = gateway.get(f"/api/orders/{order_id}").json()
+        order = shopper.get(f"/api/orders/{order_id}").json()
         return order if order["status"] in TERMINAL else None
 
     return souk.wait_until(terminal, timeout=30, interval=0.1, message=f"order {order_id} settled")
 
 
-def test_an_order_in_stock_is_confirmed_with_stock_taken_and_payment_captured(souk, gateway):
-    saffron, cumin = _in_stock(souk, gateway, "spices", 2)
+def test_an_order_in_stock_is_confirmed_with_stock_taken_and_payment_captured(souk, shopper):
+    saffron, cumin = _in_stock(souk, shopper, "spices", 2)
     before = {p["sku"]: _stock(souk, p["sku"]) for p in (saffron, cumin)}
 
-    placed = _place(gateway, [(saffron, 2), (cumin, 1)])
+    placed = _place(shopper, [(saffron, 2), (cumin, 1)])
     assert placed.status_code == 201, placed.text
     assert placed.json()["status"] == "PENDING"
-    order = _settled(souk, gateway, placed.json()["id"])
+    order = _settled(souk, shopper, placed.json()["id"])
 
     assert order["status"] == "CONFIRMED", order
     expected = saffron["price"]["amount"] * 2 + cumin["price"]["amount"]
@@ -74,13 +82,13 @@ def test_an_order_in_stock_is_confirmed_with_stock_taken_and_payment_captured(so
     assert payment["amount"] == order["total"]
 
 
-def test_an_order_beyond_the_stock_is_rejected_with_a_reason_and_nothing_charged(souk, gateway):
-    lantern = _products(gateway, "lamps-lanterns")[0]
+def test_an_order_beyond_the_stock_is_rejected_with_a_reason_and_nothing_charged(souk, shopper):
+    lantern = _products(shopper, "lamps-lanterns")[0]
     available = _stock(souk, lantern["sku"])["available"]
 
-    placed = _place(gateway, [(lantern, available + 1)])
+    placed = _place(shopper, [(lantern, available + 1)])
     assert placed.status_code == 201, placed.text
-    order = _settled(souk, gateway, placed.json()["id"])
+    order = _settled(souk, shopper, placed.json()["id"])
 
     assert order["status"] == "REJECTED"
     assert "out of stock" in order["reason"].lower()
@@ -89,12 +97,12 @@ def test_an_order_beyond_the_stock_is_rejected_with_a_reason_and_nothing_charged
     assert _payments(souk, order["id"]) == []
 
 
-def test_a_declined_card_rejects_the_order_and_puts_the_stock_back(souk, gateway):
-    [teapot] = _in_stock(souk, gateway, "ceramics", 1)
+def test_a_declined_card_rejects_the_order_and_puts_the_stock_back(souk, shopper):
+    [teapot] = _in_stock(souk, shopper, "ceramics", 1)
     before = _stock(souk, teapot["sku"])
 
-    placed = _place(gateway, [(teapot, 1)], card="tok_decline")
-    order = _settled(souk, gateway, placed.json()["id"])
+    placed = _place(shopper, [(teapot, 1)], card="tok_decline")
+    order = _settled(souk, shopper, placed.json()["id"])
 
     assert order["status"] == "REJECTED"
     assert "declined" in order["reason"].lower()
@@ -103,17 +111,17 @@ def test_a_declined_card_rejects_the_order_and_puts_the_stock_back(souk, gateway
     assert [p["status"] for p in _payments(souk, order["id"])] == ["DECLINED"]
 
 
-def test_repeating_a_request_with_its_idempotency_key_never_orders_or_charges_twice(souk, gateway):
-    [rug] = _in_stock(souk, gateway, "textiles", 1)
+def test_repeating_a_request_with_its_idempotency_key_never_orders_or_charges_twice(souk, shopper):
+    [rug] = _in_stock(souk, shopper, "textiles", 1)
     before = _stock(souk, rug["sku"])
     key = str(uuid.uuid4())
 
-    first = _place(gateway, [(rug, 1)], key=key)
-    second = _place(gateway, [(rug, 1)], key=key)
+    first = _place(shopper, [(rug, 1)], key=key)
+    second = _place(shopper, [(rug, 1)], key=key)
     assert (first.status_code, second.status_code) == (201, 200)
     assert first.json()["id"] == second.json()["id"]
-    order = _settled(souk, gateway, first.json()["id"])
-    third = _place(gateway, [(rug, 1)], key=key)
+    order = _settled(souk, shopper, first.json()["id"])
+    third = _place(shopper, [(rug, 1)], key=key)
     assert third.status_code == 200
     assert third.json()["id"] == order["id"]
 
@@ -122,13 +130,16 @@ def test_repeating_a_request_with_its_idempotency_key_never_orders_or_charges_tw
     assert _stock(souk, rug["sku"])["on_hand"] == before["on_hand"] - 1
 
 
-def test_concurrent_retries_with_one_idempotency_key_make_one_order(souk, gateway):
-    [soap] = _in_stock(souk, gateway, "soaps-cosmetics", 1)
+def test_concurrent_retries_with_one_idempotency_key_make_one_order(souk, shopper):
+    [soap] = _in_stock(souk, shopper, "soaps-cosmetics", 1)
     key = str(uuid.uuid4())
     answers: list[httpx.Response] = []
+    authorization = shopper.headers["Authorization"]
 
     def place() -> None:
-        with httpx.Client(base_url=souk.gateway_url, timeout=10) as client:
+        with httpx.Client(
+            base_url=souk.gateway_url, timeout=10, headers={"Authorization": authorization}
+        ) as client:
             answers.append(_place(client, [(soap, 1)], key=key))
 
     threads = [threading.Thread(target=place) for _ in range(6)]
@@ -140,14 +151,80 @@ def test_concurrent_retries_with_one_idempotency_key_make_one_order(souk, gatewa
     ids = {a.json().get("id") for a in answers if a.status_code in (200, 201)}
     assert len(ids) == 1, [(a.status_code, a.text) for a in answers]
     assert sorted(a.status_code for a in answers).count(201) == 1
-    order = _settled(souk, gateway, ids.pop())
+    order = _settled(souk, shopper, ids.pop())
     assert len(_payments(souk, order["id"])) == 1
 
 
-def test_a_reused_key_with_another_body_is_refused(souk, gateway):
-    lamp, bowl = _in_stock(souk, gateway, "lamps-lanterns", 2)
+def test_a_reused_key_with_another_body_is_refused(souk, shopper):
+    lamp, bowl = _in_stock(souk, shopper, "lamps-lanterns", 2)
     key = str(uuid.uuid4())
-    assert _place(gateway, [(lamp, 1)], key=key).status_code == 201
-    reused = _place(gateway, [(bowl, 1)], key=key)
+    assert _place(shopper, [(lamp, 1)], key=key).status_code == 201
+    reused = _place(shopper, [(bowl, 1)], key=key)
     assert reused.status_code == 422
     assert reused.json()["type"] == "https://souk.dev/problems/idempotency-key-reused"
+
+
+def test_without_a_token_orders_are_refused_401_with_a_bearer_challenge(gateway):
+    for response in (
+        gateway.get("/api/orders"),
+        gateway.get(f"/api/orders/{uuid.uuid4()}"),
+        gateway.post("/api/orders", headers={"Idempotency-Key": str(uuid.uuid4())}, json={}),
+    ):
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_order_is_placed_for_the_customer_the_token_names(souk, shopper):
+    [lamp] = _in_stock(souk, shopper, "lamps-lanterns", 1)
+
+    placed = _place(shopper, [(lamp, 1)])
+    named = shopper.post(
+        "/api/orders",
+        headers={"Idempotency-Key": str(uuid.uuid4())},
+        json={
+            "customer_id": "someone-else",
+            "items": [{"product_id": lamp["id"], "quantity": 1}],
+            "payment": {"card_token": "tok_ok"},
+        },
+    )
+
+    assert placed.status_code == 201, placed.text
+    assert named.status_code == 422, named.text
+    [listed] = shopper.get("/api/orders").json()["items"]
+    assert listed["id"] == placed.json()["id"]
+    assert listed["customer_id"] == placed.json()["customer_id"] != "someone-else"
+
+
+def test_a_customer_cannot_read_or_cancel_another_customers_order(souk, shopper):
+    [lamp] = _in_stock(souk, shopper, "lamps-lanterns", 1)
+    order_id = _place(shopper, [(lamp, 1)]).json()["id"]
+
+    with new_shopper(souk) as stranger:
+        read = stranger.get(f"/api/orders/{order_id}")
+        cancelled = stranger.post(f"/api/orders/{order_id}/cancel")
+        listed = stranger.get("/api/orders").json()
+
+    assert read.status_code == 404, read.text
+    assert read.json()["type"] == "https://souk.dev/problems/order-not-found"
+    assert cancelled.status_code == 404, cancelled.text
+    assert listed["total"] == 0
+    assert shopper.get(f"/api/orders/{order_id}").status_code == 200
+
+
+def test_a_token_without_orders_write_cannot_place_an_order(souk, gateway):
+    [lamp] = _in_stock(souk, gateway, "lamps-lanterns", 1)
+    reader = client_token(souk.gateway_url, *CLI_CLIENT, ["orders:read"])
+
+    response = gateway.post(
+        "/api/orders",
+        headers={"Idempotency-Key": str(uuid.uuid4()), **bearer(reader)},
+        json={
+            "items": [{"product_id": lamp["id"], "quantity": 1}],
+            "payment": {"card_token": "tok_ok"},
+        },
+    )
+
+    assert response.status_code == 403, response.text
+    assert "insufficient_scope" in response.headers["www-authenticate"]
+    assert gateway.get("/api/orders", headers=bearer(reader)).status_code == 200

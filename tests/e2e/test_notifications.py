@@ -7,12 +7,12 @@ consumes through its inbox. Killing it mid-burst must lose no message and repeat
 from __future__ import annotations
 
 import signal
-import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from .conftest import new_shopper
 from .test_checkout import _in_stock, _place, _settled
 
 CONFIRMED_STORY = {"OrderPlaced", "PaymentCaptured", "OrderConfirmed"}
@@ -27,40 +27,34 @@ def _story(order: dict) -> set[str]:
     return DECLINED_STORY if "declined" in order["reason"].lower() else OUT_OF_STOCK_STORY
 
 
-def _notifications(gateway, customer: str) -> list[dict] | None:
-    """The customer's notifications, or None while notifications cannot answer."""
+def _notifications(shopper) -> list[dict] | None:
+    """The notifications of the customer whose token ``shopper`` sends, or None while
+    notifications cannot answer."""
     try:
-        response = gateway.get(
-            "/api/notifications", params={"customer": customer, "page_size": 100}
-        )
+        response = shopper.get("/api/notifications", params={"page_size": 100})
     except httpx.HTTPError:
         return None
     return response.json()["items"] if response.status_code == 200 else None
 
 
-def _told(souk, gateway, customer: str, expected: Counter) -> list[dict]:
+def _told(souk, shopper, expected: Counter) -> list[dict]:
     """Wait until the customer was told at least ``expected`` (order id, subject) pairs."""
 
     def complete():
-        items = _notifications(gateway, customer)
+        items = _notifications(shopper)
         if items is None:
             return None
         told = Counter((n["order_id"], n["subject"]) for n in items)
         return items if all(told[pair] >= count for pair, count in expected.items()) else None
 
-    return souk.wait_until(complete, timeout=60, interval=0.2, message=f"{customer} told all")
+    return souk.wait_until(complete, timeout=60, interval=0.2, message="the customer told all")
 
 
-def test_a_customer_is_told_about_each_order_and_payment_once(souk, gateway):
-    customer = f"c-{uuid.uuid4().hex[:8]}"
-    [teapot, kettle] = _in_stock(souk, gateway, "ceramics", 2)
-    confirmed = _settled(
-        souk, gateway, _place(gateway, [(teapot, 1)], customer=customer).json()["id"]
-    )
+def test_a_customer_is_told_about_each_order_and_payment_once(souk, shopper):
+    [teapot, kettle] = _in_stock(souk, shopper, "ceramics", 2)
+    confirmed = _settled(souk, shopper, _place(shopper, [(teapot, 1)]).json()["id"])
     declined = _settled(
-        souk,
-        gateway,
-        _place(gateway, [(kettle, 1)], card="tok_decline", customer=customer).json()["id"],
+        souk, shopper, _place(shopper, [(kettle, 1)], card="tok_decline").json()["id"]
     )
     assert (confirmed["status"], declined["status"]) == ("CONFIRMED", "REJECTED")
 
@@ -68,22 +62,29 @@ def test_a_customer_is_told_about_each_order_and_payment_once(souk, gateway):
         [(confirmed["id"], s) for s in CONFIRMED_STORY]
         + [(declined["id"], s) for s in DECLINED_STORY]
     )
-    items = _told(souk, gateway, customer, expected)
+    items = _told(souk, shopper, expected)
 
     assert Counter((n["order_id"], n["subject"]) for n in items) == expected
     texts = {n["subject"]: n["text"] for n in items if n["order_id"] == confirmed["id"]}
     assert texts["OrderConfirmed"].startswith(f"Your order {confirmed['id']} is confirmed")
     assert "EUR" in texts["PaymentCaptured"]
-    assert _notifications(gateway, f"c-nobody-{uuid.uuid4().hex[:8]}") == []
+    with new_shopper(souk) as nobody:
+        assert _notifications(nobody) == []
 
 
-def test_killing_notifications_mid_burst_loses_no_message_and_repeats_none(souk, gateway):
-    customer = f"c-{uuid.uuid4().hex[:8]}"
-    products = _in_stock(souk, gateway, "spices", 4)
+def test_without_a_token_notifications_are_refused_401_with_a_bearer_challenge(gateway):
+    response = gateway.get("/api/notifications", params={"customer": "anyone"})
+
+    assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_killing_notifications_mid_burst_loses_no_message_and_repeats_none(souk, shopper):
+    products = _in_stock(souk, shopper, "spices", 4)
     before = souk.instance("notifications-1")
 
     def order(n: int) -> str:
-        placed = _place(gateway, [(products[n % len(products)], 1)], customer=customer)
+        placed = _place(shopper, [(products[n % len(products)], 1)])
         assert placed.status_code == 201, placed.text
         return placed.json()["id"]
 
@@ -91,7 +92,7 @@ def test_killing_notifications_mid_burst_loses_no_message_and_repeats_none(souk,
         first = list(pool.map(order, range(10)))
         killed = souk.kill("notifications-1", signal.SIGKILL)
         rest = list(pool.map(order, range(10, 20)))
-    orders = [_settled(souk, gateway, order_id) for order_id in first + rest]
+    orders = [_settled(souk, shopper, order_id) for order_id in first + rest]
     souk.wait_until(
         lambda: (
             souk.instance("notifications-1").state == "ready"
@@ -102,7 +103,7 @@ def test_killing_notifications_mid_burst_loses_no_message_and_repeats_none(souk,
     )
 
     expected = Counter((o["id"], subject) for o in orders for subject in _story(o))
-    items = _told(souk, gateway, customer, expected)
+    items = _told(souk, shopper, expected)
 
     assert souk.instance("notifications-1").restarts == before.restarts + 1
     assert Counter((n["order_id"], n["subject"]) for n in items) == expected, "lost or repeated"

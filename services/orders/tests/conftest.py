@@ -1,6 +1,7 @@
-"""Hand-written fakes of the checkout's three ports (catalog, inventory, billing).
+"""Hand-written fakes of the checkout's three ports (catalog, inventory, billing), and of
+the access-token validator.
 
-Each behaves like the real service where the checkout depends on it (idempotent by
+Each port fake behaves like the real service where the checkout depends on it (idempotent by
 reservation id and by order id), records the calls it gets, and can be told to fail:
 before its effect (the call never arrived) or after it (the answer was lost).
 """
@@ -37,6 +38,18 @@ TEA = ProductSnapshot(
 )
 GOOD_CARD = "tok_ok"
 DECLINED_CARD = "tok_declined"
+
+
+CUSTOMER = "c-1"
+CUSTOMER_SCOPES = ("orders:read", "orders:write")
+
+
+def bearer(subject: str = CUSTOMER, *scopes: str) -> dict[str, str]:
+    """The Authorization header of a token ReadableTokens reads as ``subject``'s.
+
+    With no scopes, the customer's: orders:read and orders:write.
+    """
+    return {"Authorization": f"Bearer {subject};{','.join(scopes or CUSTOMER_SCOPES)}"}
 
 
 def unavailable(upstream: str = "fake") -> UpstreamFailure:

@@ -1,4 +1,5 @@
-"""A real, migrated SQLite catalog in tmp_path, and the real app on top of it."""
+"""A real, migrated SQLite catalog in tmp_path, the real app on top of it, and a fake of the
+access-token validator."""
 
 from __future__ import annotations
 
@@ -11,10 +12,28 @@ from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.app import MIGRATIONS, create_app
 from catalog.settings import CatalogSettings
 from chassis import Database
+from chassis.testing import ReadableTokens
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
+
+    from fastapi import FastAPI
+
+ADMIN = {"Authorization": "Bearer souk-cli;catalog:write"}
+"""The Authorization header of a token ReadableTokens reads as granting catalog:write."""
+
+
+def bearer(subject: str, *scopes: str) -> dict[str, str]:
+    """The Authorization header of a token ReadableTokens reads as ``subject``'s."""
+    return {"Authorization": f"Bearer {subject};{','.join(scopes)}"}
+
+
+def catalog_app(settings: CatalogSettings) -> FastAPI:
+    """The catalog app, judging access tokens with ReadableTokens."""
+    app = create_app(settings)
+    app.state.token_validator = ReadableTokens()
+    return app
 
 
 @pytest.fixture
@@ -38,6 +57,9 @@ def settings(tmp_path: Path) -> CatalogSettings:
 
 @pytest.fixture
 def client(settings: CatalogSettings) -> Iterator[TestClient]:
-    """The catalog app, started (migrated and seeded with the demo catalog)."""
-    with TestClient(create_app(settings)) as client:
+    """The catalog app, started (migrated and seeded with the demo catalog).
+
+    Its requests carry an admin's token, with catalog:write.
+    """
+    with TestClient(catalog_app(settings), headers=ADMIN) as client:
         yield client

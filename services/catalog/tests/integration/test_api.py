@@ -8,6 +8,7 @@ import pytest
 
 from catalog.adapters.demo_catalog import load_demo_catalog
 from catalog.domain.model import product_id_for
+from services.catalog.tests.integration.conftest import bearer
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -354,3 +355,37 @@ def test_the_openapi_document_describes_the_catalog_api(client: TestClient) -> N
     ]["schemas"].keys()
     not_found = document["paths"]["/products/{product_id}"]["get"]["responses"]["404"]
     assert "application/problem+json" in not_found["content"]
+
+
+def test_anyone_may_browse_the_catalog_without_a_token(client: TestClient) -> None:
+    del client.headers["Authorization"]
+
+    assert client.get("/products").status_code == 200
+    assert client.get(f"/products/{SAFFRON_ID}").status_code == 200
+    assert client.get("/categories").status_code == 200
+
+
+def test_changing_the_catalog_without_a_token_is_answered_401_with_a_bearer_challenge(
+    client: TestClient,
+) -> None:
+    del client.headers["Authorization"]
+
+    created = client.post("/products", json=NEW_LANTERN)
+    patched = client.patch(f"/products/{SAFFRON_ID}", json={"name": "Anonymous edit"})
+
+    problem_of(created, 401, "unauthorized")
+    problem_of(patched, 401, "unauthorized")
+    assert created.headers["www-authenticate"] == "Bearer"
+    assert client.get(f"/products/{SAFFRON_ID}").json()["name"] != "Anonymous edit"
+
+
+def test_a_customers_token_without_catalog_write_cannot_change_the_catalog(
+    client: TestClient,
+) -> None:
+    customer = bearer("c-1", "orders:read", "orders:write")
+
+    created = client.post("/products", json=NEW_LANTERN, headers=customer)
+    patched = client.patch(f"/products/{SAFFRON_ID}", json={"name": "Edit"}, headers=customer)
+
+    assert problem_of(created, 403, "insufficient-scope")["required_scopes"] == ["catalog:write"]
+    problem_of(patched, 403, "insufficient-scope")

@@ -9,8 +9,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from catalog.adapters.demo_catalog import load_demo_catalog
-from catalog.app import create_app
 from catalog.settings import CatalogSettings
+from services.catalog.tests.integration.conftest import ADMIN, catalog_app
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +29,7 @@ def test_the_demo_catalog_is_served_with_sixty_or_more_products_in_six_or_more_c
 
 def test_a_restart_does_not_seed_the_demo_catalog_twice(settings: CatalogSettings) -> None:
     for _ in range(2):
-        with TestClient(create_app(settings)) as client:
+        with TestClient(catalog_app(settings)) as client:
             assert client.get("/products").json()["total"] == DEMO_SIZE
 
 
@@ -38,16 +38,20 @@ def test_without_demo_data_the_catalog_starts_empty_but_with_its_categories(
 ) -> None:
     settings = CatalogSettings(data_dir=tmp_path, seed_demo_data=False)
 
-    with TestClient(create_app(settings)) as client:
+    with TestClient(catalog_app(settings)) as client:
         assert client.get("/products").json()["total"] == 0
         assert len(client.get("/categories").json()) >= 6
         assert client.get("/readyz").status_code == 200
 
 
 async def test_two_replicas_on_one_sqlite_file_both_start_and_agree(tmp_path: Path) -> None:
-    apps = [create_app(CatalogSettings(data_dir=tmp_path, instance=f"catalog-{n}")) for n in (1, 2)]
+    apps = [
+        catalog_app(CatalogSettings(data_dir=tmp_path, instance=f"catalog-{n}")) for n in (1, 2)
+    ]
     clients = [
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://catalog")
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://catalog", headers=ADMIN
+        )
         for app in apps
     ]
     lifespans = [app.router.lifespan_context(app) for app in apps]

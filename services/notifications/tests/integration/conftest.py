@@ -1,4 +1,5 @@
-"""A migrated notifications database in tmp_path, and the app listening to an embedded bus."""
+"""A migrated notifications database in tmp_path, the app listening to an embedded bus, and
+a fake of the access-token validator."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from chassis import Database
 from chassis.messaging import connect
+from chassis.testing import ReadableTokens
 from notifications.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from notifications.app import MIGRATIONS, create_app
 from notifications.settings import NotificationsSettings
@@ -20,6 +22,15 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from chassis.messaging import MessageBus
+
+
+def bearer(subject: str, *scopes: str) -> dict[str, str]:
+    """The Authorization header of a token ReadableTokens reads as ``subject``'s.
+
+    With no scopes, a customer's: orders:read and orders:write.
+    """
+    granted = scopes or ("orders:read", "orders:write")
+    return {"Authorization": f"Bearer {subject};{','.join(granted)}"}
 
 
 @pytest.fixture
@@ -50,6 +61,7 @@ async def notifications(tmp_path: Path, broker_url: str) -> AsyncIterator[httpx.
         data_dir=tmp_path, instance="notifications-test", broker_url=broker_url, shutdown_timeout=1
     )
     app = create_app(settings)
+    app.state.token_validator = ReadableTokens(client_id="souk-web")
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(

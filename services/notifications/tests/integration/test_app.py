@@ -17,7 +17,7 @@ from contracts.events import (
     PricedItem,
 )
 
-from .conftest import eventually
+from .conftest import bearer, eventually
 
 if TYPE_CHECKING:
     import httpx
@@ -41,8 +41,9 @@ def message(event: Event, key: str, message_id: str | None = None) -> Message:
     )
 
 
-async def notifications_of(client: httpx.AsyncClient, customer: str, **params: Any) -> Any:
-    response = await client.get("/notifications", params={"customer": customer, **params})
+async def notifications_of(client: httpx.AsyncClient, reader: str, **params: Any) -> Any:
+    """The notifications ``reader`` reads with their own token."""
+    response = await client.get("/notifications", params=params, headers=bearer(reader))
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -149,13 +150,42 @@ async def test_a_poison_event_ends_among_the_dead_letters(
     assert (await notifications_of(notifications, "c-1"))["total"] == 0
 
 
-async def test_listing_without_a_customer_is_a_422_problem(
+async def test_listing_without_a_token_is_a_401_problem_with_a_bearer_challenge(
     notifications: httpx.AsyncClient,
 ) -> None:
     response = await notifications.get("/notifications")
 
-    assert response.status_code == 422
+    assert response.status_code == 401
     assert response.headers["content-type"] == PROBLEM
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_listing_with_a_token_lacking_orders_read_is_a_403_problem(
+    notifications: httpx.AsyncClient,
+) -> None:
+    response = await notifications.get("/notifications", headers=bearer("c-1", "orders:write"))
+
+    assert response.status_code == 403
+    assert response.json()["required_scopes"] == ["orders:read"]
+
+
+async def test_a_customer_naming_another_in_the_query_still_reads_only_their_own(
+    notifications: httpx.AsyncClient, bus: MessageBus
+) -> None:
+    await bus.publish(
+        [
+            message(
+                OrderPlaced("o-9", "c-1", (OrderItem("p-1", 1),), "2026-11-25T10:00:00+00:00"),
+                "o-9",
+            )
+        ]
+    )
+
+    async def told() -> bool:
+        return bool((await notifications_of(notifications, "c-1"))["total"])
+
+    await eventually(told)
+    assert (await notifications_of(notifications, "c-2", customer="c-1"))["total"] == 0
 
 
 async def test_a_customer_nobody_told_anything_has_no_notifications(

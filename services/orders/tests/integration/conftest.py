@@ -18,15 +18,17 @@ import pytest
 from fastapi.testclient import TestClient
 
 from chassis import Database
+from chassis.testing import ReadableTokens
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.app import MIGRATIONS, Upstreams, create_app
 from orders.settings import OrdersSettings
-from services.orders.tests.conftest import GOOD_CARD
+from services.orders.tests.conftest import GOOD_CARD, bearer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Mapping
     from pathlib import Path
 
+    from fastapi import FastAPI
     from httpx import Response
 
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
@@ -67,25 +69,40 @@ def upstreams(catalog: FakeCatalog, inventory: FakeInventory, billing: FakeBilli
     return Upstreams(catalog=catalog, inventory=inventory, billing=billing)
 
 
+def orders_app(settings: OrdersSettings, upstreams: Upstreams | None = None) -> FastAPI:
+    """The orders app, judging access tokens with ReadableTokens."""
+    app = create_app(settings, upstreams=upstreams)
+    app.state.token_validator = ReadableTokens(client_id="souk-web")
+    return app
+
+
 @pytest.fixture
 def client(settings: OrdersSettings, upstreams: Upstreams) -> Iterator[TestClient]:
-    """The orders app, started: migrated, its runner resuming and waiting for orders."""
-    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+    """The orders app, started: migrated, its runner resuming and waiting for orders.
+
+    Its requests carry the token of customer c-1, with orders:read and orders:write.
+    """
+    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         yield client
 
 
-def order_body(
-    *items: tuple[str, int], card_token: str = GOOD_CARD, customer_id: str = "c-1"
-) -> dict[str, Any]:
+def order_body(*items: tuple[str, int], card_token: str = GOOD_CARD) -> dict[str, Any]:
     return {
-        "customer_id": customer_id,
         "items": [{"product_id": product, "quantity": quantity} for product, quantity in items],
         "payment": {"card_token": card_token},
     }
 
 
-def post_order(client: TestClient, body: dict[str, Any], key: str | None = None) -> Response:
-    return client.post("/orders", json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())})
+def post_order(
+    client: TestClient,
+    body: dict[str, Any],
+    key: str | None = None,
+    *,
+    auth: Mapping[str, str] | None = None,
+) -> Response:
+    """POST the order under ``key`` (a new one by default), as ``auth`` if given."""
+    headers = {"Idempotency-Key": key or str(uuid.uuid4()), **(auth or {})}
+    return client.post("/orders", json=body, headers=headers)
 
 
 def settled(client: TestClient, order_id: str) -> dict[str, Any]:

@@ -8,7 +8,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orders.app import create_app
-from services.orders.tests.integration.conftest import free_port, order_body, post_order, stuck
+from services.orders.tests.conftest import bearer
+from services.orders.tests.integration.conftest import (
+    free_port,
+    order_body,
+    orders_app,
+    post_order,
+    stuck,
+)
 
 if TYPE_CHECKING:
     from orders.settings import OrdersSettings
@@ -36,7 +43,7 @@ def test_with_every_upstream_down_an_order_waits_pending_with_the_reason(
             }
         }
     )
-    with TestClient(create_app(down)) as client:
+    with TestClient(orders_app(down), headers=bearer()) as client:
         order_id = post_order(client, order_body(("p-1", 1))).json()["id"]
         order = stuck(client, order_id)
 

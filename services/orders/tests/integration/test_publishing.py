@@ -24,13 +24,13 @@ from contracts.events import (
     decode,
 )
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
-from orders.app import Upstreams, create_app
+from orders.app import Upstreams
 from orders.domain.commands import CancelOrder
 from orders.domain.errors import StaleOrder
 from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.handlers import cancel_order, place_order
-from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA
-from services.orders.tests.integration.conftest import order_body
+from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer
+from services.orders.tests.integration.conftest import order_body, orders_app
 from services.orders.tests.unit.conftest import place_command
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ async def test_a_stale_save_publishes_nothing(
     async with other:
         late = await other.orders.get(placement.order.id)
         assert late is not None
-        await cancel_order(CancelOrder(placement.order.id), uow)
+        await cancel_order(CancelOrder(placement.order.id, "c-1"), uow)
         late.cancel(late.created_at)
         with pytest.raises(StaleOrder):
             await other.orders.save(late)
@@ -191,7 +191,7 @@ async def test_cancelling_a_confirmed_order_publishes_what_will_be_refunded(
     placement = await place_order(place_command((SAFFRON.product_id, 2)), uow)
     await checkout.drive(placement.order.id)
 
-    await cancel_order(CancelOrder(placement.order.id), uow)
+    await cancel_order(CancelOrder(placement.order.id, "c-1"), uow)
 
     *_, (_, cancelled) = await published(database)
     assert isinstance(cancelled, OrderCancelled)
@@ -219,17 +219,19 @@ async def test_the_app_relays_its_outbox_to_the_bus(
             confirmed.set()
 
     await bus.subscribe("orders", "listener", listen, dead_letters=Buried())
-    app = create_app(settings, upstreams=upstreams)
+    app = orders_app(settings, upstreams)
     try:
         async with (
             app.router.lifespan_context(app),
             httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://orders"
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://orders",
+                headers=bearer("c-7"),
             ) as client,
         ):
             response = await client.post(
                 "/orders",
-                json=order_body((SAFFRON.product_id, 1), customer_id="c-7"),
+                json=order_body((SAFFRON.product_id, 1)),
                 headers={"Idempotency-Key": str(uuid.uuid4())},
             )
             assert response.status_code == 201, response.text

@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING
 
 from fastapi.testclient import TestClient
 
-from orders.app import Upstreams, create_app
-from services.orders.tests.conftest import TEA, unavailable
-from services.orders.tests.integration.conftest import order_body, post_order, settled, stuck
+from orders.app import Upstreams
+from services.orders.tests.conftest import TEA, bearer, unavailable
+from services.orders.tests.integration.conftest import (
+    order_body,
+    orders_app,
+    post_order,
+    settled,
+    stuck,
+)
 
 if TYPE_CHECKING:
     from orders.settings import OrdersSettings
@@ -21,11 +27,11 @@ def test_an_order_left_pending_by_an_outage_is_confirmed_when_orders_starts_agai
     settings: OrdersSettings, upstreams: Upstreams, billing: FakeBilling
 ) -> None:
     billing.fail("capture", unavailable("billing"), unavailable("billing"))
-    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
         assert stuck(client, order_id)["status"] == "PENDING"
 
-    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order = settled(client, order_id)
 
     assert order["status"] == "CONFIRMED"
@@ -39,13 +45,13 @@ def test_a_checkout_stopped_in_the_middle_of_a_step_is_resumed_at_the_next_start
         await asyncio.sleep(3600)
 
     inventory.during("reserve", hang)
-    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order_id = post_order(client, order_body((TEA.product_id, 2))).json()["id"]
         deadline = time.monotonic() + 10
         while inventory.count("reserve") == 0:
             assert time.monotonic() < deadline, "the checkout never reached the reserve step"
             time.sleep(0.01)
-    with TestClient(create_app(settings, upstreams=upstreams)) as client:
+    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order = settled(client, order_id)
 
     assert order["status"] == "CONFIRMED"
@@ -58,7 +64,7 @@ def test_an_order_stuck_on_an_outage_is_confirmed_by_a_later_sweep(
 ) -> None:
     billing.fail("authorize", unavailable("billing"), unavailable("billing"))
     sweeping = settings.model_copy(update={"resume_interval": 0.1})
-    with TestClient(create_app(sweeping, upstreams=upstreams)) as client:
+    with TestClient(orders_app(sweeping, upstreams), headers=bearer()) as client:
         order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
         assert stuck(client, order_id)["status"] == "PENDING"
 

@@ -277,7 +277,7 @@ async def test_cancelling_an_order_while_a_step_is_under_way_undoes_that_step(
     order_id = await place((SAFFRON.product_id, 2))
 
     async def customer_cancels() -> None:
-        await cancel_order(CancelOrder(order_id), FakeUnitOfWork(store))
+        await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
 
     inventory.during("reserve", customer_cancels)
 
@@ -300,7 +300,7 @@ async def test_cancelling_with_the_payment_in_doubt_voids_it_once_its_outcome_is
     order_id = await place((TEA.product_id, 1))
     billing.fail("authorize", *(unavailable("billing") for _ in range(3)), after_effect=True)
     await checkout.drive(order_id)
-    await cancel_order(CancelOrder(order_id), FakeUnitOfWork(store))
+    await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
 
     order = await checkout.drive(order_id)
 
@@ -321,7 +321,7 @@ async def test_cancelling_a_confirmed_order_refunds_the_payment(
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     await checkout.drive(order_id)
-    await cancel_order(CancelOrder(order_id), FakeUnitOfWork(store))
+    await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
 
     order = await checkout.drive(order_id)
 

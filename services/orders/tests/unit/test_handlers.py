@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 import pytest
@@ -64,15 +65,41 @@ async def test_a_key_stored_meanwhile_by_a_concurrent_request_makes_this_one_a_r
 async def test_cancelling_a_pending_order_cancels_it_at_once(uow: FakeUnitOfWork) -> None:
     placed = (await place_order(place_command(("p-tea", 2)), uow)).order
 
-    order = await cancel_order(CancelOrder(placed.id), uow)
+    order = await cancel_order(CancelOrder(placed.id, "c-1"), uow)
 
     assert (order.status, order.reason) == (OrderStatus.CANCELLED, "cancelled by the customer")
-    assert (await get_order(uow, placed.id)).status is OrderStatus.CANCELLED
+    assert (await get_order(uow, placed.id, "c-1")).status is OrderStatus.CANCELLED
 
 
 async def test_cancelling_an_order_that_does_not_exist_is_refused(uow: FakeUnitOfWork) -> None:
     with pytest.raises(OrderNotFound):
-        await cancel_order(CancelOrder("no-such-order"), uow)
+        await cancel_order(CancelOrder("no-such-order", "c-1"), uow)
+
+
+async def test_another_customers_order_is_not_found_and_cannot_be_cancelled(
+    uow: FakeUnitOfWork, store: FakeStore
+) -> None:
+    placed = (await place_order(place_command(("p-tea", 2)), uow)).order
+
+    with pytest.raises(OrderNotFound):
+        await get_order(uow, placed.id, "c-2")
+    with pytest.raises(OrderNotFound):
+        await cancel_order(CancelOrder(placed.id, "c-2"), uow)
+    assert store.orders[placed.id].status is OrderStatus.PENDING
+
+
+async def test_a_key_another_customer_used_does_not_answer_with_their_order(
+    uow: FakeUnitOfWork,
+) -> None:
+    await place_order(place_command(("p-tea", 2), customer="c-1"), uow)
+    command = place_command(("p-tea", 2), customer="c-2")
+    # Even were the fingerprints alike, the key is another customer's.
+    same_fingerprint = dataclasses.replace(
+        command, request_fingerprint=place_command(("p-tea", 2)).request_fingerprint
+    )
+
+    with pytest.raises(IdempotencyKeyReused):
+        await place_order(same_fingerprint, uow)
 
 
 async def test_cancelling_a_rejected_order_is_refused(uow: FakeUnitOfWork) -> None:
@@ -85,12 +112,12 @@ async def test_cancelling_a_rejected_order_is_refused(uow: FakeUnitOfWork) -> No
         await uow.commit()
 
     with pytest.raises(OrderNotCancellable):
-        await cancel_order(CancelOrder(placed.id), uow)
+        await cancel_order(CancelOrder(placed.id, "c-1"), uow)
 
 
 async def test_asking_for_an_unknown_order_raises_not_found(uow: FakeUnitOfWork) -> None:
     with pytest.raises(OrderNotFound):
-        await get_order(uow, "no-such-order")
+        await get_order(uow, "no-such-order", "c-1")
 
 
 async def test_a_customers_orders_are_listed_newest_first_a_page_at_a_time(

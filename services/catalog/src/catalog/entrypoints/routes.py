@@ -18,6 +18,7 @@ from catalog.entrypoints.schemas import (
 )
 from catalog.service_layer import handlers, queries
 from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
+from chassis.auth import require_scopes
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
 from chassis.problems import problem_responses
 from chassis.requests import public_path
@@ -32,6 +33,8 @@ def unit_of_work(request: Request) -> UnitOfWork:
 
 
 Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+# Browsing is public; changing the catalog takes an admin's token.
+CATALOG_WRITE = require_scopes("catalog:write")
 
 
 @router.get(
@@ -86,8 +89,9 @@ async def get_product(request: Request, product_id: str, uow: Uow) -> Response:
     "/products",
     status_code=201,
     response_model=ProductPublic,
-    responses=problem_responses(409, 422),
-    summary="Create a product (admin)",
+    responses=problem_responses(401, 403, 409, 422),
+    summary="Create a product (admin: catalog:write)",
+    dependencies=[CATALOG_WRITE],
 )
 async def create_product(request: Request, body: ProductCreate, uow: Uow) -> Response:
     product = await handlers.create_product(body.to_command(), uow)
@@ -100,8 +104,9 @@ async def create_product(request: Request, body: ProductCreate, uow: Uow) -> Res
 @router.patch(
     "/products/{product_id}",
     response_model=ProductPublic,
-    responses=problem_responses(404, 412, 422),
-    summary="Change some fields of a product (admin)",
+    responses=problem_responses(401, 403, 404, 412, 422),
+    summary="Change some fields of a product (admin: catalog:write)",
+    dependencies=[CATALOG_WRITE],
 )
 async def update_product(
     request: Request,

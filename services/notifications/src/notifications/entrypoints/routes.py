@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from chassis.auth import AccessToken, require_scopes
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
-from notifications.domain.model import CUSTOMER_ID_MAX_LENGTH
 from notifications.entrypoints.schemas import NotificationPage
 from notifications.service_layer import queries
 from notifications.service_layer.ports import UnitOfWork, UnitOfWorkFactory
@@ -32,21 +32,19 @@ Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 @router.get(
     "/notifications",
     response_model=NotificationPage,
-    responses=problem_responses(422),
-    summary="List what a customer has been told about their orders, newest first",
+    responses=problem_responses(401, 403, 422),
+    summary="List what the caller has been told about their orders, newest first",
 )
 async def list_notifications(
     *,
     request: Request,
+    # A customer reads only what they were told: the customer is the token's subject.
+    token: Annotated[AccessToken, require_scopes("orders:read")],
     uow: Uow,
-    customer: Annotated[
-        str,
-        Query(min_length=1, max_length=CUSTOMER_ID_MAX_LENGTH, description="The customer's id."),
-    ],
     page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Notifications per page.")
     ] = queries.DEFAULT_PAGE_SIZE,
 ) -> Response:
-    result = await queries.list_notifications(uow, customer, page=page, page_size=page_size)
+    result = await queries.list_notifications(uow, token.subject, page=page, page_size=page_size)
     return conditional_json(request, NotificationPage.from_page(result).model_dump(mode="json"))

@@ -28,4 +28,7 @@ class PlaceOrder:
 
 @dataclass(frozen=True, slots=True)
 class CancelOrder:
+    """Cancel an order of ``customer_id``'s; another customer's order is not found."""
+
     order_id: str
+    customer_id: str

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import Response
 
 from chassis import ProblemError
+from chassis.auth import AccessToken, require_scopes
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
 from orders.domain.commands import CancelOrder
-from orders.domain.model import ID_MAX_LENGTH, IDEMPOTENCY_KEY_MAX_LENGTH, Order
+from orders.domain.model import IDEMPOTENCY_KEY_MAX_LENGTH, Order
 from orders.entrypoints.checkout_runner import CheckoutRunner
 from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
 from orders.service_layer import handlers, queries
@@ -65,6 +66,9 @@ def idempotency_key(
 Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 Runner = Annotated[CheckoutRunner, Depends(checkout_runner)]
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+# The customer is always the token's subject: a customer places, reads and cancels their own.
+Reader = Annotated[AccessToken, require_scopes("orders:read")]
+Writer = Annotated[AccessToken, require_scopes("orders:write")]
 
 
 @router.post(
@@ -73,14 +77,20 @@ IdempotencyKey = Annotated[str, Depends(idempotency_key)]
     response_model=OrderPublic,
     responses={
         200: {"description": "A replay: this key already placed this order", "model": OrderPublic},
-        **problem_responses(400, 422),
+        **problem_responses(400, 401, 403, 422),
     },
-    summary="Place an order; its checkout runs in the background",
+    summary="Place an order for the token's subject; its checkout runs in the background",
 )
 async def place_order(
-    request: Request, key: IdempotencyKey, body: OrderCreate, uow: Uow, runner: Runner
+    *,
+    request: Request,
+    token: Writer,
+    key: IdempotencyKey,
+    body: OrderCreate,
+    uow: Uow,
+    runner: Runner,
 ) -> Response:
-    placement = await handlers.place_order(body.to_command(key), uow)
+    placement = await handlers.place_order(body.to_command(key, token.subject), uow)
     if not placement.replayed:
         runner.schedule(placement.order.id)
     location = str(request.url_for("get_order", order_id=placement.order.id))
@@ -95,41 +105,49 @@ async def place_order(
 @router.get(
     "/orders/{order_id}",
     response_model=OrderPublic,
-    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
-    summary="Get one order, with its checkout's progress and an ETag",
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        **problem_responses(401, 403, 404),
+    },
+    summary="Get one of the caller's orders, with its checkout's progress and an ETag",
 )
-async def get_order(request: Request, order_id: str, uow: Uow) -> Response:
-    return conditional_json(request, _public(await queries.get_order(uow, order_id)))
+async def get_order(request: Request, token: Reader, order_id: str, uow: Uow) -> Response:
+    order = await queries.get_order(uow, order_id, token.subject)
+    return conditional_json(request, _public(order))
 
 
 @router.get(
     "/orders",
     response_model=OrderPage,
-    responses=problem_responses(422),
-    summary="List a customer's orders, newest first",
+    responses=problem_responses(401, 403, 422),
+    summary="List the caller's orders, newest first",
 )
 async def list_orders(
     *,
     request: Request,
+    token: Reader,
     uow: Uow,
-    customer_id: Annotated[str, Query(min_length=1, max_length=ID_MAX_LENGTH)],
     page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Orders per page.")
     ] = queries.DEFAULT_PAGE_SIZE,
 ) -> Response:
-    result = await queries.list_orders(uow, customer_id, page=page, page_size=page_size)
+    result = await queries.list_orders(uow, token.subject, page=page, page_size=page_size)
     return conditional_json(request, OrderPage.from_page(result).model_dump(mode="json"))
 
 
 @router.post(
     "/orders/{order_id}/cancel",
     response_model=OrderPublic,
-    responses=problem_responses(404, 409),
-    summary="Cancel a pending or confirmed order; payment and stock are given back after",
+    responses=problem_responses(401, 403, 404, 409),
+    summary="Cancel one of the caller's pending or confirmed orders; payment and stock are "
+    "given back after",
 )
-async def cancel_order(request: Request, order_id: str, uow: Uow, runner: Runner) -> Response:
-    order = await handlers.cancel_order(CancelOrder(order_id=order_id), uow)
+async def cancel_order(
+    request: Request, token: Writer, order_id: str, uow: Uow, runner: Runner
+) -> Response:
+    command = CancelOrder(order_id=order_id, customer_id=token.subject)
+    order = await handlers.cancel_order(command, uow)
     runner.schedule(order.id)
     return conditional_json(request, _public(order))
 

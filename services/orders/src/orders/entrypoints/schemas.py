@@ -42,7 +42,7 @@ class PaymentRequest(BaseModel):
 
 
 class OrderCreate(BaseModel):
-    """An order as a customer places it.
+    """An order as a customer places it; the customer is the access token's subject.
 
     Items naming the same product are merged into one line, whose quantity must still be
     at most 100.
@@ -50,22 +50,22 @@ class OrderCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=ID_MAX_LENGTH)
     items: list[ItemRequest] = Field(min_length=1, max_length=MAX_LINES)
     payment: PaymentRequest
 
-    def fingerprint(self) -> str:
-        """A digest of the request's content, whatever its key order or spacing."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    def fingerprint(self, customer_id: str) -> str:
+        """A digest of the customer's request, whatever its key order or spacing."""
+        content = {"customer_id": customer_id, **self.model_dump(mode="json")}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def to_command(self, idempotency_key: str) -> PlaceOrder:
+    def to_command(self, idempotency_key: str, customer_id: str) -> PlaceOrder:
         return PlaceOrder(
-            customer_id=self.customer_id,
+            customer_id=customer_id,
             items=tuple(RequestedItem(i.product_id, i.quantity) for i in self.items),
             card_token=self.payment.card_token,
             idempotency_key=idempotency_key,
-            request_fingerprint=self.fingerprint(),
+            request_fingerprint=self.fingerprint(customer_id),
         )
 
 

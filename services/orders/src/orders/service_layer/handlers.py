@@ -44,11 +44,11 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> Placement:
 
 
 async def cancel_order(command: CancelOrder, uow: UnitOfWork) -> Order:
-    """Cancel a pending or confirmed order; the checkout then undoes what it did."""
+    """Cancel a pending or confirmed order of the customer's; the checkout then undoes it."""
     for _ in range(MAX_CANCEL_ATTEMPTS):
         async with uow:
             order = await uow.orders.get(command.order_id)
-            if order is None:
+            if order is None or order.customer_id != command.customer_id:
                 raise OrderNotFound(command.order_id)
             order.cancel(datetime.now(UTC))
             try:
@@ -70,6 +70,9 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
             placed = await uow.orders.get(record.order_id)
             if placed is None:
                 raise OrderNotFound(record.order_id)
+            if placed.customer_id != command.customer_id:
+                # Keys are global: another customer's key must not answer with their order.
+                raise IdempotencyKeyReused(command.idempotency_key)
             return Placement(placed, replayed=True)
         now = datetime.now(UTC)
         order = Order.place(

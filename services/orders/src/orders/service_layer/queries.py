@@ -16,11 +16,12 @@ MAX_PAGE_SIZE: Final = 100
 MAX_PAGE: Final = 10_000
 
 
-async def get_order(uow: UnitOfWork, order_id: str) -> Order:
-    """The order with this id; raises OrderNotFound."""
+async def get_order(uow: UnitOfWork, order_id: str, customer_id: str) -> Order:
+    """The customer's order with this id; raises OrderNotFound, for another's order too."""
     async with uow:
         order = await uow.orders.get(order_id)
-    if order is None:
+    # Not found rather than forbidden: whether another customer's order exists is not told.
+    if order is None or order.customer_id != customer_id:
         raise OrderNotFound(order_id)
     return order
 
