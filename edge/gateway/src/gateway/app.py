@@ -11,6 +11,7 @@ from starlette.responses import Response
 import chassis
 from chassis.auth import AccessTokenValidator
 from gateway.auth import authenticate
+from gateway.openapi import PublicApiDocument, publish
 from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
 from gateway.security_headers import SecurityHeadersMiddleware
@@ -73,6 +74,13 @@ def create_app(
         routers=[router],
         on_startup=[start_edge],
         on_shutdown=[close_edge],
+    )
+    # The proxy's pooled session fetches the upstreams' documents too.
+    publish(
+        app,
+        PublicApiDocument(
+            settings, proxy, lambda: proxy.client, title=app.title, version=app.version
+        ),
     )
     # Appended, so they sit inside the chassis's request-context middleware: preflights and
     # every other answer get a request id, a metrics sample and an access log line too.

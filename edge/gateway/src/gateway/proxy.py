@@ -137,7 +137,7 @@ class Proxy:
         )
         safe_to_repeat = outbound.method in _IDEMPOTENT
         try:
-            upstream = await self._client.request(
+            upstream = await self.client.request(
                 outbound.method,
                 URL(f"{base}{outbound.path_and_query}", encoded=True),
                 headers=outbound.headers,
@@ -176,7 +176,8 @@ class Proxy:
         return response
 
     @property
-    def _client(self) -> aiohttp.ClientSession:
+    def client(self) -> aiohttp.ClientSession:
+        """The one pooled session to the upstreams (the OpenAPI document is fetched on it too)."""
         if self._session is None:
             raise RuntimeError("the proxy was not started")
         return self._session
