@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from joserfc import jwt
@@ -97,3 +101,32 @@ def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(gateway
     )
     assert refused.status_code == 401
     assert refused.json()["error"] == "invalid_client"
+
+
+def test_souk_token_prints_a_token_the_gateway_accepts(souk, gateway):
+    souk_command = Path(sys.executable).with_name("souk")
+    printed = subprocess.run(
+        [str(souk_command), "token", "--client", "souk-cli", "--scope", "orders:read",
+         "--gateway", souk.gateway_url],
+        env={**os.environ, "SOUK_CLIENT_SECRET": "souk-cli-development-secret"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+
+    assert printed.returncode == 0, printed.stderr
+    token = printed.stdout.strip()
+    listed = gateway.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    refused = subprocess.run(
+        [str(souk_command), "token", "--client", "souk-cli", "--gateway", souk.gateway_url],
+        env={**os.environ, "SOUK_CLIENT_SECRET": "wrong"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "invalid_client" in refused.stderr
+    assert "wrong" not in refused.stderr

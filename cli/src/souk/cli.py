@@ -1,4 +1,4 @@
-"""The `souk` command: up, down, status, logs, dlq."""
+"""The `souk` command: up, down, status, logs, dlq, token."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import httpx
 import typer
 
 from souk import orchestrator
@@ -33,6 +34,7 @@ from souk.display import (
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.state import AlreadyRunningError, SoukState
+from souk.tokens import CUSTOMER_SCOPES, TokenError, client_token, customer_token
 from souk.topology import TopologyError
 
 app = typer.Typer(
@@ -175,6 +177,40 @@ def logs(
 
 ServiceArgument = Annotated[str, typer.Argument(help="The service that keeps the dead letters.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+@app.command()
+def token(
+    email: Annotated[
+        str | None, typer.Option(help="A customer's email: signs them in (registers if new).")
+    ] = None,
+    client: Annotated[
+        str | None, typer.Option(help="A confidential client's id: client credentials.")
+    ] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="A scope to ask for; repeat for several.")
+    ] = None,
+    gateway: Annotated[str, typer.Option(help="The gateway's URL.")] = "http://localhost:8080",
+) -> None:
+    """Print an access token from identity, for `curl -H "Authorization: Bearer $(souk token ...)"`.
+
+    The password or the client secret is read from SOUK_PASSWORD / SOUK_CLIENT_SECRET, or asked
+    for, never taken from the command line (it would stay in the shell history).
+    """
+    if (email is None) == (client is None):
+        _fail("give either --email (a customer) or --client (a script or service)", code=2)
+    try:
+        if email is not None:
+            password = os.environ.get("SOUK_PASSWORD") or typer.prompt("password", hide_input=True)
+            scopes = scope or list(CUSTOMER_SCOPES)
+            typer.echo(customer_token(gateway, email, password, scopes=scopes))
+        elif client is not None:
+            secret = os.environ.get("SOUK_CLIENT_SECRET") or typer.prompt(
+                "client secret", hide_input=True
+            )
+            typer.echo(client_token(gateway, client, secret, scope or []))
+    except (TokenError, httpx.HTTPError) as exc:
+        _fail(str(exc))
 
 
 def _running(data_dir: Path | None) -> SoukState:
