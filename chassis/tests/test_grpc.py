@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
+from fastapi import FastAPI
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from opentelemetry import trace
@@ -17,12 +18,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from chassis import ServiceSettings
 from chassis.grpc import GrpcServer, channel_for, grpc_target
 from chassis.requests import request_id_var
+from chassis.testing import ReadableTokens, readable_bearer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     import httpx
-    from fastapi import FastAPI
 
     from chassis.tests.conftest import LogCapture
 
@@ -41,7 +42,9 @@ def echo_settings(instance: str = "echo-1") -> ServiceSettings:
     return ServiceSettings(service="echo", instance=instance, grpc_port=0, shutdown_timeout=1)
 
 
-def echo_server(settings: ServiceSettings) -> GrpcServer:
+def echo_server(
+    settings: ServiceSettings, scopes: dict[str, list[str]] | None = None
+) -> GrpcServer:
     """A server whose one method answers who served it, under which request id and trace."""
 
     async def whoami(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
@@ -66,6 +69,7 @@ def echo_server(settings: ServiceSettings) -> GrpcServer:
         settings,
         register=lambda server: server.add_generic_rpc_handlers((handler,)),
         service_names=[SERVICE],
+        scopes=scopes,
     )
 
 
@@ -287,3 +291,95 @@ def test_replica_urls_become_one_grpc_target(urls: list[str], target: str) -> No
 def test_addresses_that_cannot_share_one_channel_are_refused(urls: list[str]) -> None:
     with pytest.raises(ValueError, match=r"address|grpc"):
         grpc_target(urls)
+
+
+@contextlib.asynccontextmanager
+async def guarded(**scopes: list[str]) -> AsyncIterator[grpc.aio.Channel]:
+    """An echo server whose calls need a token ReadableTokens reads, with ``scopes`` per method."""
+    app = FastAPI()
+    app.state.token_validator = ReadableTokens()
+    server = echo_server(echo_settings(), {f"/{SERVICE}/{m}": s for m, s in scopes.items()})
+    await server.start(app)
+    channel = channel_for(urls_of(server))
+    try:
+        yield channel
+    finally:
+        await channel.close()
+        await server.stop()
+
+
+def bearer_metadata(subject: str, *scopes: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", readable_bearer(subject, *scopes)["Authorization"]),)
+
+
+async def refusal(channel: grpc.aio.Channel, **call: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await channel.unary_unary(WHOAMI)(b"", timeout=5, **call)
+    return refused.value.code(), refused.value.details() or ""
+
+
+async def test_a_call_without_a_token_is_unauthenticated() -> None:
+    async with guarded(Whoami=["echo:read"]) as channel:
+        code, details = await refusal(channel)
+
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    assert "authorization: Bearer" in details
+
+
+async def test_a_call_with_a_refused_token_is_unauthenticated() -> None:
+    async with guarded(Whoami=["echo:read"]) as channel:
+        code, details = await refusal(channel, metadata=(("authorization", "Bearer forged"),))
+
+    assert (code, details) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "The access token signature does not verify",
+    )
+
+
+async def test_a_token_without_the_methods_scope_is_permission_denied() -> None:
+    async with guarded(Whoami=["echo:read"]) as channel:
+        code, details = await refusal(channel, metadata=bearer_metadata("orders", "echo:write"))
+
+    assert (code, details) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "This call needs the scope(s): echo:read.",
+    )
+
+
+async def test_a_token_with_the_methods_scope_is_let_through() -> None:
+    async with guarded(Whoami=["echo:read"]) as channel:
+        answer = await channel.unary_unary(WHOAMI)(
+            b"", timeout=5, metadata=bearer_metadata("orders", "echo:read")
+        )
+
+    assert json.loads(answer)["instance"] == "echo-1"
+
+
+async def test_a_method_with_no_scopes_listed_still_needs_a_valid_token() -> None:
+    async with guarded() as channel:
+        code, _ = await refusal(channel)
+        answer = await channel.unary_unary(WHOAMI)(
+            b"", timeout=5, metadata=bearer_metadata("orders")
+        )
+
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    assert json.loads(answer)["instance"] == "echo-1"
+
+
+async def test_health_and_reflection_stay_open_without_a_token() -> None:
+    async with guarded(Whoami=["echo:read"]) as channel:
+        serving_status = await health_of(channel, SERVICE)
+        stream = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+        answers = [answer async for answer in stream]
+
+    assert serving_status == SERVING
+    assert SERVICE in {service.name for service in answers[0].list_services_response.service}
+
+
+async def test_a_server_that_checks_tokens_will_not_start_without_a_validator() -> None:
+    server = echo_server(echo_settings(), {WHOAMI: ["echo:read"]})
+
+    with pytest.raises(RuntimeError, match="no token validator: set SOUK_AUTH_ISSUER"):
+        await server.start(FastAPI())

@@ -232,7 +232,11 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     assert topology.services["catalog"].replicas == 2
     assert topology.services["inventory"].grpc
     assert topology.services["orders"].upstreams == ["catalog", "inventory", "billing", "identity"]
-    assert topology.services["billing"].upstreams == ["payment-primary", "payment-backup"]
+    assert topology.services["billing"].upstreams == [
+        "payment-primary",
+        "payment-backup",
+        "identity",
+    ]
     for simulator in ("payment-primary", "payment-backup"):
         assert topology.module_of(simulator) == "payment_provider"
         assert not topology.services[simulator].database
@@ -244,10 +248,17 @@ def test_the_gateway_and_every_checking_service_trust_the_issuer_identity_names(
 
     assert issuer == "http://localhost:8080"
     assert topology.services["gateway"].env["GATEWAY_AUTH_ISSUER"] == issuer
-    for checking in ("catalog", "orders", "notifications"):
+    for checking in ("catalog", "orders", "notifications", "billing", "inventory"):
         service = topology.services[checking]
         assert service.env[f"{checking.upper()}_AUTH_ISSUER"] == issuer
         assert "identity" in service.upstreams
+
+
+def test_orders_calls_billing_and_inventory_as_its_own_client_of_identity() -> None:
+    orders = load_topology(default_topology_path()).services["orders"]
+
+    assert orders.env["ORDERS_CLIENT_ID"] == "orders"
+    assert orders.env["ORDERS_CLIENT_SECRET"] == "orders-development-secret"  # noqa: S105
 
 
 def test_local_souk_yaml_wins_over_the_default(tmp_path: Path) -> None:

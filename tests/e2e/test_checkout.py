@@ -6,6 +6,7 @@ flow with PKCE; the last tests are the ones a customer could try against the acc
 
 from __future__ import annotations
 
+import functools
 import threading
 import uuid
 
@@ -16,6 +17,8 @@ from souk.testing import client_token
 from .conftest import CLI_CLIENT, bearer, new_shopper
 
 TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
+# Billing and inventory check tokens themselves: reading them straight needs one that may.
+ORDERS_CLIENT = ("orders", "orders-development-secret")
 
 
 def _products(gateway, category: str) -> list[dict]:
@@ -30,14 +33,26 @@ def _in_stock(souk, gateway, category: str, count: int) -> list[dict]:
     return stocked[:count]
 
 
+@functools.cache
+def _reader(gateway_url: str) -> dict[str, str]:
+    """Headers with a token that may read stock levels and payments (one per system)."""
+    return bearer(client_token(gateway_url, *ORDERS_CLIENT, ["stock:read", "payments:read"]))
+
+
 def _stock(souk, sku: str) -> dict:
     inventory = souk.url("inventory")
-    return httpx.get(f"{inventory}/stock/{sku}", timeout=5).json()
+    headers = _reader(souk.gateway_url)
+    return httpx.get(f"{inventory}/stock/{sku}", headers=headers, timeout=5).json()
 
 
 def _payments(souk, order_id: str) -> list[dict]:
     billing = souk.url("billing")
-    response = httpx.get(f"{billing}/payments", params={"order_id": order_id}, timeout=5)
+    response = httpx.get(
+        f"{billing}/payments",
+        params={"order_id": order_id},
+        headers=_reader(souk.gateway_url),
+        timeout=5,
+    )
     return response.json()
 
 

@@ -15,7 +15,16 @@ import contextlib
 import inspect
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
@@ -26,6 +35,7 @@ from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chassis.auth import InvalidTokenError, KeysUnavailableError
 from chassis.logs import get_logger
 from chassis.requests import REQUEST_ID_HEADER, outbound_headers, request_id_from, request_id_var
 from chassis.tracing import build_tracer_provider, propagator
@@ -34,6 +44,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.sdk.trace import TracerProvider
 
+    from chassis.auth import AccessTokenValidator
     from chassis.settings import ServiceSettings
 
 Register = Callable[[grpc.aio.Server], None]
@@ -46,6 +57,11 @@ _access_log = get_logger("chassis.access")
 # Health checks are frequent and uninteresting, like /healthz: served, but not logged.
 _QUIET_SERVICES = (f"/{health.SERVICE_NAME}/",)
 _ROUND_ROBIN = ("grpc.lb_policy_name", "round_robin")
+# Load balancers and operators probe these without a token, as they do /healthz over HTTP.
+_OPEN_SERVICES = (f"/{health.SERVICE_NAME}/", f"/{reflection.SERVICE_NAME}/")
+
+Behaviour = Callable[..., Any]
+"""A servicer method as gRPC calls it: ``(request, context)``, a coroutine or async generator."""
 
 
 class GrpcServer:
@@ -56,10 +72,19 @@ class GrpcServer:
     (SERVING for each of ``service_names`` and for the server as a whole while it runs,
     NOT_SERVING once it stops) and server reflection. Each call continues the caller's
     trace, carries its ``x-request-id`` into logs and writes one access log line.
+
+    With ``scopes`` (full method name → the scopes it requires), every call but health and
+    reflection needs a bearer token in its ``authorization`` metadata, judged by the app's
+    ``token_validator`` (see :class:`BearerTokenInterceptor`).
     """
 
     def __init__(
-        self, settings: ServiceSettings, *, register: Register, service_names: Sequence[str]
+        self,
+        settings: ServiceSettings,
+        *,
+        register: Register,
+        service_names: Sequence[str],
+        scopes: Mapping[str, Collection[str]] | None = None,
     ) -> None:
         if settings.grpc_port is None:
             raise ValueError(
@@ -69,6 +94,7 @@ class GrpcServer:
         self._settings = settings
         self._register = register
         self._service_names = list(service_names)
+        self._scopes = scopes
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
         self._tracer_provider: TracerProvider | None = None
@@ -82,15 +108,27 @@ class GrpcServer:
             raise RuntimeError("the gRPC server has not started")
         return self._port
 
-    async def start(self, _app: FastAPI | None = None) -> None:
+    async def start(self, app: FastAPI | None = None) -> None:
         """Bind, start serving and report SERVING; a start-up hook for create_app."""
         self._stopping = False
+        interceptors: list[grpc.aio.ServerInterceptor] = []
+        if self._scopes is not None:
+            validator = getattr(app.state, "token_validator", None) if app else None
+            if validator is None:
+                raise RuntimeError(
+                    f"{self._settings.service} checks the tokens of gRPC calls but has no "
+                    f"token validator: set {self._settings.model_config.get('env_prefix', '')}"
+                    "AUTH_ISSUER"
+                )
+            interceptors.append(BearerTokenInterceptor(validator, self._scopes))
         self._tracer_provider = build_tracer_provider(self._settings)
         tracer = self._tracer_provider.get_tracer(f"{self._settings.service}.grpc")
         # SO_REUSEPORT (gRPC's default on Linux) would let a second process bind the same
         # port and silently take half the calls; a clash must fail start-up instead.
+        # The call context comes first, so a refused token is logged under its request id.
         server = grpc.aio.server(
-            interceptors=[_CallContextInterceptor(tracer)], options=[("grpc.so_reuseport", 0)]
+            interceptors=[_CallContextInterceptor(tracer), *interceptors],
+            options=[("grpc.so_reuseport", 0)],
         )
         self._register(server)
         self._health = health.aio.HealthServicer()
@@ -138,33 +176,112 @@ class _CallContextInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
+        return _rewrapped(handler, _Observer(self._tracer, handler_call_details.method))
+
+
+class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses a call unless the bearer token in its metadata grants its method's scopes.
+
+    ``scopes`` maps full method names (``/souk.inventory.v1.Inventory/Reserve``) to the
+    scopes each requires; a method not listed still needs a valid token. Health and
+    reflection stay open. No token or a refused one is UNAUTHENTICATED, a missing scope
+    PERMISSION_DENIED, keys that cannot be fetched UNAVAILABLE.
+    """
+
+    def __init__(
+        self, validator: AccessTokenValidator, scopes: Mapping[str, Collection[str]]
+    ) -> None:
+        self._validator = validator
+        self._scopes = {method: frozenset(required) for method, required in scopes.items()}
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
         method = handler_call_details.method
-        observe = _Observer(self._tracer, method)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                observe(handler.unary_unary),
-                handler.request_deserializer,
-                handler.response_serializer,
+        if handler is None or method.startswith(_OPEN_SERVICES):
+            return handler
+        required = self._scopes.get(method, frozenset())
+        return _rewrapped(handler, lambda behaviour: self._guarded(behaviour, required))
+
+    def _guarded(self, behaviour: Behaviour, required: frozenset[str]) -> Behaviour:
+        if inspect.isasyncgenfunction(behaviour):
+
+            async def streaming(request: Any, context: _Context) -> AsyncIterator[Any]:
+                await self._check(context, required)
+                async for response in behaviour(request, context):
+                    yield response
+
+            return streaming
+
+        if inspect.iscoroutinefunction(behaviour):
+
+            async def unary(request: Any, context: _Context) -> Any:
+                await self._check(context, required)
+                return await behaviour(request, context)
+
+            return unary
+
+        # A plain function runs in a thread pool, where this check cannot run first.
+        raise TypeError("a gRPC method whose token is checked must be async")
+
+    async def _check(self, context: _Context, required: frozenset[str]) -> None:
+        token = _bearer_token(context.invocation_metadata() or ())
+        if token is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "This call needs an access token: send metadata authorization: Bearer <token>.",
             )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                observe(handler.unary_stream),
-                handler.request_deserializer,
-                handler.response_serializer,
+        try:
+            access = await self._validator.validate(token)
+        except InvalidTokenError as error:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, error.description)
+        except KeysUnavailableError:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "The issuer's signing keys cannot be fetched just now; try again shortly.",
             )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                observe(handler.stream_unary),
-                handler.request_deserializer,
-                handler.response_serializer,
+        if not access.grants(*required):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"This call needs the scope(s): {' '.join(sorted(required))}.",
             )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                observe(handler.stream_stream),
-                handler.request_deserializer,
-                handler.response_serializer,
-            )
-        return handler
+
+
+def _bearer_token(metadata: Iterable[tuple[str, str | bytes]]) -> str | None:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str):
+            scheme, _, token = value.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _rewrapped(
+    handler: grpc.RpcMethodHandler[Any, Any], wrap: Callable[[Behaviour], Behaviour]
+) -> grpc.RpcMethodHandler[Any, Any]:
+    """``handler`` with its behaviour (whichever of the four kinds) passed through ``wrap``."""
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            wrap(handler.unary_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            wrap(handler.unary_stream), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_unary is not None:
+        return grpc.stream_unary_rpc_method_handler(
+            wrap(handler.stream_unary), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(
+            wrap(handler.stream_stream), handler.request_deserializer, handler.response_serializer
+        )
+    return handler
 
 
 class _Observer:
@@ -174,7 +291,7 @@ class _Observer:
         self._tracer = tracer
         self._method = method
 
-    def __call__(self, behaviour: Callable[..., Any]) -> Callable[..., Any]:
+    def __call__(self, behaviour: Behaviour) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
 
             async def streaming(request: Any, context: _Context) -> AsyncIterator[Any]:

@@ -14,6 +14,7 @@ from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.app import MIGRATIONS, create_app
 from billing.settings import BillingSettings
 from chassis import Database
+from chassis.testing import ReadableTokens, readable_bearer
 from payment_provider.app import create_app as create_provider_app
 from payment_provider.settings import ProviderSettings
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 PROVIDER_TIMEOUT = 0.5
+# What orders' client token grants: billing's callers are services, not customers.
+ORDERS_TOKEN = readable_bearer("orders", "payments:write", "payments:read")
 
 
 def free_port() -> int:
@@ -132,15 +135,23 @@ def settings(
 
 
 @pytest.fixture
-async def billing(settings: BillingSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """Billing, started (migrated, with its HTTP session open), as an in-process client."""
+async def billing_app(settings: BillingSettings) -> AsyncIterator[FastAPI]:
+    """Billing, started (migrated, with its HTTP session open), judging tokens with
+    ReadableTokens."""
     app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://billing"
-        ) as client,
-    ):
+    app.state.token_validator = ReadableTokens()
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def billing(billing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Billing as orders calls it: an in-process client sending orders' token."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=billing_app),
+        base_url="http://billing",
+        headers=ORDERS_TOKEN,
+    ) as client:
         yield client
 
 

@@ -196,12 +196,18 @@ async def test_the_app_relays_its_outbox_to_the_bus(
         )
         assert paid.status_code == 201, paid.text
         await billing.post(f"/payments/{paid.json()['id']}/capture")
-        async with asyncio.timeout(10):
+        async with asyncio.timeout(30):
             await captured.wait()
     finally:
         await bus.close()
 
-    assert [(m.event_type, m.key) for m in received] == [
+    # At-least-once: a message may come twice (its consumers' inboxes absorb that), never
+    # out of order and never not at all.
+    firsts: list[Message] = []
+    for message in received:
+        if all(first.message_id != message.message_id for first in firsts):
+            firsts.append(message)
+    assert [(m.event_type, m.key) for m in firsts] == [
         ("PaymentAuthorized", "order-1"),
         ("PaymentCaptured", "order-1"),
     ]

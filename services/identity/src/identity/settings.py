@@ -9,7 +9,15 @@ from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
 
-DEFAULT_SCOPES = ["catalog:write", "orders:read", "orders:write"]
+DEFAULT_SCOPES = [
+    "catalog:write",
+    "orders:read",
+    "orders:write",
+    "payments:read",
+    "payments:write",
+    "stock:read",
+    "stock:write",
+]
 
 
 class ClientRegistration(BaseModel):
@@ -22,7 +30,9 @@ class ClientRegistration(BaseModel):
     redirect_uris: list[str] = Field(default_factory=list)
 
 
-# The demo's clients: a script that manages the catalog, and a browser app customers sign in to.
+# The demo's clients: a script that manages the catalog, a browser app customers sign in to,
+# and the orders service, which pays with billing and reserves stock with inventory.
+# Their secrets are for development only: a real deployment sets IDENTITY_CLIENTS.
 DEMO_CLIENTS = [
     ClientRegistration(
         client_id="souk-cli",
@@ -35,6 +45,12 @@ DEMO_CLIENTS = [
         name="Souk shop front",
         scopes=["orders:read", "orders:write"],
         redirect_uris=["http://127.0.0.1:8765/callback"],
+    ),
+    ClientRegistration(
+        client_id="orders",
+        name="Souk orders service",
+        secret=SecretStr("orders-development-secret"),
+        scopes=["payments:read", "payments:write", "stock:read", "stock:write"],
     ),
 ]
 

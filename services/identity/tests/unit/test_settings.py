@@ -13,7 +13,7 @@ def test_identity_listens_on_8006_with_the_demo_clients_by_default() -> None:
 
     assert settings.port == 8006
     assert settings.service == "identity"
-    assert {client.client_id for client in settings.clients} == {"souk-cli", "souk-web"}
+    assert {client.client_id for client in settings.clients} == {"souk-cli", "souk-web", "orders"}
 
 
 def test_settings_come_from_identity_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,7 +17,7 @@ from inventory.adapters.demo_stock import load_demo_stock
 from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from inventory.domain.errors import InventoryError
 from inventory.entrypoints.expiry import expire_reservations_every
-from inventory.entrypoints.grpc import SERVICE_NAME, InventoryServicer
+from inventory.entrypoints.grpc import REQUIRED_SCOPES, SERVICE_NAME, InventoryServicer
 from inventory.entrypoints.problems import inventory_problem
 from inventory.entrypoints.routes import router
 from inventory.service_layer.handlers import import_stock
@@ -68,7 +68,9 @@ def create_app(settings: InventorySettings) -> FastAPI:
         with contextlib.suppress(asyncio.CancelledError):
             await app.state.expiry
 
-    grpc_server = GrpcServer(settings, register=register, service_names=[SERVICE_NAME])
+    grpc_server = GrpcServer(
+        settings, register=register, service_names=[SERVICE_NAME], scopes=REQUIRED_SCOPES
+    )
     app = chassis.create_app(
         settings,
         title="Souk inventory",

@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from chassis import Database
-from chassis.grpc import channel_for
+from chassis.grpc import grpc_target
+from chassis.testing import ReadableTokens, readable_bearer
 from contracts.inventory.v1.inventory_pb2_grpc import InventoryStub
 from inventory.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from inventory.app import MIGRATIONS, create_app
@@ -55,13 +56,38 @@ def make_settings(tmp_path: Path) -> Callable[..., InventorySettings]:
     return make
 
 
+# What orders' client token grants.
+ORDERS_TOKEN = readable_bearer("orders", "stock:read", "stock:write")["Authorization"]
+
+
+class OrdersToken(grpc.aio.UnaryUnaryClientInterceptor):
+    """Sends orders' token with every call that does not bring its own."""
+
+    async def intercept_unary_unary(
+        self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
+    ) -> Any:
+        metadata = grpc.aio.Metadata(*(client_call_details.metadata or ()))
+        if "authorization" not in metadata.keys():  # noqa: SIM118 - `in` on Metadata is typed by item
+            metadata["authorization"] = ORDERS_TOKEN
+        details = grpc.aio.ClientCallDetails(
+            client_call_details.method,
+            client_call_details.timeout,
+            metadata,
+            client_call_details.credentials,
+            client_call_details.wait_for_ready,
+        )
+        return await continuation(details, request)
+
+
 @dataclass
 class Replicas:
-    """Started apps, an HTTP client for each, and one gRPC channel balanced over them all."""
+    """Started apps, an HTTP client for each, and one gRPC channel balanced over them all
+    that calls with orders' token."""
 
     apps: list[FastAPI]
     http: list[httpx.AsyncClient]
     channel: grpc.aio.Channel
+    urls: list[str]
 
     @property
     def stub(self) -> Any:
@@ -76,6 +102,8 @@ def serve() -> Callable[..., contextlib.AbstractAsyncContextManager[Replicas]]:
     @contextlib.asynccontextmanager
     async def start(*settings: InventorySettings) -> AsyncIterator[Replicas]:
         apps = [create_app(s) for s in settings]
+        for app in apps:
+            app.state.token_validator = ReadableTokens()
         async with contextlib.AsyncExitStack() as stack:
             await _start_together(stack, [app.router.lifespan_context(app) for app in apps])
             http = [
@@ -87,8 +115,14 @@ def serve() -> Callable[..., contextlib.AbstractAsyncContextManager[Replicas]]:
                 for app in apps
             ]
             urls = [f"grpc://127.0.0.1:{app.state.grpc_server.port}" for app in apps]
-            channel = await stack.enter_async_context(channel_for(urls))
-            yield Replicas(apps=apps, http=http, channel=channel)
+            channel = await stack.enter_async_context(
+                grpc.aio.insecure_channel(
+                    grpc_target(urls),
+                    options=[("grpc.lb_policy_name", "round_robin")],
+                    interceptors=[OrdersToken()],
+                )
+            )
+            yield Replicas(apps=apps, http=http, channel=channel, urls=urls)
 
     return start
 

@@ -11,6 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from chassis.testing import readable_bearer
 from contracts.inventory.v1 import inventory_pb2 as pb
 
 if TYPE_CHECKING:
@@ -256,10 +257,13 @@ async def test_the_http_side_is_ready_with_its_grpc_server_and_shows_stock_level
     inventory: Replicas,
 ) -> None:
     http = inventory.http[0]
+    operator = readable_bearer("ops", "stock:read")
     ready = await http.get("/readyz")
-    one = await http.get(f"/stock/{SAFFRON}")
-    several = await http.get("/stock", params={"skus": f"{SAFFRON},TEA-NONE,{DJELLABA}"})
-    unknown = await http.get("/stock/TEA-NONE")
+    one = await http.get(f"/stock/{SAFFRON}", headers=operator)
+    several = await http.get(
+        "/stock", params={"skus": f"{SAFFRON},TEA-NONE,{DJELLABA}"}, headers=operator
+    )
+    unknown = await http.get("/stock/TEA-NONE", headers=operator)
 
     assert (ready.status_code, ready.json()["checks"]["grpc"]) == (200, "ok")
     assert one.json() == {"sku": SAFFRON, "on_hand": 25, "reserved": 0, "available": 25}

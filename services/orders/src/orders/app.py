@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 import chassis
+from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
 from chassis.messaging.lifecycle import Messaging
 from orders.adapters.billing_client import BillingClient
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from orders.settings import OrdersSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# What orders' own token asks for: taking payments, and reserving and reading stock.
+CLIENT_SCOPES = ("payments:write", "stock:read", "stock:write")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,32 +104,44 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
 
 
 class _Clients:
-    """The process's one aiohttp session and one gRPC channel, and the clients on them."""
+    """The process's one aiohttp session, one gRPC channel and its own access token, and
+    the clients on them."""
 
     def __init__(self, settings: OrdersSettings) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
         self._channel: grpc.aio.Channel | None = None
+        self._tokens: ClientCredentials | None = None
 
     async def open(self) -> Upstreams:
         # Both belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
         channel = self._channel = channel_for(settings.upstream("inventory"))
+        if settings.client_secret is not None:
+            self._tokens = client_credentials_for(
+                settings,
+                client_id=settings.client_id,
+                secret=settings.client_secret.get_secret_value(),
+                scopes=CLIENT_SCOPES,
+            )
+        tokens = self._tokens
 
-        def http(name: str, timeout: float) -> HttpUpstream:
+        def http(name: str, timeout: float, *, authorized: bool = False) -> HttpUpstream:
             return HttpUpstream(
                 name,
                 settings.upstream(name),
                 session,
                 timeout=timeout,
                 connect_timeout=settings.connect_timeout,
+                tokens=tokens if authorized else None,
             )
 
+        # Browsing the catalog is public; billing and inventory check orders' token.
         return Upstreams(
             catalog=CatalogClient(http("catalog", settings.catalog_timeout)),
-            inventory=InventoryClient(channel, timeout=settings.inventory_timeout),
-            billing=BillingClient(http("billing", settings.billing_timeout)),
+            inventory=InventoryClient(channel, timeout=settings.inventory_timeout, tokens=tokens),
+            billing=BillingClient(http("billing", settings.billing_timeout, authorized=True)),
         )
 
     async def close(self) -> None:
@@ -136,3 +151,6 @@ class _Clients:
         if self._channel is not None:
             await self._channel.close()
             self._channel = None
+        if self._tokens is not None:
+            await self._tokens.close()
+            self._tokens = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
@@ -11,7 +11,8 @@ from chassis import ServiceSettings
 class OrdersSettings(ServiceSettings):
     """The chassis's settings for orders, and how the checkout talks to the others.
 
-    Upstreams: ``catalog`` and ``billing`` (http URLs), ``inventory`` (grpc URLs).
+    Upstreams: ``catalog`` and ``billing`` (http URLs), ``inventory`` (grpc URLs), and
+    ``identity``, which gives orders the token it calls billing and inventory with.
     """
 
     model_config = SettingsConfigDict(env_prefix="ORDERS_")
@@ -26,6 +27,9 @@ class OrdersSettings(ServiceSettings):
     retry_attempts: int = Field(default=4, ge=1, le=10, description="Tries per step and drive.")
     retry_base_delay: float = Field(default=0.2, ge=0, description="First backoff, seconds.")
     retry_max_delay: float = Field(default=2.0, ge=0, description="Longest backoff, seconds.")
+    client_id: str = Field(default="orders", description="Orders' client at identity.")
+    # None: orders calls billing and inventory without a token (only where they check none).
+    client_secret: SecretStr | None = None
     reservation_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
     checkout_concurrency: int = Field(default=32, ge=1, description="Checkouts driven at once.")
     resume_interval: float = Field(

@@ -16,6 +16,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from starlette.responses import JSONResponse, Response
 
+from chassis.auth import TokenUnavailableError
 from chassis.requests import request_id_var
 from contracts import Money
 from orders.adapters.billing_client import BillingClient
@@ -102,11 +103,58 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+class FakeTokens:
+    """Orders' own access token, as identity would give it; or identity's refusal."""
+
+    def __init__(self) -> None:
+        self.refusal: TokenUnavailableError | None = None
+
+    async def token(self) -> str:
+        if self.refusal is not None:
+            raise self.refusal
+        return "orders-own-token"
+
+
 @pytest.fixture
-def billing(billing_url: str, session: aiohttp.ClientSession) -> BillingClient:
+def tokens() -> FakeTokens:
+    return FakeTokens()
+
+
+@pytest.fixture
+def billing(billing_url: str, session: aiohttp.ClientSession, tokens: FakeTokens) -> BillingClient:
     return BillingClient(
-        HttpUpstream("billing", [billing_url], session, timeout=0.3, connect_timeout=0.5)
+        HttpUpstream(
+            "billing", [billing_url], session, timeout=0.3, connect_timeout=0.5, tokens=tokens
+        )
     )
+
+
+async def test_every_call_to_billing_carries_orders_own_token(
+    billing: BillingClient, stand_in: StandIn
+) -> None:
+    stand_in.will_answer(201, payment("AUTHORIZED"))
+    stand_in.will_answer(200, payment("CAPTURED"))
+
+    await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
+    await billing.capture("pay-1")
+
+    assert [sent["headers"]["authorization"] for sent in stand_in.requests] == [
+        "Bearer orders-own-token",
+        "Bearer orders-own-token",
+    ]
+
+
+@pytest.mark.parametrize("transient", [True, False])
+async def test_no_token_from_identity_fails_the_call_before_billing_is_asked(
+    billing: BillingClient, stand_in: StandIn, tokens: FakeTokens, transient: bool
+) -> None:
+    tokens.refusal = TokenUnavailableError("identity refused client 'orders'", transient=transient)
+
+    with pytest.raises(UpstreamFailure, match="identity refused client 'orders'") as failed:
+        await billing.void("pay-1")
+
+    assert failed.value.transient is transient
+    assert stand_in.requests == []
 
 
 async def test_authorizing_sends_order_customer_amount_and_card_under_a_key_of_the_order_id(

@@ -1,22 +1,27 @@
 """Consumer contract, orders → inventory: the gRPC calls and fields orders relies on.
 
 The descriptors prove the generated contract still has what orders sends and reads; the
-real inventory, run as its own process, proves it answers as orders expects.
+real inventory, run as its own process and checking the token orders gets from the real
+identity, proves it answers as orders expects.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
+from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
 from contracts.inventory.v1 import inventory_pb2
 from orders.adapters.inventory_client import InventoryClient
+from orders.app import CLIENT_SCOPES
 from orders.domain.errors import CheckoutRefused, OutOfStock
 from orders.service_layer.ports import StockLine, UpstreamFailure
+from orders.settings import OrdersSettings
 from services.orders.tests.integration.conftest import free_port, service_process
 
 if TYPE_CHECKING:
@@ -25,6 +30,9 @@ if TYPE_CHECKING:
 SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
 # In demo stock, with units on hand.
 SAFFRON = "SPC-SAFFRON-2G"
+ISSUER = "http://localhost:8080"
+# Identity's default client for orders; the topology gives orders the same secret.
+ORDERS_DEVELOPMENT_SECRET = "orders-development-secret"  # noqa: S105 - development only
 
 
 @pytest.mark.parametrize(
@@ -80,7 +88,24 @@ def test_reservations_are_lines_and_their_status_tells_holding_from_lapsed() -> 
 
 
 @pytest.fixture(scope="module")
-def inventory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def identity_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The real identity, with its development clients, orders among them."""
+    directory = tmp_path_factory.mktemp("identity")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        "IDENTITY_PORT": str(port),
+        "IDENTITY_DATA_DIR": str(directory),
+        "IDENTITY_INSTANCE": "identity-contract",
+        "IDENTITY_ISSUER": ISSUER,
+    }
+    with service_process("identity", env, f"{url}/readyz", directory / "identity.log"):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def inventory_target(tmp_path_factory: pytest.TempPathFactory, identity_url: str) -> Iterator[str]:
+    """The real inventory, checking tokens of identity's issuer."""
     directory = tmp_path_factory.mktemp("inventory")
     http_port, grpc_port = free_port(), free_port()
     env = {
@@ -88,6 +113,8 @@ def inventory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "INVENTORY_GRPC_PORT": str(grpc_port),
         "INVENTORY_DATA_DIR": str(directory),
         "INVENTORY_INSTANCE": "inventory-contract",
+        "INVENTORY_AUTH_ISSUER": ISSUER,
+        "INVENTORY_UPSTREAMS": json.dumps({"identity": [identity_url]}),
     }
     ready = f"http://127.0.0.1:{http_port}/readyz"
     with service_process("inventory", env, ready, directory / "inventory.log"):
@@ -95,10 +122,41 @@ def inventory_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def inventory(inventory_target: str) -> AsyncIterator[InventoryClient]:
+async def orders_tokens(identity_url: str) -> AsyncIterator[ClientCredentials]:
+    """Orders' own tokens from identity, as the composition root asks for them."""
+    settings = OrdersSettings(upstreams={"identity": [identity_url]})
+    tokens = client_credentials_for(
+        settings,
+        client_id=settings.client_id,
+        secret=ORDERS_DEVELOPMENT_SECRET,
+        scopes=CLIENT_SCOPES,
+    )
+    yield tokens
+    await tokens.close()
+
+
+@pytest.fixture
+async def inventory(
+    inventory_target: str, orders_tokens: ClientCredentials
+) -> AsyncIterator[InventoryClient]:
     channel = channel_for([inventory_target])
-    yield InventoryClient(channel, timeout=5)
+    yield InventoryClient(channel, timeout=5, tokens=orders_tokens)
     await channel.close()
+
+
+async def test_without_orders_token_the_real_inventory_refuses_to_reserve(
+    inventory_target: str,
+) -> None:
+    channel = channel_for([inventory_target])
+    try:
+        with pytest.raises(UpstreamFailure, match="Reserve: UNAUTHENTICATED") as refused:
+            await InventoryClient(channel, timeout=5).reserve(
+                new_id(), [StockLine(SAFFRON, 1)], ttl_seconds=60
+            )
+    finally:
+        await channel.close()
+
+    assert not refused.value.transient
 
 
 def new_id() -> str:

@@ -20,10 +20,15 @@ from billing.service_layer.ports import (
     UnitOfWorkFactory,
 )
 from chassis import ProblemError
+from chassis.auth import require_scopes
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
 
 router = APIRouter(tags=["payments"])
+
+# Only services call billing (orders, with its own client token); never a customer directly.
+PAY = require_scopes("payments:write")
+READ = require_scopes("payments:read")
 
 
 def unit_of_work(request: Request) -> UnitOfWork:
@@ -44,11 +49,12 @@ Providers = Annotated[Sequence[PaymentProvider], Depends(payment_providers)]
 
 @router.post(
     "/payments",
+    dependencies=[PAY],
     status_code=201,
     response_model=PaymentPublic,
     responses={
         200: {"model": PaymentPublic, "description": "A replay: the payment this key made"},
-        **problem_responses(400, 409, 422, 503),
+        **problem_responses(400, 401, 403, 409, 422, 503),
     },
     summary="Authorize a payment for an order (Idempotency-Key header required)",
     description=(
@@ -93,8 +99,12 @@ async def authorize_payment(
 
 @router.get(
     "/payments/{payment_id}",
+    dependencies=[READ],
     response_model=PaymentPublic,
-    responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        **problem_responses(401, 403, 404),
+    },
     summary="Get one payment, with an ETag",
 )
 async def get_payment(request: Request, payment_id: str, uow: Uow) -> Response:
@@ -103,8 +113,9 @@ async def get_payment(request: Request, payment_id: str, uow: Uow) -> Response:
 
 @router.get(
     "/payments",
+    dependencies=[READ],
     response_model=list[PaymentPublic],
-    responses=problem_responses(422),
+    responses=problem_responses(401, 403, 422),
     summary="List the payments of an order, oldest first",
 )
 async def list_payments(
@@ -120,8 +131,9 @@ async def list_payments(
 
 @router.post(
     "/payments/{payment_id}/capture",
+    dependencies=[PAY],
     response_model=PaymentPublic,
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(401, 403, 404, 409, 503),
     summary="Capture an authorized payment (repeating it changes nothing)",
 )
 async def capture_payment(
@@ -133,8 +145,9 @@ async def capture_payment(
 
 @router.post(
     "/payments/{payment_id}/void",
+    dependencies=[PAY],
     response_model=PaymentPublic,
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(401, 403, 404, 409, 503),
     summary="Void an authorized payment that will not be captured (repeating it changes nothing)",
 )
 async def void_payment(
@@ -146,8 +159,9 @@ async def void_payment(
 
 @router.post(
     "/payments/{payment_id}/refund",
+    dependencies=[PAY],
     response_model=PaymentPublic,
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(401, 403, 404, 409, 503),
     summary="Refund a captured payment in full (repeating it changes nothing)",
 )
 async def refund_payment(

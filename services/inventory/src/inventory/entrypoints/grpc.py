@@ -43,6 +43,18 @@ if TYPE_CHECKING:
     from inventory.service_layer.ports import Clock, UnitOfWorkFactory
 
 SERVICE_NAME: Final = pb.DESCRIPTOR.services_by_name["Inventory"].full_name
+# What a caller's token must grant, per method; the server refuses every call without one.
+REQUIRED_SCOPES: Final = {
+    f"/{SERVICE_NAME}/{method}": scopes
+    for method, scopes in {
+        "GetStock": ["stock:read"],
+        "GetReservation": ["stock:read"],
+        "AdjustStock": ["stock:write"],
+        "Reserve": ["stock:write"],
+        "Commit": ["stock:write"],
+        "Release": ["stock:write"],
+    }.items()
+}
 # Below this, a call would most likely run out of time half-way: refuse it before starting.
 MIN_SECONDS_TO_WORK: Final = 0.05
 

@@ -1,4 +1,4 @@
-"""Read-only HTTP routes for operators: stock levels by SKU."""
+"""Read-only HTTP routes for operators: stock levels by SKU, for a token granting stock:read."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from chassis.auth import require_scopes
+from chassis.problems import problem_responses
 from inventory.entrypoints.schemas import StockLevel
 from inventory.service_layer import queries
 from inventory.service_layer.ports import UnitOfWork, UnitOfWorkFactory
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(
+    tags=["inventory"],
+    dependencies=[require_scopes("stock:read")],
+    responses=problem_responses(401, 403),
+)
 
 
 def unit_of_work(request: Request) -> UnitOfWork:

@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from chassis.auth import TokenUnavailableError
 from chassis.requests import outbound_headers
 from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+    from chassis.auth import AccessTokenSource
 
 # Answers that say "not now" rather than "no": the same request may succeed later.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -41,7 +44,8 @@ class Answer:
 class HttpUpstream:
     """Calls one upstream's instances in turn; the next call goes to the next instance.
 
-    Every call carries the request id and trace context, and has a timeout. A failure to
+    Every call carries the request id and trace context, orders' own access token if
+    ``tokens`` is given, and has a timeout. A failure to
     reach an instance, or an answer that says to come back later, raises a transient
     UpstreamFailure: the caller's retry then lands on the next instance.
     """
@@ -54,8 +58,10 @@ class HttpUpstream:
         *,
         timeout: float,
         connect_timeout: float,
+        tokens: AccessTokenSource | None = None,
     ) -> None:
         self.name = name
+        self._tokens = tokens
         self._bases = itertools.cycle([url.rstrip("/") for url in urls])
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
@@ -70,12 +76,17 @@ class HttpUpstream:
     ) -> Answer:
         """The answer to one request; raises UpstreamFailure if there is no usable one."""
         url = next(self._bases) + path
+        sent = {
+            **outbound_headers(),
+            **(await self._authorization(method, path)),
+            **(headers or {}),
+        }
         try:
             async with self._session.request(
                 method,
                 url,
                 json=body,
-                headers={**outbound_headers(), **(headers or {})},
+                headers=sent,
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
@@ -95,6 +106,16 @@ class HttpUpstream:
                 transient=True,
             )
         return answer
+
+    async def _authorization(self, method: str, path: str) -> dict[str, str]:
+        if self._tokens is None:
+            return {}
+        try:
+            return {"Authorization": f"Bearer {await self._tokens.token()}"}
+        except TokenUnavailableError as error:
+            raise UpstreamFailure(
+                self.name, f"{method} {path}: {error}", transient=error.transient
+            ) from error
 
     def unexpected(self, method: str, path: str, answer: Answer) -> UpstreamFailure:
         """The failure to raise for an answer the caller cannot make sense of."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final
 
 import grpc
 
+from chassis.auth import TokenUnavailableError
 from contracts.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from orders.domain.errors import CheckoutRefused, OutOfStock
 from orders.service_layer.ports import UpstreamFailure
@@ -17,6 +18,7 @@ from orders.service_layer.ports import UpstreamFailure
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from chassis.auth import AccessTokenSource
     from orders.service_layer.ports import StockLine
 
 # Codes that say "not now": the same call may succeed later, or on another replica.
@@ -34,11 +36,21 @@ _HOLDING: Final = frozenset(
 
 
 class InventoryClient:
-    """Implements the Inventory port on one channel to every inventory replica."""
+    """Implements the Inventory port on one channel to every inventory replica.
 
-    def __init__(self, channel: grpc.aio.Channel, *, timeout: float) -> None:
+    With ``tokens``, every call carries orders' access token as ``authorization`` metadata.
+    """
+
+    def __init__(
+        self,
+        channel: grpc.aio.Channel,
+        *,
+        timeout: float,
+        tokens: AccessTokenSource | None = None,
+    ) -> None:
         self._stub = inventory_pb2_grpc.InventoryStub(channel)
         self._timeout = timeout
+        self._tokens = tokens
 
     async def reserve(
         self, reservation_id: str, lines: Sequence[StockLine], *, ttl_seconds: int
@@ -52,7 +64,9 @@ class InventoryClient:
             ttl_seconds=ttl_seconds,
         )
         try:
-            reservation = await self._stub.Reserve(request, timeout=self._timeout)
+            reservation = await self._stub.Reserve(
+                request, timeout=self._timeout, metadata=await self._metadata("Reserve")
+            )
         except grpc.aio.AioRpcError as error:
             # NOT_FOUND: a SKU the inventory does not stock, which is none available.
             if error.code() in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}:
@@ -65,7 +79,9 @@ class InventoryClient:
     async def commit(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
-            await self._stub.Commit(request, timeout=self._timeout)
+            await self._stub.Commit(
+                request, timeout=self._timeout, metadata=await self._metadata("Commit")
+            )
         except grpc.aio.AioRpcError as error:
             if error.code() in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}:
                 raise CheckoutRefused(f"stock reservation lapsed: {error.details()}") from error
@@ -74,11 +90,23 @@ class InventoryClient:
     async def release(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
-            await self._stub.Release(request, timeout=self._timeout)
+            await self._stub.Release(
+                request, timeout=self._timeout, metadata=await self._metadata("Release")
+            )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
                 return
             raise _failure("Release", error) from error
+
+    async def _metadata(self, method: str) -> tuple[tuple[str, str], ...]:
+        if self._tokens is None:
+            return ()
+        try:
+            return (("authorization", f"Bearer {await self._tokens.token()}"),)
+        except TokenUnavailableError as error:
+            raise UpstreamFailure(
+                "inventory", f"{method}: {error}", transient=error.transient
+            ) from error
 
     async def _shortage(self, lines: Sequence[StockLine], details: str) -> str:
         """``SKU (n available)`` for each short line; the refusal's own words if unsure."""
@@ -87,7 +115,9 @@ class InventoryClient:
         for line in named:
             try:
                 level = await self._stub.GetStock(
-                    inventory_pb2.GetStockRequest(sku=line.sku), timeout=self._timeout
+                    inventory_pb2.GetStockRequest(sku=line.sku),
+                    timeout=self._timeout,
+                    metadata=await self._metadata("GetStock"),
                 )
                 available = level.available
             except grpc.aio.AioRpcError as error:
