@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .conftest import (
+    CLI,
     WEB_CALLBACK,
     Pkce,
     authorize_parameters,
@@ -207,3 +208,52 @@ async def test_of_two_racing_exchanges_of_one_code_at_most_one_gets_tokens(
     answers = await asyncio.gather(*(exchange(identity, code, pkce) for _ in range(2)))
 
     assert sorted(answer.status_code == 200 for answer in answers) == [False, True]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_repeated_parameter_with_a_foreign_redirect_uri_is_refused_without_redirecting(
+    identity: httpx.AsyncClient, method: str
+) -> None:
+    parameters = [
+        ("client_id", "souk-web"),
+        ("client_id", "another"),
+        ("redirect_uri", "https://evil.example/phish"),
+        ("response_type", "code"),
+    ]
+    if method == "GET":
+        response = await identity.get("/oauth/authorize", params=parameters)
+    else:
+        response = await identity.request(
+            "POST",
+            "/oauth/authorize",
+            content="client_id=souk-web&client_id=another&redirect_uri=https%3A%2F%2Fevil.example"
+            "%2Fphish&response_type=code",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_a_used_code_presented_by_another_client_does_not_revoke_its_grant(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    pkce = Pkce()
+    code = await code_for(identity, pkce)
+    first = (await exchange(identity, code, pkce)).json()
+
+    stranger = await token(
+        identity,
+        auth=CLI,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=WEB_CALLBACK,
+        code_verifier=pkce.verifier,
+    )
+
+    assert stranger.status_code == 400
+    assert stranger.json()["error"] == "invalid_grant"
+    refresh = await token(
+        identity, grant_type="refresh_token", refresh_token=first["refresh_token"]
+    )
+    assert refresh.status_code == 200, refresh.text

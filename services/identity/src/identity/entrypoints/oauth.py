@@ -137,9 +137,18 @@ async def _authorization_request(
     server: AuthorizationServer, parameters: QueryParams | FormData
 ) -> AuthorizationRequest:
     try:
+        # Read first: until the client and its redirect URI are checked, an error (a repeated
+        # parameter) is answered here, never by a redirect to where the request pointed.
+        client_id = _single(parameters, "client_id")
+        redirect_uri = _single(parameters, "redirect_uri")
+    except OAuthError as error:
+        raise ProblemError(
+            400, "invalid-authorization-request", "Invalid authorization request", str(error)
+        ) from error
+    try:
         return await server.authorization_request(
-            client_id=_single(parameters, "client_id"),
-            redirect_uri=_single(parameters, "redirect_uri"),
+            client_id=client_id,
+            redirect_uri=redirect_uri,
             response_type=_single(parameters, "response_type"),
             scope=parse_scope(_single(parameters, "scope")),
             code_challenge=_single(parameters, "code_challenge"),
@@ -152,10 +161,14 @@ async def _authorization_request(
             400, "invalid-authorization-request", "Invalid authorization request", str(error)
         ) from error
     except OAuthError as error:
-        redirect_uri = _single(parameters, "redirect_uri") or ""
-        state = _single(parameters, "state")
+        # The client and redirect URI passed the check (UnknownRedirect comes first), so the
+        # error may go back to the client; a repeated state is not echoed.
+        try:
+            state = _single(parameters, "state")
+        except OAuthError:
+            state = None
         response = _redirect_to_client(
-            redirect_uri,
+            redirect_uri or "",
             state,
             error=error.error,
             error_description=str(error),

@@ -178,8 +178,11 @@ class AuthorizationServer:
             if issued is None:
                 raise InvalidGrant("unknown authorization code")
             if issued.used_at is not None or not await uow.codes.claim(code_hash, now):
-                await self._revoke_grant(uow, issued.grant_id, now)
-                await uow.commit()
+                # Only the client the code was issued to may set off the revocation: anyone
+                # else holding a leaked, used code could otherwise end the user's grant.
+                if issued.client_id == client.client_id:
+                    await self._revoke_grant(uow, issued.grant_id, now)
+                    await uow.commit()
                 raise InvalidGrant("the authorization code was already used")
             issued.check_redeemable(client.client_id, redirect_uri, now)
             issued.check_verifier(code_verifier)
