@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from chassis.upstream import UpstreamFailure
 from contracts import Money
 from orders.domain.errors import CheckoutRefused, OutOfStock, PaymentDeclined, UnknownProduct
 from orders.domain.model import ProductSnapshot
-from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence

@@ -14,9 +14,9 @@ import chassis
 from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
 from chassis.messaging.lifecycle import Messaging
+from chassis.upstream import HttpUpstream
 from orders.adapters.billing_client import BillingClient
 from orders.adapters.catalog_client import CatalogClient
-from orders.adapters.http_upstream import HttpUpstream
 from orders.adapters.inventory_client import InventoryClient
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.errors import OrdersError

@@ -18,11 +18,10 @@ from starlette.responses import JSONResponse, Response
 
 from chassis.auth import TokenUnavailableError
 from chassis.requests import request_id_var
+from chassis.upstream import HttpUpstream, UpstreamFailure
 from contracts import Money
 from orders.adapters.billing_client import BillingClient
-from orders.adapters.http_upstream import HttpUpstream
 from orders.domain.errors import CheckoutRefused, PaymentDeclined
-from orders.service_layer.ports import UpstreamFailure
 from services.orders.tests.integration.conftest import free_port
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import aiohttp
 import httpx
 import pytest
 
+from chassis.upstream import HttpUpstream
 from orders.adapters.catalog_client import CatalogClient
-from orders.adapters.http_upstream import HttpUpstream
 from orders.domain.errors import UnknownProduct
 from services.orders.tests.integration.conftest import free_port, service_process
 

@@ -16,11 +16,12 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
+from chassis.upstream import UpstreamFailure
 from contracts.inventory.v1 import inventory_pb2
 from orders.adapters.inventory_client import InventoryClient
 from orders.app import CLIENT_SCOPES
 from orders.domain.errors import CheckoutRefused, OutOfStock
-from orders.service_layer.ports import StockLine, UpstreamFailure
+from orders.service_layer.ports import StockLine
 from orders.settings import OrdersSettings
 from services.orders.tests.integration.conftest import free_port, service_process
 

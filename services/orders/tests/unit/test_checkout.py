@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from chassis.upstream import UpstreamFailure
 from contracts import Money
 from orders.domain.commands import CancelOrder
 from orders.domain.errors import CheckoutRefused
 from orders.domain.model import OrderStatus, Outcome, Step
 from orders.service_layer.checkout import RetryPolicy
 from orders.service_layer.handlers import cancel_order
-from orders.service_layer.ports import UpstreamFailure
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
 from services.orders.tests.unit.conftest import RESERVATION_TTL, FakeUnitOfWork
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from chassis.upstream import UpstreamFailure
 from orders.domain.errors import CheckoutRefused, PaymentDeclined
-from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from chassis.upstream import Answer, HttpUpstream
     from contracts import Money
-    from orders.adapters.http_upstream import Answer, HttpUpstream
 
 # Billing is still handling an earlier request with the same key: ask again shortly.
 _IN_FLIGHT = "idempotency-key-in-flight"

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from chassis.upstream import UpstreamFailure
 from contracts import Money, MoneyError
 from orders.domain.errors import UnknownProduct
 from orders.domain.model import ProductSnapshot
-from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
-    from orders.adapters.http_upstream import HttpUpstream
+    from chassis.upstream import HttpUpstream
 
 
 class CatalogClient:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Final
 import grpc
 
 from chassis.auth import TokenUnavailableError
+from chassis.upstream import UpstreamFailure
 from contracts.inventory.v1 import inventory_pb2, inventory_pb2_grpc
 from orders.domain.errors import CheckoutRefused, OutOfStock
-from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

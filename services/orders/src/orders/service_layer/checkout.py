@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, assert_never
 
 from chassis import get_logger
+from chassis.upstream import UpstreamFailure
 from orders.domain.errors import CheckoutRefused, OrderMovedOn, OrderNotFound, StaleOrder
 from orders.domain.model import CHECKOUT, EFFECTFUL, Step, StepDone
-from orders.service_layer.ports import StockLine, UpstreamFailure
+from orders.service_layer.ports import StockLine
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -71,19 +71,6 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 UnitOfWorkFactory = Callable[[], UnitOfWork]
 
 
-class UpstreamFailure(Exception):  # noqa: N818 - a state of another service, not a bug of ours
-    """Another service gave no usable answer: whether the call took effect is unknown.
-
-    ``transient`` failures (a refused connection, a timeout, 503, gRPC UNAVAILABLE) are worth
-    retrying soon; the others (an answer the port cannot make sense of) are not.
-    """
-
-    def __init__(self, upstream: str, message: str, *, transient: bool) -> None:
-        super().__init__(f"{upstream}: {message}")
-        self.upstream = upstream
-        self.transient = transient
-
-
 @dataclass(frozen=True, slots=True)
 class StockLine:
     sku: str

@@ -1,4 +1,8 @@
-"""One REST service's replicas, called round robin through the process's aiohttp session."""
+"""Calling another REST service: its replicas round robin through the process's aiohttp session.
+
+Every caller of a REST upstream (orders, the BFFs) uses this one client; ``UpstreamFailure`` is
+what it raises when there is no usable answer, and what service layers catch.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import aiohttp
 
 from chassis.auth import TokenUnavailableError
 from chassis.requests import outbound_headers
-from orders.service_layer.ports import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -41,12 +44,26 @@ class Answer:
         return ""
 
 
+class UpstreamFailure(Exception):  # noqa: N818 - a state of another service, not a bug of ours
+    """Another service gave no usable answer: whether the call took effect is unknown.
+
+    ``transient`` failures (a refused connection, a timeout, 503, gRPC UNAVAILABLE) are worth
+    retrying soon; the others (an answer the port cannot make sense of) are not.
+    """
+
+    def __init__(self, upstream: str, message: str, *, transient: bool) -> None:
+        super().__init__(f"{upstream}: {message}")
+        self.upstream = upstream
+        self.transient = transient
+
+
 class HttpUpstream:
     """Calls one upstream's instances in turn; the next call goes to the next instance.
 
-    Every call carries the request id and trace context, orders' own access token if
-    ``tokens`` is given, and has a timeout. A failure to
-    reach an instance, or an answer that says to come back later, raises a transient
+    Every call carries the request id and trace context, the caller's own access token if
+    ``tokens`` is given (or the headers the call names, such as a user's token), and has a
+    timeout. A failure to reach an instance, or an answer that says to come back later,
+    raises a transient
     UpstreamFailure: the caller's retry then lands on the next instance.
     """
 
