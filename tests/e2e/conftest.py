@@ -19,13 +19,25 @@ from souk.databases import drop
 from souk.testing import SoukSystem, client_token, customer_token, free_port, require_server
 from souk.topology import DatabaseSpec
 
+DEFAULT_PUBLIC_URL = "http://localhost:8080"
+
 
 def default_topology() -> dict[str, Any]:
-    """The topology `souk up` runs by default, with the gateway moved to a free port."""
+    """The topology `souk up` runs by default, with the gateway moved to a free port.
+
+    The public URL (the tokens' issuer, the storefront's sign-in callback) moves with it, so a
+    browser that follows identity's redirects lands on this system's gateway.
+    """
     text = resources.files("souk").joinpath("default_topology.yaml").read_text(encoding="utf-8")
     topology: dict[str, Any] = copy.deepcopy(yaml.safe_load(text))
     topology.pop("data_dir", None)
-    topology["services"]["gateway"]["port"] = free_port()
+    port = free_port()
+    topology["services"]["gateway"]["port"] = port
+    for service in topology["services"].values():
+        env = service.get("env", {})
+        for name, value in env.items():
+            if value == DEFAULT_PUBLIC_URL:
+                env[name] = f"http://127.0.0.1:{port}"
     return topology
 
 

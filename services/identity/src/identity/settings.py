@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Self
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
@@ -31,7 +31,10 @@ class ClientRegistration(BaseModel):
 
 
 # The demo's clients: a script that manages the catalog, a browser app customers sign in to,
+# the web storefront's backend (bff-web, a confidential client that keeps tokens server-side)
 # and the orders service, which pays with billing and reserves stock with inventory.
+# "{issuer}" in a redirect URI stands for the issuer: the storefront is served by the same
+# gateway, so its callback lives under the same public URL.
 # Their secrets are for development only: a real deployment sets IDENTITY_CLIENTS.
 DEMO_CLIENTS = [
     ClientRegistration(
@@ -45,6 +48,13 @@ DEMO_CLIENTS = [
         name="Souk shop front",
         scopes=["orders:read", "orders:write"],
         redirect_uris=["http://127.0.0.1:8765/callback"],
+    ),
+    ClientRegistration(
+        client_id="bff-web",
+        name="Souk storefront",
+        secret=SecretStr("bff-web-development-secret"),
+        scopes=["orders:read", "orders:write"],
+        redirect_uris=["{issuer}/auth/callback"],
     ),
     ClientRegistration(
         client_id="orders",
@@ -77,6 +87,22 @@ class IdentitySettings(ServiceSettings):
     jwks_leeway_seconds: int = Field(default=60, ge=0)
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=32)
+
+    @field_validator("clients")
+    @classmethod
+    def _redirects_under_the_issuer(
+        cls, clients: list[ClientRegistration], info: ValidationInfo
+    ) -> list[ClientRegistration]:
+        issuer = str(info.data.get("issuer", "")).rstrip("/")
+        # Copies: the demo clients are shared by every settings object of the process.
+        return [
+            client.model_copy(
+                update={
+                    "redirect_uris": [u.replace("{issuer}", issuer) for u in client.redirect_uris]
+                }
+            )
+            for client in clients
+        ]
 
     @model_validator(mode="after")
     def _clients_ask_for_known_scopes(self) -> Self:
