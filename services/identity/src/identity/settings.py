@@ -53,7 +53,8 @@ DEMO_CLIENTS = [
         client_id="bff-web",
         name="Souk storefront",
         secret=SecretStr("bff-web-development-secret"),
-        scopes=["orders:read", "orders:write"],
+        # stock:read for its own token (client credentials): product pages show stock.
+        scopes=["orders:read", "orders:write", "stock:read"],
         redirect_uris=["{issuer}/auth/callback"],
     ),
     ClientRegistration(
