@@ -19,6 +19,8 @@ from contracts.events import (
     PaymentRefunded,
     PaymentVoided,
     PricedItem,
+    ProductCreated,
+    ProductUpdated,
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
@@ -56,6 +58,10 @@ EXAMPLES = [
     ReservationCommitted("o-1", (StockLine("SPC-SAFFRON-2G", 2),), AT),
     ReservationReleased("o-1", (StockLine("SPC-SAFFRON-2G", 2),), AT),
     ReservationExpired("o-1", (StockLine("A", 1), StockLine("B", 3)), AT),
+    ProductCreated("p-1", "SPC-SAFFRON-2G", "Saffron", "spices", Money(1490, "EUR"), 1, AT),
+    ProductUpdated(
+        "p-1", "SPC-SAFFRON-2G", "Saffron, 2 g", "spices", Money(1490, "EUR"), 2, ("name",), AT
+    ),
 ]
 
 
@@ -86,6 +92,7 @@ def test_every_schema_is_registered_with_its_topic():
             "ReservationReleased",
             "ReservationExpired",
         },
+        "catalog": {"ProductCreated", "ProductUpdated"},
     }
 
 

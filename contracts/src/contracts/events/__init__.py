@@ -6,7 +6,8 @@ Producers: ``uow.outbox.add_event(event.topic, key, event)``. Consumers:
 
 from __future__ import annotations
 
-from contracts.events import orders, payments, stock
+from contracts.events import catalog, orders, payments, stock
+from contracts.events.catalog import ProductCreated, ProductUpdated
 from contracts.events.orders import (
     OrderCancelled,
     OrderConfirmed,
@@ -55,6 +56,8 @@ __all__ = [
     "PaymentRefunded",
     "PaymentVoided",
     "PricedItem",
+    "ProductCreated",
+    "ProductUpdated",
     "ReservationCommitted",
     "ReservationExpired",
     "ReservationReleased",
@@ -62,6 +65,7 @@ __all__ = [
     "StockReserved",
     "UnknownEventType",
     "UnsupportedSchemaVersion",
+    "catalog",
     "decode",
     "orders",
     "payments",
