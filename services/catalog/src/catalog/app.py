@@ -13,6 +13,7 @@ from catalog.domain.errors import CatalogError
 from catalog.entrypoints.problems import catalog_problem
 from catalog.entrypoints.routes import router
 from catalog.service_layer.handlers import import_catalog
+from chassis.messaging.lifecycle import Messaging
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,10 +42,13 @@ def create_app(settings: CatalogSettings) -> FastAPI:
     app = chassis.create_app(
         settings,
         title="Souk catalog",
-        description="Products and categories of the Souk shop: browse, search and administer.",
+        description="Products and categories of the Souk shop: browse, search and administer. "
+        "Every product added or revised is published on the bus (topic catalog).",
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[wire_storage],
+        # Publishes the product events the outbox holds; the catalog consumes nothing.
+        messaging=Messaging(settings),
     )
     app.add_exception_handler(CatalogError, catalog_problem)
     return app

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import MetaData
 
 from catalog.adapters.demo_catalog import load_demo_catalog
 from catalog.adapters.orm import metadata
@@ -17,6 +18,7 @@ from catalog.domain.model import Product
 from catalog.service_layer.handlers import create_product, import_catalog, update_product
 from catalog.service_layer.ports import ProductSort
 from catalog.service_layer.queries import list_categories, list_products
+from chassis.messaging import tables as messaging_tables
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -47,8 +49,13 @@ async def stock(uow: SqlAlchemyUnitOfWork, *products: Product) -> None:
 async def test_the_migrations_build_exactly_the_schema_the_tables_describe(
     database: Database,
 ) -> None:
+    """The catalog's tables, and the chassis's messaging tables (its outbox)."""
+    described = MetaData()
+    for table in (*metadata.tables.values(), *messaging_tables.metadata.tables.values()):
+        table.to_metadata(described)
+
     def differences(connection: Connection) -> list[object]:
-        return list(compare_metadata(MigrationContext.configure(connection), metadata))
+        return list(compare_metadata(MigrationContext.configure(connection), described))
 
     async with database.engine.connect() as connection:
         assert await connection.run_sync(differences) == []

@@ -42,6 +42,8 @@ class SqlAlchemyProductRepository:
         # The version each product had when this repository read or wrote it: a save only
         # applies if the row still has it, so concurrent revisions cannot overwrite each other.
         self._versions: dict[str, int] = {}
+        self.written: list[Product] = []
+        """The products added or revised in this transaction, whose events are to publish."""
 
     async def get(self, product_id: str) -> Product | None:
         row = (
@@ -69,6 +71,7 @@ class SqlAlchemyProductRepository:
                 raise
             raise DuplicateSku(product.sku) from error
         self._versions[product.id] = product.version
+        self._written(product)
 
     async def save(self, product: Product) -> None:
         stored_version = self._versions[product.id]
@@ -82,6 +85,7 @@ class SqlAlchemyProductRepository:
         if not isinstance(result, CursorResult) or result.rowcount != 1:
             raise ConcurrentUpdate(product.id)
         self._versions[product.id] = product.version
+        self._written(product)
 
     async def search(
         self,
@@ -111,6 +115,10 @@ class SqlAlchemyProductRepository:
             select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
         )
         return [self._track(row) for row in rows], total or 0
+
+    def _written(self, product: Product) -> None:
+        if all(written is not product for written in self.written):
+            self.written.append(product)
 
     def _track(self, row: Row[Any]) -> Product:
         product = Product(

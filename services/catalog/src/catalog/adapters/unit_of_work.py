@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from catalog.adapters.publishing import publish
 from catalog.adapters.repository import SqlAlchemyCategoryRepository, SqlAlchemyProductRepository
 from chassis import unit_of_work
 
@@ -20,3 +21,8 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
     def open_repositories(self, session: AsyncSession) -> None:
         self.products = SqlAlchemyProductRepository(session)
         self.categories = SqlAlchemyCategoryRepository(session)
+
+    async def commit(self) -> None:
+        """Commit the products written, with their events in the outbox, in one transaction."""
+        publish(self.products.written, self.outbox)
+        await super().commit()
