@@ -30,6 +30,7 @@ from chassis.auth import (
     IssuerKeys,
     KeysUnavailableError,
     Rejection,
+    Revocations,
     TokenValidator,
     require_scopes,
 )
@@ -72,6 +73,9 @@ class Issuer:
         self.jwks_url = ""
         self.down = False
         self.junk: list[Any] = []
+        self.revoked_grants: list[str] = []
+        self.revocation_requests: list[str | None] = []  # the If-None-Match of each
+        self.revocations_url = ""
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [*self.junk, *(key.as_dict(private=False) for key in self.published)]}
@@ -97,10 +101,12 @@ class Issuer:
         claims.update(overrides)
         return {name: value for name, value in claims.items() if value is not None}
 
-    def token(self, key: OKPKey | ECKey | None = None, **overrides: Any) -> str:
+    def token(
+        self, key: OKPKey | ECKey | None = None, *, typ: str | None = "at+jwt", **overrides: Any
+    ) -> str:
         key = key or self.signing_key
         alg = "EdDSA" if isinstance(key, OKPKey) else "ES256"
-        header = {"alg": alg, "kid": key.kid}
+        header = {"alg": alg, "kid": key.kid, **({"typ": typ} if typ else {})}
         return jwt.encode(header, self.claims(**overrides), key, algorithms=[alg])
 
 
@@ -115,11 +121,22 @@ async def issuer() -> AsyncIterator[Issuer]:
             return web.json_response({"title": "down for maintenance"}, status=503)
         return web.json_response(issuer.jwks())
 
+    async def revocations(request: web.Request) -> web.Response:
+        issuer.revocation_requests.append(request.headers.get("If-None-Match"))
+        if issuer.down:
+            return web.json_response({"title": "down for maintenance"}, status=503)
+        etag = '"' + hashlib.sha256(",".join(issuer.revoked_grants).encode()).hexdigest() + '"'
+        if request.headers.get("If-None-Match") == etag:
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.json_response({"grants": issuer.revoked_grants}, headers={"ETag": etag})
+
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get("/internal/revocations", revocations)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     issuer.jwks_url = str(server.make_url("/.well-known/jwks.json"))
+    issuer.revocations_url = str(server.make_url("/internal/revocations"))
     yield issuer
     await server.close()
 
@@ -270,7 +287,7 @@ async def test_a_token_naming_a_key_made_for_another_algorithm_is_rejected(
     ec_key = ECKey.generate_key("P-256", parameters={"kid": "ec-1"})
     issuer.published.append(ec_key)
     _, payload, signature = issuer.token().split(".")
-    forged_header = _b64(json.dumps({"alg": "EdDSA", "kid": "ec-1"}).encode())
+    forged_header = _b64(json.dumps({"alg": "EdDSA", "kid": "ec-1", "typ": "at+jwt"}).encode())
 
     assert await _rejection(validator, f"{forged_header}.{payload}.{signature}") == (
         Rejection.ALGORITHM_NOT_ALLOWED
@@ -294,9 +311,28 @@ async def test_garbage_is_malformed(validator: TokenValidator, token: str) -> No
 async def test_a_token_naming_no_key_is_rejected_as_unknown_key(
     issuer: Issuer, validator: TokenValidator
 ) -> None:
-    token = _unsigned({"alg": "EdDSA"}, issuer.claims()) + ".AAAA"
+    token = _unsigned({"alg": "EdDSA", "typ": "at+jwt"}, issuer.claims()) + ".AAAA"
 
     assert await _rejection(validator, token) == Rejection.UNKNOWN_KEY
+
+
+@pytest.mark.parametrize("typ", [None, "JWT", "id_token+jwt", "at+jwt+x"])
+async def test_a_jwt_that_does_not_say_it_is_an_access_token_is_rejected(
+    issuer: Issuer, validator: TokenValidator, typ: str | None
+) -> None:
+    # An ID token or any other JWT of the same issuer, signed with the same key, must not
+    # pass for an access token (RFC 9068 §4).
+    token = issuer.token(typ=typ)
+
+    assert await _rejection(validator, token) == Rejection.NOT_AN_ACCESS_TOKEN
+
+
+async def test_the_media_type_form_of_the_access_token_type_is_accepted(
+    issuer: Issuer, validator: TokenValidator
+) -> None:
+    token = issuer.token(typ="application/AT+JWT")
+
+    assert (await validator.validate(token)).subject == "ada"
 
 
 async def test_a_token_with_a_scope_that_is_not_a_string_is_malformed(
@@ -584,3 +620,76 @@ async def test_a_route_accepts_any_access_token_validator_on_the_app_state(
 
     assert placed.json() == {"customer": "grace"}
     assert refused.json()["reason"] == "bad-signature"
+
+
+# --- Revoked grants ---------------------------------------------------------------------------
+
+MAX_AGE = 5.0
+
+
+@pytest.fixture
+async def checking_revocations(issuer: Issuer, clock: Clock) -> AsyncIterator[TokenValidator]:
+    """A validator that also asks the issuer which grants it revoked, at most every 5 s."""
+    keys = IssuerKeys(issuer.jwks_url, refresh_cooldown=COOLDOWN, max_age=600, clock=clock)
+    revocations = Revocations(issuer.revocations_url, max_age=MAX_AGE, clock=clock)
+    validator = TokenValidator(keys, issuer=ISSUER, audience=AUDIENCE, revocations=revocations)
+    yield validator
+    await validator.close()
+
+
+async def test_a_token_of_a_revoked_grant_is_refused_once_the_list_is_refreshed(
+    issuer: Issuer, clock: Clock, checking_revocations: TokenValidator
+) -> None:
+    token = issuer.token(sid="grant-1")
+    assert (await checking_revocations.validate(token)).grant_id == "grant-1"
+
+    issuer.revoked_grants.append("grant-1")  # the user signed out: the family is revoked
+    clock.advance(MAX_AGE)
+
+    assert await _rejection(checking_revocations, token) == Rejection.REVOKED
+    # Tokens of other grants, and a client's own tokens (no grant), are not affected.
+    assert (await checking_revocations.validate(issuer.token(sid="grant-2"))).subject == "ada"
+    assert (await checking_revocations.validate(issuer.token())).grant_id is None
+
+
+async def test_the_list_is_asked_for_at_most_once_per_max_age_and_conditionally(
+    issuer: Issuer, clock: Clock, checking_revocations: TokenValidator
+) -> None:
+    token = issuer.token(sid="grant-1")
+    for _ in range(20):
+        await checking_revocations.validate(token)
+    assert len(issuer.revocation_requests) == 1
+
+    clock.advance(MAX_AGE)
+    await checking_revocations.validate(token)
+
+    assert len(issuer.revocation_requests) == 2
+    assert issuer.revocation_requests[1] is not None  # If-None-Match: answered 304
+
+
+async def test_an_idle_validator_asks_for_nothing(
+    issuer: Issuer, clock: Clock, checking_revocations: TokenValidator
+) -> None:
+    clock.advance(10 * MAX_AGE)
+
+    assert issuer.revocation_requests == []
+
+
+async def test_while_the_issuer_is_down_the_last_list_stays_in_force(
+    issuer: Issuer, clock: Clock, checking_revocations: TokenValidator
+) -> None:
+    issuer.revoked_grants.append("grant-1")
+    await checking_revocations.validate(issuer.token(sid="grant-0"))  # fetches the list
+    issuer.down = True
+    clock.advance(MAX_AGE)
+
+    assert await _rejection(checking_revocations, issuer.token(sid="grant-1")) == Rejection.REVOKED
+    assert (await checking_revocations.validate(issuer.token(sid="grant-2"))).subject == "ada"
+
+
+async def test_a_sid_that_is_not_a_string_is_malformed(
+    issuer: Issuer, checking_revocations: TokenValidator
+) -> None:
+    assert await _rejection(checking_revocations, issuer.token(sid=["grant-1"])) == (
+        Rejection.MALFORMED
+    )

@@ -1,7 +1,7 @@
 """Identity through the gateway: discovery, sign-up, the code flow with PKCE, client credentials.
 
-The gateway does not yet demand tokens on any route (issue 6 continues); these prove that
-the public identity routes work end to end through it, redirects and Basic auth included.
+The public identity routes work end to end through the gateway, redirects and Basic auth
+included; signing out (revoking the refresh token) ends the family's access tokens everywhere.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
@@ -39,15 +41,20 @@ def test_discovery_and_signing_keys_are_public_through_the_gateway(gateway):
     assert all("d" not in key for key in jwks["keys"]), "a private key was published"
 
 
-def test_a_customer_signs_up_and_gets_tokens_by_the_code_flow_with_pkce(gateway):
+def _signed_up(gateway) -> tuple[str, str, str]:
+    """A new customer: (their account id, email, password)."""
     email, password = f"amina-{uuid.uuid4().hex[:8]}@example.com", "sesame-opens-the-souk"
     registered = gateway.post("/api/users", json={"email": email, "password": password})
     assert registered.status_code == 201, registered.text
+    return registered.json()["id"], email, password
+
+
+def _code_flow(gateway, email: str, password: str) -> dict:
+    """The token answer of the code flow with PKCE, run as the public client souk-web."""
     verifier = secrets.token_urlsafe(48)
     challenge = (
         base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     )
-
     consent = gateway.post(
         "/oauth/authorize",
         data={
@@ -77,11 +84,52 @@ def test_a_customer_signs_up_and_gets_tokens_by_the_code_flow_with_pkce(gateway)
             "code_verifier": verifier,
         },
     )
-
     assert tokens.status_code == 200, tokens.text
-    claims = _claims(gateway, tokens.json()["access_token"])
-    assert claims["sub"] == registered.json()["id"]
+    return tokens.json()
+
+
+def test_a_customer_signs_up_and_gets_tokens_by_the_code_flow_with_pkce(gateway):
+    account, email, password = _signed_up(gateway)
+
+    tokens = _code_flow(gateway, email, password)
+
+    claims = _claims(gateway, tokens["access_token"])
+    assert claims["sub"] == account
     assert set(claims["scope"].split()) == {"orders:read", "orders:write"}
+
+
+def _refused_within(url: str, token: str, seconds: float) -> bool:
+    """Whether ``url`` starts answering 401 to ``token`` within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        if answer.status_code == 401:
+            return "revoked" in answer.headers.get("WWW-Authenticate", "")
+        assert answer.status_code == 200, answer.text
+        time.sleep(0.2)
+    return False
+
+
+def test_signing_out_ends_the_access_token_too_at_the_gateway_and_at_the_service(souk, gateway):
+    _, email, password = _signed_up(gateway)
+    tokens = _code_flow(gateway, email, password)
+    at_gateway = f"{souk.gateway_url}/api/orders"
+    at_orders = f"{souk.url('orders')}/orders"  # past the gateway: orders checks for itself
+    for url in (at_gateway, at_orders):
+        answer = httpx.get(url, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert answer.status_code == 200, answer.text
+
+    revoked = gateway.post(
+        "/oauth/revoke", data={"token": tokens["refresh_token"], "client_id": "souk-web"}
+    )
+
+    assert revoked.status_code == 200
+    # Validators read identity's revocation list at most every 5 s while they are busy.
+    assert _refused_within(at_gateway, tokens["access_token"], seconds=15)
+    assert _refused_within(at_orders, tokens["access_token"], seconds=15)
+    # A new sign-in is a new family: it works.
+    again = _code_flow(gateway, email, password)["access_token"]
+    assert httpx.get(at_gateway, headers={"Authorization": f"Bearer {again}"}).status_code == 200
 
 
 def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(gateway):

@@ -66,6 +66,8 @@ class Rejection(StrEnum):
     WRONG_ISSUER = "wrong-issuer"
     MALFORMED = "malformed"
     ALGORITHM_NOT_ALLOWED = "algorithm-not-allowed"
+    NOT_AN_ACCESS_TOKEN = "not-an-access-token"  # noqa: S105 - a reason, not a secret
+    REVOKED = "revoked"
 
 
 # Fixed texts, safe for a WWW-Authenticate header: never the token or any of its claims.
@@ -78,7 +80,13 @@ _DESCRIPTIONS = {
     Rejection.WRONG_ISSUER: "The access token comes from another issuer",
     Rejection.MALFORMED: "The access token is malformed",
     Rejection.ALGORITHM_NOT_ALLOWED: "The access token is signed with an algorithm not allowed",
+    Rejection.NOT_AN_ACCESS_TOKEN: "The token is not an access token (typ at+jwt)",
+    Rejection.REVOKED: "The access token's grant was revoked",
 }
+
+# RFC 9068 §2.1: an access token's header says "typ": "at+jwt", so that no other JWT the
+# issuer signs (an ID token, say) passes for one.
+ACCESS_TOKEN_TYPES = frozenset({"at+jwt", "application/at+jwt"})
 
 
 class InvalidTokenError(Exception):
@@ -103,6 +111,9 @@ class AccessToken:
     scopes: frozenset[str]
     token_id: str
     expires_at: datetime
+    grant_id: str | None = None
+    """The grant (refresh-token family) the token was issued from, ``sid``; None for a
+    client acting on its own behalf."""
 
     def grants(self, *scopes: str) -> bool:
         """Whether every one of ``scopes`` was granted."""
@@ -130,6 +141,9 @@ def issuer_validator(settings: ServiceSettings) -> TokenValidator | None:
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
         leeway=settings.auth_leeway_seconds,
+        revocations=Revocations(
+            settings.revocations_url(), max_age=settings.auth_revocations_max_age_seconds
+        ),
     )
 
 
@@ -345,15 +359,104 @@ def _signing_keys(entries: list[Any]) -> dict[str, PublicKey]:
     return keys
 
 
+class Revocations:
+    """The grants the issuer revoked lately, fetched over HTTP and cached for ``max_age``.
+
+    Revoking a refresh token ends its whole family (the grant) at once, but the access tokens
+    already issued from it are signed and would stay good until they expire. Identity lists
+    each revoked grant for as long as such tokens may live; a validator refuses a token whose
+    grant (``sid``) is listed. The list is fetched when a token is checked and the copy is
+    older than ``max_age``: an idle process asks nothing, a busy one at most once per
+    ``max_age``, conditionally (304 when nothing changed). Concurrent callers share one
+    fetch. When identity cannot be reached the last list stays in force, and the failure is
+    logged: a dead identity must not fail every request.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_age: float = 5.0,
+        fetch_timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self._max_age = max_age
+        self._timeout = aiohttp.ClientTimeout(total=fetch_timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._clock = clock
+        self._grants: frozenset[str] = frozenset()
+        self._etag: str | None = None
+        self._next_fetch_at = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def revoked(self, grant_id: str) -> bool:
+        """Whether the grant ``grant_id`` is revoked, as of at most ``max_age`` ago."""
+        if self._clock() >= self._next_fetch_at:
+            await self._refresh()
+        return grant_id in self._grants
+
+    async def close(self) -> None:
+        """Close the HTTP session, if one was opened."""
+        if self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def _refresh(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            if now < self._next_fetch_at:
+                return  # another caller fetched while this one waited
+            try:
+                await self._fetch()
+            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+                self._next_fetch_at = now + min(self._max_age, _RETRY_AFTER_FAILED_FETCH)
+                _log.warning(
+                    "revocation list fetch failed", url=self.url, error=type(error).__name__
+                )
+                return
+            self._next_fetch_at = now + self._max_age
+
+    async def _fetch(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = {"Accept": "application/json"}
+        if self._etag is not None:
+            headers["If-None-Match"] = self._etag
+        async with self._session.get(self.url, headers=headers) as response:
+            if response.status == 304:  # Not Modified
+                return
+            response.raise_for_status()
+            document = await response.json(content_type=None)
+            etag = response.headers.get("ETag")
+        grants = document.get("grants") if isinstance(document, dict) else None
+        if not isinstance(grants, list) or not all(isinstance(g, str) for g in grants):
+            raise ValueError("not a revocation list")
+        if len(grants) != len(self._grants):
+            _log.info("revocation list fetched", url=self.url, grants=len(grants))
+        self._grants = frozenset(grants)
+        self._etag = etag
+
+
 class TokenValidator:
     """Validates access tokens from one issuer for one audience.
 
     ``TokenValidator(IssuerKeys(jwks_url), issuer=..., audience=...)``; ``leeway`` (seconds)
-    absorbs clock skew on exp, nbf and iat.
+    absorbs clock skew on exp, nbf and iat. With ``revocations``, a token issued from a grant
+    the issuer has revoked is refused too.
     """
 
-    def __init__(self, keys: IssuerKeys, *, issuer: str, audience: str, leeway: int = 30) -> None:
+    def __init__(
+        self,
+        keys: IssuerKeys,
+        *,
+        issuer: str,
+        audience: str,
+        leeway: int = 30,
+        revocations: Revocations | None = None,
+    ) -> None:
         self.keys = keys
+        self.revocations = revocations
         self.issuer = issuer
         self.audience = audience
         required: ClaimsOption = {"essential": True}
@@ -379,14 +482,19 @@ class TokenValidator:
             raise
 
     async def close(self) -> None:
-        """Release the HTTP session used for the JWKS."""
+        """Release the HTTP sessions used for the JWKS and the revocation list."""
         await self.keys.close()
+        if self.revocations is not None:
+            await self.revocations.close()
 
     async def _validate(self, token: str) -> AccessToken:
         header = _header_of(token)
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALLOWED_ALGORITHMS:
             raise InvalidTokenError(Rejection.ALGORITHM_NOT_ALLOWED)
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES:
+            raise InvalidTokenError(Rejection.NOT_AN_ACCESS_TOKEN)
         if not isinstance(kid, str):
             raise InvalidTokenError(Rejection.UNKNOWN_KEY)
         key = await self.keys.key(kid)
@@ -394,9 +502,17 @@ class TokenValidator:
             raise InvalidTokenError(Rejection.UNKNOWN_KEY)
         claims = _verified_claims(token, key, alg)
         self._check(claims)
-        scope, client_id = claims["scope"], claims.get("client_id")
-        if not isinstance(scope, str) or not isinstance(client_id, str | None):
+        scope, client_id, grant_id = claims["scope"], claims.get("client_id"), claims.get("sid")
+        if not isinstance(scope, str) or not all(
+            isinstance(value, str | None) for value in (client_id, grant_id)
+        ):
             raise InvalidTokenError(Rejection.MALFORMED)
+        if (
+            grant_id is not None
+            and self.revocations is not None
+            and await self.revocations.revoked(grant_id)
+        ):
+            raise InvalidTokenError(Rejection.REVOKED)
         try:
             expires_at = datetime.fromtimestamp(claims["exp"], UTC)
         except (OverflowError, OSError, ValueError) as error:
@@ -407,6 +523,7 @@ class TokenValidator:
             scopes=frozenset(scope.split()),
             token_id=claims["jti"],
             expires_at=expires_at,
+            grant_id=grant_id,
         )
 
     def _check(self, claims: dict[str, Any]) -> None:

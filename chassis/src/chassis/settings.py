@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 IDENTITY_UPSTREAM = "identity"
 JWKS_PATH = "/.well-known/jwks.json"
+REVOCATIONS_PATH = "/internal/revocations"
 
 
 class ServiceSettings(BaseSettings):
@@ -40,6 +41,9 @@ class ServiceSettings(BaseSettings):
     auth_audience: str = "souk"
     # Absorbs clock skew between identity and this process on exp, nbf and iat.
     auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # How stale the copy of identity's revoked grants may be: a token of a revoked refresh
+    # family is refused at most this long after the revocation.
+    auth_revocations_max_age_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @classmethod
     def for_service(cls, service: str) -> Self:
@@ -82,6 +86,10 @@ class ServiceSettings(BaseSettings):
     def jwks_url(self) -> str:
         """Where the issuer publishes its signing keys: under the first identity instance."""
         return self.upstream(IDENTITY_UPSTREAM)[0].rstrip("/") + JWKS_PATH
+
+    def revocations_url(self) -> str:
+        """Where the issuer lists the grants it revoked lately: an internal route of identity."""
+        return self.upstream(IDENTITY_UPSTREAM)[0].rstrip("/") + REVOCATIONS_PATH
 
     @property
     def instance_id(self) -> str:

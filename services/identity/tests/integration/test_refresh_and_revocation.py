@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .conftest import WEB, token, tokens_for_amina
+from .validation import published_keys, validated_claims
 
 if TYPE_CHECKING:
     import httpx
+
+    from .conftest import Clock
+
+# An access token lives 600 s by default; identity's JWKS leeway adds 60.
+TOKENS_OUTLIVED = 600 + 60
 
 
 async def refresh(identity: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
@@ -113,3 +119,79 @@ async def test_an_unknown_refresh_token_is_invalid_grant(identity: httpx.AsyncCl
     response = await refresh(identity, "made-up")
 
     assert response.json()["error"] == "invalid_grant"
+
+
+async def revoked_grants(identity: httpx.AsyncClient) -> list[str]:
+    response = await identity.get("/internal/revocations")
+    assert response.status_code == 200, response.text
+    grants: list[str] = response.json()["grants"]
+    return grants
+
+
+async def grant_of(identity: httpx.AsyncClient, access_token: str) -> str:
+    sid: str = validated_claims(access_token, await published_keys(identity))["sid"]
+    return sid
+
+
+async def test_a_revoked_family_is_listed_so_validators_refuse_its_access_tokens(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    other = await tokens_for_amina(identity)
+    family = await grant_of(identity, signed_in["access_token"])
+    assert await revoked_grants(identity) == []
+
+    await identity.post(
+        "/oauth/revoke", data={"token": signed_in["refresh_token"], "client_id": WEB}
+    )
+
+    assert await revoked_grants(identity) == [family]
+    assert await grant_of(identity, other["access_token"]) != family
+
+
+async def test_a_family_revoked_by_refresh_token_reuse_is_listed_too(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    stolen = await tokens_for_amina(identity)
+    refreshed = (await refresh(identity, stolen["refresh_token"])).json()
+
+    await refresh(identity, stolen["refresh_token"])
+
+    family = await grant_of(identity, refreshed["access_token"])
+    assert family == await grant_of(identity, stolen["access_token"])
+    assert await revoked_grants(identity) == [family]
+
+
+async def test_a_revoked_family_leaves_the_list_once_its_access_tokens_have_expired(
+    identity: httpx.AsyncClient, amina: str, clock: Clock
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    await identity.post(
+        "/oauth/revoke", data={"token": signed_in["refresh_token"], "client_id": WEB}
+    )
+
+    clock.advance(TOKENS_OUTLIVED - 1)
+    assert len(await revoked_grants(identity)) == 1
+    clock.advance(2)
+    assert await revoked_grants(identity) == []
+
+
+async def test_an_unchanged_list_is_answered_not_modified(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    first = await identity.get("/internal/revocations")
+
+    again = await identity.get(
+        "/internal/revocations", headers={"If-None-Match": first.headers["ETag"]}
+    )
+
+    assert again.status_code == 304
+
+
+async def test_a_clients_own_token_names_no_family(identity: httpx.AsyncClient) -> None:
+    response = await token(
+        identity, grant_type="client_credentials", auth=("souk-cli", "souk-cli-development-secret")
+    )
+
+    claims = validated_claims(response.json()["access_token"], await published_keys(identity))
+    assert "sid" not in claims

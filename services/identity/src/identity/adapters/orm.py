@@ -51,6 +51,7 @@ grants = Table(
     Column("scope", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Index("ix_grants_revoked_at", "revoked_at"),
 )
 
 authorization_codes = Table(

@@ -176,6 +176,10 @@ class SqlAlchemyGrants:
             update(grants).where(grants.c.id == grant.id).values(revoked_at=grant.revoked_at)
         )
 
+    async def revoked_since(self, moment: datetime) -> list[str]:
+        query = select(grants.c.id).where(grants.c.revoked_at >= moment).order_by(grants.c.id)
+        return list((await self._session.execute(query)).scalars())
+
 
 class SqlAlchemyAuthorizationCodes:
     """Authorization codes, by fingerprint, in the ``authorization_codes`` table."""

@@ -1,15 +1,16 @@
-"""Discovery metadata, the public signing keys, and key rotation (internal)."""
+"""Discovery metadata, the public signing keys; key rotation and revoked grants (internal)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
-from starlette.responses import JSONResponse
+from fastapi import APIRouter, Request
+from starlette.responses import JSONResponse, Response
 
+from chassis.etags import conditional_json
 from identity.domain.model import KeyState
 from identity.entrypoints.deps import IdentityDep
-from identity.entrypoints.schemas import SigningKeysRotated
+from identity.entrypoints.schemas import RevokedGrants, SigningKeysRotated
 from identity.service_layer import keys
 
 router = APIRouter(tags=["discovery"])
@@ -59,3 +60,17 @@ async def rotate(identity: IdentityDep) -> SigningKeysRotated:
     rotated = await keys.rotate_keys(identity.uow(), identity.signer, identity.clock())
     kid = {key.state: key.kid for key in rotated if key.state is not KeyState.RETIRED}
     return SigningKeysRotated(signing=kid[KeyState.ACTIVE], next=kid[KeyState.NEXT])
+
+
+@router.get(
+    "/internal/revocations",
+    response_model=RevokedGrants,
+    responses={304: {"description": "Not modified (If-None-Match)"}},
+    summary="The grants revoked while tokens issued from them may still live (the gateway "
+    "hides it)",
+)
+async def revocations(request: Request, identity: IdentityDep) -> Response:
+    # Every validator (gateway, services) asks for this list every few seconds while it is
+    # busy: a conditional request answered 304 costs one small query.
+    grants = await identity.server.revoked_grants(identity.retired_keys_kept)
+    return conditional_json(request, RevokedGrants(grants=grants).model_dump(mode="json"))

@@ -26,3 +26,10 @@ class SigningKeysRotated(BaseModel):
 
     signing: str
     next: str
+
+
+class RevokedGrants(BaseModel):
+    """Grants (refresh-token families) revoked lately: access tokens whose ``sid`` is one of
+    them are refused, although their signature and expiry are good."""
+
+    grants: list[str]

@@ -220,7 +220,8 @@ class AuthorizationServer:
 
     async def revoke(self, client: Client, token: str) -> None:
         """Revoke a refresh token's family (RFC 7009); tokens unknown or not the client's
-        change nothing, and access tokens stay valid until they expire, minutes later."""
+        change nothing. The family's access tokens are refused once validators have read
+        the revocation list again (see ``revoked_grants``), seconds later."""
         now = self._clock()
         async with self._uow() as uow:
             found = await uow.refresh_tokens.get(fingerprint(token))
@@ -229,6 +230,12 @@ class AuthorizationServer:
                 grant.revoke(now)
                 await uow.grants.save(grant)
                 await uow.commit()
+
+    async def revoked_grants(self, window: timedelta) -> list[str]:
+        """The grants revoked within ``window``: long enough for every access token issued
+        from them before the revocation to have expired, so validators must refuse them."""
+        async with self._uow() as uow:
+            return await uow.grants.revoked_since(self._clock() - window)
 
     async def _revoke_grant(self, uow: UnitOfWork, grant_id: str, now: datetime) -> None:
         grant = await uow.grants.get(grant_id)
@@ -253,6 +260,9 @@ class AuthorizationServer:
             "exp": int((now + policy.access_token_ttl).timestamp()),
             "jti": uuid.uuid4().hex,
         }
+        if grant is not None:
+            # The family the token belongs to: validators refuse it once the grant is revoked.
+            claims["sid"] = grant.id
         access_token = self._signer.sign(claims, active_key(await uow.signing_keys.all()))
         refresh_token = None
         if grant is not None:

@@ -57,6 +57,9 @@ class Grants(Protocol):
     async def save(self, grant: Grant) -> None:
         """Store the grant's new state (its revocation)."""
 
+    async def revoked_since(self, moment: datetime) -> list[str]:
+        """The ids of the grants revoked at or after ``moment``, in id order."""
+
 
 class AuthorizationCodes(Protocol):
     async def add(self, code: AuthorizationCode) -> None:
