@@ -312,3 +312,30 @@ def test_an_order_unchanged_since_it_was_fetched_is_answered_304(client: TestCli
     response = client.get(f"/orders/{placed['id']}", headers={"If-None-Match": etag})
 
     assert response.status_code == 304
+
+
+def test_a_walk_by_cursor_meets_every_order_once_while_new_ones_are_placed(
+    client: TestClient,
+) -> None:
+    before_walk = [
+        post_order(client, order_body((TEA.product_id, n))).json()["id"] for n in (1, 2, 3)
+    ]
+
+    first = client.get("/orders", params={"page_size": 2}).json()
+    placed_meanwhile = post_order(client, order_body((TEA.product_id, 4))).json()["id"]
+    second = client.get("/orders", params={"page_size": 2, "before": first["next_before"]}).json()
+
+    assert [o["id"] for o in first["items"] + second["items"]] == before_walk[::-1]
+    assert second["next_before"] is None
+    assert placed_meanwhile not in [o["id"] for o in second["items"]]
+    assert client.get("/orders").json()["next_before"] is None
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["not-a-cursor", "WyJ5ZXN0ZXJkYXkiLCJvLTEiXQ", "WyIyMDI2LTExLTI1VDEwOjAwOjAwIiwiby0xIl0"],
+)
+def test_a_cursor_this_listing_did_not_give_is_a_400_invalid_cursor(
+    client: TestClient, cursor: str
+) -> None:
+    problem_of(client.get("/orders", params={"before": cursor}), 400, "invalid-cursor")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,7 +16,7 @@ from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.commands import RequestedItem
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.domain.model import Order, OrderStatus, Step, StepDone
-from orders.service_layer.ports import IdempotencyRecord
+from orders.service_layer.ports import IdempotencyRecord, ListPosition
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
 
 if TYPE_CHECKING:
@@ -167,3 +167,41 @@ async def test_a_customers_orders_come_newest_first_with_their_count(
 
     assert [o.id for o in page] == [orders[1].id, orders[0].id]
     assert (total, nobodys, none) == (3, [], 0)
+
+
+async def test_after_a_position_come_only_older_orders_ties_broken_by_id(
+    uow: SqlAlchemyUnitOfWork,
+) -> None:
+    # Two orders placed in the same microsecond still have one place each in the listing.
+    orders = [new_order(AT + timedelta(minutes=n)) for n in (0, 1, 1, 2)]
+    await stored(uow, *orders)
+    newest_first = sorted(orders, key=lambda o: (o.created_at, o.id), reverse=True)
+
+    walked: list[str] = []
+    before = None
+    while True:
+        async with uow:
+            page, _ = await uow.orders.for_customer("c-1", offset=0, limit=1, before=before)
+        if not page:
+            break
+        walked.append(page[0].id)
+        before = ListPosition(created_at=page[0].created_at, order_id=page[0].id)
+
+    assert walked == [o.id for o in newest_first]
+
+
+async def test_the_count_after_a_position_is_of_the_older_orders_only(
+    uow: SqlAlchemyUnitOfWork,
+) -> None:
+    orders = [new_order(AT + timedelta(minutes=n)) for n in range(3)]
+    await stored(uow, *orders)
+    # A position in another time zone names the same instant.
+    middle = ListPosition(
+        created_at=orders[1].created_at.astimezone(timezone(timedelta(hours=1))),
+        order_id=orders[1].id,
+    )
+
+    async with uow:
+        page, total = await uow.orders.for_customer("c-1", offset=0, limit=5, before=middle)
+
+    assert ([o.id for o in page], total) == ([orders[0].id], 1)

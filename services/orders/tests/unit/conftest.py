@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from orders.domain.model import Order
-    from orders.service_layer.ports import IdempotencyRecord
+    from orders.service_layer.ports import IdempotencyRecord, ListPosition
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
 
 RESERVATION_TTL = 600
@@ -58,13 +58,17 @@ class FakeOrderRepository:
         self._pending[order.id] = copy.deepcopy(order)
 
     async def for_customer(
-        self, customer_id: str, *, offset: int, limit: int
+        self, customer_id: str, *, offset: int, limit: int, before: ListPosition | None = None
     ) -> tuple[list[Order], int]:
         found = sorted(
             (o for o in self._store.orders.values() if o.customer_id == customer_id),
-            key=lambda o: o.created_at,
+            key=lambda o: (o.created_at, o.id),
             reverse=True,
         )
+        if before is not None:
+            found = [
+                o for o in found if (o.created_at, o.id) < (before.created_at, before.order_id)
+            ]
         return copy.deepcopy(found[offset : offset + limit]), len(found)
 
     async def unsettled(self, *, idle_since: datetime) -> list[str]:

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, false, func, insert, select, update
+from sqlalchemy import CursorResult, and_, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts import Money
 from orders.adapters.orm import checkout_steps, idempotency_keys, order_lines, orders
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.domain.model import Order, OrderLine, OrderStatus, Outcome, Step, StepRecord
-from orders.service_layer.ports import IdempotencyRecord
+from orders.service_layer.ports import IdempotencyRecord, ListPosition
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -89,15 +89,24 @@ class SqlAlchemyOrderRepository:
         self._written(order)
 
     async def for_customer(
-        self, customer_id: str, *, offset: int, limit: int
+        self, customer_id: str, *, offset: int, limit: int, before: ListPosition | None = None
     ) -> tuple[list[Order], int]:
-        total = await self._session.scalar(
-            select(func.count()).select_from(orders).where(orders.c.customer_id == customer_id)
-        )
+        listed = orders.c.customer_id == customer_id
+        if before is not None:
+            # Keyset: strictly after the position in (created_at, id) descending order.
+            at = before.created_at.astimezone(UTC)
+            listed = and_(
+                listed,
+                or_(
+                    orders.c.created_at < at,
+                    and_(orders.c.created_at == at, orders.c.id < before.order_id),
+                ),
+            )
+        total = await self._session.scalar(select(func.count()).select_from(orders).where(listed))
         rows = (
             await self._session.execute(
                 select(orders)
-                .where(orders.c.customer_id == customer_id)
+                .where(listed)
                 .order_by(orders.c.created_at.desc(), orders.c.id.desc())
                 .offset(offset)
                 .limit(limit)

@@ -15,6 +15,7 @@ from chassis.problems import problem_responses
 from orders.domain.commands import CancelOrder
 from orders.domain.model import IDEMPOTENCY_KEY_MAX_LENGTH, Order
 from orders.entrypoints.checkout_runner import CheckoutRunner
+from orders.entrypoints.cursors import CURSOR_MAX_LENGTH, cursor_of, position_of
 from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
 from orders.service_layer import handlers, queries
 from orders.service_layer.ports import UnitOfWork, UnitOfWorkFactory
@@ -119,8 +120,11 @@ async def get_order(request: Request, token: Reader, order_id: str, uow: Uow) ->
 @router.get(
     "/orders",
     response_model=OrderPage,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(400, 401, 403, 422),
     summary="List the caller's orders, newest first",
+    description="Offset pages (`page`, `page_size`), or a stable walk: pass each answer's "
+    "`next_before` as `before` (with `page` 1) and no order is seen twice or skipped, even "
+    "when new orders are placed meanwhile.",
 )
 async def list_orders(
     *,
@@ -131,9 +135,21 @@ async def list_orders(
     page_size: Annotated[
         int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Orders per page.")
     ] = queries.DEFAULT_PAGE_SIZE,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=CURSOR_MAX_LENGTH,
+            description="A `next_before` cursor: list only the orders after it (older ones).",
+        ),
+    ] = None,
 ) -> Response:
-    result = await queries.list_orders(uow, token.subject, page=page, page_size=page_size)
-    return conditional_json(request, OrderPage.from_page(result).model_dump(mode="json"))
+    position = None if before is None else position_of(before)
+    result = await queries.list_orders(
+        uow, token.subject, page=page, page_size=page_size, before=position
+    )
+    after = queries.position_after(result)
+    listing = OrderPage.from_page(result, next_before=None if after is None else cursor_of(after))
+    return conditional_json(request, listing.model_dump(mode="json"))
 
 
 @router.post(

@@ -158,6 +158,14 @@ class OrderPublic(BaseModel):
 class OrderPage(PageModel[OrderPublic]):
     """One page of a customer's orders, newest first."""
 
+    next_before: str | None = Field(
+        default=None,
+        description="Pass as `before` for the orders after this page, unchanged by orders "
+        "placed meanwhile; null on the last page.",
+    )
+
     @classmethod
-    def from_page(cls, page: Page[Order]) -> OrderPage:
-        return cls.of(page, OrderPublic.from_domain)
+    def from_page(cls, page: Page[Order], *, next_before: str | None = None) -> OrderPage:
+        listing = cls.of(page, OrderPublic.from_domain)
+        listing.next_before = next_before
+        return listing

@@ -26,6 +26,18 @@ class IdempotencyRecord:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ListPosition:
+    """A place in a customer's orders, newest first: the order listed there, by its key.
+
+    Orders placed later sort before it, so listing what comes after a position is never
+    disturbed by new orders: a walk from page to page meets every older order exactly once.
+    """
+
+    created_at: datetime
+    order_id: str
+
+
 class OrderRepository(Protocol):
     async def get(self, order_id: str) -> Order | None:
         """The order with this id, or None."""
@@ -38,9 +50,12 @@ class OrderRepository(Protocol):
         changed it since it was loaded."""
 
     async def for_customer(
-        self, customer_id: str, *, offset: int, limit: int
+        self, customer_id: str, *, offset: int, limit: int, before: ListPosition | None = None
     ) -> tuple[list[Order], int]:
-        """One slice of a customer's orders, newest first, and how many they have in all."""
+        """One slice of a customer's orders, newest first, and how many they have in all.
+
+        With ``before``, only the orders listed after that position (older ones) count.
+        """
 
     async def unsettled(self, *, idle_since: datetime) -> list[str]:
         """The ids of orders the checkout still has work on and nobody changed after
