@@ -6,7 +6,7 @@ Producers: ``uow.outbox.add_event(event.topic, key, event)``. Consumers:
 
 from __future__ import annotations
 
-from contracts.events import catalog, orders, payments, stock
+from contracts.events import catalog, ledger, orders, payments, stock
 from contracts.events.catalog import ProductCreated, ProductUpdated
 from contracts.events.orders import (
     OrderCancelled,
@@ -67,6 +67,7 @@ __all__ = [
     "UnsupportedSchemaVersion",
     "catalog",
     "decode",
+    "ledger",
     "orders",
     "payments",
     "schemas",
