@@ -40,14 +40,12 @@ def _already_handled(signum: int, frame: FrameType | None) -> None:
     """The stop signal was acted on by the server; nothing is left to do."""
 
 
-def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
-    """Run ``create_app(settings)`` until SIGTERM/SIGINT; exit non-zero if start-up fails.
-
-    On a stop signal uvicorn stops accepting connections, lets in-flight requests finish
-    for up to ``settings.shutdown_timeout`` seconds, then runs the app's shutdown hooks.
-    """
-    app = create_app(settings)
-    config = uvicorn.Config(
+def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
+    """How uvicorn serves ``app``: Souk's logs instead of its own, a bounded drain, and the
+    client address of a request taken from ``X-Forwarded-For`` only when the connection
+    comes from one of ``settings.forwarded_allow_ips``."""
+    trusted = list(settings.forwarded_allow_ips)
+    return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -56,8 +54,19 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=trusted or None,
     )
-    server = _DrainingServer(config, app.state.readiness)
+
+
+def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
+    """Run ``create_app(settings)`` until SIGTERM/SIGINT; exit non-zero if start-up fails.
+
+    On a stop signal uvicorn stops accepting connections, lets in-flight requests finish
+    for up to ``settings.shutdown_timeout`` seconds, then runs the app's shutdown hooks.
+    """
+    app = create_app(settings)
+    server = _DrainingServer(server_config(app, settings), app.state.readiness)
     # uvicorn hands a caught SIGTERM/SIGINT back to the previous handler once it has drained;
     # with the default handler the process would die by the signal (exit 143) after a clean
     # shutdown. The stop was already handled, so the previous handler does nothing.

@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # Whose X-Forwarded-For / -Proto to believe: behind the gateway, the local gateway's.
+    # An edge process (the gateway) believes nobody unless a load balancer is named here.
+    forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     otlp_endpoint: str | None = None
     broker_url: str | None = None
     # The issuer's public URL as written in its tokens; None: this process checks no tokens.

@@ -15,6 +15,8 @@ from fastapi import APIRouter, FastAPI, Request, Response
 
 import chassis
 from chassis.auth import AccessToken, InvalidTokenError, Rejection
+from chassis.serve import server_config
+from chassis.settings import ServiceSettings
 from gateway.app import create_app
 from gateway.settings import GatewaySettings, Route
 
@@ -56,8 +58,14 @@ def echo_app(instance: str) -> FastAPI:
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+async def serving(
+    app: FastAPI, port: int, settings: ServiceSettings | None = None
+) -> AsyncIterator[str]:
+    """``app`` on a real port; with ``settings``, configured as `souk up` runs it."""
+    if settings is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    else:
+        config = server_config(app, settings)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -101,7 +109,10 @@ async def upstreams() -> AsyncIterator[list[str]]:
 
 
 def access_token(
-    subject: str, client_id: str | None, scopes: frozenset[str] = frozenset()
+    subject: str,
+    client_id: str | None,
+    scopes: frozenset[str] = frozenset(),
+    grant_id: str | None = None,
 ) -> AccessToken:
     """What a valid token of ``subject`` through ``client_id`` grants, for a few minutes."""
     return AccessToken(
@@ -110,6 +121,7 @@ def access_token(
         scopes=scopes,
         token_id=f"jti-{subject}-{client_id}",
         expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        grant_id=grant_id,
     )
 
 

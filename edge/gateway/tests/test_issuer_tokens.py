@@ -54,7 +54,9 @@ def signed(key, **overrides):
         "exp": now + 300,
     }
     claims.update(overrides)
-    return jwt.encode({"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt"}, claims, key, algorithms=["EdDSA"])
+    return jwt.encode(
+        {"alg": "EdDSA", "kid": key.kid, "typ": "at+jwt"}, claims, key, algorithms=["EdDSA"]
+    )
 
 
 def issuer_settings(kit, upstreams, identity_url):

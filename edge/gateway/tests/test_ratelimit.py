@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
 import pytest
 import redis.asyncio as redis
 
+from gateway.app import create_app
 from gateway.ratelimit import InMemoryTokenBuckets, RedisTokenBuckets
 from gateway.settings import RateLimits, TokenBucket
 from souk.testing import require_server
@@ -71,6 +73,25 @@ async def test_past_the_ip_limit_the_gateway_answers_429_with_retry_after(kit, u
     assert other_ip.status_code == 200
 
 
+async def test_a_client_cannot_buy_a_fresh_ip_bucket_by_forging_x_forwarded_for(kit, upstreams):
+    # Served as `souk up` serves it: uvicorn believes X-Forwarded-For only from the proxies
+    # the settings name, and the gateway, being the edge, names none.
+    port = kit.free_port()
+    limits = RateLimits(per_ip=TokenBucket(rate=HARDLY_REFILLS, burst=1))
+    settings = kit.settings(upstreams, rate_limits=limits, port=port)
+    async with (
+        kit.serving(create_app(settings), port, settings) as url,
+        httpx.AsyncClient(base_url=url) as client,
+    ):
+        answers = [
+            await client.get("/api/echo/x", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+            for n in (1, 2)
+        ]
+        seen_by_upstream = answers[0].json()["headers"].get("x-forwarded-for")
+    assert [answer.status_code for answer in answers] == [200, 429]
+    assert seen_by_upstream == "127.0.0.1"  # the real peer, not the forged address
+
+
 async def test_each_client_id_has_a_bucket_of_its_own(kit, upstreams):
     validator = kit.FakeTokenValidator(
         {
@@ -89,6 +110,28 @@ async def test_each_client_id_has_a_bucket_of_its_own(kit, upstreams):
         app = await client.get("/api/echo/x", headers={"authorization": "Bearer app"})
     assert web == [200, 429]
     assert app.status_code == 200
+
+
+async def test_each_customer_of_a_client_has_a_bucket_of_their_own(kit, upstreams):
+    # Everybody signs in through the one public shop-front client: one customer's burst
+    # must not lock the others out.
+    validator = kit.FakeTokenValidator(
+        {
+            "amira": kit.access_token("amira", "souk-web", grant_id="g-1"),
+            "amira-again": kit.access_token("amira", "souk-web", grant_id="g-2"),
+            "omar": kit.access_token("omar", "souk-web", grant_id="g-3"),
+        }
+    )
+    route = kit.Route(prefix="/api/echo", upstream="echo", auth="required")
+    limits = RateLimits(per_client=TokenBucket(rate=HARDLY_REFILLS, burst=1))
+    settings = kit.settings(upstreams, routes=[route], rate_limits=limits)
+    async with kit.client(settings, token_validator=validator) as client:
+        statuses = [
+            (await client.get("/api/echo/x", headers={"authorization": f"Bearer {t}"})).status_code
+            for t in ("amira", "amira-again", "omar")
+        ]
+    # A second sign-in of the same customer is the same customer: no fresh bucket.
+    assert statuses == [200, 429, 200]
 
 
 async def test_tokens_naming_no_client_share_their_subjects_bucket(kit, upstreams):

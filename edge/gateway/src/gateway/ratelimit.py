@@ -142,11 +142,22 @@ class RateLimiter:
             await self._check(f"ip:{ip}", self.limits.per_ip, f"this address ({ip})")
 
     async def check_client(self, token: AccessToken) -> None:
-        """Take a token for a request made with ``token``, from its OAuth client's bucket."""
+        """Take a token for a request made with ``token``, from its OAuth client's bucket.
+
+        A client acting for itself (client credentials) has one bucket. A token a customer
+        signed in for (it names its grant) draws from that customer's bucket within the
+        client: every customer of the shop front uses the same public client, and one of
+        them must not use up everybody's limit.
+        """
         if self.limits.per_client is None:
             return
         # A token naming no client (not one identity issues) still gets a bucket: its subject's.
-        key = f"client:{token.client_id}" if token.client_id else f"subject:{token.subject}"
+        if token.client_id is None:
+            key = f"subject:{token.subject}"
+        elif token.grant_id is not None:
+            key = f"client:{token.client_id}:subject:{token.subject}"
+        else:
+            key = f"client:{token.client_id}"
         await self._check(key, self.limits.per_client, "this client")
 
     async def _check(self, key: str, bucket: TokenBucket, who: str) -> None:

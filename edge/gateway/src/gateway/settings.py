@@ -145,6 +145,9 @@ class GatewaySettings(ServiceSettings):
     # ... and so does everything under these (the dead letters `souk dlq` reads and replays).
     internal_prefixes: tuple[str, ...] = ("/internal/",)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # The edge: a client's own X-Forwarded-For would buy it a fresh per-IP bucket. Name the
+    # load balancer in front of the gateway here (JSON list), if there is one.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
     # With a Redis URL the rate limits hold across every gateway replica using it.
     redis_url: str | None = None
     cors: Cors = Field(default_factory=Cors)
