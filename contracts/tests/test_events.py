@@ -93,6 +93,7 @@ def test_every_schema_is_registered_with_its_topic():
             "ReservationExpired",
         },
         "catalog": {"ProductCreated", "ProductUpdated"},
+        "ledger": {"AccountCredited", "AccountDebited"},
     }
 
 
