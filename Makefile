@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := chassis contracts services/catalog services/inventory services/orders services/billing \
-	services/notifications services/identity simulators/payment-provider edge/gateway cli
+	services/notifications services/order-history services/identity \
+	simulators/payment-provider edge/gateway cli \
+	edge/bff-mobile
 STAMP := $(VENV)/.souk-installed
 # Installing contracts generates the gRPC stubs: a changed .proto means installing again.
 PROTOS := $(shell find contracts/src -name '*.proto')

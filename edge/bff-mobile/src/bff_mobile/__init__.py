@@ -1,0 +1,1 @@
+"""bff-mobile: the API of Souk's mobile app, shaped for its screens."""
