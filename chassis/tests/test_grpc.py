@@ -355,8 +355,8 @@ async def test_a_token_with_the_methods_scope_is_let_through() -> None:
     assert json.loads(answer)["instance"] == "echo-1"
 
 
-async def test_a_method_with_no_scopes_listed_still_needs_a_valid_token() -> None:
-    async with guarded() as channel:
+async def test_a_method_listed_with_no_scopes_still_needs_a_valid_token() -> None:
+    async with guarded(Whoami=[]) as channel:
         code, _ = await refusal(channel)
         answer = await channel.unary_unary(WHOAMI)(
             b"", timeout=5, metadata=bearer_metadata("orders")
@@ -364,6 +364,14 @@ async def test_a_method_with_no_scopes_listed_still_needs_a_valid_token() -> Non
 
     assert code is grpc.StatusCode.UNAUTHENTICATED
     assert json.loads(answer)["instance"] == "echo-1"
+
+
+async def test_a_method_not_listed_is_closed_even_to_a_valid_token() -> None:
+    async with guarded(Other=["echo:read"]) as channel:
+        code, details = await refusal(channel, metadata=bearer_metadata("orders", "echo:read"))
+
+    assert code is grpc.StatusCode.PERMISSION_DENIED
+    assert "No scopes are declared" in details
 
 
 async def test_health_and_reflection_stay_open_without_a_token() -> None:

@@ -179,13 +179,33 @@ class _CallContextInterceptor(grpc.aio.ServerInterceptor):
         return _rewrapped(handler, _Observer(self._tracer, handler_call_details.method))
 
 
+def _undeclared(behaviour: Behaviour) -> Behaviour:
+    """A method whose scopes nobody declared: refused before it runs, whatever the token."""
+    message = "No scopes are declared for this method: it is closed to every caller."
+
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def streaming(_: Any, context: _Context) -> AsyncIterator[Any]:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+            yield  # pragma: no cover - abort raises
+
+        return streaming
+
+    async def unary(_: Any, context: _Context) -> Any:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
+
+    return unary
+
+
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses a call unless the bearer token in its metadata grants its method's scopes.
 
     ``scopes`` maps full method names (``/souk.inventory.v1.Inventory/Reserve``) to the
-    scopes each requires; a method not listed still needs a valid token. Health and
-    reflection stay open. No token or a refused one is UNAUTHENTICATED, a missing scope
-    PERMISSION_DENIED, keys that cannot be fetched UNAVAILABLE.
+    scopes each requires (an empty list: any valid token). A method not listed is refused
+    to everyone, PERMISSION_DENIED: a method added to the .proto but forgotten here must not
+    be open to any token. Health and reflection stay open. No token or a refused one is
+    UNAUTHENTICATED, a missing scope PERMISSION_DENIED, keys that cannot be fetched
+    UNAVAILABLE.
     """
 
     def __init__(
@@ -205,7 +225,9 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         method = handler_call_details.method
         if handler is None or method.startswith(_OPEN_SERVICES):
             return handler
-        required = self._scopes.get(method, frozenset())
+        required = self._scopes.get(method)
+        if required is None:
+            return _rewrapped(handler, _undeclared)
         return _rewrapped(handler, lambda behaviour: self._guarded(behaviour, required))
 
     def _guarded(self, behaviour: Behaviour, required: frozenset[str]) -> Behaviour:
