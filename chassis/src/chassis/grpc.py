@@ -179,24 +179,6 @@ class _CallContextInterceptor(grpc.aio.ServerInterceptor):
         return _rewrapped(handler, _Observer(self._tracer, handler_call_details.method))
 
 
-def _undeclared(behaviour: Behaviour) -> Behaviour:
-    """A method whose scopes nobody declared: refused before it runs, whatever the token."""
-    message = "No scopes are declared for this method: it is closed to every caller."
-
-    if inspect.isasyncgenfunction(behaviour):
-
-        async def streaming(_: Any, context: _Context) -> AsyncIterator[Any]:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-            yield  # pragma: no cover - abort raises
-
-        return streaming
-
-    async def unary(_: Any, context: _Context) -> Any:
-        await context.abort(grpc.StatusCode.PERMISSION_DENIED, message)
-
-    return unary
-
-
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """Refuses a call unless the bearer token in its metadata grants its method's scopes.
 
@@ -226,11 +208,9 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         if handler is None or method.startswith(_OPEN_SERVICES):
             return handler
         required = self._scopes.get(method)
-        if required is None:
-            return _rewrapped(handler, _undeclared)
         return _rewrapped(handler, lambda behaviour: self._guarded(behaviour, required))
 
-    def _guarded(self, behaviour: Behaviour, required: frozenset[str]) -> Behaviour:
+    def _guarded(self, behaviour: Behaviour, required: frozenset[str] | None) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
 
             async def streaming(request: Any, context: _Context) -> AsyncIterator[Any]:
@@ -251,7 +231,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         # A plain function runs in a thread pool, where this check cannot run first.
         raise TypeError("a gRPC method whose token is checked must be async")
 
-    async def _check(self, context: _Context, required: frozenset[str]) -> None:
+    async def _check(self, context: _Context, required: frozenset[str] | None) -> None:
+        if required is None:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "No scopes are declared for this method: it is closed to every caller.",
+            )
         token = _bearer_token(context.invocation_metadata() or ())
         if token is None:
             await context.abort(
