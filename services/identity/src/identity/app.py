@@ -16,6 +16,7 @@ from identity.entrypoints.deps import Identity
 from identity.service_layer import keys
 from identity.service_layer.clients import Registration, register_clients
 from identity.service_layer.oauth import AuthorizationServer, TokenPolicy, utc_now
+from identity.service_layer.throttle import SignInThrottle
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -73,6 +74,7 @@ def create_app(settings: IdentitySettings, *, clock: Callable[[], datetime] = ut
         signer=signer,
         server=AuthorizationServer(unit_of_work, passwords, signer, policy, clock),
         clock=clock,
+        throttle=SignInThrottle(clock),
     )
     return app
 

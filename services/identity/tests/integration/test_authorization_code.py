@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from .conftest import (
+    AMINA,
     CLI,
     WEB_CALLBACK,
     Pkce,
@@ -15,6 +16,7 @@ from .conftest import (
     code_for,
     exchange,
     redirect_parameters,
+    sign_in,
     token,
 )
 from .validation import published_keys, validated_claims
@@ -33,7 +35,8 @@ async def test_the_authorize_step_shows_a_sign_in_form_naming_the_client_and_sco
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "Souk shop front" in response.text
-    assert "orders:read orders:write" in response.text
+    assert "see your orders" in response.text
+    assert "place and cancel orders for you" in response.text
     assert response.headers["x-frame-options"] == "DENY"
 
 
@@ -257,3 +260,59 @@ async def test_a_used_code_presented_by_another_client_does_not_revoke_its_grant
         identity, grant_type="refresh_token", refresh_token=first["refresh_token"]
     )
     assert refresh.status_code == 200, refresh.text
+
+
+async def test_a_user_who_denies_is_sent_back_with_access_denied_and_no_code(
+    identity: httpx.AsyncClient,
+) -> None:
+    form = {**authorize_parameters(Pkce()), "decision": "deny"}  # no credentials needed
+
+    response = await identity.post("/oauth/authorize", data=form)
+
+    parameters = redirect_parameters(response)
+    assert parameters["error"] == "access_denied"
+    assert parameters["state"] == form["state"]
+    assert "code" not in parameters
+
+
+async def test_after_five_failed_sign_ins_even_the_right_password_waits(
+    identity: httpx.AsyncClient, amina: str, clock: Clock
+) -> None:
+    email, password = AMINA
+    failures = [
+        (await sign_in(identity, Pkce(), (email, "not-her-password"))).status_code for _ in range(5)
+    ]
+
+    throttled = await sign_in(identity, Pkce(), (email.upper(), password))
+
+    assert failures == [401] * 5
+    assert throttled.status_code == 429
+    assert 0 < int(throttled.headers["Retry-After"]) <= 15 * 60
+    assert "too many failed sign-ins" in throttled.text
+    clock.advance(15 * 60)
+    assert (await sign_in(identity, Pkce())).status_code == 302
+
+
+async def test_failures_on_one_account_leave_the_others_alone_and_a_success_forgives(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    email, _ = AMINA
+    for _ in range(4):
+        await sign_in(identity, Pkce(), (email, "not-her-password"))
+    assert (await sign_in(identity, Pkce())).status_code == 302  # forgives the four
+
+    for _ in range(4):
+        await sign_in(identity, Pkce(), (email, "not-her-password"))
+    assert (await sign_in(identity, Pkce())).status_code == 302
+    stranger = await sign_in(identity, Pkce(), ("omar@example.com", "whatever-it-is"))
+    assert stranger.status_code == 401
+
+
+async def test_a_failed_sign_in_keeps_the_email_escaped_in_the_form(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await sign_in(identity, Pkce(), ('"><script>x</script>@example.com', "pw-pw-pw"))
+
+    assert response.status_code == 401
+    assert "<script>x</script>" not in response.text
+    assert "&lt;script&gt;" in response.text

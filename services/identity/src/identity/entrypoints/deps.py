@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from identity.service_layer.oauth import AuthorizationServer
 from identity.service_layer.ports import Passwords, Signer, UnitOfWorkFactory
+from identity.service_layer.throttle import SignInThrottle
 from identity.settings import IdentitySettings
 
 
@@ -24,6 +25,7 @@ class Identity:
     signer: Signer
     server: AuthorizationServer
     clock: Callable[[], datetime]
+    throttle: SignInThrottle
 
     @property
     def retired_keys_kept(self) -> timedelta:

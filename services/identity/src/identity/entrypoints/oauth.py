@@ -28,6 +28,7 @@ from identity.domain.errors import (
 from identity.domain.model import format_scope, parse_scope
 from identity.entrypoints.deps import IdentityDep, identity
 from identity.service_layer import accounts
+from identity.service_layer.throttle import TooManySignInAttempts
 
 if TYPE_CHECKING:
     from identity.domain.model import Client
@@ -36,6 +37,28 @@ if TYPE_CHECKING:
 router = APIRouter(prefix="/oauth", tags=["oauth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# What the consent step tells a person each scope lets the client do.
+SCOPE_WORDS = {
+    "orders:read": "see your orders",
+    "orders:write": "place and cancel orders for you",
+    "stock:read": "see stock levels",
+}
+_PAGE_STYLE = """
+body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f6f1e7;
+font:16px/1.5 system-ui,sans-serif;color:#2b2118}
+.card{background:#fff;padding:2rem 2.5rem;border-radius:12px;width:min(22rem,90vw);
+box-shadow:0 8px 30px rgba(60,40,20,.12)}
+.brand{font-weight:700;letter-spacing:.08em;color:#b4532a;margin:0}
+h1{margin:.2rem 0 1rem}
+label{display:block;margin:.8rem 0}
+input{display:block;width:100%;box-sizing:border-box;padding:.55rem;margin-top:.25rem;
+border:1px solid #cbb9a4;border-radius:6px;font:inherit}
+button{margin-top:1rem;margin-right:.5rem;padding:.6rem 1.1rem;border:0;border-radius:6px;
+background:#b4532a;color:#fff;font:inherit;cursor:pointer}
+button.secondary{background:#e9e0d4;color:#2b2118}
+.error{background:#fbe3dc;color:#8a2a10;padding:.6rem;border-radius:6px}
+.small{font-size:.85rem;color:#6b5a4a}
+"""
 AUTHORIZE_PARAMETERS = (
     "response_type",
     "client_id",
@@ -71,7 +94,7 @@ async def authorize(request: Request, identity: IdentityDep) -> Response:
     "/authorize",
     response_class=RedirectResponse,
     status_code=302,
-    summary="Sign in and consent: redirects to the client with a code",
+    summary="Sign in and consent (or deny): redirects to the client with a code (or an error)",
 )
 async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Response:
     form = await request.form()
@@ -79,15 +102,29 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
         checked = await _authorization_request(identity.server, form)
     except _Redirect as redirect:
         return redirect.response
-    try:
-        user = await accounts.authenticate(
-            identity.uow(),
-            identity.passwords,
-            _single(form, "email") or "",
-            _single(form, "password") or "",
+    if _single(form, "decision") == "deny":
+        # RFC 6749 §4.1.2.1: the user said no; the client learns it and nothing else.
+        return _redirect_to_client(
+            checked.redirect_uri,
+            checked.state,
+            error="access_denied",
+            error_description="the user denied the request",
+            iss=identity.settings.issuer,
         )
+    email = _single(form, "email") or ""
+    try:
+        identity.throttle.check(email)
+        user = await accounts.authenticate(
+            identity.uow(), identity.passwords, email, _single(form, "password") or ""
+        )
+    except TooManySignInAttempts as error:
+        form_page = _sign_in_form(checked, form, error=str(error), status_code=429)
+        form_page.headers["Retry-After"] = str(error.retry_after)
+        return form_page
     except WrongCredentials as error:
+        identity.throttle.failed(email)
         return _sign_in_form(checked, form, error=str(error), status_code=401)
+    identity.throttle.succeeded(email)
     code = await identity.server.issue_code(checked, user.id)
     return _redirect_to_client(
         checked.redirect_uri, checked.state, code=code, iss=identity.settings.issuer
@@ -254,16 +291,26 @@ def _sign_in_form(
         for name in AUTHORIZE_PARAMETERS
         if (value := _single(parameters, name)) is not None
     )
-    notice = f'<p role="alert">{html.escape(error)}</p>' if error else ""
+    notice = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
+    email = html.escape(_single(parameters, "email") or "")
+    scopes = "".join(
+        f"<li>{html.escape(SCOPE_WORDS.get(scope, scope))}</li>" for scope in sorted(checked.scope)
+    )
     page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign in to Souk</title></head>
-<body><h1>Sign in to Souk</h1>
-<p>{html.escape(checked.client.name)} asks for: {html.escape(format_scope(checked.scope))}</p>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in to Souk</title><style>{_PAGE_STYLE}</style></head>
+<body><main class="card"><p class="brand">Souk</p><h1>Sign in</h1>
+<p><strong>{html.escape(checked.client.name)}</strong> would like to:</p><ul>{scopes}</ul>
 {notice}<form method="post" action="/oauth/authorize">{hidden}
-<label>Email <input type="email" name="email" autocomplete="username" required></label>
+<label>Email <input type="email" name="email" value="{email}" autocomplete="username"
+required autofocus></label>
 <label>Password <input type="password" name="password" autocomplete="current-password"
 required></label>
-<button type="submit">Sign in and allow</button></form></body></html>"""
+<button type="submit" name="decision" value="allow">Sign in and allow</button>
+<button type="submit" name="decision" value="deny" class="secondary" formnovalidate>Deny</button>
+</form><p class="small">New to Souk? Create an account in the shop first.</p></main>
+</body></html>"""
     # Framing the form would let another site trick users into consenting (clickjacking).
     headers = {
         **NO_STORE,
