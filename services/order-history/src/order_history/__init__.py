@@ -1,0 +1,1 @@
+"""Souk order history: each customer's orders, projected from the events of four services."""

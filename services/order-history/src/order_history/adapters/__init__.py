@@ -1,0 +1,1 @@
+"""Order-history's adapters: SQLAlchemy storage of the read model and the event archive."""

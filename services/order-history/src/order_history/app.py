@@ -1,0 +1,51 @@
+"""Composition root: order-history's consumers and routes on the chassis, wired to SQLAlchemy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import chassis
+from chassis.messaging.lifecycle import Messaging
+from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
+from order_history.entrypoints import rebuild_routes, routes
+from order_history.entrypoints.consumers import consumers
+from order_history.service_layer.rebuilding import Rebuilds
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from order_history.service_layer.ports import UnitOfWork
+    from order_history.settings import OrderHistorySettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: OrderHistorySettings) -> FastAPI:
+    """Order-history as an ASGI app: it listens to the bus once the database is migrated."""
+
+    def unit_of_work() -> UnitOfWork:
+        # The database opens at start-up, before the consumers and the routes are first used.
+        database: chassis.Database = app.state.database
+        return SqlAlchemyUnitOfWork(database.sessionmaker)
+
+    rebuilds = Rebuilds(unit_of_work)
+
+    async def stop_rebuilding(_: FastAPI) -> None:
+        await rebuilds.stop()
+
+    app = chassis.create_app(
+        settings,
+        title="Souk order history",
+        description="Each customer's orders with their items, product names, payment and "
+        "stock, assembled from the events of orders, billing, inventory and catalog (CQRS: "
+        "a read model of its own, rebuilt from its event archive by `souk replay "
+        "order-history`). Read-only: nothing here changes an order.",
+        routers=[routes.router, rebuild_routes.router],
+        migrations=MIGRATIONS,
+        on_shutdown=[stop_rebuilding],
+        messaging=Messaging(settings, consumers(unit_of_work), relay_outbox=False),
+    )
+    app.state.uow_factory = unit_of_work
+    app.state.rebuilds = rebuilds
+    return app

@@ -1,0 +1,1 @@
+"""Use cases of order-history: taking in an event, rebuilding from the archive, reading."""
