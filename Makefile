@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PACKAGES := chassis contracts services/catalog services/inventory services/orders services/billing \
 	services/notifications services/order-history services/identity \
-	simulators/payment-provider edge/gateway cli \
+	simulators/payment-provider edge/gateway edge/bff-web cli \
 	edge/bff-mobile
 STAMP := $(VENV)/.souk-installed
 # Installing contracts generates the gRPC stubs: a changed .proto means installing again.

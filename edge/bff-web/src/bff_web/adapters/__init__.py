@@ -1,0 +1,1 @@
+"""Clients of catalog, inventory, orders and identity, and the session store."""

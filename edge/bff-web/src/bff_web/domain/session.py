@@ -1,0 +1,93 @@
+"""A browser's session: all the browser holds is its id, in an HttpOnly cookie.
+
+The tokens, the cart and the pending sign-in stay here, on the server side.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from bff_web.domain.cart import Cart
+
+
+def new_secret() -> str:
+    """An unguessable token: 256 bits, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerTokens:
+    """The customer's tokens from identity; they never leave the server."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+
+    def need_refresh(self, now: datetime, margin: timedelta) -> bool:
+        """Whether the access token is too close to expiry to send on."""
+        return now >= self.expires_at - margin
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSignIn:
+    """A sign-in on its way through identity: what the callback must match and prove."""
+
+    state: str
+    code_verifier: str
+    return_to: str
+
+
+@dataclass(slots=True)
+class Session:
+    """One browser's session. ``id`` is the cookie's value; ``csrf_token`` is in every form."""
+
+    id: str
+    csrf_token: str
+    expires_at: datetime
+    cart: Cart = field(default_factory=Cart)
+    tokens: CustomerTokens | None = None
+    pending_sign_in: PendingSignIn | None = None
+    # The Idempotency-Key of the next order: a repeated checkout places it once.
+    checkout_key: str = field(default_factory=new_secret)
+    # Notices shown once on the next page (``Signed out``, ``Added to cart``).
+    flashes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, now: datetime, ttl: timedelta) -> Session:
+        return cls(id=new_secret(), csrf_token=new_secret(), expires_at=now + ttl)
+
+    @property
+    def signed_in(self) -> bool:
+        return self.tokens is not None
+
+    def begin_sign_in(self, return_to: str) -> PendingSignIn:
+        """Remember a new sign-in attempt (state and PKCE verifier), replacing any earlier one."""
+        self.pending_sign_in = PendingSignIn(new_secret(), new_secret(), return_to)
+        return self.pending_sign_in
+
+    def signed_in_as(self, tokens: CustomerTokens, now: datetime, ttl: timedelta) -> Session:
+        """The session after sign-in: a new id and CSRF token (no fixation), the same cart."""
+        return replace(
+            self,
+            id=new_secret(),
+            csrf_token=new_secret(),
+            expires_at=now + ttl,
+            tokens=tokens,
+            pending_sign_in=None,
+            flashes=[*self.flashes],
+            cart=Cart(dict(self.cart.quantities)),
+        )
+
+    def order_placed(self) -> None:
+        """Empty the cart and take a new key, so the next checkout is a new order."""
+        self.cart.clear()
+        self.checkout_key = new_secret()
+
+    def flash(self, notice: str) -> None:
+        self.flashes.append(notice)
+
+    def take_flashes(self) -> list[str]:
+        notices, self.flashes = self.flashes, []
+        return notices

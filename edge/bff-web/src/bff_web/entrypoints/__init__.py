@@ -1,0 +1,1 @@
+"""Pages, forms and assets: what the browser asks for."""

@@ -1,0 +1,68 @@
+"""What the routes are handed: the storefront's ports and settings, and the templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from starlette.templating import Jinja2Templates
+
+from bff_web.service_layer.accounts import OAuthClient
+from bff_web.service_layer.orders import Customer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from bff_web.domain.session import Session
+    from bff_web.service_layer.ports import Catalog, Identity, Orders, SessionStore, Stock
+    from bff_web.settings import BffWebSettings
+
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """The ports the composition root wired, and the settings the routes read."""
+
+    settings: BffWebSettings
+    catalog: Catalog
+    stock: Stock
+    orders: Orders
+    identity: Identity
+    sessions: SessionStore
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    @property
+    def session_ttl(self) -> timedelta:
+        return timedelta(seconds=self.settings.session_ttl_seconds)
+
+    @property
+    def oauth_client(self) -> OAuthClient:
+        public = self.settings.public_url
+        return OAuthClient(
+            client_id=self.settings.client_id,
+            authorize_url=f"{public}/oauth/authorize",
+            redirect_uri=self.settings.redirect_uri,
+        )
+
+    def customer(self, session: Session) -> Customer:
+        """The session's customer, to call orders as them."""
+        return Customer(
+            session=session,
+            identity=self.identity,
+            store=self.sessions,
+            now=self.clock(),
+            refresh_margin=timedelta(seconds=self.settings.token_refresh_margin_seconds),
+        )
+
+
+def shop(request: Request) -> Shop:
+    """The Shop the composition root put on ``app.state`` at start-up."""
+    wired: Shop = request.app.state.shop
+    return wired
+
+
+ShopDep = Annotated[Shop, Depends(shop)]

@@ -1,0 +1,82 @@
+"""The one place where the storefront's errors become pages a shopper can act on.
+
+A browser gets HTML, not problem+json: a 404 page for an unknown product or order, a 403
+for a forged form, a 503 that says which part of the shop is away, and a redirect to
+sign-in when a page needs a customer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from starlette.responses import RedirectResponse
+
+from bff_web.domain.errors import OrderNotFound, ProductNotFound, SignInRequired
+from bff_web.entrypoints.csrf import CsrfRejected
+from bff_web.entrypoints.deps import TEMPLATES
+from bff_web.entrypoints.visits import PAGE_HEADERS
+from chassis import get_logger
+from chassis.upstream import UpstreamFailure
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from starlette.responses import Response
+
+_log = get_logger("bff_web.errors")
+
+# Where a page that needed sign-in sends the shopper back to: a form's page, not its target.
+_RETURN_AFTER_POST = {"/checkout": "/cart"}
+
+
+def error_page(request: Request, status: int, title: str, detail: str) -> Response:
+    return TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {"title": title, "detail": detail, "status": status},
+        status_code=status,
+        headers=PAGE_HEADERS,
+    )
+
+
+async def _not_found(request: Request, error: Exception) -> Response:
+    what = "product" if isinstance(error, ProductNotFound) else "order"
+    return error_page(
+        request, 404, f"No such {what}", f"We could not find this {what} in the souk."
+    )
+
+
+async def _sign_in_required(request: Request, _: Exception) -> Response:
+    path = request.url.path
+    if request.method != "GET":
+        path = _RETURN_AFTER_POST.get(path, "/")
+    elif request.url.query:
+        path = f"{path}?{request.url.query}"
+    query = urlencode({"return_to": path})
+    return RedirectResponse(f"/auth/sign-in?{query}", status_code=303)
+
+
+async def _forged(request: Request, error: Exception) -> Response:
+    _log.warning("form refused", path=request.url.path, reason=str(error))
+    return error_page(request, 403, "This form has expired", str(error))
+
+
+async def _upstream_failed(request: Request, error: Exception) -> Response:
+    assert isinstance(error, UpstreamFailure)  # noqa: S101 - registered for this type only
+    _log.warning("page unavailable", path=request.url.path, error=str(error))
+    response = error_page(
+        request,
+        503,
+        "This part of the souk is closed for a moment",
+        f"The {error.upstream} service is not answering just now. Please try again shortly.",
+    )
+    response.headers["Retry-After"] = "2"
+    return response
+
+
+def install_error_pages(app: FastAPI) -> None:
+    app.add_exception_handler(ProductNotFound, _not_found)
+    app.add_exception_handler(OrderNotFound, _not_found)
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(CsrfRejected, _forged)
+    app.add_exception_handler(UpstreamFailure, _upstream_failed)

@@ -1,0 +1,105 @@
+"""A browser's visit: its session from the cookie, and the cookie and page sent back.
+
+The cookie holds only the session id: HttpOnly (no script reads it), SameSite=Lax (other
+sites' forms do not send it), Path=/, and Secure when the request came over TLS.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.responses import RedirectResponse
+
+from bff_web.domain.session import Session
+from bff_web.entrypoints.deps import TEMPLATES, Shop, ShopDep
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+COOKIE_NAME = "souk_session"
+# Pages are the customer's own (their cart, their orders): no shared cache keeps them.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self'; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "object-src 'none'"
+    ),
+}
+
+
+def over_tls(request: Request) -> bool:
+    """Whether the browser's connection was TLS, here or at the gateway in front."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    return request.url.scheme == "https" or forwarded == "https"
+
+
+class Visit:
+    """One request's session; ``respond`` saves it if it changed and sets the cookie if new."""
+
+    def __init__(self, request: Request, shop: Shop, session: Session, *, known: bool) -> None:
+        self.request = request
+        self.shop = shop
+        self.session = session
+        self._cookie_id = session.id if known else None
+        self._saved = copy.deepcopy(session) if known else None
+
+    async def respond(self, response: Response) -> Response:
+        session = self.session
+        if session != self._saved:
+            await self.shop.sessions.save(session)
+        if session.id != self._cookie_id:
+            response.set_cookie(
+                COOKIE_NAME,
+                session.id,
+                max_age=self.shop.settings.session_ttl_seconds,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=over_tls(self.request),
+            )
+        for name, value in PAGE_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    async def page(self, template: str, status_code: int = 200, **context: Any) -> Response:
+        """A rendered page with the header's cart, sign-in state, notices and CSRF token."""
+        session = self.session
+        response = TEMPLATES.TemplateResponse(
+            self.request,
+            template,
+            {
+                "session": session,
+                "csrf_token": session.csrf_token,
+                "cart_count": session.cart.count,
+                "signed_in": session.signed_in,
+                "flashes": session.take_flashes(),
+                **context,
+            },
+            status_code=status_code,
+        )
+        return await self.respond(response)
+
+    async def redirect(self, url: str) -> Response:
+        """See Other: after a form, the browser GETs the next page (no resubmission)."""
+        return await self.respond(RedirectResponse(url, status_code=303))
+
+    def continue_as(self, session: Session, *, saved: bool) -> None:
+        """Go on as ``session``, which has a new id (signed in, or signed out): a new cookie."""
+        self.session = session
+        self._saved = copy.deepcopy(session) if saved else None
+
+
+async def visit(request: Request, shop: ShopDep) -> Visit:
+    """The visit of the browser's session, or of a new one if it has none (or a stale one)."""
+    now = shop.clock()
+    cookie = request.cookies.get(COOKIE_NAME)
+    session = await shop.sessions.load(cookie, now) if cookie else None
+    if session is None:
+        return Visit(request, shop, Session.start(now, shop.session_ttl), known=False)
+    return Visit(request, shop, session, known=True)
+
+
+VisitDep = Annotated[Visit, Depends(visit)]

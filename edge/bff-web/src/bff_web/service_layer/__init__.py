@@ -1,0 +1,1 @@
+"""Page assembly, sign-in and checkout, over ports the adapters implement."""

@@ -1,0 +1,155 @@
+"""Signing customers up, in and out: the OAuth 2 code flow with PKCE, as a confidential client.
+
+The browser only ever carries the session cookie; the code is exchanged, and the tokens
+kept and refreshed, here. Signing in rotates the session, so an id planted in a browser
+before sign-in is worth nothing after it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from bff_web.domain.errors import SignInFailed, SignInRequired
+from bff_web.service_layer.ports import Authorization
+from chassis import get_logger
+from chassis.upstream import UpstreamFailure
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from bff_web.domain.session import Session
+    from bff_web.service_layer.ports import Identity, SessionStore
+
+# What the storefront asks for on the customer's behalf: reading and placing their orders.
+CUSTOMER_SCOPES = ("orders:read", "orders:write")
+
+_log = get_logger("bff_web.accounts")
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """The storefront as identity knows it: its id, where identity is, where to come back."""
+
+    client_id: str
+    authorize_url: str
+    redirect_uri: str
+
+
+def s256_challenge(code_verifier: str) -> str:
+    """The PKCE S256 challenge of a verifier (RFC 7636 §4.2)."""
+    digest = hashlib.sha256(code_verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def safe_return_path(candidate: str | None) -> str:
+    """A path on this site to go back to after sign-in; anything else (another site) is '/'."""
+    if not candidate or not candidate.startswith("/") or candidate.startswith(("//", "/\\")):
+        return "/"
+    return candidate
+
+
+def begin_sign_in(session: Session, client: OAuthClient, return_to: str | None) -> str:
+    """Remember a new sign-in in the session; the URL of identity's sign-in page for it."""
+    pending = session.begin_sign_in(safe_return_path(return_to))
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": client.redirect_uri,
+            "scope": " ".join(CUSTOMER_SCOPES),
+            "state": pending.state,
+            "code_challenge": s256_challenge(pending.code_verifier),
+            "code_challenge_method": "S256",
+        }
+    )
+    return f"{client.authorize_url}?{query}"
+
+
+async def finish_sign_in(
+    session: Session,
+    *,
+    code: str,
+    state: str,
+    client: OAuthClient,
+    identity: Identity,
+    store: SessionStore,
+    now: datetime,
+    ttl: timedelta,
+) -> tuple[Session, str]:
+    """Exchange the code for tokens and rotate the session; the new one and where to go next.
+
+    Raises SignInFailed when the state is not this session's pending sign-in's (a forged or
+    replayed callback) or identity refuses the code.
+    """
+    pending = session.pending_sign_in
+    if pending is None or not hmac.compare_digest(pending.state, state):
+        raise SignInFailed("this sign-in was not started from this browser, or has expired")
+    # One use only: a replayed callback finds no pending sign-in.
+    session.pending_sign_in = None
+    await store.save(session)
+    tokens = await identity.exchange(
+        Authorization(
+            code=code, code_verifier=pending.code_verifier, redirect_uri=client.redirect_uri
+        ),
+        now,
+    )
+    signed_in = session.signed_in_as(tokens, now, ttl)
+    await store.save(signed_in)
+    await store.delete(session.id)
+    return signed_in, pending.return_to
+
+
+async def access_token(
+    session: Session,
+    *,
+    identity: Identity,
+    store: SessionStore,
+    now: datetime,
+    margin: timedelta,
+) -> str:
+    """The customer's access token, refreshed first if it is about to expire.
+
+    Raises SignInRequired if the session has no customer, or identity no longer honours its
+    refresh token (then the session forgets the tokens).
+    """
+    tokens = session.tokens
+    if tokens is None:
+        raise SignInRequired("sign in to see this page")
+    if not tokens.need_refresh(now, margin):
+        return tokens.access_token
+    if tokens.refresh_token is None:
+        session.tokens = None
+        await store.save(session)
+        raise SignInRequired("your sign-in has expired")
+    try:
+        session.tokens = await identity.refresh(tokens.refresh_token, now)
+    except SignInRequired:
+        session.tokens = None
+        await store.save(session)
+        raise
+    await store.save(session)
+    return session.tokens.access_token
+
+
+async def sign_out(session: Session, *, identity: Identity, store: SessionStore) -> bool:
+    """Forget the session and revoke the customer's grant at identity; whether it was revoked.
+
+    The session is forgotten even if identity cannot be reached: the browser is signed out
+    either way and the tokens are gone from here; they then lapse on their own.
+    """
+    tokens = session.tokens
+    await store.delete(session.id)
+    if tokens is None or tokens.refresh_token is None:
+        return True
+    try:
+        await identity.revoke(tokens.refresh_token)
+    except UpstreamFailure as failure:
+        _log.warning("revocation failed at sign-out", error=str(failure))
+        return False
+    return True

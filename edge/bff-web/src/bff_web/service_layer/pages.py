@@ -1,0 +1,157 @@
+"""Page-shaped aggregates: each page's data from several services at once, degrading by part.
+
+Calls that do not depend on each other run concurrently, each bounded by its adapter's
+timeout. A part the page can live without (the categories, the stock, related products)
+is left out with a notice when its service fails; a part the page is about (the product
+itself) fails the page with ``UpstreamFailure``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, TypeVar
+
+from bff_web.domain.errors import ProductNotFound
+from chassis import get_logger
+from chassis.upstream import UpstreamFailure
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from bff_web.domain.cart import Cart
+    from bff_web.domain.shop import Category, Money, Product, ProductPage, StockLevel
+    from bff_web.service_layer.ports import Catalog, Stock
+
+RELATED_PRODUCTS: Final = 4
+STOCK_UNAVAILABLE: Final = "Stock levels are unavailable just now; you can still order."
+CATEGORIES_UNAVAILABLE: Final = "Categories are unavailable just now."
+
+_log = get_logger("bff_web.pages")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Storefront:
+    """The shop's front page: the categories, and a page of products (maybe filtered)."""
+
+    categories: list[Category]
+    products: ProductPage
+    category: Category | None
+    query: str | None
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductView:
+    """A product with its stock (None when inventory could not say) and related products."""
+
+    product: Product
+    stock: StockLevel | None
+    stock_known: bool
+    related: list[Product]
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class CartItem:
+    product: Product
+    quantity: int
+
+    @property
+    def line_total(self) -> Money:
+        return self.product.price.times(self.quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class CartView:
+    items: list[CartItem]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> Money | None:
+        """The sum of the lines, or None for an empty cart (or one mixing currencies)."""
+        totals = [item.line_total for item in self.items]
+        if not totals or len({money.currency for money in totals}) != 1:
+            return None
+        return type(totals[0])(sum(money.amount for money in totals), totals[0].currency)
+
+
+async def _optional(call: Awaitable[T], what: str) -> T | None:
+    """The call's result, or None if its service failed: the page goes on without it."""
+    try:
+        return await call
+    except UpstreamFailure as failure:
+        _log.warning("page part unavailable", part=what, error=str(failure))
+        return None
+
+
+async def storefront(
+    catalog: Catalog, *, category: str | None, query: str | None, page: int, page_size: int
+) -> Storefront:
+    """The categories and one page of products, asked for at once."""
+    categories, products = await asyncio.gather(
+        _optional(catalog.categories(), "categories"),
+        catalog.products(category=category, query=query, page=page, page_size=page_size),
+    )
+    chosen = next((c for c in categories or [] if c.slug == category), None)
+    notices = [] if categories is not None else [CATEGORIES_UNAVAILABLE]
+    return Storefront(categories or [], products, chosen, query, notices)
+
+
+async def product_view(catalog: Catalog, stock: Stock, product_id: str) -> ProductView:
+    """A product; then its stock and its category's other products, asked for at once.
+
+    Raises ProductNotFound; UpstreamFailure only if the catalog cannot give the product.
+    """
+    product = await catalog.product(product_id)
+    (level, stock_known), related = await asyncio.gather(
+        _stock_of(stock, product.sku),
+        _optional(
+            catalog.products(
+                category=product.category, query=None, page=1, page_size=RELATED_PRODUCTS + 1
+            ),
+            "related products",
+        ),
+    )
+    others = [p for p in related.items if p.id != product.id] if related else []
+    return ProductView(
+        product=product,
+        stock=level,
+        stock_known=stock_known,
+        related=others[:RELATED_PRODUCTS],
+        notices=[] if stock_known else [STOCK_UNAVAILABLE],
+    )
+
+
+async def _stock_of(stock: Stock, sku: str) -> tuple[StockLevel | None, bool]:
+    """The SKU's stock (None: not stocked) and whether inventory answered at all."""
+    try:
+        return await stock.level(sku), True
+    except UpstreamFailure as failure:
+        _log.warning("page part unavailable", part="stock", error=str(failure))
+        return None, False
+
+
+async def cart_view(catalog: Catalog, cart: Cart) -> CartView:
+    """The cart's products, asked for at once; a product gone from the catalog leaves it.
+
+    Raises UpstreamFailure if the catalog cannot say what the cart holds.
+    """
+    lines = cart.lines
+
+    async def item(product_id: str, quantity: int) -> CartItem | None:
+        try:
+            return CartItem(await catalog.product(product_id), quantity)
+        except ProductNotFound:
+            return None
+
+    found = await asyncio.gather(*(item(line.product_id, line.quantity) for line in lines))
+    items = [entry for entry in found if entry is not None]
+    notices = []
+    if len(items) < len(lines):
+        for line, entry in zip(lines, found, strict=True):
+            if entry is None:
+                cart.set_quantity(line.product_id, 0)
+        notices.append("A product in your cart is no longer sold; it was taken out.")
+    return CartView(items, notices)

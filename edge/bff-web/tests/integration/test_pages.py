@@ -1,0 +1,222 @@
+"""The storefront's pages, aggregated from several upstreams, and how they degrade."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from .conftest import csrf_token_of, sign_in, unused_grpc_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from .conftest import Upstreams
+
+
+async def test_the_front_page_shows_the_categories_and_the_products(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/")
+    assert page.status_code == 200
+    assert "text/html" in page.headers["content-type"]
+    assert "Tea &amp; coffee" in page.text
+    assert "Taliouine saffron threads, 2 g" in page.text
+    assert "€14.90" in page.text
+    assert "/images/products/p-saffron.svg" in page.text
+
+
+async def test_a_category_and_a_search_narrow_the_grid(browser: httpx.AsyncClient) -> None:
+    tea = await browser.get("/", params={"category": "tea-coffee"})
+    assert "Brass teapot" in tea.text
+    assert "Cumin seeds" not in tea.text
+    found = await browser.get("/", params={"q": "cumin"})
+    assert "Cumin seeds" in found.text
+    assert "Brass teapot" not in found.text
+    assert "Results for “cumin”" in found.text
+
+
+async def test_the_front_page_without_categories_still_lists_products(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    upstreams.categories_down = True
+    page = await browser.get("/")
+    assert page.status_code == 200
+    assert "Categories are unavailable just now." in page.text
+    assert "Brass teapot" in page.text
+
+
+async def test_a_product_page_shows_the_product_its_stock_and_its_stall(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/products/p-saffron")
+    assert page.status_code == 200
+    assert "Taliouine saffron threads, 2 g" in page.text
+    assert "In stock: 12 available" in page.text
+    assert "More from this stall" in page.text
+    assert "Cumin seeds, 100 g" in page.text
+
+
+async def test_a_product_inventory_does_not_stock_is_shown_sold_out(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/products/p-cumin")
+    assert page.status_code == 200
+    assert "Sold out" in page.text
+
+
+async def test_with_inventory_down_the_product_page_renders_and_says_stock_is_unavailable(
+    storefront_factory: Callable[..., Any],
+) -> None:
+    browser = await storefront_factory(urls={"inventory": unused_grpc_url()})
+    page = await browser.get("/products/p-saffron")
+    assert page.status_code == 200
+    assert "Taliouine saffron threads, 2 g" in page.text
+    assert "Stock unavailable" in page.text
+    assert "Stock levels are unavailable just now" in page.text
+    assert "Add to cart" in page.text
+
+
+async def test_a_slow_inventory_costs_the_product_page_no_more_than_its_timeout(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    upstreams.inventory_delay = 5.0
+    browser = await storefront_factory(inventory_timeout=0.3)
+    started = time.monotonic()
+    page = await browser.get("/products/p-saffron")
+    # Not a speed test: the page must not wait for the 5 s answer that would come.
+    assert time.monotonic() - started < 4.0
+    assert page.status_code == 200
+    assert "Stock unavailable" in page.text
+
+
+async def test_with_the_catalog_down_a_page_says_so_with_a_503(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    upstreams.catalog_down = True
+    page = await browser.get("/products/p-saffron")
+    assert page.status_code == 503
+    assert "The catalog service is not answering just now" in page.text
+
+
+async def test_an_unknown_product_is_a_404_page(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/products/no-such-thing")
+    assert page.status_code == 404
+    assert "No such product" in page.text
+
+
+async def test_product_pictures_are_svg_and_the_same_for_the_same_product(
+    browser: httpx.AsyncClient,
+) -> None:
+    first = await browser.get("/images/products/p-saffron.svg")
+    again = await browser.get("/images/products/p-saffron.svg")
+    other = await browser.get("/images/products/p-cumin.svg")
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "image/svg+xml"
+    assert first.text.startswith("<svg")
+    assert first.text == again.text != other.text
+
+
+async def test_the_cart_adds_changes_and_totals_lines(browser: httpx.AsyncClient) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    added = await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-saffron", "quantity": "2"}
+    )
+    assert added.status_code == 303
+    await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-teapot", "quantity": "1"}
+    )
+    cart = await browser.get("/cart")
+    assert "Added Brass teapot to your cart." in cart.text
+    assert '<span class="badge" data-testid="cart-count">3</span>' in cart.text
+    assert "€71.80" in cart.text  # 2 x 14.90 + 42.00
+    await browser.post("/cart/items/p-teapot", data={"csrf_token": token, "quantity": "0"})
+    cart = await browser.get("/cart")
+    assert "Brass teapot" not in cart.text
+    assert "€29.80" in cart.text
+
+
+async def test_an_unknown_product_cannot_go_in_the_cart(browser: httpx.AsyncClient) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    refused = await browser.post("/cart/items", data={"csrf_token": token, "product_id": "nope"})
+    assert refused.status_code == 404
+    assert '<span class="badge" data-testid="cart-count">0</span>' in (await browser.get("/")).text
+
+
+async def test_checkout_places_the_cart_as_the_customer_and_empties_it(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    placed = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert placed.status_code == 303
+    [order_id] = upstreams.orders
+    assert placed.headers["location"] == f"/orders/{order_id}"
+    [request] = upstreams.placed
+    assert request["customer"] == "amina"
+    assert request["key"]
+    assert request["body"] == {
+        "items": [{"product_id": "p-saffron", "quantity": 1}],
+        "payment": {"card_token": "tok_ok"},
+    }
+    status = await browser.get(f"/orders/{order_id}")
+    assert 'data-testid="order-status">Pending' in status.text
+    assert "order-status.js" in status.text
+    assert '<meta http-equiv="refresh"' in status.text
+    polled = await browser.get(f"/orders/{order_id}/status")
+    assert polled.json() == {"id": order_id, "status": "PENDING", "settled": False}
+    upstreams.orders[order_id]["public"]["status"] = "CONFIRMED"
+    settled = await browser.get(f"/orders/{order_id}")
+    assert "order-status.js" not in settled.text
+    assert "Your order is confirmed" in settled.text
+    history = await browser.get("/orders")
+    assert order_id[:8] in history.text
+    assert "Your cart is empty" in (await browser.get("/cart")).text
+
+
+async def test_a_checkout_sent_twice_carries_one_idempotency_key(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    first = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert first.status_code == 303
+    # The cart is empty now: a second click has nothing to place again.
+    again = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert again.status_code == 303
+    assert again.headers["location"] == "/cart"
+    assert len(upstreams.placed) == 1
+
+
+async def test_checkout_without_sign_in_sends_the_shopper_to_sign_in_and_back_to_the_cart(
+    browser: httpx.AsyncClient,
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    cart = await browser.get("/cart")
+    assert "Sign in to check out" in cart.text
+    refused = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert refused.status_code == 303
+    assert refused.headers["location"] == "/auth/sign-in?return_to=%2Fcart"
+
+
+async def test_order_pages_need_a_signed_in_customer(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/orders")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
+
+
+async def test_another_customers_order_is_not_found(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    amina, brahim = await storefront_factory(), await storefront_factory()
+    await sign_in(amina, upstreams, "amina")
+    await sign_in(brahim, upstreams, "brahim")
+    token = csrf_token_of((await amina.get("/")).text)
+    await amina.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    placed = await amina.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    page = await brahim.get(placed.headers["location"])
+    assert page.status_code == 404

@@ -1,0 +1,361 @@
+"""The session cookie, CSRF protection, and the code flow with the tokens kept server-side."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from bff_web.entrypoints.visits import COOKIE_NAME
+
+from .conftest import PUBLIC_URL, csrf_token_of, sign_in
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from .conftest import Upstreams
+
+
+def session_cookie(response: httpx.Response) -> str:
+    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(COOKIE_NAME)]
+    return cookie
+
+
+# -- the cookie ------------------------------------------------------------------------------
+
+
+async def test_the_session_cookie_is_httponly_lax_and_site_wide(browser: httpx.AsyncClient) -> None:
+    cookie = session_cookie(await browser.get("/"))
+    attributes = [part.strip().lower() for part in cookie.split(";")]
+    assert "httponly" in attributes
+    assert "samesite=lax" in attributes
+    assert "path=/" in attributes
+    assert "secure" not in attributes
+
+
+async def test_the_session_cookie_is_secure_when_served_over_tls(
+    storefront_factory: Callable[..., Any],
+) -> None:
+    browser = await storefront_factory(base_url="https://shop.test")
+    cookie = session_cookie(await browser.get("/"))
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+async def test_the_session_cookie_is_secure_when_the_gateway_was_reached_over_tls(
+    browser: httpx.AsyncClient,
+) -> None:
+    cookie = session_cookie(await browser.get("/", headers={"X-Forwarded-Proto": "https"}))
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
+async def test_the_cookie_is_sent_once_and_the_session_kept(browser: httpx.AsyncClient) -> None:
+    first = await browser.get("/products/p-saffron")
+    assert session_cookie(first)
+    again = await browser.get("/products/p-saffron")
+    assert again.headers.get_list("set-cookie") == []
+    assert csrf_token_of(first.text) == csrf_token_of(again.text)
+
+
+async def test_pages_are_not_cached_and_forbid_framing_and_foreign_scripts(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/")
+    assert page.headers["cache-control"] == "no-store"
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+
+
+# -- CSRF ------------------------------------------------------------------------------------
+
+
+async def cart_count(browser: httpx.AsyncClient) -> str:
+    page = (await browser.get("/cart")).text
+    return page.split('data-testid="cart-count">', 1)[1].split("<", 1)[0]
+
+
+@pytest.mark.parametrize("token", [None, "", "forged-token"], ids=["missing", "empty", "wrong"])
+async def test_a_form_without_this_sessions_csrf_token_is_refused(
+    browser: httpx.AsyncClient, token: str | None
+) -> None:
+    await browser.get("/products/p-saffron")
+    form = {"product_id": "p-saffron"} | ({} if token is None else {"csrf_token": token})
+    refused = await browser.post("/cart/items", data=form)
+    assert refused.status_code == 403
+    assert "This form has expired" in refused.text
+    assert await cart_count(browser) == "0"
+
+
+async def test_another_sessions_csrf_token_is_refused(
+    storefront_factory: Callable[..., Any],
+) -> None:
+    mine, theirs = await storefront_factory(), await storefront_factory()
+    their_token = csrf_token_of((await theirs.get("/products/p-saffron")).text)
+    await mine.get("/")
+    refused = await mine.post(
+        "/cart/items", data={"csrf_token": their_token, "product_id": "p-saffron"}
+    )
+    assert refused.status_code == 403
+
+
+async def test_a_form_posted_from_another_origin_is_refused_even_with_the_token(
+    browser: httpx.AsyncClient,
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    form = {"csrf_token": token, "product_id": "p-saffron"}
+    foreign = await browser.post("/cart/items", data=form, headers={"Origin": "https://evil.test"})
+    assert foreign.status_code == 403
+    cross = await browser.post("/cart/items", data=form, headers={"Sec-Fetch-Site": "cross-site"})
+    assert cross.status_code == 403
+    assert await cart_count(browser) == "0"
+
+
+@pytest.mark.parametrize("origin", [PUBLIC_URL, "null"])
+async def test_a_form_from_the_shops_own_page_is_taken(
+    browser: httpx.AsyncClient, origin: str
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    added = await browser.post(
+        "/cart/items",
+        data={"csrf_token": token, "product_id": "p-saffron"},
+        headers={"Origin": origin, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert added.status_code == 303
+    assert await cart_count(browser) == "1"
+
+
+async def test_sign_out_needs_the_csrf_token_too(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    refused = await browser.post("/auth/sign-out", data={})
+    assert refused.status_code == 403
+    assert upstreams.revoked == []
+    assert (await browser.get("/orders")).status_code == 200
+
+
+# -- the code flow ---------------------------------------------------------------------------
+
+
+async def test_sign_in_sends_the_browser_to_identity_with_state_and_a_pkce_challenge(
+    browser: httpx.AsyncClient,
+) -> None:
+    started = await browser.get("/auth/sign-in", params={"return_to": "/cart"})
+    assert started.status_code == 303
+    location = urlsplit(started.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        f"{PUBLIC_URL}/oauth/authorize"
+    )
+    query = {name: values[0] for name, values in parse_qs(location.query).items()}
+    assert query["response_type"] == "code"
+    assert query["client_id"] == "bff-web"
+    assert query["redirect_uri"] == f"{PUBLIC_URL}/auth/callback"
+    assert query["scope"] == "orders:read orders:write"
+    assert query["code_challenge_method"] == "S256"
+    assert len(query["state"]) >= 32
+    assert len(query["code_challenge"]) == 43
+
+
+async def test_signing_in_brings_the_shopper_back_where_they_were(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in", params={"return_to": "/cart"})
+    code, state = upstreams.authorize(started.headers["location"])
+    back = await browser.get("/auth/callback", params={"code": code, "state": state})
+    assert back.status_code == 303
+    assert back.headers["location"] == "/cart"
+    assert "Welcome! You are signed in." in (await browser.get("/cart")).text
+
+
+async def test_sign_in_never_sends_the_shopper_to_another_site(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in", params={"return_to": "//evil.test/x"})
+    code, state = upstreams.authorize(started.headers["location"])
+    back = await browser.get("/auth/callback", params={"code": code, "state": state})
+    assert back.headers["location"] == "/"
+
+
+async def test_signing_in_rotates_the_session_and_the_old_id_is_worthless(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    before = await browser.get("/products/p-saffron")
+    planted = browser.cookies[COOKIE_NAME]
+    csrf_before = csrf_token_of(before.text)
+    await sign_in(browser, upstreams)
+    after = browser.cookies[COOKIE_NAME]
+    assert after != planted
+    assert csrf_token_of((await browser.get("/orders")).text) != csrf_before
+    # Whoever planted (or saw) the pre-sign-in id holds nothing: it names no session now.
+    browser.cookies.set(COOKIE_NAME, planted, domain="shop.test")
+    stale = await browser.get("/orders")
+    assert stale.status_code == 303
+    assert stale.headers["location"].startswith("/auth/sign-in")
+
+
+async def test_the_cart_survives_signing_in(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    await sign_in(browser, upstreams)
+    assert await cart_count(browser) == "1"
+
+
+async def test_the_tokens_never_reach_the_browser(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    pages = [await browser.get(path) for path in ("/", "/orders", "/cart")]
+    [access] = upstreams.access_tokens
+    [refresh] = upstreams.refresh_tokens
+    for page in pages:
+        assert access not in page.text
+        assert refresh not in page.text
+    assert set(browser.cookies.keys()) == {COOKIE_NAME}
+    assert browser.cookies[COOKIE_NAME] not in (access, refresh)
+
+
+async def test_a_callback_with_a_wrong_state_is_refused_and_exchanges_nothing(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in")
+    code, _ = upstreams.authorize(started.headers["location"])
+    refused = await browser.get("/auth/callback", params={"code": code, "state": "forged"})
+    assert refused.status_code == 400
+    assert "Sign-in failed" in refused.text
+    assert code in upstreams.codes  # never sent to identity
+    assert upstreams.access_tokens == {}
+    assert (await browser.get("/orders")).status_code == 303
+
+
+async def test_a_callback_in_a_browser_that_did_not_start_the_sign_in_is_refused(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    victim, attacker = await storefront_factory(), await storefront_factory()
+    started = await attacker.get("/auth/sign-in")
+    code, state = upstreams.authorize(started.headers["location"], "attacker")
+    await victim.get("/")
+    # Login CSRF: the attacker's own callback URL, opened in the victim's browser.
+    refused = await victim.get("/auth/callback", params={"code": code, "state": state})
+    assert refused.status_code == 400
+    assert upstreams.access_tokens == {}
+
+
+async def test_a_callback_replayed_after_sign_in_is_refused(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in")
+    code, state = upstreams.authorize(started.headers["location"])
+    assert (await browser.get("/auth/callback", params={"code": code, "state": state})).is_redirect
+    replayed = await browser.get("/auth/callback", params={"code": code, "state": state})
+    assert replayed.status_code == 400
+
+
+async def test_a_callback_from_another_issuer_is_refused(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in")
+    code, state = upstreams.authorize(started.headers["location"])
+    refused = await browser.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": "https://evil.test"}
+    )
+    assert refused.status_code == 400
+    assert upstreams.access_tokens == {}
+
+
+async def test_a_code_identity_refuses_signs_nobody_in(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in")
+    _, state = upstreams.authorize(started.headers["location"])
+    refused = await browser.get("/auth/callback", params={"code": "made-up", "state": state})
+    assert refused.status_code == 400
+    assert (await browser.get("/orders")).status_code == 303
+
+
+async def test_a_denied_sign_in_comes_back_signed_out_with_a_notice(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    started = await browser.get("/auth/sign-in", params={"return_to": "/cart"})
+    _, state = upstreams.authorize(started.headers["location"])
+    back = await browser.get("/auth/callback", params={"error": "access_denied", "state": state})
+    assert back.headers["location"] == "/cart"
+    assert "Sign-in was cancelled." in (await browser.get("/cart")).text
+
+
+async def test_sign_out_revokes_the_grant_and_ends_the_session(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    signed_in_cookie = browser.cookies[COOKIE_NAME]
+    [refresh] = upstreams.refresh_tokens
+    token = csrf_token_of((await browser.get("/")).text)
+    out = await browser.post("/auth/sign-out", data={"csrf_token": token})
+    assert out.status_code == 303
+    assert upstreams.revoked == [refresh]
+    assert browser.cookies[COOKIE_NAME] != signed_in_cookie
+    assert "You are signed out." in (await browser.get("/")).text
+    assert (await browser.get("/orders")).status_code == 303
+    browser.cookies.set(COOKIE_NAME, signed_in_cookie, domain="shop.test")
+    assert (await browser.get("/orders")).status_code == 303
+
+
+async def test_an_access_token_about_to_expire_is_refreshed_before_it_is_used(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    upstreams.token_lifetime = 30  # inside the 60 s refresh margin: stale at once
+    await sign_in(browser, upstreams)
+    [first_refresh] = upstreams.refresh_tokens
+    assert (await browser.get("/orders")).status_code == 200
+    assert first_refresh not in upstreams.refresh_tokens  # used, and rotated by identity
+    assert len(upstreams.refresh_tokens) == 1
+
+
+async def test_a_refresh_identity_refuses_means_signing_in_again(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    upstreams.token_lifetime = 30
+    await sign_in(browser, upstreams)
+    upstreams.refresh_tokens.clear()  # the grant was revoked elsewhere
+    page = await browser.get("/orders")
+    assert page.status_code == 303
+    assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
+
+
+# -- sign-up ---------------------------------------------------------------------------------
+
+
+async def test_sign_up_opens_the_account_at_identity_then_starts_sign_in(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    done = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": "sesame-opens"},
+    )
+    assert done.status_code == 303
+    assert done.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
+    assert upstreams.accounts == {"amina@example.com": "sesame-opens"}
+
+
+@pytest.mark.parametrize(
+    ("password", "message"),
+    [("short", "Choose a stronger password"), ("sesame-opens", "exists already")],
+)
+async def test_a_refused_sign_up_says_why_and_keeps_the_email(
+    browser: httpx.AsyncClient, upstreams: Upstreams, password: str, message: str
+) -> None:
+    upstreams.accounts["amina@example.com"] = "taken-long-ago"
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    refused = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": password},
+    )
+    assert refused.status_code == 422
+    assert message in refused.text
+    assert 'value="amina@example.com"' in refused.text
+    assert password not in refused.text
