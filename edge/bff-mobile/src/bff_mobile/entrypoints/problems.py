@@ -82,9 +82,9 @@ class MobileProblem(Problem):
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` documenting coded problem+json answers with these statuses."""
-    return {
-        status: {"model": MobileProblem, "content": {PROBLEM_MEDIA_TYPE: {}}} for status in statuses
-    }
+    # The model registers the schema; the problem+json media type then names it.
+    content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/MobileProblem"}}}
+    return {status: {"model": MobileProblem, "content": content} for status in statuses}
 
 
 def install_error_codes(app: FastAPI) -> None:
