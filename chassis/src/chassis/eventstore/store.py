@@ -92,13 +92,14 @@ Publication = Callable[[RecordedEvent], Message | None]
 """What to publish for an appended event: a message for the outbox, or None for nothing."""
 
 
-def publish_on(topic: str) -> Publication:
-    """Publish every event on ``topic``, keyed by its stream, its data as the JSON payload."""
+def publish_on(topic: str, *, key: Callable[[RecordedEvent], str] | None = None) -> Publication:
+    """Publish every event on ``topic``, its data as the JSON payload, keyed by ``key(event)``
+    (by default its stream: a consumer then gets each stream's events in order)."""
 
     def message(event: RecordedEvent) -> Message:
         return Message(
             topic=topic,
-            key=event.stream_id,
+            key=event.stream_id if key is None else key(event),
             event_type=event.event_type,
             schema_version=event.schema_version,
             payload=json.dumps(event.data, separators=(",", ":"), ensure_ascii=False).encode(),

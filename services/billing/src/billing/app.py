@@ -13,6 +13,7 @@ import chassis
 from billing.adapters.payment_providers import HttpPaymentProvider
 from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.domain.errors import BillingError
+from billing.entrypoints import accounts
 from billing.entrypoints.problems import billing_problem
 from billing.entrypoints.routes import router
 from chassis.messaging.lifecycle import Messaging
@@ -38,8 +39,13 @@ def create_app(settings: BillingSettings) -> FastAPI:
 
     async def wire(app: FastAPI) -> None:
         database: chassis.Database = app.state.database
-        uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
+        uow_factory: UnitOfWorkFactory = partial(
+            SqlAlchemyUnitOfWork,
+            database.sessionmaker,
+            snapshot_every=settings.ledger_snapshot_every,
+        )
         app.state.uow_factory = uow_factory
+        app.state.ledger_attempts = settings.ledger_attempts
         app.state.idempotency_lease = timedelta(seconds=settings.idempotency_lease)
         # One pooled session for the process: a session per call leaks connections.
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
@@ -60,9 +66,11 @@ def create_app(settings: BillingSettings) -> FastAPI:
         title="Souk billing",
         description=(
             "Payments for Souk orders: authorize, capture, void and refund through external "
-            "payment providers, failing over from the primary to the backup."
+            "payment providers, failing over from the primary to the backup. Customers' "
+            "store-credit accounts: an event-sourced ledger of credits and debits whose "
+            "balance never goes below zero."
         ),
-        routers=[router],
+        routers=[router, accounts.router],
         migrations=MIGRATIONS,
         on_startup=[wire],
         on_shutdown=[close_http_session],

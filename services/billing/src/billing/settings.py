@@ -1,4 +1,4 @@
-"""Billing's settings: the chassis's, plus its providers, from BILLING_* variables."""
+"""Billing's settings from BILLING_* variables: the chassis's, its providers and its ledger."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ class BillingSettings(ServiceSettings):
         description=(
             "Seconds an Idempotency-Key stays locked for a request at the providers; if that "
             "request dies, a retry may take over after this."
+        ),
+    )
+
+    ledger_snapshot_every: int = Field(
+        default=50,
+        ge=0,
+        description=(
+            "Entries between two snapshots of a customer's account (0: never); loading an "
+            "account folds only the entries after its newest snapshot."
+        ),
+    )
+    ledger_attempts: int = Field(
+        default=5,
+        ge=1,
+        description=(
+            "Times an entry is decided again when others land on the account first, before "
+            "the request is answered 409 account-busy."
         ),
     )
 

@@ -15,6 +15,7 @@ from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.domain.errors import IdempotencyKeyInFlight
 from billing.domain.model import Payment, PaymentStatus
 from billing.service_layer.ports import IdempotencyRecord
+from chassis.eventstore import tables as event_store_tables
 from chassis.messaging import tables as messaging_tables
 from contracts import Money
 
@@ -49,9 +50,13 @@ def record(key: str = "key-1", payment_id: str = "payment-1") -> IdempotencyReco
 async def test_the_migrations_build_exactly_the_schema_the_tables_describe(
     database: Database,
 ) -> None:
-    """Billing's tables, and the chassis's messaging tables."""
+    """Billing's tables, and the chassis's messaging and event-store tables."""
     described = MetaData()
-    for table in (*metadata.tables.values(), *messaging_tables.metadata.tables.values()):
+    for table in (
+        *metadata.tables.values(),
+        *messaging_tables.metadata.tables.values(),
+        *event_store_tables.metadata.tables.values(),
+    ):
         table.to_metadata(described)
 
     def differences(connection: Connection) -> list[object]:

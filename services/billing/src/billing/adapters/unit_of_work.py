@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from billing.adapters.accounts import EventSourcedAccountRepository
 from billing.adapters.publishing import publish
 from billing.adapters.repository import (
     SqlAlchemyIdempotencyKeyRepository,
@@ -12,18 +13,31 @@ from billing.adapters.repository import (
 from chassis import unit_of_work
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
-    """Implements the service layer's UnitOfWork port on an async session."""
+    """Implements the service layer's UnitOfWork port on an async session.
+
+    Accounts store a snapshot every ``snapshot_every`` entries (0: never).
+    """
 
     payments: SqlAlchemyPaymentRepository
     idempotency_keys: SqlAlchemyIdempotencyKeyRepository
+    accounts: EventSourcedAccountRepository
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], *, snapshot_every: int = 0
+    ) -> None:
+        super().__init__(sessionmaker)
+        self._snapshot_every = snapshot_every
 
     def open_repositories(self, session: AsyncSession) -> None:
         self.payments = SqlAlchemyPaymentRepository(session)
         self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)
+        self.accounts = EventSourcedAccountRepository(
+            session, self.outbox, snapshot_every=self._snapshot_every
+        )
 
     async def commit(self) -> None:
         """Commit the payments written, with their events in the outbox, in one transaction."""

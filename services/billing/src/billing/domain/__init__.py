@@ -1,1 +1,2 @@
-"""Billing's model: payments and the rules of their lifecycle, in plain Python."""
+"""Billing's model in plain Python: payments and their lifecycle, customer accounts and their
+ledger."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from billing.domain.events import CreditReason, DebitReason
     from contracts import Money
 
 
@@ -36,3 +37,25 @@ class VoidPayment:
 @dataclass(frozen=True, slots=True)
 class RefundPayment:
     payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditAccount:
+    """Put ``amount`` on a customer's account; ``idempotency_key`` makes retries safe."""
+
+    account_id: str
+    amount: Money
+    reason: CreditReason
+    idempotency_key: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DebitAccount:
+    """Draw ``amount`` from a customer's account, if it holds that much."""
+
+    account_id: str
+    amount: Money
+    reason: DebitReason
+    idempotency_key: str
+    reference: str | None = None

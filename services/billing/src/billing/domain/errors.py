@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from billing.domain.model import PaymentAction, PaymentStatus
+    from contracts import Money
 
 
 class BillingError(Exception):
@@ -89,3 +90,41 @@ class PaymentOutcomeUnknown(BillingError):
         )
         self.provider = provider
         self.payment_id = payment_id
+
+
+class AccountNotFound(BillingError):
+    """No money was ever put on this account."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"no account with id {account_id!r}")
+        self.account_id = account_id
+
+
+class InvalidEntry(BillingError):
+    """A credit or debit breaks one of the ledger's rules (a negative amount, a wrong currency)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InsufficientFunds(BillingError):
+    """A debit larger than the account's balance: the balance never goes below zero."""
+
+    def __init__(self, account_id: str, requested: Money, balance: Money) -> None:
+        super().__init__(
+            f"account {account_id!r} holds {balance.format()}, "
+            f"less than the {requested.format()} asked for"
+        )
+        self.account_id = account_id
+        self.requested = requested
+        self.balance = balance
+
+
+class AccountBusy(BillingError):
+    """Other entries kept landing on the account first; nothing was written, try again."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"account {account_id!r} is busy with other entries; nothing was written")
+        self.account_id = account_id

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, assert_never
 
 from billing.domain.errors import (
+    AccountBusy,
+    AccountNotFound,
     AuthorizationLost,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    InsufficientFunds,
+    InvalidEntry,
     InvalidPayment,
     PaymentNotFound,
     PaymentOutcomeUnknown,
@@ -96,7 +100,47 @@ def _problem_for(error: Exception) -> ProblemError:
                 provider=error.provider,
                 payment_id=error.payment_id,
             )
+        case AccountNotFound() | InsufficientFunds() | AccountBusy() | InvalidEntry():
+            problem = _ledger_problem(error)
         case _:
             # A new BillingError without its own mapping is still the caller's problem, not a 500.
             problem = ProblemError(400, "billing-error", "Request refused", str(error))
     return problem
+
+
+def _ledger_problem(
+    error: AccountNotFound | InsufficientFunds | AccountBusy | InvalidEntry,
+) -> ProblemError:
+    match error:
+        case AccountNotFound():
+            return ProblemError(
+                404,
+                "account-not-found",
+                "Account not found",
+                str(error),
+                account_id=error.account_id,
+            )
+        case InsufficientFunds():
+            return ProblemError(
+                409,
+                "insufficient-funds",
+                "Insufficient funds",
+                f"{error}; nothing was drawn",
+                account_id=error.account_id,
+                balance=error.balance.to_dict(),
+            )
+        case AccountBusy():
+            return ProblemError(
+                409,
+                "account-busy",
+                "Account busy",
+                f"{error}; retry shortly with the same Idempotency-Key",
+                headers={"Retry-After": IN_FLIGHT_RETRY_AFTER},
+                account_id=error.account_id,
+            )
+        case InvalidEntry():
+            return ProblemError(
+                422, "invalid-entry", "Invalid entry", str(error), field=error.field
+            )
+        case _:
+            assert_never(error)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from billing.domain.commands import AuthorizePayment
+from billing.domain.account import REFERENCE_MAX_LENGTH, Account
+from billing.domain.commands import AuthorizePayment, CreditAccount, DebitAccount
+from billing.domain.events import (
+    AccountCredited,
+    AccountEvent,
+    CreditReason,
+    DebitReason,
+)
 from billing.domain.model import (
     CUSTOMER_ID_MAX_LENGTH,
     ORDER_ID_MAX_LENGTH,
@@ -92,4 +99,107 @@ class PaymentPublic(BaseModel):
             provider_reference=payment.provider_reference,
             decline_reason=payment.decline_reason,
             created_at=payment.created_at,
+        )
+
+
+Reference = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=REFERENCE_MAX_LENGTH,
+        description="What the entry is for, e.g. the order a payment or a refund belongs to.",
+        examples=["order-1042"],
+    ),
+]
+
+
+class CreditRequest(BaseModel):
+    """Put money on a customer's account: a top-up, or a refund as store credit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount
+    reason: CreditReason = Field(examples=[CreditReason.TOP_UP])
+    reference: Reference = None
+
+    def to_command(self, account_id: str, idempotency_key: str) -> CreditAccount:
+        return CreditAccount(
+            account_id=account_id,
+            amount=self.amount.to_money(),
+            reason=self.reason,
+            idempotency_key=idempotency_key,
+            reference=self.reference,
+        )
+
+
+class DebitRequest(BaseModel):
+    """Draw money from a customer's account to pay; refused if the account holds less."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount
+    reason: DebitReason = DebitReason.PAYMENT
+    reference: Reference = None
+
+    def to_command(self, account_id: str, idempotency_key: str) -> DebitAccount:
+        return DebitAccount(
+            account_id=account_id,
+            amount=self.amount.to_money(),
+            reason=self.reason,
+            idempotency_key=idempotency_key,
+            reference=self.reference,
+        )
+
+
+class Balance(MoneyModel):
+    """An account's balance: never below zero."""
+
+    amount: Annotated[MinorUnits, Field(ge=0)]
+
+
+class EntryPublic(BaseModel):
+    """One entry of an account's ledger, with the balance it left."""
+
+    id: str = Field(examples=["3f0c1e2a9b8d4c7e8f6a5b4c3d2e1f00"])
+    account_id: str = Field(examples=["customer-7"])
+    kind: Literal["credit", "debit"]
+    reason: CreditReason | DebitReason
+    amount: Amount
+    reference: str | None = Field(examples=["order-1042"])
+    balance: Balance
+    occurred_at: datetime
+
+    @classmethod
+    def from_domain(cls, entry: AccountEvent) -> EntryPublic:
+        return cls(
+            id=entry.entry_id,
+            account_id=entry.account_id,
+            kind="credit" if isinstance(entry, AccountCredited) else "debit",
+            reason=entry.reason,
+            amount=Amount.from_money(entry.amount),
+            reference=entry.reference,
+            balance=Balance.from_money(entry.balance),
+            occurred_at=entry.occurred_at,
+        )
+
+
+class AccountPublic(BaseModel):
+    """A customer's account: its balance, and how many entries made it."""
+
+    id: str = Field(examples=["customer-7"])
+    balance: Balance
+    entries: int = Field(description="How many entries the account has (its version).")
+    opened_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_domain(cls, account: Account) -> AccountPublic:
+        if account.balance is None or account.opened_at is None or account.updated_at is None:
+            raise ValueError("an account is shown once it is opened")
+        return cls(
+            id=account.id,
+            balance=Balance.from_money(account.balance),
+            entries=account.version,
+            opened_at=account.opened_at,
+            updated_at=account.updated_at,
         )

@@ -11,6 +11,8 @@ from chassis import unit_of_work
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from billing.domain.account import Account
+    from billing.domain.events import AccountEvent
     from billing.domain.model import Payment
     from contracts import Money
 
@@ -69,6 +71,26 @@ class IdempotencyKeyRepository(Protocol):
         """
 
 
+class AccountRepository(Protocol):
+    """Customers' accounts, each stored as the stream of its entries (event sourced)."""
+
+    async def get(self, account_id: str) -> Account:
+        """The account as its entries made it; a fresh one (version 0) if it has none."""
+
+    async def save(self, account: Account) -> None:
+        """Append the entries the account recorded, and publish them with this transaction.
+
+        Raises chassis.eventstore.ConcurrencyConflict if another entry landed on the account
+        since it was read: nothing is written, and the caller loads it again or gives up.
+        """
+
+    async def entry(self, entry_id: str) -> AccountEvent | None:
+        """The entry with this id, on whichever account, or None."""
+
+    async def entries(self, account_id: str) -> list[AccountEvent]:
+        """Every entry of the account, oldest first."""
+
+
 class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     """One transaction over billing's storage; leaving it without ``commit`` rolls back.
 
@@ -80,6 +102,9 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 
     @property
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
+
+    @property
+    def accounts(self) -> AccountRepository: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
