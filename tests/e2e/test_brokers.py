@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import os
 import secrets
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from chassis.messaging.cleanup import forget_nats_namespace, forget_rabbitmq_namespaces
 from souk.testing import SoukSystem, TansuBroker, TansuMissingError, require_server
 
 from .conftest import default_topology, new_shopper
@@ -43,39 +43,6 @@ def _tansu(directory: Path) -> Iterator[str]:
         broker.stop()
 
 
-async def _forget_rabbitmq(namespace: str) -> None:
-    import aio_pika  # noqa: PLC0415
-
-    async def names(what: str) -> list[str]:
-        process = await asyncio.create_subprocess_exec(
-            "rabbitmqctl", what, "name", "--no-table-headers", "--quiet",
-            stdout=subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await process.communicate()
-        return [n for n in out.decode().split() if n.startswith(f"{namespace}.")]
-
-    connection = await aio_pika.connect(f"amqp://guest:guest@{HOST}:5672/")
-    async with connection:
-        channel = await connection.channel()
-        for queue in await names("list_queues"):
-            await channel.queue_delete(queue)
-        for exchange in await names("list_exchanges"):
-            await channel.exchange_delete(exchange)
-
-
-async def _forget_nats(namespace: str) -> None:
-    import nats  # noqa: PLC0415
-
-    client = await nats.connect(f"nats://{HOST}:4222", connect_timeout=2)
-    try:
-        js = client.jetstream()
-        for info in await js.streams_info():
-            if info.config.name and info.config.name.startswith(f"{namespace}_"):
-                await js.delete_stream(info.config.name)
-    finally:
-        await client.close()
-
-
 @pytest.fixture(scope="module", params=["rabbitmq", "nats", "kafka"])
 def on_broker(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -87,11 +54,14 @@ def on_broker(
     with contextlib.ExitStack() as stack:
         if kind == "rabbitmq":
             require_server("RabbitMQ", HOST, 5672)
-            stack.callback(lambda: asyncio.run(_forget_rabbitmq(namespace)))
+            amqp = f"amqp://guest:guest@{HOST}:5672/"
+            stack.callback(lambda: asyncio.run(forget_rabbitmq_namespaces(amqp, [namespace])))
             topology["broker"] = {"kind": kind, "namespace": namespace}
         elif kind == "nats":
             require_server("NATS", HOST, 4222)
-            stack.callback(lambda: asyncio.run(_forget_nats(namespace)))
+            stack.callback(
+                lambda: asyncio.run(forget_nats_namespace(f"nats://{HOST}:4222", namespace))
+            )
             topology["broker"] = {"kind": kind, "namespace": namespace}
         else:
             url = stack.enter_context(_tansu(directory))

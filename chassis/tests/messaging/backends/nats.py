@@ -16,6 +16,7 @@ import subprocess
 import time
 from typing import TYPE_CHECKING
 
+from chassis.messaging.cleanup import forget_nats_namespace
 from souk.testing import free_port, require_server
 
 if TYPE_CHECKING:
@@ -106,22 +107,9 @@ class NatsServer:
 
     async def forget(self, namespace: str) -> None:
         """Delete the namespace's streams (and so their consumers) wherever they may be."""
-        await _delete_streams(self.url(namespace), namespace)
+        await forget_nats_namespace(self.url(namespace), namespace)
         if self._private is not None:
-            await _delete_streams(self._private.url(namespace), namespace)
-
-
-async def _delete_streams(url: str, namespace: str) -> None:
-    import nats  # noqa: PLC0415 - only this backend needs it
-
-    client = await nats.connect(url.partition("?")[0], connect_timeout=2)
-    try:
-        js = client.jetstream()
-        for info in await js.streams_info():
-            if info.config.name is not None and info.config.name.startswith(f"{namespace}_"):
-                await js.delete_stream(info.config.name)
-    finally:
-        await client.close()
+            await forget_nats_namespace(self._private.url(namespace), namespace)
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from chassis.messaging.cleanup import forget_rabbitmq_namespaces
 from souk.testing import free_port, require_server
 
 if TYPE_CHECKING:
@@ -168,37 +169,15 @@ class RabbitMqServer:
         """Delete the forgotten namespaces' queues and exchanges; stop the private node."""
         try:
             if self._forgotten:
-                asyncio.run(self._delete(tuple(f"{n}." for n in self._forgotten)))
+                asyncio.run(
+                    forget_rabbitmq_namespaces(
+                        f"amqp://guest:guest@{HOST}:{PORT}/",
+                        self._forgotten,
+                        rabbitmqctl=SHARED_CTL,
+                    )
+                )
         finally:
             self._private.stop()
-
-    async def _delete(self, prefixes: tuple[str, ...]) -> None:
-        import aio_pika  # noqa: PLC0415 - only this backend needs it
-
-        queues, exchanges = await asyncio.gather(_listed("list_queues"), _listed("list_exchanges"))
-        connection = await aio_pika.connect(f"amqp://guest:guest@{HOST}:{PORT}/")
-        try:
-            channel = await connection.channel()
-            for queue in queues:
-                if queue.startswith(prefixes):
-                    await channel.queue_delete(queue)
-            for exchange in exchanges:
-                if exchange.startswith(prefixes):
-                    await channel.exchange_delete(exchange)
-        finally:
-            await connection.close()
-
-
-async def _listed(command: str) -> list[str]:
-    process = await asyncio.create_subprocess_exec(
-        SHARED_CTL, command, "name", "--no-table-headers", "--quiet",
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {command} failed: {err.decode().strip()}")
-    return out.decode().split()
 
 
 @contextlib.contextmanager
