@@ -207,6 +207,7 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
         "notifications",
         "identity",
         "bff-mobile",
+        "bff-web",
     ]
     routes = topology.services["gateway"].env["GATEWAY_ROUTES"]
     assert {

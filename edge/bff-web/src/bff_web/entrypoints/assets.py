@@ -27,6 +27,16 @@ async def product_image(product_id: str) -> Response:
     )
 
 
+@router.get("/favicon.ico")
+async def favicon() -> Response:
+    """Browsers ask every site for it, pages of identity's behind the gateway included."""
+    return Response(
+        (STATIC_DIRECTORY / "favicon.svg").read_bytes(),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 def static_files() -> StaticFiles:
     """``/static``: self-hosted, so the shop works with no internet and no CDN."""
     return StaticFiles(directory=STATIC_DIRECTORY)
