@@ -164,6 +164,8 @@ class OrdersStandIn(StandIn):
         mine = self.placed.get(subject, [])
         end = len(mine)
         before = request.query.get("before")
+        if before is not None and len(before) > 200:
+            return web.json_response({"title": "The request is not valid"}, status=422)
         if before is not None:
             try:
                 end = int(base64.urlsafe_b64decode(before))

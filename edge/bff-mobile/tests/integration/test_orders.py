@@ -80,6 +80,7 @@ async def test_an_order_row_is_compact(mobile: httpx.AsyncClient, orders: Orders
         "garbage",
         base64.urlsafe_b64encode(b"m9:MQ==").decode(),  # not this API's version
         base64.urlsafe_b64encode(b"m1:not-orders-cursor").decode(),  # orders refuses it
+        base64.urlsafe_b64encode(b"m1:" + b"A" * 250).decode(),  # too long for orders
     ],
 )
 async def test_a_cursor_this_api_did_not_give_is_a_400_invalid_cursor(

@@ -30,7 +30,10 @@ class OrdersClient:
         answer = await self._upstream.call(
             "GET", path, headers={"Authorization": f"Bearer {token}"}
         )
-        if answer.status == 400 and answer.problem_type() == "invalid-cursor":
+        # Orders refuses a cursor it did not make (400), or one too long to be one (422).
+        if before is not None and (
+            answer.problem_type() == "invalid-cursor" or answer.status == 422
+        ):
             raise InvalidCursor
         if answer.status != 200:
             raise self._upstream.unexpected("GET", path, answer)
