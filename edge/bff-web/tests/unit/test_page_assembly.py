@@ -1,0 +1,103 @@
+"""Pages put together from several services; a part that fails leaves a notice, not an error."""
+
+from __future__ import annotations
+
+import pytest
+
+from bff_web.domain.cart import Cart
+from bff_web.domain.errors import ProductNotFound
+from bff_web.domain.shop import Money
+from bff_web.service_layer import pages
+from chassis.upstream import UpstreamFailure
+
+from .conftest import FakeCatalog, FakeStock, product
+
+SAFFRON, CUMIN, TEAPOT = product("saffron"), product("cumin", price=390), product("teapot", "tea")
+
+
+@pytest.fixture
+def catalog() -> FakeCatalog:
+    return FakeCatalog({p.id: p for p in (SAFFRON, CUMIN, TEAPOT)})
+
+
+async def test_the_front_page_has_the_categories_and_the_products(catalog: FakeCatalog) -> None:
+    front = await pages.storefront(catalog, category="spices", query=None, page=1, page_size=12)
+    assert [c.slug for c in front.categories] == ["spices"]
+    assert front.category is not None
+    assert front.products.items == [SAFFRON, CUMIN]
+    assert front.notices == []
+
+
+async def test_the_front_page_goes_on_without_its_categories(catalog: FakeCatalog) -> None:
+    catalog.categories_fail = True
+    front = await pages.storefront(catalog, category=None, query=None, page=1, page_size=12)
+    assert front.categories == []
+    assert front.notices == [pages.CATEGORIES_UNAVAILABLE]
+    assert len(front.products.items) == 3
+
+
+async def test_the_front_page_cannot_go_on_without_its_products(catalog: FakeCatalog) -> None:
+    catalog.listing_fails = True
+    with pytest.raises(UpstreamFailure):
+        await pages.storefront(catalog, category=None, query=None, page=1, page_size=12)
+
+
+async def test_a_product_page_has_its_stock_and_other_products_of_its_category(
+    catalog: FakeCatalog,
+) -> None:
+    view = await pages.product_view(catalog, FakeStock({SAFFRON.sku: 7}), "saffron")
+    assert view.product == SAFFRON
+    assert view.stock is not None
+    assert view.stock.available == 7
+    assert view.stock_known
+    assert view.related == [CUMIN]
+    assert view.notices == []
+
+
+async def test_a_product_inventory_does_not_stock_is_known_to_have_none(
+    catalog: FakeCatalog,
+) -> None:
+    view = await pages.product_view(catalog, FakeStock(), "saffron")
+    assert view.stock is None
+    assert view.stock_known
+
+
+async def test_a_product_page_without_inventory_says_stock_is_unavailable(
+    catalog: FakeCatalog,
+) -> None:
+    view = await pages.product_view(catalog, FakeStock(down=True), "saffron")
+    assert view.product == SAFFRON
+    assert not view.stock_known
+    assert view.notices == [pages.STOCK_UNAVAILABLE]
+
+
+async def test_an_unknown_product_has_no_page(catalog: FakeCatalog) -> None:
+    with pytest.raises(ProductNotFound):
+        await pages.product_view(catalog, FakeStock(), "nothing")
+
+
+async def test_the_cart_page_prices_each_line_and_totals_them(catalog: FakeCatalog) -> None:
+    cart = Cart()
+    cart.add("saffron", 2)
+    cart.add("cumin")
+    view = await pages.cart_view(catalog, cart)
+    assert [(item.product, item.quantity) for item in view.items] == [(SAFFRON, 2), (CUMIN, 1)]
+    assert view.items[0].line_total == Money(2980, "EUR")
+    assert view.total == Money(3370, "EUR")
+
+
+async def test_a_product_gone_from_the_catalog_leaves_the_cart_with_a_notice(
+    catalog: FakeCatalog,
+) -> None:
+    cart = Cart()
+    cart.add("saffron")
+    cart.add("discontinued")
+    view = await pages.cart_view(catalog, cart)
+    assert [item.product for item in view.items] == [SAFFRON]
+    assert cart.lines[0].product_id == "saffron"
+    assert len(cart.lines) == 1
+    assert len(view.notices) == 1
+
+
+async def test_an_empty_cart_has_no_total(catalog: FakeCatalog) -> None:
+    assert (await pages.cart_view(catalog, Cart())).total is None
