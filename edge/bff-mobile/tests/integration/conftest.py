@@ -133,6 +133,8 @@ class OrdersStandIn(StandIn):
     def __init__(self) -> None:
         super().__init__()
         self.placed: dict[str, list[dict[str, Any]]] = {}
+        self.revoked: set[str] = set()
+        """Customers whose tokens orders refuses, as after a sign-out it heard of first."""
 
     def place(self, customer: str, *, quantity: int = 1, status: str = "CONFIRMED") -> str:
         mine = self.placed.setdefault(customer, [])
@@ -159,7 +161,7 @@ class OrdersStandIn(StandIn):
         if (answer := await self.delay(request)) is not None:
             return answer
         subject = request.headers.get("Authorization", "").removeprefix("Bearer ").split(";")[0]
-        if not subject:
+        if not subject or subject in self.revoked:
             return web.json_response({"title": "Unauthorized"}, status=401)
         mine = self.placed.get(subject, [])
         end = len(mine)

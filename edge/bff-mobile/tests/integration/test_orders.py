@@ -116,3 +116,15 @@ async def test_with_orders_down_the_list_is_a_503_upstream_unavailable(
         "upstream_unavailable",
         "orders",
     )
+
+
+async def test_a_token_orders_refuses_is_a_401_unauthorized_not_an_outage(
+    mobile: httpx.AsyncClient, orders: OrdersStandIn
+) -> None:
+    orders.revoked.add("c-1")
+
+    for path in ("/mobile/orders", "/mobile/home"):
+        response = await mobile.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "unauthorized"
+        assert response.headers["www-authenticate"].startswith("Bearer")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from bff_mobile.adapters.answers import read_answer
-from bff_mobile.domain.errors import InvalidCursor
+from bff_mobile.domain.errors import InvalidCursor, TokenRefused
 from bff_mobile.domain.model import OrdersPage, OrderSummary
 from contracts import Money
 
@@ -35,6 +35,8 @@ class OrdersClient:
             answer.problem_type() == "invalid-cursor" or answer.status == 422
         ):
             raise InvalidCursor
+        if answer.status == 401:
+            raise TokenRefused(self._upstream.name)
         if answer.status != 200:
             raise self._upstream.unexpected("GET", path, answer)
         body = answer.body

@@ -1,5 +1,11 @@
 """The cart: what a customer means to buy, kept until they check out.
 
+It lives in bff-mobile's own database, keyed by the access token's subject. No service of
+the shop owns carts: an order is a commitment that orders prices, reserves and charges,
+while a cart commits nothing and is the app's state between screens, so it stays with the
+backend of the app that shows it. Keyed by the customer rather than by a device, it follows
+them from phone to phone and survives a reinstall.
+
 Prices are the catalog's when each product was put in: enough for the cart screen, while
 orders prices the order again from the catalog at checkout.
 """

@@ -30,3 +30,11 @@ class InvalidCursor(MobileError):
 
     def __init__(self) -> None:
         super().__init__("not a cursor this listing gave; start again without one")
+
+
+class TokenRefused(MobileError):
+    """A service refused the customer's token this API had accepted (revoked meanwhile)."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(f"{upstream} refused the access token: sign in again")
+        self.upstream = upstream

@@ -22,6 +22,7 @@ from bff_mobile.domain.errors import (
     InvalidQuantity,
     MobileError,
     ProductNotFound,
+    TokenRefused,
 )
 from chassis.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response
 from chassis.upstream import UpstreamFailure
@@ -162,6 +163,16 @@ async def _on_mobile_error(request: Request, error: Exception) -> Response:
                 str(error),
                 instance=path,
                 code=ErrorCode.VALIDATION,
+            )
+        case TokenRefused():
+            return problem_response(
+                401,
+                "invalid-token",
+                "Unauthorized",
+                str(error),
+                instance=path,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                code=ErrorCode.UNAUTHORIZED,
             )
         case _:
             return problem_response(

@@ -69,7 +69,11 @@ async def home_screen(
     featured_count: int,
     part_timeout: float,
 ) -> HomeScreen:
-    """The customer's home screen; never fails for want of one of its parts."""
+    """The customer's home screen; never fails for want of one of its parts.
+
+    A token that orders refuses (revoked since this process checked it) is no outage: the
+    TokenRefused it raises is the caller's answer.
+    """
 
     async def featured() -> list[ProductCard]:
         candidates = await sources.catalog.products(limit=CANDIDATES)
