@@ -1,4 +1,4 @@
-"""The `souk` command: up, down, status, logs, dlq, token."""
+"""The `souk` command: up, down, status, logs, dlq, token, replay."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated, NoReturn
 
 import httpx
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from souk import orchestrator
 from souk.databases import DatabaseProvisionError
@@ -33,6 +34,7 @@ from souk.display import (
 )
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.plan import BrokerUnreachableError, PortInUseError
+from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
 from souk.tokens import CUSTOMER_SCOPES, TokenError, client_token, customer_token
 from souk.topology import TopologyError
@@ -336,3 +338,54 @@ def dlq_replay(
 
 def _replayed(letter: DeadLetter) -> None:
     typer.echo(f"replayed {letter.service} #{letter.id} ({letter.topic}, key {letter.key})")
+
+
+@app.command()
+def replay(
+    service: Annotated[
+        str, typer.Argument(help="The service whose read model to rebuild: order-history.")
+    ],
+    data_dir: DataDirOption = None,
+) -> None:
+    """Rebuild a service's read model from scratch, from the events it archived, and show how
+    far it got; exit 1 if it fails (the old model then stays).
+
+    The service re-reads every message it ever took in from the event archive in its own
+    database (each kept with its effect, so the archive is exactly what the live model was
+    built from), not from the broker: brokers forget messages once every group has them.
+    Events published before the service first subscribed are in neither. The new model
+    replaces the old in one transaction; live events wait for it and then apply on top.
+    """
+    urls = _ready_urls_of(_running(data_dir), service)
+    console = make_console(sys.stderr)
+    with Progress(
+        TextColumn(f"rebuilding {service}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("rebuild", total=None)
+
+        def show(status: RebuildStatus) -> None:
+            progress.update(task, completed=status.done, total=status.total or None)
+
+        async def run() -> RebuildStatus:
+            async with http_client() as client:
+                return await Rebuild(service, urls, client).run(show)
+
+        try:
+            status = asyncio.run(run())
+        except ReplayError as exc:
+            _fail(str(exc))
+    counts = ", ".join(
+        f"{count} {name}"
+        for name, count in (("orders", status.orders), ("products", status.products))
+        if count is not None
+    )
+    typer.echo(
+        f"{service} rebuilt from {status.done} archived events"
+        + (f": {counts}" if counts else "")
+        + f" ({status.seconds:.1f} s)"
+    )
