@@ -220,3 +220,15 @@ async def test_another_customers_order_is_not_found(
     placed = await amina.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
     page = await brahim.get(placed.headers["location"])
     assert page.status_code == 404
+
+
+async def test_an_unknown_address_is_a_page_for_browsers_and_a_problem_for_api_clients(
+    browser: httpx.AsyncClient,
+) -> None:
+    page = await browser.get("/no/such/page", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.status_code == 404
+    assert "No such page" in page.text
+    problem = await browser.get("/api/nowhere", headers={"Accept": "*/*"})
+    assert problem.status_code == 404
+    assert problem.headers["content-type"] == "application/problem+json"
+    assert problem.json()["type"] == "https://souk.dev/problems/not-found"

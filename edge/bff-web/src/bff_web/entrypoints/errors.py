@@ -16,7 +16,7 @@ from bff_web.domain.errors import OrderNotFound, ProductNotFound, SignInRequired
 from bff_web.entrypoints.csrf import CsrfRejected
 from bff_web.entrypoints.deps import TEMPLATES
 from bff_web.entrypoints.visits import PAGE_HEADERS
-from chassis import get_logger
+from chassis import get_logger, problem_response
 from chassis.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
@@ -74,7 +74,16 @@ async def _upstream_failed(request: Request, error: Exception) -> Response:
     return response
 
 
+async def _no_such_page(request: Request, _: Exception) -> Response:
+    # A browser gets a page; an API client that strayed here (the gateway sends every path
+    # no other route claims) gets the problem document it expects.
+    if "text/html" in request.headers.get("accept", ""):
+        return error_page(request, 404, "No such page", "There is nothing at this address.")
+    return problem_response(404, "not-found", "Not Found", instance=request.url.path)
+
+
 def install_error_pages(app: FastAPI) -> None:
+    app.add_exception_handler(404, _no_such_page)
     app.add_exception_handler(ProductNotFound, _not_found)
     app.add_exception_handler(OrderNotFound, _not_found)
     app.add_exception_handler(SignInRequired, _sign_in_required)
