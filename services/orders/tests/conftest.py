@@ -200,6 +200,12 @@ class FakeBilling(Scripted):
         self._leave("authorize")
         return payment.id
 
+    async def held_payment(self, order_id: str) -> str | None:
+        await self._enter("held_payment")
+        payment = self.payment_of(order_id)
+        self._leave("held_payment")
+        return payment.id if payment and payment.status in {"AUTHORIZED", "CAPTURED"} else None
+
     async def capture(self, payment_id: str) -> None:
         await self._enter("capture")
         self._move(payment_id, "AUTHORIZED", "CAPTURED", refuse=True)
@@ -216,14 +222,16 @@ class FakeBilling(Scripted):
         self._leave("refund")
 
     def _move(self, payment_id: str, source: str, target: str, *, refuse: bool) -> None:
+        """Capture refuses a payment in another state; void and refund leave it as it is."""
         payment = self.payments[payment_id]
         if payment.status == target:
             return
         if payment.status != source:
-            message = f"payment {payment_id} is {payment.status}"
             if refuse:
-                raise CheckoutRefused(f"payment not captured: {message}")
-            raise UpstreamFailure("billing", message, transient=False)
+                raise CheckoutRefused(
+                    f"payment not captured: payment {payment_id} is {payment.status}"
+                )
+            return
         payment.status = target
 
 

@@ -1,5 +1,5 @@
 """Composition root: the orders' routes on the chassis, wired to storage, the clients of
-catalog, inventory and billing, and the runner that drives checkouts in the background."""
+catalog, inventory and billing, and the saga that drives checkouts through the bus."""
 
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from orders.adapters.catalog_client import CatalogClient
 from orders.adapters.inventory_client import InventoryClient
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.errors import OrdersError
-from orders.entrypoints.checkout_runner import CheckoutRunner
 from orders.entrypoints.problems import orders_problem
 from orders.entrypoints.routes import router
+from orders.entrypoints.saga_consumer import SagaConsumer, saga_consumer
 from orders.service_layer.checkout import Checkout, RetryPolicy
+from orders.service_layer.saga import CheckoutSaga
 
 if TYPE_CHECKING:
     import grpc
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from orders.settings import OrdersSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# What orders' own token asks for: taking payments, and reserving and reading stock.
-CLIENT_SCOPES = ("payments:write", "stock:read", "stock:write")
+# What orders' own token asks for: taking (and finding, to undo) payments, and reserving and
+# reading stock.
+CLIENT_SCOPES = ("payments:read", "payments:write", "stock:read", "stock:write")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +49,19 @@ class Upstreams:
 
 
 def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) -> FastAPI:
-    """The orders service as an ASGI app; storage, clients and the runner open at start-up.
+    """The orders service as an ASGI app; storage and clients open at start-up, and the saga
+    takes its commands from the bus once they have.
 
     ``upstreams`` stands in for the clients built from ``settings`` (tests pass fakes).
     """
     clients = _Clients(settings)
-    runner: CheckoutRunner | None = None
+    commands = SagaConsumer()
 
     async def start_checkout(app: FastAPI) -> None:
-        nonlocal runner
         database: chassis.Database = app.state.database
         uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
         ports = upstreams or await clients.open()
         checkout = Checkout(
-            uow_factory,
             catalog=ports.catalog,
             inventory=ports.inventory,
             billing=ports.billing,
@@ -71,20 +72,10 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
             ),
             reservation_ttl_seconds=settings.reservation_ttl_seconds,
         )
-        runner = CheckoutRunner(
-            checkout,
-            uow_factory,
-            concurrency=settings.checkout_concurrency,
-            resume_interval=settings.resume_interval,
-            stop_grace=settings.shutdown_timeout,
-        )
         app.state.uow_factory = uow_factory
-        app.state.checkout_runner = runner
-        await runner.start()
+        commands.attach(CheckoutSaga(uow_factory, checkout))
 
     async def stop_checkout(_: FastAPI) -> None:
-        if runner is not None:
-            await runner.stop()
         await clients.close()
 
     app = chassis.create_app(
@@ -97,7 +88,17 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
         migrations=MIGRATIONS,
         on_startup=[start_checkout],
         on_shutdown=[stop_checkout],
-        messaging=Messaging(settings),
+        messaging=Messaging(
+            settings,
+            consumers=[
+                saga_consumer(
+                    commands,
+                    concurrency=settings.checkout_concurrency,
+                    step_timeout=settings.step_handler_timeout,
+                    max_retry_delay=settings.retry_max_delay,
+                )
+            ],
+        ),
     )
     app.add_exception_handler(OrdersError, orders_problem)
     return app

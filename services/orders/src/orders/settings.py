@@ -31,7 +31,9 @@ class OrdersSettings(ServiceSettings):
     # None: orders calls billing and inventory without a token (only where they check none).
     client_secret: SecretStr | None = None
     reservation_ttl_seconds: int = Field(default=900, ge=1, le=86_400)
-    checkout_concurrency: int = Field(default=32, ge=1, description="Checkouts driven at once.")
-    resume_interval: float = Field(
-        default=30.0, gt=0, description="Seconds between sweeps for unfinished checkouts."
+    checkout_concurrency: int = Field(
+        default=8, ge=1, description="Saga commands handled at once (of different orders)."
+    )
+    step_handler_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds one attempt at a step may take, retries included."
     )

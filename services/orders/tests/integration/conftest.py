@@ -52,7 +52,7 @@ def uow(database: Database) -> SqlAlchemyUnitOfWork:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> OrdersSettings:
-    """Two tries per step without waiting, no sweep during a test, a short stop."""
+    """Two tries per step without waiting, a short stop."""
     return OrdersSettings(
         data_dir=tmp_path,
         instance="orders-test",
@@ -60,7 +60,6 @@ def settings(tmp_path: Path) -> OrdersSettings:
         retry_attempts=2,
         retry_base_delay=0,
         retry_max_delay=0,
-        resume_interval=3600,
     )
 
 
@@ -78,7 +77,7 @@ def orders_app(settings: OrdersSettings, upstreams: Upstreams | None = None) -> 
 
 @pytest.fixture
 def client(settings: OrdersSettings, upstreams: Upstreams) -> Iterator[TestClient]:
-    """The orders app, started: migrated, its runner resuming and waiting for orders.
+    """The orders app, started: migrated, its saga taking commands from the bus.
 
     Its requests carry the token of customer c-1, with orders:read and orders:write.
     """

@@ -33,13 +33,16 @@ class StandIn:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
-        self.answers: list[tuple[int, dict[str, Any]]] = []
+        self.answers: list[tuple[int, Any]] = []
         self.app = FastAPI()
         router = APIRouter()
-        router.add_api_route("/{path:path}", self._answer, methods=["POST"])
+        router.add_api_route("/{path:path}", self._answer, methods=["GET", "POST"])
         self.app.include_router(router)
 
     def will_answer(self, status: int, body: dict[str, Any]) -> None:
+        self.answers.append((status, body))
+
+    def will_answer_list(self, status: int, body: list[dict[str, Any]]) -> None:
         self.answers.append((status, body))
 
     def will_answer_problem(self, status: int, slug: str, detail: str) -> None:
@@ -53,12 +56,13 @@ class StandIn:
         self.requests.append(
             {
                 "path": f"/{path}",
+                "query": request.url.query,
                 "headers": dict(request.headers),
                 "json": await request.json() if body else None,
             }
         )
         status, answer = self.answers.pop(0)
-        if answer.get("sleep"):
+        if isinstance(answer, dict) and answer.get("sleep"):
             await asyncio.sleep(answer["sleep"])
         return JSONResponse(answer, status_code=status)
 
@@ -233,21 +237,45 @@ async def test_capturing_posts_to_the_payment_and_a_refusal_rejects(
     assert [r["path"] for r in stand_in.requests] == ["/payments/pay-1/capture"] * 2
 
 
-async def test_a_void_or_refund_billing_refuses_is_a_failure_left_for_later(
+async def test_a_void_or_refund_of_a_payment_in_another_state_leaves_it_as_it_is(
     billing: BillingClient, stand_in: StandIn
 ) -> None:
-    stand_in.will_answer(200, payment("VOIDED"))
+    stand_in.will_answer_problem(409, "payment-state-conflict", "cannot void: it is CAPTURED")
     stand_in.will_answer_problem(409, "payment-state-conflict", "cannot refund: it is VOIDED")
 
     await billing.void("pay-1")
-    with pytest.raises(UpstreamFailure) as caught:
-        await billing.refund("pay-1")
+    await billing.refund("pay-1")
 
-    assert not caught.value.transient
     assert [r["path"] for r in stand_in.requests] == [
         "/payments/pay-1/void",
         "/payments/pay-1/refund",
     ]
+
+
+async def test_a_void_billing_fails_is_a_failure_left_for_later(
+    billing: BillingClient, stand_in: StandIn
+) -> None:
+    stand_in.will_answer_problem(404, "payment-not-found", "no payment pay-1")
+
+    with pytest.raises(UpstreamFailure) as caught:
+        await billing.void("pay-1")
+
+    assert not caught.value.transient
+
+
+async def test_the_payment_held_for_an_order_is_found_by_the_order_id(
+    billing: BillingClient, stand_in: StandIn
+) -> None:
+    declined = {**payment("DECLINED", "insufficient funds"), "id": "pay-0"}
+    stand_in.will_answer_list(200, [declined, payment("AUTHORIZED")])
+    stand_in.will_answer_list(200, [declined])
+
+    held = await billing.held_payment("order-1")
+    nothing = await billing.held_payment("order-1")
+
+    assert (held, nothing) == ("pay-1", None)
+    assert stand_in.requests[0]["path"] == "/payments"
+    assert stand_in.requests[0]["query"] == "order_id=order-1"
 
 
 async def test_a_slow_billing_is_a_transient_failure_after_the_timeout(

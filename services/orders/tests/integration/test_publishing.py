@@ -1,17 +1,19 @@
-"""The orders' events reach the outbox in the transaction that stores the change, or not at all."""
+"""The orders' events, and the saga's commands, reach the outbox in the transaction that
+stores the change, or not at all."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from chassis.messaging import connect
+from chassis.messaging.message import Delivery, Message
 from chassis.messaging.tables import outbox
 from contracts import Money
 from contracts.events import (
@@ -29,42 +31,89 @@ from orders.domain.commands import CancelOrder
 from orders.domain.errors import StaleOrder
 from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.handlers import cancel_order, place_order
+from orders.service_layer.saga import TOPIC as CHECKOUT_TOPIC
+from orders.service_layer.saga import CheckoutSaga, command_of
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer
 from services.orders.tests.integration.conftest import order_body, orders_app
 from services.orders.tests.unit.conftest import place_command
 
 if TYPE_CHECKING:
     from chassis import Database
-    from chassis.messaging import DeadLetter, Delivery, Message
+    from chassis.messaging import DeadLetter
     from contracts.events import Event
     from orders.settings import OrdersSettings
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
 
 
 async def published(database: Database) -> list[tuple[str, Event]]:
-    """The outbox's rows, oldest first, as (key, decoded event); checks the topic and headers."""
+    """The outbox's events, oldest first, as (key, decoded event); checks the headers."""
     async with database.sessionmaker() as session:
         rows = (await session.execute(select(outbox).order_by(outbox.c.id))).all()
     found = []
     for row in rows:
-        assert row.topic == "orders"
+        assert row.topic in {"orders", CHECKOUT_TOPIC}
+        if row.topic == CHECKOUT_TOPIC:
+            continue
         assert row.headers["souk-key"] == row.key
         assert row.headers["souk-event-type"] == row.event_type
         found.append((row.key, decode(row.event_type, row.schema_version, row.payload)))
     return found
 
 
+async def commands_sent(database: Database) -> list[tuple[str, str]]:
+    """The saga's commands in the outbox, oldest first, as (key, step)."""
+    async with database.sessionmaker() as session:
+        query = select(outbox).where(outbox.c.topic == CHECKOUT_TOPIC).order_by(outbox.c.id)
+        rows = (await session.execute(query)).all()
+    return [(row.key, str(command_of(_message(row)).step)) for row in rows]
+
+
+def _message(row: Any) -> Message:
+    return Message.from_headers(row.topic, row.headers, row.payload)
+
+
+class Saga:
+    """The saga on the real database, its commands taken from the outbox as the bus would."""
+
+    def __init__(self, database: Database, saga: CheckoutSaga) -> None:
+        self._database = database
+        self._saga = saga
+
+    async def drive(self) -> None:
+        """Hand every unsent command to the saga, oldest first, until none is left."""
+        while True:
+            async with self._database.sessionmaker() as session:
+                query = (
+                    select(outbox)
+                    .where(outbox.c.topic == CHECKOUT_TOPIC, outbox.c.sent_at.is_(None))
+                    .order_by(outbox.c.id)
+                )
+                row = (await session.execute(query)).first()
+                if row is None:
+                    return
+                await session.execute(
+                    update(outbox).where(outbox.c.id == row.id).values(sent_at=row.created_at)
+                )
+                await session.commit()
+            message = _message(row)
+            await self._saga.handle(
+                command_of(message), Delivery(message, group="orders", partition=0, attempt=1)
+            )
+
+
 @pytest.fixture
-def checkout(
+def saga(
     database: Database, catalog: FakeCatalog, inventory: FakeInventory, billing: FakeBilling
-) -> Checkout:
-    return Checkout(
-        partial(SqlAlchemyUnitOfWork, database.sessionmaker),
+) -> Saga:
+    checkout = Checkout(
         catalog=catalog,
         inventory=inventory,
         billing=billing,
         retry=RetryPolicy(attempts=1, base_delay=0, max_delay=0),
         reservation_ttl_seconds=60,
+    )
+    return Saga(
+        database, CheckoutSaga(partial(SqlAlchemyUnitOfWork, database.sessionmaker), checkout)
     )
 
 
@@ -86,6 +135,7 @@ async def test_placing_an_order_stores_it_and_its_event_together(
         occurred_at=event.occurred_at,
     )
     assert order.events == []
+    assert await commands_sent(database) == [(order.id, "price")]
 
 
 async def test_a_replayed_placement_publishes_nothing_more(
@@ -97,6 +147,7 @@ async def test_a_replayed_placement_publishes_nothing_more(
 
     assert replay.replayed
     assert len(await published(database)) == 1
+    assert len(await commands_sent(database)) == 1
 
 
 async def test_a_transaction_left_without_commit_leaves_no_outbox_row(
@@ -144,17 +195,24 @@ async def test_a_stale_save_publishes_nothing(
 
 
 async def test_a_confirmed_order_publishes_its_priced_items_and_total(
-    database: Database, uow: SqlAlchemyUnitOfWork, checkout: Checkout
+    database: Database, uow: SqlAlchemyUnitOfWork, saga: Saga
 ) -> None:
     placement = await place_order(
         place_command((SAFFRON.product_id, 2), (TEA.product_id, 1), customer="c-7"), uow
     )
 
-    await checkout.drive(placement.order.id)
+    await saga.drive()
 
     events = await published(database)
     assert [type(event) for _, event in events] == [OrderPlaced, OrderConfirmed]
     assert {key for key, _ in events} == {placement.order.id}
+    assert [step for _, step in await commands_sent(database)] == [
+        "price",
+        "reserve-stock",
+        "authorize-payment",
+        "capture-payment",
+        "commit-stock",
+    ]
     confirmed = events[1][1]
     assert confirmed == OrderConfirmed(
         order_id=placement.order.id,
@@ -169,13 +227,11 @@ async def test_a_confirmed_order_publishes_its_priced_items_and_total(
 
 
 async def test_a_declined_card_publishes_the_rejection_with_its_reason(
-    database: Database, uow: SqlAlchemyUnitOfWork, checkout: Checkout
+    database: Database, uow: SqlAlchemyUnitOfWork, saga: Saga
 ) -> None:
-    placement = await place_order(
-        place_command((SAFFRON.product_id, 1), card_token=DECLINED_CARD), uow
-    )
+    await place_order(place_command((SAFFRON.product_id, 1), card_token=DECLINED_CARD), uow)
 
-    await checkout.drive(placement.order.id)
+    await saga.drive()
 
     [_, (_, rejected)] = await published(database)
     assert isinstance(rejected, OrderRejected)
@@ -186,10 +242,10 @@ async def test_a_declined_card_publishes_the_rejection_with_its_reason(
 
 
 async def test_cancelling_a_confirmed_order_publishes_what_will_be_refunded(
-    database: Database, uow: SqlAlchemyUnitOfWork, checkout: Checkout
+    database: Database, uow: SqlAlchemyUnitOfWork, saga: Saga
 ) -> None:
     placement = await place_order(place_command((SAFFRON.product_id, 2)), uow)
-    await checkout.drive(placement.order.id)
+    await saga.drive()
 
     await cancel_order(CancelOrder(placement.order.id, "c-1"), uow)
 

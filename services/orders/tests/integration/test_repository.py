@@ -140,21 +140,6 @@ async def test_a_taken_idempotency_key_is_refused_and_its_order_rolled_back(
     assert (record.order_id, record.created_at) == (first.id, AT)
 
 
-async def test_unsettled_orders_untouched_for_a_while_are_found_oldest_first(
-    uow: SqlAlchemyUnitOfWork,
-) -> None:
-    old, recent, settled = new_order(AT), new_order(AT + timedelta(minutes=5)), new_order(AT)
-    settled.cancel(AT)
-    await stored(uow, recent, settled, old)
-
-    async with uow:
-        everything = await uow.orders.unsettled(idle_since=AT + timedelta(hours=1))
-        idle = await uow.orders.unsettled(idle_since=AT + timedelta(minutes=1))
-
-    assert everything == [old.id, recent.id]
-    assert idle == [old.id]
-
-
 async def test_a_customers_orders_come_newest_first_with_their_count(
     uow: SqlAlchemyUnitOfWork,
 ) -> None:

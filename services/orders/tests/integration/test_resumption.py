@@ -1,4 +1,5 @@
-"""Checkouts left unfinished by an outage or a stop are finished later, without doing twice."""
+"""Checkouts left unfinished by an outage or a stop are finished later, without doing twice:
+the step's command stays on the bus until its outcome is stored."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from services.orders.tests.integration.conftest import (
     orders_app,
     post_order,
     settled,
-    stuck,
 )
 
 if TYPE_CHECKING:
@@ -23,18 +23,19 @@ if TYPE_CHECKING:
     from services.orders.tests.conftest import FakeBilling, FakeInventory
 
 
-def test_an_order_left_pending_by_an_outage_is_confirmed_when_orders_starts_again(
+def test_an_outage_outlasting_a_steps_retries_is_outlasted_by_its_command_coming_again(
     settings: OrdersSettings, upstreams: Upstreams, billing: FakeBilling
 ) -> None:
-    billing.fail("capture", unavailable("billing"), unavailable("billing"))
+    billing.fail("capture", *(unavailable("billing") for _ in range(5)))
     with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
-        assert stuck(client, order_id)["status"] == "PENDING"
-
-    with TestClient(orders_app(settings, upstreams), headers=bearer()) as client:
         order = settled(client, order_id)
 
-    assert order["status"] == "CONFIRMED"
+    assert (order["status"], order["last_error"]) == ("CONFIRMED", None)
+    assert ("capture-payment", "failed") in [
+        (s["step"], s["outcome"]) for s in order["checkout_steps"]
+    ]
+    assert billing.count("capture") == 6
     assert len(billing.payments) == 1
 
 
@@ -57,18 +58,3 @@ def test_a_checkout_stopped_in_the_middle_of_a_step_is_resumed_at_the_next_start
     assert order["status"] == "CONFIRMED"
     assert inventory.count("reserve") == 2
     assert inventory.available[TEA.sku] == 3
-
-
-def test_an_order_stuck_on_an_outage_is_confirmed_by_a_later_sweep(
-    settings: OrdersSettings, upstreams: Upstreams, billing: FakeBilling
-) -> None:
-    billing.fail("authorize", unavailable("billing"), unavailable("billing"))
-    sweeping = settings.model_copy(update={"resume_interval": 0.1})
-    with TestClient(orders_app(sweeping, upstreams), headers=bearer()) as client:
-        order_id = post_order(client, order_body((TEA.product_id, 1))).json()["id"]
-        assert stuck(client, order_id)["status"] == "PENDING"
-
-        order = settled(client, order_id)
-
-    assert order["status"] == "CONFIRMED"
-    assert order["last_error"] is None

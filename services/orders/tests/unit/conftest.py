@@ -1,23 +1,27 @@
-"""A hand-written fake of the storage ports, and the checkout wired to the fakes."""
+"""A hand-written fake of the storage ports and of the bus the saga's commands go through,
+and the saga wired to the fakes."""
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
 
 import pytest
 
+from chassis.messaging.message import Delivery
 from orders.domain.commands import PlaceOrder, RequestedItem
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.handlers import place_order
+from orders.service_layer.saga import CheckoutSaga, StepUnfinished, command_message, command_of
 from services.orders.tests.conftest import GOOD_CARD
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from datetime import datetime
     from types import TracebackType
 
+    from chassis.messaging.message import Message
     from orders.domain.model import Order
     from orders.service_layer.ports import IdempotencyRecord, ListPosition
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
@@ -34,6 +38,10 @@ class FakeStore:
         self.blind_key_lookups = 0
         """How many key lookups to answer None for, as if a concurrent request's key were
         not committed yet."""
+        self.commands: list[Message] = []
+        """The saga's commands committed and not yet acknowledged, oldest first."""
+        self.handled: set[str] = set()
+        """The ids of the commands the inbox recorded."""
 
 
 class FakeOrderRepository:
@@ -71,13 +79,6 @@ class FakeOrderRepository:
             ]
         return copy.deepcopy(found[offset : offset + limit]), len(found)
 
-    async def unsettled(self, *, idle_since: datetime) -> list[str]:
-        return [
-            o.id
-            for o in sorted(self._store.orders.values(), key=lambda o: o.created_at)
-            if not o.settled and o.updated_at <= idle_since
-        ]
-
 
 class FakeIdempotencyKeyRepository:
     def __init__(self, store: FakeStore, pending: dict[str, IdempotencyRecord]) -> None:
@@ -96,11 +97,24 @@ class FakeIdempotencyKeyRepository:
         self._pending[record.key] = record
 
 
+class FakeInbox:
+    def __init__(self, store: FakeStore, pending: set[str]) -> None:
+        self._store = store
+        self._pending = pending
+
+    async def seen(self, delivery: Delivery) -> bool:
+        return delivery.message.message_id in self._store.handled
+
+    async def record(self, delivery: Delivery) -> None:
+        self._pending.add(delivery.message.message_id)
+
+
 class FakeUnitOfWork:
     """Each ``async with`` collects changes that only ``commit`` applies to the store."""
 
     orders: FakeOrderRepository
     idempotency_keys: FakeIdempotencyKeyRepository
+    inbox: FakeInbox
 
     def __init__(self, store: FakeStore) -> None:
         self.store = store
@@ -108,8 +122,10 @@ class FakeUnitOfWork:
     async def __aenter__(self) -> Self:
         self._orders: dict[str, Order] = {}
         self._keys: dict[str, IdempotencyRecord] = {}
+        self._handled: set[str] = set()
         self.orders = FakeOrderRepository(self.store, self._orders)
         self.idempotency_keys = FakeIdempotencyKeyRepository(self.store, self._keys)
+        self.inbox = FakeInbox(self.store, self._handled)
         return self
 
     async def __aexit__(
@@ -118,15 +134,21 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        del self._orders, self._keys
+        del self._orders, self._keys, self._handled
 
     async def commit(self) -> None:
         for order_id, order in self._orders.items():
             stored = self.store.orders.get(order_id)
             if stored is not None and stored.version != order.version - 1:
                 raise StaleOrder(order_id)
+        if self._handled & self.store.handled:
+            raise RuntimeError("the inbox already holds this message (primary key)")
+        for order in self._orders.values():
+            self.store.commands.extend(command_message(c) for c in order.commands)
+            order.commands.clear()
         self.store.orders.update(self._orders)
         self.store.keys.update(self._keys)
+        self.store.handled |= self._handled
         self._orders.clear()
         self._keys.clear()
 
@@ -142,18 +164,62 @@ def uow(store: FakeStore) -> FakeUnitOfWork:
 
 
 @pytest.fixture
-def checkout(
-    store: FakeStore, catalog: FakeCatalog, inventory: FakeInventory, billing: FakeBilling
-) -> Checkout:
+def checkout(catalog: FakeCatalog, inventory: FakeInventory, billing: FakeBilling) -> Checkout:
     """The checkout on the fakes, retrying three times without waiting."""
     return Checkout(
-        lambda: FakeUnitOfWork(store),
         catalog=catalog,
         inventory=inventory,
         billing=billing,
         retry=RetryPolicy(attempts=3, base_delay=0, max_delay=0),
         reservation_ttl_seconds=RESERVATION_TTL,
     )
+
+
+class Clock:
+    """The saga's clock, moved on by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime.now(UTC))
+
+
+@pytest.fixture
+def saga(store: FakeStore, checkout: Checkout, clock: Clock) -> CheckoutSaga:
+    return CheckoutSaga(lambda: FakeUnitOfWork(store), checkout, clock=clock)
+
+
+def delivery_of(message: Message, attempt: int = 1) -> Delivery:
+    return Delivery(message=message, group="orders", partition=0, attempt=attempt)
+
+
+@pytest.fixture
+def drive(store: FakeStore, saga: CheckoutSaga) -> Callable[[str], Awaitable[Order]]:
+    """The bus, as far as the order's commands go: deliver each, in order, and acknowledge
+    it once handled; a command whose step is unfinished stays, for the next ``drive``
+    (the bus's redelivery). An exception the saga does not expect (a crash) propagates and
+    leaves the command unacknowledged too. Answers the order as stored then."""
+
+    async def drive_it(order_id: str) -> Order:
+        while True:
+            queued = [m for m in store.commands if m.key == order_id]
+            if not queued:
+                break
+            message = queued[0]
+            try:
+                await saga.handle(command_of(message), delivery_of(message))
+            except StepUnfinished:
+                break
+            store.commands.remove(message)
+        return copy.deepcopy(store.orders[order_id])
+
+    return drive_it
 
 
 def place_command(

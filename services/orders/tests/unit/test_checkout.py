@@ -1,4 +1,5 @@
-"""The checkout takes an order through its steps, and undoes them when it cannot finish."""
+"""The saga takes an order through its steps, one command on the bus at a time, and undoes
+them when it cannot finish: refused, cancelled, or a step that never answers."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from chassis.upstream import UpstreamFailure
 from contracts import Money
 from orders.domain.commands import CancelOrder
 from orders.domain.errors import CheckoutRefused
-from orders.domain.model import OrderStatus, Outcome, Step
+from orders.domain.model import OrderStatus, Outcome
+from orders.domain.saga import Step
 from orders.service_layer.checkout import RetryPolicy
 from orders.service_layer.handlers import cancel_order
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
@@ -21,11 +23,11 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from orders.domain.model import Order
-    from orders.service_layer.checkout import Checkout
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
     from services.orders.tests.unit.conftest import FakeStore
 
     Place = Callable[..., Awaitable[str]]
+    Drive = Callable[[str], Awaitable[Order]]
 
 
 class Crash(BaseException):
@@ -37,11 +39,11 @@ def log_of(order: Order) -> list[tuple[str, str]]:
 
 
 async def test_an_order_in_stock_with_a_good_card_is_confirmed(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 2), (TEA.product_id, 1))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CONFIRMED
     assert order.total == Money(2 * 1490 + 850, "EUR")
@@ -70,22 +72,22 @@ async def test_an_order_in_stock_with_a_good_card_is_confirmed(
 
 
 async def test_an_unknown_product_rejects_the_order_before_anything_is_reserved(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 1), ("no-such-product", 1))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert (order.status, order.reason) == (OrderStatus.REJECTED, "unknown product no-such-product")
     assert inventory.calls == billing.calls == []
 
 
 async def test_an_order_out_of_stock_is_rejected_and_no_payment_is_attempted(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 11))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.REJECTED
     assert order.reason == "out of stock: SPC-SAFFRON-2G (10 available)"
@@ -95,11 +97,11 @@ async def test_an_order_out_of_stock_is_rejected_and_no_payment_is_attempted(
 
 
 async def test_a_declined_card_rejects_the_order_and_releases_the_stock(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 2), card_token=DECLINED_CARD)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert (order.status, order.reason) == (
         OrderStatus.REJECTED,
@@ -113,7 +115,7 @@ async def test_a_declined_card_rejects_the_order_and_releases_the_stock(
 
 
 async def test_a_refused_capture_voids_the_payment_and_releases_the_stock(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
 
@@ -124,7 +126,7 @@ async def test_a_refused_capture_voids_the_payment_and_releases_the_stock(
 
     billing.during("capture", void_behind_the_checkouts_back)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.REJECTED
     assert order.reason == f"payment not captured: payment {order.payment_id} is VOIDED"
@@ -134,7 +136,7 @@ async def test_a_refused_capture_voids_the_payment_and_releases_the_stock(
 
 
 async def test_a_reservation_lapsed_by_commit_time_refunds_the_captured_payment(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
 
@@ -143,7 +145,7 @@ async def test_a_reservation_lapsed_by_commit_time_refunds_the_captured_payment(
 
     inventory.during("commit", expire)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert (order.status, order.reason) == (OrderStatus.REJECTED, "stock reservation lapsed")
     payment = billing.payment_of(order_id)
@@ -153,13 +155,13 @@ async def test_a_reservation_lapsed_by_commit_time_refunds_the_captured_payment(
 
 
 async def test_a_transient_failure_is_retried_and_the_order_confirmed(
-    checkout: Checkout, place: Place, catalog: FakeCatalog, billing: FakeBilling
+    drive: Drive, place: Place, catalog: FakeCatalog, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     catalog.fail("product", unavailable("catalog"))
     billing.fail("capture", unavailable("billing"), unavailable("billing"))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CONFIRMED
     assert (catalog.count("product"), billing.count("capture")) == (2, 3)
@@ -167,12 +169,12 @@ async def test_a_transient_failure_is_retried_and_the_order_confirmed(
 
 
 async def test_a_failure_that_is_not_transient_is_not_retried(
-    checkout: Checkout, place: Place, inventory: FakeInventory
+    drive: Drive, place: Place, inventory: FakeInventory
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     inventory.fail("reserve", UpstreamFailure("inventory", "INTERNAL", transient=False))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert inventory.count("reserve") == 1
     assert (order.status, order.last_error) == (
@@ -182,12 +184,12 @@ async def test_a_failure_that_is_not_transient_is_not_retried(
 
 
 async def test_an_outage_outlasting_the_retries_leaves_the_order_pending_with_the_error(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     billing.fail("capture", *(unavailable("billing") for _ in range(3)))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.PENDING
     assert order.last_error == "capture-payment: billing: connection refused"
@@ -197,14 +199,14 @@ async def test_an_outage_outlasting_the_retries_leaves_the_order_pending_with_th
     assert not order.settled
 
 
-async def test_driving_again_after_the_outage_confirms_the_order_without_charging_twice(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+async def test_the_command_delivered_again_after_the_outage_confirms_without_charging_twice(
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     billing.fail("capture", *(unavailable("billing") for _ in range(3)))
-    await checkout.drive(order_id)
+    await drive(order_id)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CONFIRMED
     assert len(billing.payments) == 1
@@ -218,13 +220,13 @@ async def test_driving_again_after_the_outage_confirms_the_order_without_chargin
 
 
 async def test_an_answer_lost_after_its_effect_is_asked_again_to_the_same_effect(
-    checkout: Checkout, place: Place, billing: FakeBilling
+    drive: Drive, place: Place, billing: FakeBilling
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     billing.fail("authorize", *(unavailable("billing") for _ in range(3)), after_effect=True)
 
-    pending = await checkout.drive(order_id)
-    order = await checkout.drive(order_id)
+    pending = await drive(order_id)
+    order = await drive(order_id)
 
     assert pending.step_in_progress is Step.AUTHORIZE_PAYMENT
     assert order.status is OrderStatus.CONFIRMED
@@ -233,14 +235,14 @@ async def test_an_answer_lost_after_its_effect_is_asked_again_to_the_same_effect
 
 
 async def test_a_checkout_cut_short_by_a_crash_is_resumed_without_double_effects(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 3))
     inventory.fail("reserve", Crash(), after_effect=True)
     with pytest.raises(Crash):
-        await checkout.drive(order_id)
+        await drive(order_id)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CONFIRMED
     assert inventory.count("reserve") == 2
@@ -248,12 +250,12 @@ async def test_a_checkout_cut_short_by_a_crash_is_resumed_without_double_effects
     assert len(billing.payments) == 1
 
 
-async def test_two_drivers_of_one_order_confirm_it_once(
-    checkout: Checkout, place: Place, inventory: FakeInventory, billing: FakeBilling
+async def test_commands_delivered_twice_at_once_confirm_the_order_once(
+    drive: Drive, place: Place, inventory: FakeInventory, billing: FakeBilling
 ) -> None:
     order_id = await place((SAFFRON.product_id, 1), (TEA.product_id, 2))
 
-    first, second = await asyncio.gather(checkout.drive(order_id), checkout.drive(order_id))
+    first, second = await asyncio.gather(drive(order_id), drive(order_id))
 
     assert first.status is second.status is OrderStatus.CONFIRMED
     assert inventory.available == {SAFFRON.sku: 9, TEA.sku: 3}
@@ -268,7 +270,7 @@ async def test_two_drivers_of_one_order_confirm_it_once(
 
 
 async def test_cancelling_an_order_while_a_step_is_under_way_undoes_that_step(
-    checkout: Checkout,
+    drive: Drive,
     place: Place,
     store: FakeStore,
     inventory: FakeInventory,
@@ -281,7 +283,7 @@ async def test_cancelling_an_order_while_a_step_is_under_way_undoes_that_step(
 
     inventory.during("reserve", customer_cancels)
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CANCELLED
     assert inventory.reservations[order_id].status == "RELEASED"
@@ -291,7 +293,7 @@ async def test_cancelling_an_order_while_a_step_is_under_way_undoes_that_step(
 
 
 async def test_cancelling_with_the_payment_in_doubt_voids_it_once_its_outcome_is_known(
-    checkout: Checkout,
+    drive: Drive,
     place: Place,
     store: FakeStore,
     inventory: FakeInventory,
@@ -299,10 +301,10 @@ async def test_cancelling_with_the_payment_in_doubt_voids_it_once_its_outcome_is
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     billing.fail("authorize", *(unavailable("billing") for _ in range(3)), after_effect=True)
-    await checkout.drive(order_id)
+    await drive(order_id)
     await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     payment = billing.payment_of(order_id)
     assert payment is not None
@@ -313,17 +315,17 @@ async def test_cancelling_with_the_payment_in_doubt_voids_it_once_its_outcome_is
 
 
 async def test_cancelling_a_confirmed_order_refunds_the_payment(
-    checkout: Checkout,
+    drive: Drive,
     place: Place,
     store: FakeStore,
     inventory: FakeInventory,
     billing: FakeBilling,
 ) -> None:
     order_id = await place((TEA.product_id, 1))
-    await checkout.drive(order_id)
+    await drive(order_id)
     await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     payment = billing.payment_of(order_id)
     assert payment is not None
@@ -332,14 +334,14 @@ async def test_cancelling_a_confirmed_order_refunds_the_payment(
     assert log_of(order)[-1] == ("refund-payment", "done")
 
 
-async def test_a_compensation_that_fails_stays_due_and_is_done_on_the_next_drive(
-    checkout: Checkout, place: Place, inventory: FakeInventory
+async def test_a_compensation_that_fails_stays_due_and_is_done_on_redelivery(
+    drive: Drive, place: Place, inventory: FakeInventory
 ) -> None:
     order_id = await place((TEA.product_id, 1), card_token=DECLINED_CARD)
     inventory.fail("release", *(unavailable("inventory") for _ in range(3)))
 
-    stuck = await checkout.drive(order_id)
-    order = await checkout.drive(order_id)
+    stuck = await drive(order_id)
+    order = await drive(order_id)
 
     assert stuck.status is OrderStatus.REJECTED
     assert stuck.compensations_due() == [Step.RELEASE_STOCK]
@@ -348,30 +350,30 @@ async def test_a_compensation_that_fails_stays_due_and_is_done_on_the_next_drive
     assert inventory.available[TEA.sku] == 5
 
 
-async def test_driving_a_settled_order_calls_nobody(
-    checkout: Checkout,
+async def test_a_settled_order_has_no_command_out_and_calls_nobody(
+    drive: Drive,
     place: Place,
     catalog: FakeCatalog,
     inventory: FakeInventory,
     billing: FakeBilling,
 ) -> None:
     order_id = await place((TEA.product_id, 1))
-    await checkout.drive(order_id)
+    await drive(order_id)
     calls = (len(catalog.calls), len(inventory.calls), len(billing.calls))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.CONFIRMED
     assert (len(catalog.calls), len(inventory.calls), len(billing.calls)) == calls
 
 
 async def test_a_refused_compensation_stays_due_and_shows_why(
-    checkout: Checkout, place: Place, inventory: FakeInventory
+    drive: Drive, place: Place, inventory: FakeInventory
 ) -> None:
     order_id = await place((TEA.product_id, 1), card_token=DECLINED_CARD)
     inventory.fail("release", CheckoutRefused("reservation is committed"))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.status is OrderStatus.REJECTED
     assert order.compensations_due() == [Step.RELEASE_STOCK]
@@ -391,12 +393,12 @@ def test_retries_wait_a_random_while_that_grows_up_to_a_ceiling() -> None:
 
 
 async def test_a_failed_step_is_logged_with_outcome_failed(
-    checkout: Checkout, place: Place, catalog: FakeCatalog
+    drive: Drive, place: Place, catalog: FakeCatalog
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     catalog.fail("product", *(unavailable("catalog") for _ in range(3)))
 
-    order = await checkout.drive(order_id)
+    order = await drive(order_id)
 
     assert order.steps[-1].outcome is Outcome.FAILED
     assert order.steps[-1].detail == "catalog: connection refused"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from contracts import Money
-from orders.domain.commands import RequestedItem
+from orders.domain.commands import RequestedItem, RunStep
 from orders.domain.errors import CheckoutRefused, InvalidOrder, OrderMovedOn, OrderNotCancellable
 from orders.domain.events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderRejected
 from orders.domain.model import (
@@ -17,9 +17,9 @@ from orders.domain.model import (
     OrderStatus,
     Outcome,
     ProductSnapshot,
-    Step,
     StepDone,
 )
+from orders.domain.saga import Step
 from services.orders.tests.conftest import GOOD_CARD
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -321,3 +321,47 @@ def test_cancelling_twice_is_harmless_but_a_rejected_order_cannot_be_cancelled()
     assert [type(e) for e in cancelled.events] == [OrderPlaced, OrderCancelled]
     with pytest.raises(OrderNotCancellable):
         rejected.cancel(AT)
+
+
+def test_a_forward_step_begun_sends_its_command_with_a_deadline() -> None:
+    order = priced(new_order())
+    order.commands.clear()
+
+    order.advance(AT)
+
+    assert order.commands == [RunStep(order.id, Step.RESERVE_STOCK)]
+    assert order.step_deadline == AT + timedelta(seconds=30)
+
+
+def test_a_second_command_is_not_sent_while_one_is_out() -> None:
+    order = priced(new_order())
+    order.advance(AT)
+
+    order.advance(AT)
+
+    assert order.commands == [RunStep(order.id, Step.RESERVE_STOCK)]
+
+
+def test_a_step_is_not_timed_out_before_its_deadline() -> None:
+    order = priced(new_order())
+    order.advance(AT)
+
+    with pytest.raises(OrderMovedOn):
+        order.time_out(Step.RESERVE_STOCK, AT + timedelta(seconds=29))
+
+    order.time_out(Step.RESERVE_STOCK, AT + timedelta(seconds=30))
+    assert (order.status, order.reason) == (
+        OrderStatus.REJECTED,
+        "reserve-stock got no answer in 30 s",
+    )
+    assert order.compensations_due() == [Step.RELEASE_STOCK]
+
+
+def test_a_compensation_begun_has_no_deadline() -> None:
+    order = through(new_order(), Step.PRICE, Step.RESERVE_STOCK)
+    order.cancel(AT)
+
+    order.advance(AT)
+
+    assert (order.step_in_progress, order.step_deadline) == (Step.RELEASE_STOCK, None)
+    assert not order.overdue(AT + timedelta(days=365))

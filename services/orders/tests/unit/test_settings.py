@@ -32,7 +32,8 @@ def test_addresses_timeouts_and_retries_come_from_orders_variables(
 
 
 @pytest.mark.parametrize(
-    "variable", ["ORDERS_RETRY_ATTEMPTS=0", "ORDERS_CATALOG_TIMEOUT=0", "ORDERS_RESUME_INTERVAL=-1"]
+    "variable",
+    ["ORDERS_RETRY_ATTEMPTS=0", "ORDERS_CATALOG_TIMEOUT=0", "ORDERS_STEP_HANDLER_TIMEOUT=0"],
 )
 def test_settings_that_would_stop_the_checkout_are_refused(
     monkeypatch: pytest.MonkeyPatch, variable: str

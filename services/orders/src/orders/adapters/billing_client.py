@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 # Billing is still handling an earlier request with the same key: ask again shortly.
 _IN_FLIGHT = "idempotency-key-in-flight"
+# The payment is not in the state an action starts from (voiding a captured one, say).
+_STATE_CONFLICT = "payment-state-conflict"
+# Statuses of a payment that holds or took money, hence one a compensation may undo.
+_UNDOABLE = frozenset({"AUTHORIZED", "CAPTURED"})
 
 
 class BillingClient:
@@ -53,6 +57,16 @@ class BillingClient:
             raise PaymentDeclined(answer.body.get("decline_reason") or "no reason given")
         return payment_id
 
+    async def held_payment(self, order_id: str) -> str | None:
+        path = f"/payments?order_id={quote(order_id, safe='')}"
+        answer = await self._upstream.call("GET", path)
+        self._require_success(path, answer)
+        try:
+            held = [str(p["id"]) for p in answer.body if p["status"] in _UNDOABLE]
+        except (KeyError, TypeError) as error:
+            raise self._upstream.unexpected("GET", path, answer) from error
+        return held[-1] if held else None
+
     async def capture(self, payment_id: str) -> None:
         path = _action(payment_id, "capture")
         answer = await self._post(path)
@@ -61,12 +75,19 @@ class BillingClient:
         self._require_success(path, answer)
 
     async def void(self, payment_id: str) -> None:
-        path = _action(payment_id, "void")
-        self._require_success(path, await self._post(path))
+        await self._undo(payment_id, "void")
 
     async def refund(self, payment_id: str) -> None:
-        path = _action(payment_id, "refund")
-        self._require_success(path, await self._post(path))
+        await self._undo(payment_id, "refund")
+
+    async def _undo(self, payment_id: str, action: str) -> None:
+        """Void or refund; a payment in a state the action does not start from is left as
+        it is (a capture in doubt is undone by refunding and voiding, one of which applies)."""
+        path = _action(payment_id, action)
+        answer = await self._post(path)
+        if answer.status == 409 and answer.problem_type() == _STATE_CONFLICT:
+            return
+        self._require_success(path, answer)
 
     async def _post(
         self,

@@ -42,6 +42,8 @@ orders = Table(
     Column("last_error", Text, nullable=True),
     Column("payment_id", String(100), nullable=True),
     Column("step_in_progress", String(STEP_MAX_LENGTH), nullable=True),
+    # When the step in progress is given up on, if it is a forward step.
+    Column("step_deadline", DateTime(timezone=True), nullable=True),
     # Follows from the rest; stored so the checkout finds the orders it has work on.
     Column("settled", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -1,8 +1,9 @@
-"""The orders' domain events as the ``orders`` topic carries them (``contracts.events``).
+"""The orders' domain events as the ``orders`` topic carries them (``contracts.events``),
+and the saga's commands as the ``checkout`` topic does.
 
-The unit of work calls :func:`publish` as it commits, so the events of the orders written in
-a transaction reach the outbox in that same transaction: published if, and only if, the
-change they describe is stored.
+The unit of work calls :func:`publish` as it commits, so the events and commands of the
+orders written in a transaction reach the outbox in that same transaction: published if,
+and only if, the change they describe is stored.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, assert_never
 from contracts.events import orders as published
 from contracts.events import timestamp
 from orders.domain import events
+from orders.service_layer.saga import command_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -23,12 +25,16 @@ if TYPE_CHECKING:
 
 
 def publish(orders: Iterable[Order], outbox: Outbox) -> None:
-    """Move the events the orders recorded into the outbox, each keyed by its order's id."""
+    """Move the events and commands the orders recorded into the outbox, each keyed by its
+    order's id."""
     occurred_at = timestamp(datetime.now(UTC))
     for order in orders:
         for event in order.events:
             outbox.add_event(published.TOPIC, order.id, contract_event(order, event, occurred_at))
         order.events.clear()
+        for command in order.commands:
+            outbox.add(command_message(command))
+        order.commands.clear()
 
 
 def contract_event(order: Order, event: events.Event, occurred_at: str) -> Event:

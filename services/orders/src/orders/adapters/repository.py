@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, and_, false, func, insert, or_, select, update
+from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from contracts import Money
 from orders.adapters.orm import checkout_steps, idempotency_keys, order_lines, orders
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
-from orders.domain.model import Order, OrderLine, OrderStatus, Outcome, Step, StepRecord
+from orders.domain.model import Order, OrderLine, OrderStatus, Outcome, StepRecord
+from orders.domain.saga import Step
 from orders.service_layer.ports import IdempotencyRecord, ListPosition
 
 if TYPE_CHECKING:
@@ -113,14 +114,6 @@ class SqlAlchemyOrderRepository:
             )
         ).all()
         return await self._load(rows), total or 0
-
-    async def unsettled(self, *, idle_since: datetime) -> list[str]:
-        result = await self._session.scalars(
-            select(orders.c.id)
-            .where(orders.c.settled == false(), orders.c.updated_at <= idle_since)
-            .order_by(orders.c.created_at)
-        )
-        return list(result)
 
     async def _load(self, rows: Sequence[Row[Any]]) -> list[Order]:
         ids = [row.id for row in rows]
@@ -223,6 +216,7 @@ def _fields(order: Order) -> dict[str, Any]:
         "last_error": order.last_error,
         "payment_id": order.payment_id,
         "step_in_progress": None if order.step_in_progress is None else str(order.step_in_progress),
+        "step_deadline": order.step_deadline,
         "settled": order.settled,
         "updated_at": order.updated_at,
     }
@@ -268,6 +262,7 @@ def _order_from(row: Row[Any], lines: list[OrderLine], steps: list[StepRecord]) 
         last_error=row.last_error,
         payment_id=row.payment_id,
         step_in_progress=None if row.step_in_progress is None else Step(row.step_in_progress),
+        step_deadline=None if row.step_deadline is None else _utc(row.step_deadline),
         steps=steps,
         version=row.version,
     )

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orders.domain.saga import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +36,12 @@ class CancelOrder:
 
     order_id: str
     customer_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStep:
+    """The saga's command to run ``step`` of an order: the order records it as it notes the
+    step begun, and it is sent in the same transaction, so no step is begun and forgotten."""
+
+    order_id: str
+    step: Step

@@ -1,8 +1,10 @@
 """The Order aggregate, its lines, and the checkout's steps as the order records them.
 
-The checkout is a sequence of idempotent steps; the order keeps a log of their outcomes and
-derives everything else from it: which step comes next, which compensations are due, whether
-it is settled. That log is what lets a checkout be resumed after a crash, or driven by a saga.
+The checkout is a saga of idempotent steps (``orders.domain.saga`` defines it); the order
+keeps a log of their outcomes and derives everything else from it: which step comes next,
+which compensations are due, whether it is settled. The step whose command is out is noted
+with its deadline, so a step that never answers is timed out and its effect, in doubt,
+undone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from orders.domain.commands import RunStep
 from orders.domain.errors import (
     CheckoutRefused,
     InvalidOrder,
@@ -25,6 +28,7 @@ from orders.domain.events import (
     OrderPlaced,
     OrderRejected,
 )
+from orders.domain.saga import CHECKOUT_SAGA, Step
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -48,47 +52,15 @@ class OrderStatus(StrEnum):
     CANCELLED = "CANCELLED"
 
 
-class Step(StrEnum):
-    """A checkout step, or the compensation that undoes one."""
-
-    PRICE = "price"
-    RESERVE_STOCK = "reserve-stock"
-    AUTHORIZE_PAYMENT = "authorize-payment"
-    CAPTURE_PAYMENT = "capture-payment"
-    COMMIT_STOCK = "commit-stock"
-    RELEASE_STOCK = "release-stock"
-    VOID_PAYMENT = "void-payment"
-    REFUND_PAYMENT = "refund-payment"
-
-
-CHECKOUT: Final = (
-    Step.PRICE,
-    Step.RESERVE_STOCK,
-    Step.AUTHORIZE_PAYMENT,
-    Step.CAPTURE_PAYMENT,
-    Step.COMMIT_STOCK,
-)
-# Steps that change another service. The order notes one as begun before calling, so an
-# outcome lost to a crash or a timeout is known to be in doubt and settled before undoing.
-EFFECTFUL: Final = frozenset(CHECKOUT) - {Step.PRICE}
-# Undoing an effect, latest effect first; a captured payment is refunded rather than voided.
-# Committed stock has left the shelf: it comes back through the inventory when the goods
-# do, so a cancelled confirmed order is refunded and its stock is not released.
-_UNDO: Final = {
-    Step.CAPTURE_PAYMENT: Step.REFUND_PAYMENT,
-    Step.AUTHORIZE_PAYMENT: Step.VOID_PAYMENT,
-    Step.RESERVE_STOCK: Step.RELEASE_STOCK,
-}
-_SUPERSEDED_BY: Final = {
-    Step.AUTHORIZE_PAYMENT: Step.CAPTURE_PAYMENT,
-    Step.RESERVE_STOCK: Step.COMMIT_STOCK,
-}
+CHECKOUT: Final = CHECKOUT_SAGA.steps
 
 
 class Outcome(StrEnum):
     DONE = "done"
     REFUSED = "refused"
     FAILED = "failed"
+    TIMED_OUT = "timed-out"
+    """No answer came before the step's deadline: its effect is in doubt, hence undone."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +125,7 @@ class Order:
         last_error: str | None = None,
         payment_id: str | None = None,
         step_in_progress: Step | None = None,
+        step_deadline: datetime | None = None,
         steps: Sequence[StepRecord] = (),
         version: int = 1,
     ) -> None:
@@ -167,9 +140,12 @@ class Order:
         self.last_error = last_error
         self.payment_id = payment_id
         self.step_in_progress = step_in_progress
+        self.step_deadline = step_deadline
         self.steps = list(steps)
         self.version = version
         self.events: list[Event] = []
+        self.commands: list[RunStep] = []
+        """The saga's commands this change sends, in the transaction that stores it."""
 
     @classmethod
     def place(
@@ -226,19 +202,27 @@ class Order:
         return due[0] if due else None
 
     def compensations_due(self) -> list[Step]:
-        """The undoing a rejected or cancelled order still needs, in the order to run it."""
+        """The undoing a rejected or cancelled order still needs, in the order to run it.
+
+        A step that timed out may have had its effect: it is undone like one that was done.
+        """
         if self.status not in {OrderStatus.REJECTED, OrderStatus.CANCELLED}:
             return []
         due = []
-        for step, undo in _UNDO.items():
-            superseded_by = _SUPERSEDED_BY.get(step)
+        for step, undo in CHECKOUT_SAGA.compensations:
+            superseded_by = CHECKOUT_SAGA.superseded_by(step)
             if (
-                self.has_done(step)
+                self._maybe_done(step)
                 and not (superseded_by and self.has_done(superseded_by))
                 and not self.has_done(undo)
             ):
                 due.append(undo)
         return due
+
+    def _maybe_done(self, step: Step) -> bool:
+        return any(
+            r.step is step and r.outcome in {Outcome.DONE, Outcome.TIMED_OUT} for r in self.steps
+        )
 
     @property
     def settled(self) -> bool:
@@ -250,13 +234,42 @@ class Order:
         )
 
     def begin(self, step: Step, at: datetime) -> None:
-        """Note that a step with effects elsewhere is about to be tried."""
-        if step not in EFFECTFUL:
-            raise ValueError(f"{step} changes nothing elsewhere and is not begun")
-        if self.status is not OrderStatus.PENDING or self.next_step() is not step:
+        """Note that the command for ``step``, the next step, is out; a forward step gets
+        the deadline the saga gives it, a compensation none (it runs until it is done)."""
+        if self.step_in_progress is not None or self.next_step() is not step:
             raise OrderMovedOn(self.id, f"{step} is not next ({self.status})")
         self.step_in_progress = step
+        timeout = CHECKOUT_SAGA.timeout(step)
+        self.step_deadline = None if timeout is None else at + timeout
         self.updated_at = at
+        self.commands.append(RunStep(self.id, step))
+
+    def advance(self, at: datetime) -> None:
+        """Make the saga's next move, if it is this order's to make now: confirm once every
+        step is done, or begin the next step (or compensation) unless one is already out."""
+        if self.awaiting_confirmation:
+            self.confirm(at)
+            return
+        step = self.next_step()
+        if step is not None and self.step_in_progress is None:
+            self.begin(step, at)
+
+    def overdue(self, at: datetime) -> bool:
+        """Whether the step in progress is past its deadline at ``at``."""
+        return self.step_deadline is not None and at >= self.step_deadline
+
+    def time_out(self, step: Step, at: datetime) -> None:
+        """Give up on a step that went unanswered past its deadline; a pending order is
+        rejected for it, and what the step may have done is undone."""
+        if self.step_in_progress is not step or not self.overdue(at):
+            raise OrderMovedOn(self.id, f"{step} is not overdue")
+        timeout = CHECKOUT_SAGA.timeout(step)
+        seconds = 0 if timeout is None else int(timeout.total_seconds())
+        reason = f"{step} got no answer in {seconds} s"
+        self._record(step, Outcome.TIMED_OUT, at, reason)
+        self.last_error = None
+        if self.status is OrderStatus.PENDING:
+            self.reject(reason, at)
 
     def record_done(self, done: StepDone, at: datetime) -> None:
         """Record a step's success; a repeated report of the same success changes nothing.
@@ -345,6 +358,7 @@ class Order:
         self.steps.append(StepRecord(step, outcome, at, detail))
         if self.step_in_progress is step:
             self.step_in_progress = None
+            self.step_deadline = None
         if step is Step.AUTHORIZE_PAYMENT:
             # Kept only as long as the payment may have to be asked for (again).
             self.card_token = ""

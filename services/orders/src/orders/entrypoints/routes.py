@@ -14,7 +14,6 @@ from chassis.etags import conditional_json
 from chassis.problems import problem_responses
 from orders.domain.commands import CancelOrder
 from orders.domain.model import IDEMPOTENCY_KEY_MAX_LENGTH, Order
-from orders.entrypoints.checkout_runner import CheckoutRunner
 from orders.entrypoints.cursors import CURSOR_MAX_LENGTH, cursor_of, position_of
 from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
 from orders.service_layer import handlers, queries
@@ -29,11 +28,6 @@ def unit_of_work(request: Request) -> UnitOfWork:
     """A unit of work from the factory the composition root put on ``app.state``."""
     factory: UnitOfWorkFactory = request.app.state.uow_factory
     return factory()
-
-
-def checkout_runner(request: Request) -> CheckoutRunner:
-    runner: CheckoutRunner = request.app.state.checkout_runner
-    return runner
 
 
 def idempotency_key(
@@ -65,7 +59,6 @@ def idempotency_key(
 
 
 Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
-Runner = Annotated[CheckoutRunner, Depends(checkout_runner)]
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 # The customer is always the token's subject: a customer places, reads and cancels their own.
 Reader = Annotated[AccessToken, require_scopes("orders:read")]
@@ -89,11 +82,8 @@ async def place_order(
     key: IdempotencyKey,
     body: OrderCreate,
     uow: Uow,
-    runner: Runner,
 ) -> Response:
     placement = await handlers.place_order(body.to_command(key, token.subject), uow)
-    if not placement.replayed:
-        runner.schedule(placement.order.id)
     location = str(request.url_for("get_order", order_id=placement.order.id))
     return conditional_json(
         request,
@@ -159,12 +149,9 @@ async def list_orders(
     summary="Cancel one of the caller's pending or confirmed orders; payment and stock are "
     "given back after",
 )
-async def cancel_order(
-    request: Request, token: Writer, order_id: str, uow: Uow, runner: Runner
-) -> Response:
+async def cancel_order(request: Request, token: Writer, order_id: str, uow: Uow) -> Response:
     command = CancelOrder(order_id=order_id, customer_id=token.subject)
     order = await handlers.cancel_order(command, uow)
-    runner.schedule(order.id)
     return conditional_json(request, _public(order))
 
 

@@ -1,13 +1,10 @@
-"""The checkout, orchestrated: price, reserve stock, authorize, capture, commit stock.
+"""The checkout's steps against the other services: price, reserve stock, authorize,
+capture, commit stock, and the compensations that undo them.
 
-Every step is one call through a port, idempotent by ids derived from the order id, and the
-order records each outcome before the next step starts. Driving an order again therefore
-continues where it stopped: at most the step whose outcome was lost is repeated, to the same
-effect. A refusal rejects the order and the compensations undo what was done; a failure that
-outlasts the retries leaves the order as it is, with ``last_error``, to be driven again.
-
-``Checkout.perform`` runs one step; ``Checkout.drive`` chains them in this process. A durable
-saga can take over the chaining and keep the steps.
+Every step is one call through a port, idempotent by ids derived from the order id, so a
+step run again (a command delivered twice, a crash before its outcome was stored) has the
+same effect once. ``Checkout.perform`` runs one step; the saga (``service_layer.saga``)
+chains them through the bus.
 """
 
 from __future__ import annotations
@@ -15,25 +12,18 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, assert_never
+from typing import TYPE_CHECKING, assert_never
 
 from chassis import get_logger
 from chassis.upstream import UpstreamFailure
-from orders.domain.errors import CheckoutRefused, OrderMovedOn, OrderNotFound, StaleOrder
-from orders.domain.model import CHECKOUT, EFFECTFUL, Step, StepDone
+from orders.domain.model import StepDone
+from orders.domain.saga import Step
 from orders.service_layer.ports import StockLine
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from contracts import Money
     from orders.domain.model import Order
-    from orders.service_layer.ports import Billing, Catalog, Inventory, UnitOfWorkFactory
-
-# A checkout takes about a dozen moves; far more means two writers keep undoing each other.
-MAX_MOVES: Final = 100
-MAX_CONFLICTS: Final = 10
+    from orders.service_layer.ports import Billing, Catalog, Inventory
 
 _log = get_logger("orders.checkout")
 
@@ -58,7 +48,6 @@ class Checkout:
 
     def __init__(
         self,
-        uow_factory: UnitOfWorkFactory,
         *,
         catalog: Catalog,
         inventory: Inventory,
@@ -66,25 +55,11 @@ class Checkout:
         retry: RetryPolicy,
         reservation_ttl_seconds: int,
     ) -> None:
-        self._uow_factory = uow_factory
         self._catalog = catalog
         self._inventory = inventory
         self._billing = billing
         self._retry = retry
         self._reservation_ttl_seconds = reservation_ttl_seconds
-
-    async def drive(self, order_id: str) -> Order:
-        """Take the order as far as it can go now.
-
-        That is CONFIRMED, or REJECTED/CANCELLED with every compensation done; or, when
-        another service stays unavailable, as far as it got, with ``last_error`` set.
-        """
-        order = await self._load(order_id)
-        for _ in range(MAX_MOVES):
-            order, more = await self._move(order)
-            if not more:
-                return order
-        raise RuntimeError(f"the checkout of order {order_id} made no headway in {MAX_MOVES} moves")
 
     async def perform(self, step: Step, order: Order) -> StepDone:
         """Run one step against the other services, retrying transient failures.
@@ -108,36 +83,6 @@ class Checkout:
                     error=str(failure),
                 )
                 await asyncio.sleep(self._retry.delay(retry))
-
-    async def _move(self, order: Order) -> tuple[Order, bool]:
-        """Make one move; the order after it, and whether there is more to do now."""
-        if order.awaiting_confirmation:
-            return await self._change(order.id, lambda o: o.confirm(_now())), True
-        step = order.next_step()
-        if step is None:
-            return order, False
-        if step in EFFECTFUL and order.step_in_progress is not step:
-            return await self._change(order.id, lambda o: o.begin(step, _now())), True
-        return await self._run(step, order)
-
-    async def _run(self, step: Step, order: Order) -> tuple[Order, bool]:
-        """Perform the step and record its outcome; False if it failed."""
-        try:
-            done = await self.perform(step, order)
-            return await self._change(order.id, lambda o: o.record_done(done, _now())), True
-        except CheckoutRefused as refusal:
-            if step not in CHECKOUT:
-                # What was done must be undone whatever the answer: it stays due, for the
-                # next drive or for someone to look at.
-                return await self._fail(order, step, refusal.reason), False
-            reason = refusal.reason
-            return await self._change(order.id, lambda o: o.refuse(step, reason, _now())), True
-        except UpstreamFailure as failure:
-            return await self._fail(order, step, str(failure)), False
-
-    async def _fail(self, order: Order, step: Step, error: str) -> Order:
-        _log.warning("checkout step failed", order_id=order.id, step=step, error=error)
-        return await self._change(order.id, lambda o: o.fail(step, error, _now()))
 
     async def _call(self, step: Step, order: Order) -> StepDone:
         match step:
@@ -163,44 +108,21 @@ class Checkout:
             case Step.RELEASE_STOCK:
                 await self._inventory.release(order.id)
             case Step.VOID_PAYMENT:
-                await self._billing.void(_payment(order))
+                if (held := await self._payment_of(order)) is not None:
+                    await self._billing.void(held)
             case Step.REFUND_PAYMENT:
-                await self._billing.refund(_payment(order))
+                if (held := await self._payment_of(order)) is not None:
+                    await self._billing.refund(held)
             case _:
                 assert_never(step)
         return StepDone(step)
 
-    async def _load(self, order_id: str) -> Order:
-        async with self._uow_factory() as uow:
-            order = await uow.orders.get(order_id)
-        if order is None:
-            raise OrderNotFound(order_id)
-        return order
-
-    async def _change(self, order_id: str, change: Callable[[Order], None]) -> Order:
-        """Load, change and save the newest version; a change that no longer applies is
-        dropped and the newest version answered."""
-        for _ in range(MAX_CONFLICTS):
-            async with self._uow_factory() as uow:
-                order = await uow.orders.get(order_id)
-                if order is None:
-                    raise OrderNotFound(order_id)
-                try:
-                    change(order)
-                except OrderMovedOn:
-                    return order
-                try:
-                    await uow.orders.save(order)
-                except StaleOrder:
-                    # Another driver, or the customer, wrote first: apply it to their version.
-                    continue
-                await uow.commit()
-                return order
-        raise StaleOrder(order_id)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
+    async def _payment_of(self, order: Order) -> str | None:
+        """The payment to undo: the one authorized, or, when the authorizing timed out and
+        its answer never came, whichever billing holds for the order (None: nothing)."""
+        if order.payment_id is not None:
+            return order.payment_id
+        return await self._billing.held_payment(order.id)
 
 
 def _stock_lines(order: Order) -> list[StockLine]:

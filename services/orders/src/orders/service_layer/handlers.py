@@ -33,6 +33,8 @@ class Placement:
 async def place_order(command: PlaceOrder, uow: UnitOfWork) -> Placement:
     """Place a PENDING order once per Idempotency-Key; the same request again answers it.
 
+    The saga's first command goes out with the order, in its transaction.
+
     The order and its key are stored in one transaction, and the key is unique, so two
     concurrent requests with one key cannot place two orders.
     """
@@ -44,13 +46,16 @@ async def place_order(command: PlaceOrder, uow: UnitOfWork) -> Placement:
 
 
 async def cancel_order(command: CancelOrder, uow: UnitOfWork) -> Order:
-    """Cancel a pending or confirmed order of the customer's; the checkout then undoes it."""
+    """Cancel a pending or confirmed order of the customer's; the saga then undoes it (the
+    first compensation's command goes out now unless a step's command is still out)."""
     for _ in range(MAX_CANCEL_ATTEMPTS):
         async with uow:
             order = await uow.orders.get(command.order_id)
             if order is None or order.customer_id != command.customer_id:
                 raise OrderNotFound(command.order_id)
-            order.cancel(datetime.now(UTC))
+            now = datetime.now(UTC)
+            order.cancel(now)
+            order.advance(now)
             try:
                 await uow.orders.save(order)
             except StaleOrder:
@@ -81,6 +86,7 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
             card_token=command.card_token,
             at=now,
         )
+        order.advance(now)
         await uow.orders.add(order)
         await uow.idempotency_keys.add(
             IdempotencyRecord(

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
+    from chassis.messaging.inbox import Inbox
     from contracts import Money
     from orders.domain.model import Order, ProductSnapshot
 
@@ -57,10 +58,6 @@ class OrderRepository(Protocol):
         With ``before``, only the orders listed after that position (older ones) count.
         """
 
-    async def unsettled(self, *, idle_since: datetime) -> list[str]:
-        """The ids of orders the checkout still has work on and nobody changed after
-        ``idle_since``, oldest first."""
-
 
 class IdempotencyKeyRepository(Protocol):
     async def get(self, key: str) -> IdempotencyRecord | None:
@@ -81,6 +78,10 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 
     @property
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
+
+    @property
+    def inbox(self) -> Inbox:
+        """The saga's commands already handled, recorded in the transaction they changed."""
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -126,11 +127,17 @@ class Billing(Protocol):
 
         ``customer_id`` goes with the payment, so that billing's events name the customer."""
 
+    async def held_payment(self, order_id: str) -> str | None:
+        """The id of the order's payment that holds or took money, or None; raises
+        UpstreamFailure."""
+
     async def capture(self, payment_id: str) -> None:
         """Take the held amount; raises CheckoutRefused (it cannot be taken), UpstreamFailure."""
 
     async def void(self, payment_id: str) -> None:
-        """Release the held amount; raises UpstreamFailure."""
+        """Release the held amount; a payment that holds nothing (never captured, or
+        captured, or voided already) is left as it is. Raises UpstreamFailure."""
 
     async def refund(self, payment_id: str) -> None:
-        """Give the captured amount back; raises UpstreamFailure."""
+        """Give the captured amount back; a payment that was never captured, or was
+        refunded already, is left as it is. Raises UpstreamFailure."""

@@ -1,0 +1,60 @@
+"""The consumer of topic ``checkout``: the saga's commands, handed to the saga one by one.
+
+The commands of one order share its key, so they come in order and one at a time; the
+orders of different keys go through partitions side by side (``concurrency``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from chassis.messaging.bus import SubscribeOptions
+from chassis.messaging.lifecycle import Consumer
+from orders.service_layer.saga import TOPIC, command_of
+
+if TYPE_CHECKING:
+    from chassis.messaging.message import Delivery
+    from orders.service_layer.saga import CheckoutSaga
+
+# A step's command comes back until the step is done or timed out, and a compensation's
+# until it is done: far more attempts than a deadline lets pass, so none is dead-lettered
+# for an outage of another service.
+MAX_ATTEMPTS = 100_000
+
+
+class SagaConsumer:
+    """A bus handler for the saga's commands; it waits for the saga, made at start-up."""
+
+    def __init__(self) -> None:
+        self._saga: CheckoutSaga | None = None
+        self._ready = asyncio.Event()
+
+    def attach(self, saga: CheckoutSaga) -> None:
+        """Hand commands to ``saga`` from now on (its clients exist only once started)."""
+        self._saga = saga
+        self._ready.set()
+
+    async def __call__(self, delivery: Delivery) -> None:
+        """Handle one command; raising asks the bus to deliver it again."""
+        await self._ready.wait()
+        if self._saga is None:  # pragma: no cover - set before the event
+            raise RuntimeError("the saga is not attached")
+        await self._saga.handle(command_of(delivery.message), delivery)
+
+
+def saga_consumer(
+    handler: SagaConsumer, *, concurrency: int, step_timeout: float, max_retry_delay: float
+) -> Consumer:
+    """The subscription to ``checkout``: a handler gets ``step_timeout`` per attempt."""
+    return Consumer(
+        TOPIC,
+        handler,
+        SubscribeOptions(
+            concurrency=concurrency,
+            max_attempts=MAX_ATTEMPTS,
+            handler_timeout=step_timeout,
+            retry_delay=0.1,
+            max_retry_delay=max_retry_delay,
+        ),
+    )
