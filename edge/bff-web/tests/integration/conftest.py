@@ -82,6 +82,8 @@ class Upstreams:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     placed: list[dict[str, Any]] = field(default_factory=list)
     """every POST /orders: its key, customer and body"""
+    refuse_orders: str | None = None
+    """a detail: orders answers 422 with it"""
     accounts: dict[str, str] = field(default_factory=dict)
     stock_tokens: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
@@ -243,6 +245,9 @@ def orders_app(state: Upstreams) -> web.Application:
             return web.json_response({"status": 401}, status=401)
         key, body = request.headers.get("Idempotency-Key"), await request.json()
         state.placed.append({"key": key, "customer": who, "body": body})
+        if state.refuse_orders is not None:
+            problem = {"status": 422, "detail": state.refuse_orders}
+            return web.json_response(problem, status=422)
         replay = next((o for o in state.orders.values() if o["key"] == key), None)
         if replay is not None:
             return web.json_response(replay["public"], status=200)

@@ -232,3 +232,22 @@ async def test_an_unknown_address_is_a_page_for_browsers_and_a_problem_for_api_c
     assert problem.status_code == 404
     assert problem.headers["content-type"] == "application/problem+json"
     assert problem.json()["type"] == "https://souk.dev/problems/not-found"
+
+
+async def test_an_order_orders_refuses_keeps_the_cart_and_says_why(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    upstreams.refuse_orders = "quantity: at most 100"
+    refused = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert refused.headers["location"] == "/cart"
+    cart = await browser.get("/cart")
+    assert "Your order could not be placed: quantity: at most 100" in cart.text
+    assert "Taliouine saffron threads" in cart.text
+    upstreams.refuse_orders = None
+    placed = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert placed.headers["location"].startswith("/orders/")
+    first_key, second_key = (request["key"] for request in upstreams.placed)
+    assert first_key != second_key

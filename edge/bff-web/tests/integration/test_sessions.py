@@ -359,3 +359,14 @@ async def test_a_refused_sign_up_says_why_and_keeps_the_email(
     assert message in refused.text
     assert 'value="amina@example.com"' in refused.text
     assert password not in refused.text
+
+
+async def test_a_token_orders_no_longer_honours_means_signing_in_again_not_a_loop(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    upstreams.access_tokens.clear()  # signed out elsewhere: orders refuses the token
+    page = await browser.get("/orders")
+    assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
+    again = await browser.get(page.headers["location"])
+    assert again.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
