@@ -17,6 +17,7 @@ from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.app import create_app
 from billing.settings import BillingSettings
 from chassis.eventstore.tables import snapshots
+from chassis.messaging import connect
 from chassis.messaging.tables import outbox
 from chassis.testing import ReadableTokens, readable_bearer
 from contracts import Money
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from chassis import Database
+    from chassis.messaging import DeadLetter, Delivery, Message
 
 POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 # Services (and admins' scripts) move money; readers only look.
@@ -61,15 +63,19 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 
 @pytest.fixture
-async def billing_app(tmp_path: Path, database_url: str) -> AsyncIterator[FastAPI]:
-    settings = BillingSettings(
+def ledger_settings(tmp_path: Path, database_url: str) -> BillingSettings:
+    return BillingSettings(
         data_dir=tmp_path,
         instance="billing-test",
         database_url=database_url,
         ledger_snapshot_every=SNAPSHOT_EVERY,
         upstreams={"payment-primary": [NOWHERE], "payment-backup": [NOWHERE]},
     )
-    app = create_app(settings)
+
+
+@pytest.fixture
+async def billing_app(ledger_settings: BillingSettings) -> AsyncIterator[FastAPI]:
+    app = create_app(ledger_settings)
     app.state.token_validator = ReadableTokens()
     async with app.router.lifespan_context(app):
         yield app
@@ -272,6 +278,41 @@ async def test_every_entry_is_published_on_the_ledger_topic_keyed_by_its_account
             occurred_at=events[1].occurred_at,  # type: ignore[attr-defined]
             reference="order-1042",
         ),
+    ]
+
+
+class Refuse:
+    """A dead-letter sink for a test's listener, which never fails."""
+
+    async def bury(self, dead_letter: DeadLetter) -> None:
+        raise AssertionError(f"the listener failed: {dead_letter.error}")
+
+
+async def test_the_entries_reach_the_bus_in_the_order_they_were_made(
+    ledger_settings: BillingSettings, billing: httpx.AsyncClient
+) -> None:
+    bus = connect(ledger_settings.broker_url_or_default())
+    await bus.start()
+    received: list[Message] = []
+    both = asyncio.Event()
+
+    async def listen(delivery: Delivery) -> None:
+        received.append(delivery.message)
+        if len(received) == 2:
+            both.set()
+
+    try:
+        await bus.subscribe(ledger.TOPIC, "ledger-listener", listen, dead_letters=Refuse())
+        credited = (await credit(billing, 2000)).json()
+        debited = (await debit(billing, 700)).json()
+        async with asyncio.timeout(30):
+            await both.wait()
+    finally:
+        await bus.close()
+
+    assert [(m.key, m.event_type, m.message_id) for m in received] == [
+        ("customer-7", "AccountCredited", credited["id"]),
+        ("customer-7", "AccountDebited", debited["id"]),
     ]
 
 

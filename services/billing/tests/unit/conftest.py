@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Self
 
 import pytest
 
+from billing.domain.account import Account
 from billing.domain.commands import AuthorizePayment
 from billing.domain.errors import IdempotencyKeyInFlight
 from billing.service_layer.ports import (
@@ -19,11 +20,14 @@ from billing.service_layer.ports import (
     ProviderRefused,
     ProviderUnreachable,
 )
+from chassis.eventstore import ConcurrencyConflict
 from contracts import Money
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
+    from billing.domain.events import AccountEvent
     from billing.domain.model import Payment
 
 DECLINING_CARD = "tok_decline"
@@ -79,6 +83,45 @@ class FakeIdempotencyKeyRepository:
         self._records[record.key] = copy.deepcopy(record)
 
 
+class FakeAccountRepository:
+    """Accounts as lists of events; like the event store, an append must name the version
+    that is committed (the committed streams, not this transaction's copy, decide).
+
+    ``interloper``, if set, runs after each ``get``: a test's rival who writes first.
+    """
+
+    def __init__(
+        self, committed: dict[str, list[AccountEvent]], appended: dict[str, list[AccountEvent]]
+    ) -> None:
+        self._committed = committed
+        self._appended = appended
+        self.interloper: Callable[[], None] | None = None
+
+    async def get(self, account_id: str) -> Account:
+        account = Account(account_id)
+        for event in self._committed.get(account_id, []):
+            account.apply(event)
+        if self.interloper is not None:
+            self.interloper()
+        return account
+
+    async def save(self, account: Account) -> None:
+        expected = account.version - len(account.pending_events)
+        if len(self._committed.get(account.id, [])) != expected:
+            raise ConcurrencyConflict(f"account-{account.id}", expected)
+        self._appended.setdefault(account.id, []).extend(account.pending_events)
+        account.pending_events.clear()
+
+    async def entry(self, entry_id: str) -> AccountEvent | None:
+        return next(
+            (e for events in self._committed.values() for e in events if e.entry_id == entry_id),
+            None,
+        )
+
+    async def entries(self, account_id: str) -> list[AccountEvent]:
+        return list(self._committed.get(account_id, []))
+
+
 class FakeUnitOfWork:
     """Each ``async with`` works on a copy of the books that only ``commit`` keeps.
 
@@ -87,16 +130,22 @@ class FakeUnitOfWork:
 
     payments: FakePaymentRepository
     idempotency_keys: FakeIdempotencyKeyRepository
+    accounts: FakeAccountRepository
 
     def __init__(self) -> None:
         self.committed_payments: dict[str, Payment] = {}
         self.committed_keys: dict[str, IdempotencyRecord] = {}
+        self.committed_accounts: dict[str, list[AccountEvent]] = {}
+        self.interloper: Callable[[], None] | None = None
 
     async def __aenter__(self) -> Self:
         self._payments = copy.deepcopy(self.committed_payments)
         self._keys = copy.deepcopy(self.committed_keys)
+        self._appended: dict[str, list[AccountEvent]] = {}
         self.payments = FakePaymentRepository(self._payments)
         self.idempotency_keys = FakeIdempotencyKeyRepository(self._keys)
+        self.accounts = FakeAccountRepository(self.committed_accounts, self._appended)
+        self.accounts.interloper = self.interloper
         return self
 
     async def __aexit__(
@@ -105,11 +154,14 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        del self._payments, self._keys
+        del self._payments, self._keys, self._appended
 
     async def commit(self) -> None:
         self.committed_payments.update(copy.deepcopy(self._payments))
         self.committed_keys.update(copy.deepcopy(self._keys))
+        for account_id, events in self._appended.items():
+            self.committed_accounts.setdefault(account_id, []).extend(events)
+        self._appended.clear()
 
 
 class FakeProvider:
