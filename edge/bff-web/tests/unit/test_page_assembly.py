@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bff_web.domain.cart import Cart
 from bff_web.domain.errors import ProductNotFound
-from bff_web.domain.shop import Money
+from bff_web.domain.shop import Category, Money, ProductPage, StockLevel
 from bff_web.service_layer import pages
 from chassis.upstream import UpstreamFailure
 
@@ -101,3 +103,47 @@ async def test_a_product_gone_from_the_catalog_leaves_the_cart_with_a_notice(
 
 async def test_an_empty_cart_has_no_total(catalog: FakeCatalog) -> None:
     assert (await pages.cart_view(catalog, Cart())).total is None
+
+
+class Rendezvous(FakeCatalog):
+    """A catalog whose listing calls each wait until another call has started too."""
+
+    def __init__(self, catalog: FakeCatalog, stock: FakeStock | None = None) -> None:
+        super().__init__(catalog.products_by_id)
+        self.barrier = asyncio.Barrier(2)
+        self.stock = stock
+
+    async def categories(self) -> list[Category]:
+        await self.barrier.wait()
+        return await super().categories()
+
+    async def products(
+        self, *, category: str | None, query: str | None, page: int, page_size: int
+    ) -> ProductPage:
+        await self.barrier.wait()
+        return await super().products(
+            category=category, query=query, page=page, page_size=page_size
+        )
+
+    async def level(self, sku: str) -> StockLevel | None:
+        await self.barrier.wait()
+        assert self.stock is not None
+        return await self.stock.level(sku)
+
+
+async def test_the_front_pages_categories_and_products_are_asked_for_at_once(
+    catalog: FakeCatalog,
+) -> None:
+    both = Rendezvous(catalog)
+    # One after the other, the first call would wait for the second forever.
+    async with asyncio.timeout(5):
+        front = await pages.storefront(both, category=None, query=None, page=1, page_size=12)
+    assert len(front.products.items) == 3
+
+
+async def test_a_products_stock_and_its_stall_are_asked_for_at_once(catalog: FakeCatalog) -> None:
+    both = Rendezvous(catalog, FakeStock({SAFFRON.sku: 3}))
+    async with asyncio.timeout(5):
+        view = await pages.product_view(both, both, "saffron")
+    assert view.stock is not None
+    assert view.related == [CUMIN]
