@@ -56,6 +56,7 @@ async def test_a_product_page_shows_the_product_its_stock_and_its_stall(
     assert "In stock: 12 available" in page.text
     assert "More from this stall" in page.text
     assert "Cumin seeds, 100 g" in page.text
+    assert ">Spices</a>" in page.text  # the category by its name, not its slug
 
 
 async def test_a_product_inventory_does_not_stock_is_shown_sold_out(

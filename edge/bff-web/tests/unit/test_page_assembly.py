@@ -52,6 +52,8 @@ async def test_a_product_page_has_its_stock_and_other_products_of_its_category(
     assert view.stock is not None
     assert view.stock.available == 7
     assert view.stock_known
+    assert view.category is not None
+    assert view.category.name == "Spices"
     assert view.related == [CUMIN]
     assert view.notices == []
 
@@ -106,11 +108,11 @@ async def test_an_empty_cart_has_no_total(catalog: FakeCatalog) -> None:
 
 
 class Rendezvous(FakeCatalog):
-    """A catalog whose listing calls each wait until another call has started too."""
+    """A catalog (and stock) whose calls each wait until ``parties`` calls have started."""
 
-    def __init__(self, catalog: FakeCatalog, stock: FakeStock | None = None) -> None:
+    def __init__(self, catalog: FakeCatalog, parties: int, stock: FakeStock | None = None) -> None:
         super().__init__(catalog.products_by_id)
-        self.barrier = asyncio.Barrier(2)
+        self.barrier = asyncio.Barrier(parties)
         self.stock = stock
 
     async def categories(self) -> list[Category]:
@@ -134,16 +136,18 @@ class Rendezvous(FakeCatalog):
 async def test_the_front_pages_categories_and_products_are_asked_for_at_once(
     catalog: FakeCatalog,
 ) -> None:
-    both = Rendezvous(catalog)
+    both = Rendezvous(catalog, 2)
     # One after the other, the first call would wait for the second forever.
     async with asyncio.timeout(5):
         front = await pages.storefront(both, category=None, query=None, page=1, page_size=12)
     assert len(front.products.items) == 3
 
 
-async def test_a_products_stock_and_its_stall_are_asked_for_at_once(catalog: FakeCatalog) -> None:
-    both = Rendezvous(catalog, FakeStock({SAFFRON.sku: 3}))
+async def test_a_products_stock_category_and_stall_are_asked_for_at_once(
+    catalog: FakeCatalog,
+) -> None:
+    all_three = Rendezvous(catalog, 3, FakeStock({SAFFRON.sku: 3}))
     async with asyncio.timeout(5):
-        view = await pages.product_view(both, both, "saffron")
+        view = await pages.product_view(all_three, all_three, "saffron")
     assert view.stock is not None
     assert view.related == [CUMIN]

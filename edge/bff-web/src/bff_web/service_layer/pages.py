@@ -44,11 +44,13 @@ class Storefront:
 
 @dataclass(frozen=True, slots=True)
 class ProductView:
-    """A product with its stock (None when inventory could not say) and related products."""
+    """A product with its stock (None when inventory could not say), its category (None when
+    the catalog could not say) and related products."""
 
     product: Product
     stock: StockLevel | None
     stock_known: bool
+    category: Category | None
     related: list[Product]
     notices: list[str] = field(default_factory=list)
 
@@ -100,13 +102,14 @@ async def storefront(
 
 
 async def product_view(catalog: Catalog, stock: Stock, product_id: str) -> ProductView:
-    """A product; then its stock and its category's other products, asked for at once.
+    """A product; then its stock, its category and the category's other products, at once.
 
     Raises ProductNotFound; UpstreamFailure only if the catalog cannot give the product.
     """
     product = await catalog.product(product_id)
-    (level, stock_known), related = await asyncio.gather(
+    (level, stock_known), categories, related = await asyncio.gather(
         _stock_of(stock, product.sku),
+        _optional(catalog.categories(), "categories"),
         _optional(
             catalog.products(
                 category=product.category, query=None, page=1, page_size=RELATED_PRODUCTS + 1
@@ -119,6 +122,7 @@ async def product_view(catalog: Catalog, stock: Stock, product_id: str) -> Produ
         product=product,
         stock=level,
         stock_known=stock_known,
+        category=next((c for c in categories or [] if c.slug == product.category), None),
         related=others[:RELATED_PRODUCTS],
         notices=[] if stock_known else [STOCK_UNAVAILABLE],
     )
