@@ -7,6 +7,7 @@ code, which is exchanged here, server-side, with the storefront's client secret.
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -16,7 +17,7 @@ from bff_web.domain.errors import SignInFailed, SignUpRefused
 from bff_web.domain.session import Session
 from bff_web.entrypoints.csrf import checked_form
 from bff_web.entrypoints.errors import error_page
-from bff_web.entrypoints.visits import VisitDep
+from bff_web.entrypoints.visits import Visit, VisitDep
 from bff_web.service_layer import accounts
 
 router = APIRouter(prefix="/auth", include_in_schema=False)
@@ -45,7 +46,11 @@ async def callback(
     # RFC 9207: the answer must come from our issuer, which is the shop's public URL.
     if iss is not None and iss.rstrip("/") != shop.settings.public_url:
         return await _refused(visit, "The sign-in answer came from an unknown issuer.")
-    if error is not None and pending is not None and state == pending.state:
+    if (
+        error is not None
+        and pending is not None
+        and hmac.compare_digest(state or "", pending.state)
+    ):
         session.pending_sign_in = None
         session.flash("Sign-in was cancelled.")
         return await visit.redirect(pending.return_to)
@@ -69,7 +74,7 @@ async def callback(
     return await visit.redirect(return_to)
 
 
-async def _refused(visit: VisitDep, detail: str) -> Response:
+async def _refused(visit: Visit, detail: str) -> Response:
     return await visit.respond(error_page(visit.request, 400, "Sign-in failed", detail))
 
 
