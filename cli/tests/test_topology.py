@@ -206,8 +206,9 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
         "orders",
         "notifications",
         "identity",
-        "bff-mobile",
+        "order-history",
         "bff-web",
+        "bff-mobile",
     ]
     routes = topology.services["gateway"].env["GATEWAY_ROUTES"]
     assert {

@@ -9,6 +9,7 @@ import chassis
 from chassis.messaging.lifecycle import Messaging
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from order_history.entrypoints import rebuild_routes, routes
+from order_history.entrypoints.catalog_listing import CatalogListingReader
 from order_history.entrypoints.consumers import consumers
 from order_history.service_layer.rebuilding import Rebuilds
 
@@ -30,8 +31,22 @@ def create_app(settings: OrderHistorySettings) -> FastAPI:
         return SqlAlchemyUnitOfWork(database.sessionmaker)
 
     rebuilds = Rebuilds(unit_of_work)
+    messaging = Messaging(settings, consumers(unit_of_work), relay_outbox=False)
+    # Without a catalog in the topology, product names come from the bus alone.
+    catalog_urls = settings.upstreams.get("catalog")
+    listing = (
+        None
+        if not catalog_urls
+        else CatalogListingReader(list(catalog_urls), messaging, unit_of_work)
+    )
 
-    async def stop_rebuilding(_: FastAPI) -> None:
+    async def read_catalog_listing(_: FastAPI) -> None:
+        if listing is not None:
+            listing.start()
+
+    async def stop_background_work(_: FastAPI) -> None:
+        if listing is not None:
+            await listing.stop()
         await rebuilds.stop()
 
     app = chassis.create_app(
@@ -43,8 +58,9 @@ def create_app(settings: OrderHistorySettings) -> FastAPI:
         "order-history`). Read-only: nothing here changes an order.",
         routers=[routes.router, rebuild_routes.router],
         migrations=MIGRATIONS,
-        on_shutdown=[stop_rebuilding],
-        messaging=Messaging(settings, consumers(unit_of_work), relay_outbox=False),
+        on_startup=[read_catalog_listing],
+        on_shutdown=[stop_background_work],
+        messaging=messaging,
     )
     app.state.uow_factory = unit_of_work
     app.state.rebuilds = rebuilds

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from chassis.messaging import Message
+    from contracts.events import ProductCreated, ProductUpdated
     from order_history.domain.model import OrderView, Product
 
 
@@ -100,3 +101,14 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+class Catalog(Protocol):
+    """The catalog's own listing of its products: what was published before order-history
+    first subscribed is learnt from it."""
+
+    async def products(self) -> list[ProductCreated | ProductUpdated]:
+        """Every product as the catalog lists it now, as the event of its current version.
+
+        Raises UpstreamFailure if the catalog gives no usable answer.
+        """
