@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ from .conftest import PASSWORD
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    import httpx
     from playwright.sync_api import ConsoleMessage, Page, Response
 
     from souk.testing import SoukSystem
@@ -191,3 +193,25 @@ def test_a_shopper_browses_signs_up_buys_watches_the_order_and_signs_out(
     # Signed out means the orders are out of reach again: back to identity's sign-in.
     page.goto(order_url)
     page.wait_for_url(re.compile(r"/oauth/authorize"))
+
+
+def test_a_product_page_renders_saying_stock_is_unavailable_while_inventory_hangs(
+    souk: SoukSystem, gateway: httpx.Client
+) -> None:
+    found = gateway.get("/api/catalog/products", params={"q": "Coloured glass lantern"}).json()
+    [lantern] = [p for p in found["items"] if p["name"] == "Coloured glass lantern"]
+    frozen = [record.instance for record in souk.instances("inventory")]
+    for instance in frozen:
+        souk.kill(instance, signal.SIGSTOP)
+    try:
+        page = gateway.get(f"/products/{lantern['id']}", headers={"Accept": "text/html"})
+    finally:
+        for instance in frozen:
+            souk.kill(instance, signal.SIGCONT)
+    assert page.status_code == 200
+    assert "Coloured glass lantern" in page.text
+    assert "Stock unavailable" in page.text
+    assert "Add to cart" in page.text
+    # Thawed, inventory answers again and the page shows the stock.
+    again = gateway.get(f"/products/{lantern['id']}", headers={"Accept": "text/html"})
+    assert re.search(r"In stock: \d+ available|Only \d+ left", again.text)
