@@ -134,7 +134,7 @@ async def test_placing_an_order_stores_it_and_its_event_together(
         items=(OrderItem(SAFFRON.product_id, 2), OrderItem(TEA.product_id, 1)),
         occurred_at=event.occurred_at,
     )
-    assert order.events == []
+    assert order.pending_events == []
     assert await commands_sent(database) == [(order.id, "price")]
 
 

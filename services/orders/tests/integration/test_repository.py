@@ -1,4 +1,5 @@
-"""The SQLAlchemy repositories and unit of work on a real SQLite database."""
+"""The event-sourced orders, the other repositories and the unit of work on a real SQLite
+database."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 
+from chassis.eventstore import tables as eventstore_tables
 from chassis.messaging import tables as messaging_tables
 from orders.adapters.orm import metadata
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.commands import RequestedItem
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
-from orders.domain.model import Order, OrderStatus, Step, StepDone
+from orders.domain.model import Order, OrderStatus, StepDone
+from orders.domain.saga import Step
 from orders.service_layer.ports import IdempotencyRecord, ListPosition
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
 
@@ -59,9 +62,13 @@ async def changed(uow: SqlAlchemyUnitOfWork, order: Order) -> Order:
 async def test_the_migrations_build_exactly_the_schema_the_tables_describe(
     database: Database,
 ) -> None:
-    """The orders' tables, and the chassis's messaging tables."""
+    """The orders' tables, and the chassis's messaging and event-store tables."""
     described = MetaData()
-    for table in (*metadata.tables.values(), *messaging_tables.metadata.tables.values()):
+    for table in (
+        *metadata.tables.values(),
+        *messaging_tables.metadata.tables.values(),
+        *eventstore_tables.metadata.tables.values(),
+    ):
         table.to_metadata(described)
 
     def differences(connection: Connection) -> list[object]:
@@ -85,7 +92,8 @@ async def test_an_order_reads_back_with_its_lines_steps_and_times_in_utc(
     assert loaded.lines == saved.lines
     assert loaded.steps == saved.steps
     assert (loaded.created_at, loaded.updated_at) == (AT, AT)
-    assert (loaded.step_in_progress, loaded.version) == (Step.RESERVE_STOCK, 2)
+    # Placed, priced, the price step recorded, the reservation begun: four events.
+    assert (loaded.step_in_progress, loaded.version) == (Step.RESERVE_STOCK, 4)
     assert (loaded.customer_id, loaded.card_token, loaded.status) == (
         "c-1",
         GOOD_CARD,

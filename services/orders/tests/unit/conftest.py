@@ -4,14 +4,16 @@ and the saga wired to the fakes."""
 from __future__ import annotations
 
 import copy
+import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Self
 
 import pytest
 
 from chassis.messaging.message import Delivery
-from orders.domain.commands import PlaceOrder, RequestedItem
+from orders.domain.commands import PlaceOrder, RequestedItem, RunStep
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
+from orders.domain.events import StepBegun
 from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.handlers import place_order
 from orders.service_layer.saga import CheckoutSaga, StepUnfinished, command_message, command_of
@@ -57,13 +59,14 @@ class FakeOrderRepository:
 
     async def add(self, order: Order) -> None:
         self._pending[order.id] = copy.deepcopy(order)
+        order.pending_events.clear()
 
     async def save(self, order: Order) -> None:
         stored = self._store.orders.get(order.id)
-        if stored is None or stored.version != order.version:
+        if stored is None or stored.version != order.version - len(order.pending_events):
             raise StaleOrder(order.id)
-        order.version += 1
         self._pending[order.id] = copy.deepcopy(order)
+        order.pending_events.clear()
 
     async def for_customer(
         self, customer_id: str, *, offset: int, limit: int, before: ListPosition | None = None
@@ -139,13 +142,19 @@ class FakeUnitOfWork:
     async def commit(self) -> None:
         for order_id, order in self._orders.items():
             stored = self.store.orders.get(order_id)
-            if stored is not None and stored.version != order.version - 1:
+            expected = order.version - len(order.pending_events)
+            if (0 if stored is None else stored.version) != expected:
                 raise StaleOrder(order_id)
         if self._handled & self.store.handled:
             raise RuntimeError("the inbox already holds this message (primary key)")
         for order in self._orders.values():
-            self.store.commands.extend(command_message(c) for c in order.commands)
-            order.commands.clear()
+            # What the event store's publication does: a step begun sends its command.
+            self.store.commands.extend(
+                command_message(RunStep(e.order_id, e.step), message_id=uuid.uuid4().hex)
+                for e in order.pending_events
+                if isinstance(e, StepBegun)
+            )
+            order.pending_events.clear()
         self.store.orders.update(self._orders)
         self.store.keys.update(self._keys)
         self.store.handled |= self._handled

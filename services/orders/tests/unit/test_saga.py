@@ -81,7 +81,7 @@ async def test_a_command_for_a_step_no_longer_out_is_stale_and_changes_nothing(
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     await drive(order_id)
-    stale = command_message(RunStep(order_id, Step.CAPTURE_PAYMENT))
+    stale = command_message(RunStep(order_id, Step.CAPTURE_PAYMENT), message_id="m-1")
 
     await saga.handle(command_of(stale), delivery_of(stale))
 
@@ -205,9 +205,9 @@ async def test_an_unanswered_step_raises_so_the_bus_delivers_its_command_again(
 
 
 def test_a_command_survives_the_trip_through_the_bus() -> None:
-    message = command_message(RunStep("order-1", Step.REFUND_PAYMENT))
+    message = command_message(RunStep("order-1", Step.REFUND_PAYMENT), message_id="m-1")
 
-    assert (message.topic, message.key) == ("checkout", "order-1")
+    assert (message.topic, message.key, message.message_id) == ("checkout", "order-1", "m-1")
     assert command_of(message) == RunStep("order-1", Step.REFUND_PAYMENT)
 
 

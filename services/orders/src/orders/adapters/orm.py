@@ -1,12 +1,12 @@
-"""The orders' tables. Migrations in ``orders/migrations`` build exactly this schema."""
+"""The orders' tables beside the event store's (``chassis.eventstore.tables``): the index
+the listings read, the card tokens kept until the payment is authorized, and the
+Idempotency-Keys. Migrations in ``orders/migrations`` build exactly this schema."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     CHAR,
-    BigInteger,
     Boolean,
-    CheckConstraint,
     Column,
     DateTime,
     ForeignKey,
@@ -15,7 +15,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    Text,
 )
 
 from chassis.db import NAMING_CONVENTION
@@ -23,28 +22,19 @@ from orders.domain.model import (
     CARD_TOKEN_MAX_LENGTH,
     ID_MAX_LENGTH,
     IDEMPOTENCY_KEY_MAX_LENGTH,
-    MAX_QUANTITY,
 )
-
-STEP_MAX_LENGTH = 32
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
+# One row per order, written in the transaction that appends to its stream: what a customer's
+# listing pages through (newest first, by keyset). The order itself is its stream.
 orders = Table(
     "orders",
     metadata,
     Column("id", String(36), primary_key=True),
     Column("customer_id", String(ID_MAX_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("card_token", String(CARD_TOKEN_MAX_LENGTH), nullable=False),
-    Column("reason", Text, nullable=True),
-    Column("last_error", Text, nullable=True),
-    Column("payment_id", String(100), nullable=True),
-    Column("step_in_progress", String(STEP_MAX_LENGTH), nullable=True),
-    # When the step in progress is given up on, if it is a forward step.
-    Column("step_deadline", DateTime(timezone=True), nullable=True),
-    # Follows from the rest; stored so the checkout finds the orders it has work on.
     Column("settled", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -53,29 +43,12 @@ orders = Table(
     Index("ix_orders_settled_updated_at", "settled", "updated_at"),
 )
 
-order_lines = Table(
-    "order_lines",
+# Never in an event: deleted once the payment is authorized or refused.
+order_card_tokens = Table(
+    "order_card_tokens",
     metadata,
     Column("order_id", String(36), ForeignKey("orders.id"), primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("product_id", String(ID_MAX_LENGTH), nullable=False),
-    Column("quantity", Integer, nullable=False),
-    Column("sku", String(40), nullable=True),
-    Column("name", String(200), nullable=True),
-    Column("unit_price_amount", BigInteger, nullable=True),
-    Column("unit_price_currency", CHAR(3), nullable=True),
-    CheckConstraint(f"quantity BETWEEN 1 AND {MAX_QUANTITY}", name="quantity_in_range"),
-)
-
-checkout_steps = Table(
-    "checkout_steps",
-    metadata,
-    Column("order_id", String(36), ForeignKey("orders.id"), primary_key=True),
-    Column("position", Integer, primary_key=True),
-    Column("step", String(STEP_MAX_LENGTH), nullable=False),
-    Column("outcome", String(16), nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False),
-    Column("detail", Text, nullable=False),
+    Column("card_token", String(CARD_TOKEN_MAX_LENGTH), nullable=False),
 )
 
 idempotency_keys = Table(

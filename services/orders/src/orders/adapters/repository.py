@@ -1,93 +1,85 @@
-"""Repositories over the orders' tables, implementing the service layer's ports."""
+"""Repositories over the orders' storage, implementing the service layer's ports.
+
+Each order is the event stream ``order-<id>`` in the chassis's event store, rebuilt from its
+newest snapshot and the events after it; the ``orders`` table indexes the streams for the
+listings, and is written in the same transaction as every append.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import CursorResult, and_, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from contracts import Money
-from orders.adapters.orm import checkout_steps, idempotency_keys, order_lines, orders
+from chassis.eventstore import AggregateStore, ConcurrencyConflict, EventStore
+from orders.adapters.event_codec import OrderEvents, OrderSnapshots
+from orders.adapters.orm import idempotency_keys, order_card_tokens, orders
+from orders.adapters.publishing import publication
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
-from orders.domain.model import Order, OrderLine, OrderStatus, Outcome, StepRecord
-from orders.domain.saga import Step
+from orders.domain.model import Order
 from orders.service_layer.ports import IdempotencyRecord, ListPosition
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from chassis.messaging.outbox import Outbox
+    from orders.domain.events import Event
 
-@dataclass(frozen=True, slots=True)
-class _Stored:
-    """What an order looked like in storage when this repository last read or wrote it."""
-
-    version: int
-    lines: tuple[OrderLine, ...]
-    step_count: int
+CATEGORY: Final = "order"
 
 
-class SqlAlchemyOrderRepository:
-    """Orders in ``orders``, ``order_lines`` and ``checkout_steps``.
+class EventSourcedOrderRepository:
+    """Orders as streams, with optimistic concurrency on each stream's version.
 
-    Optimistic concurrency: a save is an UPDATE conditional on the version the order had
-    when loaded, so of two writers (two replicas resuming one order, or the checkout and a
-    cancelling customer) the second fails with StaleOrder and decides again on the newer
-    state. A lease (claiming an order for a while) was not chosen: it would still need this
-    check for the customer's cancel, and a crashed holder would delay the resumption until
-    the lease ran out, while a step repeated by a second driver is harmless by design.
+    Of two writers who loaded one version (the saga and a cancelling customer, say), the
+    second's append raises StaleOrder and nothing of its transaction is stored; the caller
+    loads the newer version and decides again. A lease (claiming an order for a while) was
+    not chosen: a crashed holder would delay the saga until the lease ran out, while a step
+    repeated by a second writer is harmless by design.
     """
 
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, outbox: Outbox, *, snapshot_every: int) -> None:
         self._session = session
-        self._stored: dict[str, _Stored] = {}
-        self.written: list[Order] = []
-        """The orders added or saved in this transaction, whose events it publishes."""
+        self._streams: AggregateStore[Order, Event] = AggregateStore(
+            EventStore(session, outbox=outbox, publish=publication),
+            category=CATEGORY,
+            create=Order,
+            codec=OrderEvents(),
+            snapshots=OrderSnapshots(),
+            snapshot_every=snapshot_every,
+        )
 
     async def get(self, order_id: str) -> Order | None:
-        rows = (await self._session.execute(select(orders).where(orders.c.id == order_id))).all()
-        found = await self._load(rows)
-        return found[0] if found else None
+        order = await self._streams.get(order_id)
+        if order.version == 0:
+            return None
+        order.card_token = await self._card_token(order_id)
+        return order
+
+    async def replay(self, order_id: str) -> Order:
+        """The order folded from all its events, snapshots ignored (to check them)."""
+        return await self._streams.replay(order_id)
 
     async def add(self, order: Order) -> None:
         await self._session.execute(
-            insert(orders).values(
-                id=order.id, version=order.version, created_at=order.created_at, **_fields(order)
-            )
+            insert(orders).values(id=order.id, created_at=order.created_at, **_index(order))
         )
         await self._session.execute(
-            insert(order_lines),
-            [_line_values(order.id, position, line) for position, line in enumerate(order.lines)],
+            insert(order_card_tokens).values(order_id=order.id, card_token=order.card_token)
         )
-        await self._insert_steps(order, start=0)
-        self._track(order)
-        self._written(order)
+        await self._append(order)
 
     async def save(self, order: Order) -> None:
-        stored = self._stored[order.id]
-        result = await self._session.execute(
-            update(orders)
-            .where(orders.c.id == order.id, orders.c.version == stored.version)
-            .values(version=stored.version + 1, **_fields(order))
+        await self._append(order)
+        await self._session.execute(
+            update(orders).where(orders.c.id == order.id).values(**_index(order))
         )
-        if not isinstance(result, CursorResult) or result.rowcount != 1:
-            raise StaleOrder(order.id)
-        order.version = stored.version + 1
-        for position, (before, after) in enumerate(zip(stored.lines, order.lines, strict=True)):
-            if before != after:
-                await self._session.execute(
-                    update(order_lines)
-                    .where(order_lines.c.order_id == order.id, order_lines.c.position == position)
-                    .values(_line_values(order.id, position, after))
-                )
-        await self._insert_steps(order, start=stored.step_count)
-        self._track(order)
-        self._written(order)
+        if not order.card_token:
+            await self._session.execute(
+                delete(order_card_tokens).where(order_card_tokens.c.order_id == order.id)
+            )
 
     async def for_customer(
         self, customer_id: str, *, offset: int, limit: int, before: ListPosition | None = None
@@ -104,71 +96,27 @@ class SqlAlchemyOrderRepository:
                 ),
             )
         total = await self._session.scalar(select(func.count()).select_from(orders).where(listed))
-        rows = (
-            await self._session.execute(
-                select(orders)
-                .where(listed)
-                .order_by(orders.c.created_at.desc(), orders.c.id.desc())
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
-        return await self._load(rows), total or 0
-
-    async def _load(self, rows: Sequence[Row[Any]]) -> list[Order]:
-        ids = [row.id for row in rows]
-        if not ids:
-            return []
-        lines: dict[str, list[OrderLine]] = {order_id: [] for order_id in ids}
-        for line in await self._session.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id.in_(ids))
-            .order_by(order_lines.c.order_id, order_lines.c.position)
-        ):
-            lines[line.order_id].append(_line_from(line))
-        steps: dict[str, list[StepRecord]] = {order_id: [] for order_id in ids}
-        for step in await self._session.execute(
-            select(checkout_steps)
-            .where(checkout_steps.c.order_id.in_(ids))
-            .order_by(checkout_steps.c.order_id, checkout_steps.c.position)
-        ):
-            steps[step.order_id].append(
-                StepRecord(
-                    step=Step(step.step),
-                    outcome=Outcome(step.outcome),
-                    at=_utc(step.at),
-                    detail=step.detail,
-                )
-            )
-        return [self._track(_order_from(row, lines[row.id], steps[row.id])) for row in rows]
-
-    async def _insert_steps(self, order: Order, *, start: int) -> None:
-        new = order.steps[start:]
-        if new:
-            await self._session.execute(
-                insert(checkout_steps),
-                [
-                    {
-                        "order_id": order.id,
-                        "position": position,
-                        "step": str(record.step),
-                        "outcome": str(record.outcome),
-                        "at": record.at,
-                        "detail": record.detail,
-                    }
-                    for position, record in enumerate(new, start=start)
-                ],
-            )
-
-    def _written(self, order: Order) -> None:
-        if all(written is not order for written in self.written):
-            self.written.append(order)
-
-    def _track(self, order: Order) -> Order:
-        self._stored[order.id] = _Stored(
-            version=order.version, lines=tuple(order.lines), step_count=len(order.steps)
+        ids = await self._session.scalars(
+            select(orders.c.id)
+            .where(listed)
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .offset(offset)
+            .limit(limit)
         )
-        return order
+        found = [await self._streams.get(order_id) for order_id in ids]
+        return found, total or 0
+
+    async def _append(self, order: Order) -> None:
+        try:
+            await self._streams.save(order)
+        except ConcurrencyConflict as conflict:
+            raise StaleOrder(order.id) from conflict
+
+    async def _card_token(self, order_id: str) -> str:
+        token = await self._session.scalar(
+            select(order_card_tokens.c.card_token).where(order_card_tokens.c.order_id == order_id)
+        )
+        return token or ""
 
 
 class SqlAlchemyIdempotencyKeyRepository:
@@ -207,65 +155,14 @@ class SqlAlchemyIdempotencyKeyRepository:
             raise IdempotencyKeyTaken(record.key) from error
 
 
-def _fields(order: Order) -> dict[str, Any]:
+def _index(order: Order) -> dict[str, object]:
     return {
         "customer_id": order.customer_id,
         "status": str(order.status),
-        "card_token": order.card_token,
-        "reason": order.reason,
-        "last_error": order.last_error,
-        "payment_id": order.payment_id,
-        "step_in_progress": None if order.step_in_progress is None else str(order.step_in_progress),
-        "step_deadline": order.step_deadline,
         "settled": order.settled,
         "updated_at": order.updated_at,
+        "version": order.version,
     }
-
-
-def _line_values(order_id: str, position: int, line: OrderLine) -> dict[str, Any]:
-    return {
-        "order_id": order_id,
-        "position": position,
-        "product_id": line.product_id,
-        "quantity": line.quantity,
-        "sku": line.sku,
-        "name": line.name,
-        "unit_price_amount": None if line.unit_price is None else line.unit_price.amount,
-        "unit_price_currency": None if line.unit_price is None else str(line.unit_price.currency),
-    }
-
-
-def _line_from(row: Row[Any]) -> OrderLine:
-    return OrderLine(
-        product_id=row.product_id,
-        quantity=row.quantity,
-        sku=row.sku,
-        name=row.name,
-        unit_price=(
-            None
-            if row.unit_price_amount is None
-            else Money(row.unit_price_amount, row.unit_price_currency)
-        ),
-    )
-
-
-def _order_from(row: Row[Any], lines: list[OrderLine], steps: list[StepRecord]) -> Order:
-    return Order(
-        id=row.id,
-        customer_id=row.customer_id,
-        lines=lines,
-        card_token=row.card_token,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        status=OrderStatus(row.status),
-        reason=row.reason,
-        last_error=row.last_error,
-        payment_id=row.payment_id,
-        step_in_progress=None if row.step_in_progress is None else Step(row.step_in_progress),
-        step_deadline=None if row.step_deadline is None else _utc(row.step_deadline),
-        steps=steps,
-        version=row.version,
-    )
 
 
 def _utc(moment: datetime) -> datetime:

@@ -5,24 +5,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chassis import unit_of_work
-from orders.adapters.publishing import publish
-from orders.adapters.repository import SqlAlchemyIdempotencyKeyRepository, SqlAlchemyOrderRepository
+from orders.adapters.repository import (
+    EventSourcedOrderRepository,
+    SqlAlchemyIdempotencyKeyRepository,
+)
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+# A checkout appends about a dozen events: one snapshot per order, taken as it settles.
+SNAPSHOT_EVERY = 10
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
-    """Implements the service layer's UnitOfWork port on an async session."""
+    """Implements the service layer's UnitOfWork port on an async session: what the orders'
+    streams append reaches the outbox in the same transaction."""
 
-    orders: SqlAlchemyOrderRepository
+    orders: EventSourcedOrderRepository
     idempotency_keys: SqlAlchemyIdempotencyKeyRepository
 
-    def open_repositories(self, session: AsyncSession) -> None:
-        self.orders = SqlAlchemyOrderRepository(session)
-        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        snapshot_every: int = SNAPSHOT_EVERY,
+    ) -> None:
+        super().__init__(sessionmaker)
+        self._snapshot_every = snapshot_every
 
-    async def commit(self) -> None:
-        """Commit the orders written, with their events in the outbox, in one transaction."""
-        publish(self.orders.written, self.outbox)
-        await super().commit()
+    def open_repositories(self, session: AsyncSession) -> None:
+        self.orders = EventSourcedOrderRepository(
+            session, self.outbox, snapshot_every=self._snapshot_every
+        )
+        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)

@@ -1,10 +1,15 @@
-"""The Order aggregate, its lines, and the checkout's steps as the order records them.
+"""The Order aggregate: a customer's order, folded from the events of its stream.
 
 The checkout is a saga of idempotent steps (``orders.domain.saga`` defines it); the order
 keeps a log of their outcomes and derives everything else from it: which step comes next,
 which compensations are due, whether it is settled. The step whose command is out is noted
 with its deadline, so a step that never answers is timed out and its effect, in doubt,
 undone.
+
+Every change is an event: a command method checks the rules, then records the event, which
+``apply`` folds into the state exactly as it does when the order is loaded again. The store
+appends ``pending_events`` at the version the order was loaded at, so of two writers who
+loaded the same version only the first stores anything.
 """
 
 from __future__ import annotations
@@ -12,9 +17,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, assert_never
 
-from orders.domain.commands import RunStep
 from orders.domain.errors import (
     CheckoutRefused,
     InvalidOrder,
@@ -25,10 +29,16 @@ from orders.domain.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderImported,
+    OrderLine,
     OrderPlaced,
+    OrderPriced,
     OrderRejected,
+    StepBegun,
+    StepRecord,
+    StepRecorded,
 )
-from orders.domain.saga import CHECKOUT_SAGA, Step
+from orders.domain.saga import CHECKOUT_SAGA, Outcome, Step
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -44,33 +54,14 @@ CARD_TOKEN_MAX_LENGTH: Final = 200
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 128
 CANCELLED_BY_CUSTOMER: Final = "cancelled by the customer"
 
+CHECKOUT: Final = CHECKOUT_SAGA.steps
+
 
 class OrderStatus(StrEnum):
     PENDING = "PENDING"
     CONFIRMED = "CONFIRMED"
     REJECTED = "REJECTED"
     CANCELLED = "CANCELLED"
-
-
-CHECKOUT: Final = CHECKOUT_SAGA.steps
-
-
-class Outcome(StrEnum):
-    DONE = "done"
-    REFUSED = "refused"
-    FAILED = "failed"
-    TIMED_OUT = "timed-out"
-    """No answer came before the step's deadline: its effect is in doubt, hence undone."""
-
-
-@dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One entry of an order's checkout log."""
-
-    step: Step
-    outcome: Outcome
-    at: datetime
-    detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,59 +84,32 @@ class StepDone:
     payment_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class OrderLine:
-    """A product and a quantity; sku, name and unit price are filled in when priced."""
-
-    product_id: str
-    quantity: int
-    sku: str | None = None
-    name: str | None = None
-    unit_price: Money | None = None
-
-    @property
-    def line_total(self) -> Money | None:
-        return None if self.unit_price is None else self.unit_price * self.quantity
-
-
 class Order:
-    """A customer's order. Change it only through its methods, which keep it consistent."""
+    """A customer's order. Change it only through its methods, which keep it consistent.
 
-    def __init__(
-        self,
-        *,
-        id: str,  # noqa: A002 - the aggregate's identity is called id everywhere
-        customer_id: str,
-        lines: Sequence[OrderLine],
-        card_token: str,
-        created_at: datetime,
-        updated_at: datetime | None = None,
-        status: OrderStatus = OrderStatus.PENDING,
-        reason: str | None = None,
-        last_error: str | None = None,
-        payment_id: str | None = None,
-        step_in_progress: Step | None = None,
-        step_deadline: datetime | None = None,
-        steps: Sequence[StepRecord] = (),
-        version: int = 1,
-    ) -> None:
+    ``Order(id)`` is an order with no events yet (version 0); ``Order.place`` makes a new one.
+    ``card_token`` is not in any event: it is kept beside the stream only until the payment
+    is authorized (or refused), then forgotten.
+    """
+
+    def __init__(self, id: str) -> None:  # noqa: A002 - the aggregate's identity is called id everywhere
         self.id = id
-        self.customer_id = customer_id
-        self.lines = list(lines)
-        self.card_token = card_token
-        self.created_at = created_at
-        self.updated_at = updated_at or created_at
-        self.status = status
-        self.reason = reason
-        self.last_error = last_error
-        self.payment_id = payment_id
-        self.step_in_progress = step_in_progress
-        self.step_deadline = step_deadline
-        self.steps = list(steps)
-        self.version = version
-        self.events: list[Event] = []
-        self.commands: list[RunStep] = []
-        """The saga's commands this change sends, in the transaction that stores it."""
+        self.customer_id = ""
+        self.lines: list[OrderLine] = []
+        self.card_token = ""
+        self.status = OrderStatus.PENDING
+        self.reason: str | None = None
+        self.last_error: str | None = None
+        self.payment_id: str | None = None
+        self.step_in_progress: Step | None = None
+        self.step_deadline: datetime | None = None
+        self.steps: list[StepRecord] = []
+        self._created_at: datetime | None = None
+        self._updated_at: datetime | None = None
+        self.version = 0
+        """How many events made this order, those not yet stored included."""
+        self.pending_events: list[Event] = []
+        """The events recorded since the order was loaded, for the store to append."""
 
     @classmethod
     def place(
@@ -157,21 +121,31 @@ class Order:
         at: datetime,
     ) -> Order:
         """A new PENDING order; items naming the same product are merged into one line."""
-        order = cls(
-            id=str(uuid.uuid4()),
-            customer_id=_checked_id("customer_id", customer_id),
-            lines=_merged_lines(items),
-            card_token=_checked_card_token(card_token),
-            created_at=at,
-        )
-        order.events.append(
+        order = cls(str(uuid.uuid4()))
+        customer_id = _checked_id("customer_id", customer_id)
+        lines = _merged_lines(items)
+        order.card_token = _checked_card_token(card_token)
+        order._record(
             OrderPlaced(
                 order_id=order.id,
-                customer_id=order.customer_id,
-                items=tuple((line.product_id, line.quantity) for line in order.lines),
+                customer_id=customer_id,
+                items=tuple((line.product_id, line.quantity) for line in lines),
+                at=at,
             )
         )
         return order
+
+    @property
+    def created_at(self) -> datetime:
+        if self._created_at is None:
+            raise ValueError(f"order {self.id} has no events")
+        return self._created_at
+
+    @property
+    def updated_at(self) -> datetime:
+        if self._updated_at is None:
+            raise ValueError(f"order {self.id} has no events")
+        return self._updated_at
 
     @property
     def total(self) -> Money | None:
@@ -186,6 +160,11 @@ class Order:
 
     def _has_outcome(self, step: Step) -> bool:
         return any(r.step is step and r.outcome is not Outcome.FAILED for r in self.steps)
+
+    def _maybe_done(self, step: Step) -> bool:
+        return any(
+            r.step is step and r.outcome in {Outcome.DONE, Outcome.TIMED_OUT} for r in self.steps
+        )
 
     @property
     def awaiting_confirmation(self) -> bool:
@@ -219,11 +198,6 @@ class Order:
                 due.append(undo)
         return due
 
-    def _maybe_done(self, step: Step) -> bool:
-        return any(
-            r.step is step and r.outcome in {Outcome.DONE, Outcome.TIMED_OUT} for r in self.steps
-        )
-
     @property
     def settled(self) -> bool:
         """Nothing is left to do: confirmed, or rejected/cancelled with everything undone."""
@@ -238,11 +212,9 @@ class Order:
         the deadline the saga gives it, a compensation none (it runs until it is done)."""
         if self.step_in_progress is not None or self.next_step() is not step:
             raise OrderMovedOn(self.id, f"{step} is not next ({self.status})")
-        self.step_in_progress = step
         timeout = CHECKOUT_SAGA.timeout(step)
-        self.step_deadline = None if timeout is None else at + timeout
-        self.updated_at = at
-        self.commands.append(RunStep(self.id, step))
+        deadline = None if timeout is None else at + timeout
+        self._record(StepBegun(order_id=self.id, step=step, deadline=deadline, at=at))
 
     def advance(self, at: datetime) -> None:
         """Make the saga's next move, if it is this order's to make now: confirm once every
@@ -266,8 +238,7 @@ class Order:
         timeout = CHECKOUT_SAGA.timeout(step)
         seconds = 0 if timeout is None else int(timeout.total_seconds())
         reason = f"{step} got no answer in {seconds} s"
-        self._record(step, Outcome.TIMED_OUT, at, reason)
-        self.last_error = None
+        self._record_step(step, Outcome.TIMED_OUT, at, reason)
         if self.status is OrderStatus.PENDING:
             self.reject(reason, at)
 
@@ -281,23 +252,23 @@ class Order:
         if self.has_done(done.step):
             return
         detail = ""
+        payment_id = None
         if done.step is Step.PRICE:
-            self.lines = _priced_lines(self.lines, done.products)
+            lines = _priced_lines(self.lines, done.products)
+            self._record(OrderPriced(order_id=self.id, lines=tuple(lines), at=at))
             detail = f"total {self._priced_total().format()}"
         elif done.step is Step.AUTHORIZE_PAYMENT:
             if done.payment_id is None:
                 raise ValueError("an authorized payment has an id")
-            self.payment_id = done.payment_id
+            payment_id = done.payment_id
             detail = f"payment {done.payment_id}"
-        self._record(done.step, Outcome.DONE, at, detail)
-        self.last_error = None
+        self._record_step(done.step, Outcome.DONE, at, detail, payment_id=payment_id)
 
     def refuse(self, step: Step, reason: str, at: datetime) -> None:
         """Record that a step was refused for good; a pending order is rejected for it."""
         if self._has_outcome(step):
             return
-        self._record(step, Outcome.REFUSED, at, reason)
-        self.last_error = None
+        self._record_step(step, Outcome.REFUSED, at, reason)
         if self.status is OrderStatus.PENDING:
             self.reject(reason, at)
 
@@ -305,34 +276,33 @@ class Order:
         """Record that a step could not be completed now; it stays to do (or in doubt).
 
         A failure repeating the one before it is not logged again, so an outage that lasts
-        through many resumptions leaves one entry, not one per attempt.
+        through many redeliveries leaves one entry, not one per attempt.
         """
         if self._has_outcome(step):
             return
-        self.last_error = f"{step}: {error}"
-        self.updated_at = at
         last = self.steps[-1] if self.steps else None
         if last is None or (last.step, last.outcome) != (step, Outcome.FAILED):
-            self.steps.append(StepRecord(step, Outcome.FAILED, at, error))
+            self._record_step(step, Outcome.FAILED, at, error)
 
     def confirm(self, at: datetime) -> None:
         total = self.total
         if not self.awaiting_confirmation or total is None:
             raise OrderMovedOn(self.id, f"cannot confirm a {self.status} order now")
-        self.status = OrderStatus.CONFIRMED
-        self.updated_at = at
-        self.events.append(
-            OrderConfirmed(order_id=self.id, customer_id=self.customer_id, total=total)
+        self._record(
+            OrderConfirmed(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                lines=tuple(self.lines),
+                total=total,
+                at=at,
+            )
         )
 
     def reject(self, reason: str, at: datetime) -> None:
         if self.status is not OrderStatus.PENDING:
             raise OrderMovedOn(self.id, f"cannot reject a {self.status} order")
-        self.status = OrderStatus.REJECTED
-        self.reason = reason
-        self.updated_at = at
-        self.events.append(
-            OrderRejected(order_id=self.id, customer_id=self.customer_id, reason=reason)
+        self._record(
+            OrderRejected(order_id=self.id, customer_id=self.customer_id, reason=reason, at=at)
         )
 
     def cancel(self, at: datetime) -> None:
@@ -344,25 +314,88 @@ class Order:
             return
         if self.status is OrderStatus.REJECTED:
             raise OrderNotCancellable(self.id, self.status)
-        was_confirmed = self.status is OrderStatus.CONFIRMED
-        self.status = OrderStatus.CANCELLED
-        self.reason = CANCELLED_BY_CUSTOMER
-        self.updated_at = at
-        self.events.append(
+        self._record(
             OrderCancelled(
-                order_id=self.id, customer_id=self.customer_id, was_confirmed=was_confirmed
+                order_id=self.id,
+                customer_id=self.customer_id,
+                was_confirmed=self.status is OrderStatus.CONFIRMED,
+                total=self.total,
+                at=at,
             )
         )
 
-    def _record(self, step: Step, outcome: Outcome, at: datetime, detail: str) -> None:
-        self.steps.append(StepRecord(step, outcome, at, detail))
-        if self.step_in_progress is step:
+    def apply(self, event: Event) -> None:
+        """Fold one event into the state and count it (also how a stored order is rebuilt)."""
+        match event:
+            case OrderPlaced():
+                self.customer_id = event.customer_id
+                self.lines = [OrderLine(product_id=p, quantity=q) for p, q in event.items]
+                self._created_at = event.at
+            case OrderPriced():
+                self.lines = list(event.lines)
+            case StepBegun():
+                self.step_in_progress = event.step
+                self.step_deadline = event.deadline
+            case StepRecorded():
+                self._apply_step(event)
+            case OrderConfirmed():
+                self.status = OrderStatus.CONFIRMED
+            case OrderRejected():
+                self.status = OrderStatus.REJECTED
+                self.reason = event.reason
+            case OrderCancelled():
+                self.status = OrderStatus.CANCELLED
+                self.reason = CANCELLED_BY_CUSTOMER
+            case OrderImported():
+                self._apply_import(event)
+            case _:
+                assert_never(event)
+        self._updated_at = _at(event)
+        self.version += 1
+
+    def _apply_step(self, event: StepRecorded) -> None:
+        record = event.record
+        self.steps.append(record)
+        if record.outcome is Outcome.FAILED:
+            self.last_error = f"{record.step}: {record.detail}"
+            return
+        self.last_error = None
+        if event.payment_id is not None:
+            self.payment_id = event.payment_id
+        if self.step_in_progress is record.step:
             self.step_in_progress = None
             self.step_deadline = None
-        if step is Step.AUTHORIZE_PAYMENT:
+        if record.step is Step.AUTHORIZE_PAYMENT:
             # Kept only as long as the payment may have to be asked for (again).
             self.card_token = ""
-        self.updated_at = at
+
+    def _apply_import(self, event: OrderImported) -> None:
+        self.customer_id = event.customer_id
+        self.lines = list(event.lines)
+        self.status = OrderStatus(event.status)
+        self.reason = event.reason
+        self.last_error = event.last_error
+        self.payment_id = event.payment_id
+        self.step_in_progress = event.step_in_progress
+        self.step_deadline = event.step_deadline
+        self.steps = list(event.steps)
+        self._created_at = event.created_at
+
+    def _record(self, event: Event) -> None:
+        self.apply(event)
+        self.pending_events.append(event)
+
+    def _record_step(
+        self,
+        step: Step,
+        outcome: Outcome,
+        at: datetime,
+        detail: str,
+        *,
+        payment_id: str | None = None,
+    ) -> None:
+        record = StepRecord(step, outcome, at, detail)
+        self._record(StepRecorded(order_id=self.id, record=record, payment_id=payment_id))
 
     def _priced_total(self) -> Money:
         total = self.total
@@ -378,6 +411,17 @@ class Order:
 
     def __repr__(self) -> str:
         return f"Order(id={self.id!r}, status={self.status}, version={self.version})"
+
+
+def _at(event: Event) -> datetime:
+    """When ``event`` happened."""
+    match event:
+        case StepRecorded():
+            return event.record.at
+        case OrderImported():
+            return event.updated_at
+        case _:
+            return event.at
 
 
 def _checked_id(field_name: str, value: str) -> str:

@@ -29,6 +29,16 @@ class Step(StrEnum):
     REFUND_PAYMENT = "refund-payment"
 
 
+class Outcome(StrEnum):
+    """How a step ended, as the order's log records it."""
+
+    DONE = "done"
+    REFUSED = "refused"
+    FAILED = "failed"
+    TIMED_OUT = "timed-out"
+    """No answer came before the step's deadline: its effect is in doubt, hence undone."""
+
+
 @dataclass(frozen=True, slots=True)
 class Stage:
     """One forward step of the saga.

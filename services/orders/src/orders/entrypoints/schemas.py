@@ -11,15 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from chassis.pagination import Page, PageModel
 from contracts import Money
 from orders.domain.commands import PlaceOrder, RequestedItem
+from orders.domain.events import OrderLine, StepRecord
 from orders.domain.model import (
     CARD_TOKEN_MAX_LENGTH,
     ID_MAX_LENGTH,
     MAX_LINES,
     MAX_QUANTITY,
     Order,
-    OrderLine,
     OrderStatus,
-    StepRecord,
 )
 
 

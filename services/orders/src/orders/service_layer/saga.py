@@ -1,7 +1,8 @@
 """The checkout saga, driven by commands on the bus.
 
 Each step is a ``RunStep`` command on topic ``checkout``, keyed by the order id, sent through
-the outbox in the transaction that notes the step begun. Orders' own consumer takes it: it
+the outbox in the transaction that appends the order's StepBegun event (the event store
+publishes it: ``orders.adapters.publishing``). Orders' own consumer takes it: it
 runs the step (idempotent by ids derived from the order id), then, in one transaction,
 records the outcome, notes the next step begun (which sends its command) and records the
 message in the inbox. A crash anywhere means the command is delivered again and the step
@@ -44,7 +45,7 @@ class StepUnfinished(Exception):  # noqa: N818 - says what happened to the step
     """The step got no usable answer this time: the bus delivers its command again."""
 
 
-def command_message(command: RunStep) -> Message:
+def command_message(command: RunStep, *, message_id: str) -> Message:
     """The command as the ``checkout`` topic carries it, keyed by its order."""
     payload = {"order_id": command.order_id, "step": str(command.step)}
     return Message(
@@ -53,6 +54,7 @@ def command_message(command: RunStep) -> Message:
         event_type=RUN_STEP,
         schema_version=1,
         payload=json.dumps(payload, separators=(",", ":")).encode(),
+        message_id=message_id,
     )
 
 
@@ -96,7 +98,14 @@ class CheckoutSaga:
             return
         except UpstreamFailure as failure:
             await self._unfinished(order.id, step, str(failure))
-        await self._change(order.id, delivery, lambda o: o.record_done(done, self._clock()))
+
+        def record(order: Order) -> None:
+            try:
+                order.record_done(done, self._clock())
+            except CheckoutRefused as refusal:  # priced in several currencies
+                order.refuse(step, refusal.reason, self._clock())
+
+        await self._change(order.id, delivery, record)
 
     async def _current(self, command: RunStep, delivery: Delivery) -> Order | None:
         """The order, if the command's step is still the one out and not overdue; otherwise
