@@ -4,15 +4,18 @@ exactly the same; only the customer reads their history."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chassis import Database
 from chassis.messaging import Message
 from contracts import Money
 from contracts.events import OrderItem, OrderPlaced, OrderRejected, PaymentDeclined
 from order_history.adapters.orm import projection
+from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 
 # services/order-history has no absolute module name (the dash): relative it is.
 from ..unit.conftest import (  # noqa: TID252
@@ -135,16 +138,19 @@ async def test_events_of_four_services_in_any_order_become_the_customers_history
 
 
 async def test_a_rebuild_from_the_archive_answers_exactly_as_the_live_model(
-    order_history: httpx.AsyncClient, bus: MessageBus
+    order_history: httpx.AsyncClient, bus: MessageBus, url: str
 ) -> None:
     events = [*CONFIRMED_STORY, SAFFRON_CREATED, SAFFRON_RENAMED]
     messages = [message(event) for event in events]
     await bus.publish(messages)
     await bus.publish(messages[:2])  # the relay published them again before marking them sent
+    marker = message(OrderPlaced("o-9", "c-9", (OrderItem(TAGINE_ID, 1),), at(40)))
+    for topic in ("orders", "payments", "stock", "catalog"):
+        # Each topic's last message: once all are in, so is everything before them.
+        await bus.publish([dataclasses.replace(marker, topic=topic, message_id=f"end-{topic}")])
 
     async def all_there() -> bool:
-        items = (await history(order_history, "c-1"))["items"]
-        return bool(items) and items[0]["status"] == "CONFIRMED"
+        return await archived(url) == len(events) + 4
 
     await eventually(all_there)
     live = await history(order_history, "c-1")
@@ -152,8 +158,19 @@ async def test_a_rebuild_from_the_archive_answers_exactly_as_the_live_model(
     status = await rebuilt(order_history)
 
     assert await history(order_history, "c-1") == live
-    assert (status["state"], status["done"], status["total"]) == ("done", 8, 8)
-    assert (status["orders"], status["products"]) == (1, 1)
+    assert live["items"][0]["status"] == "CONFIRMED"
+    assert (status["state"], status["done"], status["total"]) == ("done", 12, 12)
+    assert (status["orders"], status["products"]) == (2, 1)
+
+
+async def archived(url: str) -> int:
+    """How many messages order-history has archived."""
+    database = Database(url)
+    try:
+        async with SqlAlchemyUnitOfWork(database.sessionmaker) as uow:
+            return await uow.archive.count()
+    finally:
+        await database.dispose()
 
 
 async def test_a_second_rebuild_while_one_runs_is_a_409_and_none_before_is_a_404(
