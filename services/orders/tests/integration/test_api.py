@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -67,6 +68,7 @@ def test_a_confirmed_order_shows_its_priced_lines_total_and_checkout_steps(
         ("capture-payment", "done"),
         ("commit-stock", "done"),
     ]
+    assert order["saga"] == {"settled": True, "step_in_progress": None, "step_deadline": None}
     assert order["reason"] is order["last_error"] is None
     assert order["payment_id"]
     assert "card_token" not in order
@@ -189,6 +191,10 @@ def test_an_order_stuck_on_an_unavailable_service_stays_pending_with_its_last_er
 
     assert order["status"] == "PENDING"
     assert order["last_error"] == "authorize-payment: billing: connection refused"
+    saga = order["saga"]
+    assert (saga["settled"], saga["step_in_progress"]) == (False, "authorize-payment")
+    began = datetime.fromisoformat(order["checkout_steps"][-2]["at"])
+    assert datetime.fromisoformat(saga["step_deadline"]) >= began + timedelta(seconds=60)
 
 
 def test_the_callers_own_orders_are_listed_newest_first(client: TestClient) -> None:

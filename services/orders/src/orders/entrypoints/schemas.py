@@ -114,6 +114,28 @@ class StepPublic(BaseModel):
         return cls(step=record.step, outcome=record.outcome, at=record.at, detail=record.detail)
 
 
+class SagaPublic(BaseModel):
+    """Where the checkout saga stands (its steps and their outcomes: ``checkout_steps``)."""
+
+    settled: bool = Field(description="Nothing is left to do: no step out, nothing to undo.")
+    step_in_progress: str | None = Field(
+        description="The step (or compensation) whose command is out now.",
+        examples=["capture-payment"],
+    )
+    step_deadline: datetime | None = Field(
+        description="When that step is given up on, and undone; compensations have none."
+    )
+
+    @classmethod
+    def from_domain(cls, order: Order) -> SagaPublic:
+        step = order.step_in_progress
+        return cls(
+            settled=order.settled,
+            step_in_progress=None if step is None else str(step),
+            step_deadline=order.step_deadline,
+        )
+
+
 class OrderPublic(BaseModel):
     """An order as its customer sees it, with how far its checkout has come."""
 
@@ -131,6 +153,7 @@ class OrderPublic(BaseModel):
     compensations_pending: list[str] = Field(
         description="What is still to be undone for a rejected or cancelled order."
     )
+    saga: SagaPublic
     created_at: datetime
     updated_at: datetime
     version: int
@@ -148,6 +171,7 @@ class OrderPublic(BaseModel):
             payment_id=order.payment_id,
             checkout_steps=[StepPublic.from_domain(record) for record in order.steps],
             compensations_pending=[str(step) for step in order.compensations_due()],
+            saga=SagaPublic.from_domain(order),
             created_at=order.created_at,
             updated_at=order.updated_at,
             version=order.version,
