@@ -41,6 +41,10 @@ from contracts.events import (
 )
 from contracts.money import Money
 
+PaymentEvent = (
+    PaymentAuthorized | PaymentDeclined | PaymentCaptured | PaymentVoided | PaymentRefunded
+)
+
 CUSTOMER_ID_MAX_LENGTH: Final = 100
 ORDER_ID_MAX_LENGTH: Final = 100
 
@@ -227,15 +231,7 @@ class OrderView:
         self.placed_at = moment if self.placed_at is None else min(self.placed_at, moment)
         self._seen_at(moment)
 
-    def _pay(
-        self,
-        event: PaymentAuthorized
-        | PaymentDeclined
-        | PaymentCaptured
-        | PaymentVoided
-        | PaymentRefunded,
-        payment: Payment,
-    ) -> None:
+    def _pay(self, event: PaymentEvent, payment: Payment) -> None:
         self.customer_id = self.customer_id or event.customer_id
         if payment.after(self.payment):
             self.payment = payment

@@ -114,9 +114,9 @@ class Rebuilds:
         """Start a rebuild; AlreadyRebuildingError if one is running."""
         if self._task is not None and not self._task.done():
             raise AlreadyRebuildingError("a rebuild of the read model is running already")
-        self._status = RebuildStatus(RebuildState.RUNNING, started_at=datetime.now(UTC))
-        self._task = asyncio.create_task(self._run(), name="order-history-rebuild")
-        return self._status
+        status = self._status = RebuildStatus(RebuildState.RUNNING, started_at=datetime.now(UTC))
+        self._task = asyncio.create_task(self._run(status), name="order-history-rebuild")
+        return status
 
     async def finished(self) -> RebuildStatus | None:
         """The latest rebuild's status once it has ended (at once if none is running)."""
@@ -130,15 +130,12 @@ class Rebuilds:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def _run(self) -> None:
+    async def _run(self, status: RebuildStatus) -> None:
         started = time.monotonic()
-        status = self._status
-        if status is None:  # pragma: no cover - start() sets it before the task runs
-            return
 
         def progress(done: int, total: int) -> None:
             self._status = replace(
-                status, done=done, total=total, seconds=time.monotonic() - started
+                self._status or status, done=done, total=total, seconds=time.monotonic() - started
             )
 
         try:
