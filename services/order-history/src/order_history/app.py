@@ -1,12 +1,17 @@
-"""Composition root: order-history's consumers and routes on the chassis, wired to SQLAlchemy."""
+"""Composition root: order-history's consumers and routes on the chassis, wired to SQLAlchemy
+and, for its product listing, to the catalog."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
 
 import chassis
 from chassis.messaging.lifecycle import Messaging
+from chassis.upstream import HttpUpstream
+from order_history.adapters.catalog import HttpCatalog
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from order_history.entrypoints import rebuild_routes, routes
 from order_history.entrypoints.catalog_listing import CatalogListingReader
@@ -20,6 +25,8 @@ if TYPE_CHECKING:
     from order_history.settings import OrderHistorySettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CATALOG_TIMEOUT: Final = 5.0
+CATALOG_CONNECT_TIMEOUT: Final = 2.0
 
 
 def create_app(settings: OrderHistorySettings) -> FastAPI:
@@ -34,19 +41,32 @@ def create_app(settings: OrderHistorySettings) -> FastAPI:
     messaging = Messaging(settings, consumers(unit_of_work), relay_outbox=False)
     # Without a catalog in the topology, product names come from the bus alone.
     catalog_urls = settings.upstreams.get("catalog")
-    listing = (
-        None
-        if not catalog_urls
-        else CatalogListingReader(list(catalog_urls), messaging, unit_of_work)
-    )
+    sessions: list[aiohttp.ClientSession] = []
+    readers: list[CatalogListingReader] = []
 
     async def read_catalog_listing(_: FastAPI) -> None:
-        if listing is not None:
-            listing.start()
+        if not catalog_urls:
+            return
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        sessions.append(session)
+        upstream = HttpUpstream(
+            "catalog",
+            catalog_urls,
+            session,
+            timeout=CATALOG_TIMEOUT,
+            connect_timeout=CATALOG_CONNECT_TIMEOUT,
+        )
+        reader = CatalogListingReader(HttpCatalog(upstream), messaging, unit_of_work)
+        readers.append(reader)
+        reader.start()
 
     async def stop_background_work(_: FastAPI) -> None:
-        if listing is not None:
-            await listing.stop()
+        for reader in readers:
+            await reader.stop()
+        for session in sessions:
+            await session.close()
+        readers.clear()
+        sessions.clear()
         await rebuilds.stop()
 
     app = chassis.create_app(

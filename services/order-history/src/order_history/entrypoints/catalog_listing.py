@@ -8,19 +8,13 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
-
 from chassis import get_logger
-from chassis.upstream import HttpUpstream
-from order_history.adapters.catalog import HttpCatalog
 from order_history.service_layer.catalog_listing import learn_catalog
 
 if TYPE_CHECKING:
     from chassis.messaging.lifecycle import Messaging
-    from order_history.service_layer.ports import UnitOfWorkFactory
+    from order_history.service_layer.ports import Catalog, UnitOfWorkFactory
 
-TIMEOUT: Final = 5.0
-CONNECT_TIMEOUT: Final = 2.0
 FIRST_RETRY: Final = 0.5
 LAST_RETRY: Final = 10.0
 
@@ -31,9 +25,9 @@ class CatalogListingReader:
     """Reads the catalog's listing once per start, in the background."""
 
     def __init__(
-        self, urls: list[str], messaging: Messaging, uow_factory: UnitOfWorkFactory
+        self, catalog: Catalog, messaging: Messaging, uow_factory: UnitOfWorkFactory
     ) -> None:
-        self._urls = urls
+        self._catalog = catalog
         self._messaging = messaging
         self._uow_factory = uow_factory
         self._task: asyncio.Task[None] | None = None
@@ -48,21 +42,17 @@ class CatalogListingReader:
 
     async def _run(self) -> None:
         await self._subscribed()
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-            upstream = HttpUpstream(
-                "catalog", self._urls, session, timeout=TIMEOUT, connect_timeout=CONNECT_TIMEOUT
-            )
-            delay = FIRST_RETRY
-            while True:
-                try:
-                    learnt = await learn_catalog(HttpCatalog(upstream), self._uow_factory)
-                except Exception as error:  # noqa: BLE001 - the catalog may come up later
-                    _log.warning("could not read the catalog's listing; retrying", error=str(error))
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, LAST_RETRY)
-                else:
-                    _log.info("catalog listing read", new_products=learnt)
-                    return
+        delay = FIRST_RETRY
+        while True:
+            try:
+                learnt = await learn_catalog(self._catalog, self._uow_factory)
+            except Exception as error:  # noqa: BLE001 - the catalog may come up later
+                _log.warning("could not read the catalog's listing; retrying", error=str(error))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LAST_RETRY)
+            else:
+                _log.info("catalog listing read", new_products=learnt)
+                return
 
     async def _subscribed(self) -> None:
         # Only what is published after subscribing is sure to come by the bus: read after.
