@@ -7,19 +7,10 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from chassis.pagination import Page, PageModel
-from contracts.money import Money
+from chassis.schemas import MoneyModel
 from order_history.domain.model import Line, OrderStatus, Payment, PaymentState, Stock, StockState
 from order_history.service_layer.queries import PastOrder
 from order_history.service_layer.rebuilding import RebuildState, RebuildStatus
-
-
-class MoneyPublic(BaseModel):
-    amount: int = Field(description="In minor units (cents).", examples=[2980])
-    currency: str = Field(examples=["EUR"])
-
-    @classmethod
-    def from_money(cls, money: Money) -> MoneyPublic:
-        return cls(amount=money.amount, currency=str(money.currency))
 
 
 class LinePublic(BaseModel):
@@ -32,7 +23,7 @@ class LinePublic(BaseModel):
         examples=["Taliouine saffron threads, 2 g"],
     )
     quantity: int
-    unit_price: MoneyPublic | None = Field(description="As priced at the checkout.")
+    unit_price: MoneyModel | None = Field(description="As priced at the checkout.")
 
     @classmethod
     def from_domain(cls, line: Line) -> LinePublic:
@@ -41,20 +32,20 @@ class LinePublic(BaseModel):
             sku=line.sku,
             name=line.name,
             quantity=line.quantity,
-            unit_price=None if line.unit_price is None else MoneyPublic.from_money(line.unit_price),
+            unit_price=None if line.unit_price is None else MoneyModel.from_money(line.unit_price),
         )
 
 
 class PaymentPublic(BaseModel):
     state: PaymentState
-    amount: MoneyPublic
+    amount: MoneyModel
     reason: str | None = Field(description="Why it was declined.", examples=["card_declined"])
 
     @classmethod
     def from_domain(cls, payment: Payment) -> PaymentPublic:
         return cls(
             state=payment.state,
-            amount=MoneyPublic.from_money(payment.amount),
+            amount=MoneyModel.from_money(payment.amount),
             reason=payment.reason,
         )
 
@@ -84,7 +75,7 @@ class PastOrderPublic(BaseModel):
     placed_at: datetime
     updated_at: datetime
     items: list[LinePublic]
-    total: MoneyPublic | None = Field(description="Once the order was priced.")
+    total: MoneyModel | None = Field(description="Once the order was priced.")
     reason: str | None = Field(description="Why the order was rejected.")
     payment: PaymentPublic | None = Field(description="None until billing told of a payment.")
     stock: StockPublic | None = Field(description="None until inventory told of a reservation.")
@@ -100,7 +91,7 @@ class PastOrderPublic(BaseModel):
             placed_at=view.placed_at,
             updated_at=view.updated_at,
             items=[LinePublic.from_domain(line) for line in past.lines],
-            total=None if view.total is None else MoneyPublic.from_money(view.total),
+            total=None if view.total is None else MoneyModel.from_money(view.total),
             reason=view.reason,
             payment=None if view.payment is None else PaymentPublic.from_domain(view.payment),
             stock=None if view.stock is None else StockPublic.from_domain(view.stock),
