@@ -17,10 +17,11 @@ if TYPE_CHECKING:
     from chassis.messaging.message import Delivery
     from orders.service_layer.saga import CheckoutSaga
 
-# A step's command comes back until the step is done or timed out, and a compensation's
-# until it is done: far more attempts than a deadline lets pass, so none is dead-lettered
-# for an outage of another service.
-MAX_ATTEMPTS = 100_000
+# A step's command comes back until the step is done or timed out (a minute at most), and a
+# compensation's until it is done: with the backoff capped at a couple of seconds, this is
+# about half an hour of an outage before a compensation's command goes to the dead letters
+# (`souk dlq replay` sends it again), and the most a malformed command holds its partition.
+MAX_ATTEMPTS = 1_000
 
 
 class SagaConsumer:
