@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -126,3 +128,43 @@ def test_a_customers_history_is_theirs_alone(souk, shopper, gateway):
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
     # The rebuild route is the operator's: the gateway never routes to it.
     assert shopper.post("/api/order-history/internal/rebuild").status_code == 404
+
+
+def test_killing_order_history_mid_burst_loses_nothing_and_a_replay_still_agrees(souk, shopper):
+    products = _in_stock(souk, shopper, "spices", 4)
+    before = souk.instance("order-history-1")
+
+    def order(n: int) -> str:
+        placed = _place(shopper, [(products[n % len(products)], 1)])
+        assert placed.status_code == 201, placed.text
+        return placed.json()["id"]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        first = list(pool.map(order, range(6)))
+        killed = souk.kill("order-history-1", signal.SIGKILL)
+        rest = list(pool.map(order, range(6, 12)))
+    settled = [_settled(souk, shopper, order_id)["status"] for order_id in first + rest]
+    assert set(settled) == {"CONFIRMED"}
+    souk.wait_until(
+        lambda: (
+            souk.instance("order-history-1").state == "ready"
+            and souk.instance("order-history-1").pid != killed
+        ),
+        timeout=30,
+        message="order-history-1 restarted",
+    )
+    expected = dict.fromkeys(first + rest, ("CONFIRMED", "CAPTURED", "COMMITTED"))
+
+    def complete():
+        history = _history(shopper)
+        if history is None:
+            return None
+        found = {o["order_id"]: _summary(o)[:3] for o in history["items"]}
+        return history if found == expected else None
+
+    live = souk.wait_until(complete, timeout=60, interval=0.2, message="every order in the history")
+
+    assert souk.instance("order-history-1").restarts == before.restarts + 1
+    assert live["total"] == len(expected)
+    assert _replay(souk).returncode == 0
+    assert _history(shopper) == live
