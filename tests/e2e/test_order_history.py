@@ -10,6 +10,7 @@ import json
 import signal
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -168,3 +169,42 @@ def test_killing_order_history_mid_burst_loses_nothing_and_a_replay_still_agrees
     assert live["total"] == len(expected)
     assert _replay(souk).returncode == 0
     assert _history(shopper) == live
+
+
+def test_a_product_created_and_renamed_in_the_catalog_is_named_anew_in_the_history(
+    souk, shopper, admin
+):
+    created = admin.post(
+        "/api/catalog/products",
+        json={
+            "sku": f"LMP-E2E-{uuid.uuid4().hex[:8].upper()}",
+            "name": "Brass lantern, 30 cm",
+            "category": "lamps-lanterns",
+            "price": {"amount": 4500, "currency": "EUR"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    lantern = created.json()
+    # Inventory stocks none of it: the order is rejected before it is priced, so its line is
+    # named by the catalog's events alone.
+    order_id = _settled(souk, shopper, _place(shopper, [(lantern, 1)]).json()["id"])["id"]
+
+    def named(name):
+        def check():
+            history = _history(shopper)
+            mine = [o for o in (history or {"items": []})["items"] if o["order_id"] == order_id]
+            rejected = mine and mine[0]["status"] == "REJECTED"
+            return rejected and mine[0]["items"][0]["name"] == name and mine[0]
+
+        return check
+
+    order = souk.wait_until(named("Brass lantern, 30 cm"), timeout=60, interval=0.2)
+    assert order["items"][0]["unit_price"] is None
+    renamed = admin.patch(
+        f"/api/catalog/products/{lantern['id']}",
+        json={"name": "Engraved brass lantern, 30 cm"},
+        headers={"If-Match": created.headers["etag"]},
+    )
+    assert renamed.status_code == 200, renamed.text
+
+    souk.wait_until(named("Engraved brass lantern, 30 cm"), timeout=60, interval=0.2)
