@@ -1,16 +1,18 @@
-"""Orders as event streams on a real SQLite database: state rebuilt from events, snapshots,
+"""Orders as event streams on SQLite and PostgreSQL: state rebuilt from events, snapshots,
 the outbox fed by the stream, optimistic concurrency, and the migration of older orders."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis import Database
 from chassis.eventstore.tables import events, snapshots
@@ -24,11 +26,48 @@ from orders.domain.model import Order, OrderStatus, StepDone
 from orders.domain.saga import Outcome, Step
 from orders.service_layer.handlers import cancel_order
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
+from souk.testing import require_server
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database: a SQLite file, or a scratch database on the local PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
+        return
+    require_server("PostgreSQL", "127.0.0.1", 5432)
+    name = f"souk_orders_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
+    async with admin.connect() as connection:
+        await connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{POSTGRES}/{name}"
+    finally:
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url, migrations=MIGRATIONS)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def uow(database: Database) -> SqlAlchemyUnitOfWork:
+    return SqlAlchemyUnitOfWork(database.sessionmaker)
+
+
 PRODUCTS = {SAFFRON.product_id: SAFFRON, TEA.product_id: TEA}
 
 
@@ -194,30 +233,74 @@ async def test_the_card_token_is_kept_beside_the_stream_until_the_payment_is_aut
     assert all(GOOD_CARD not in json.dumps(data) for data in stored)
 
 
+_OLD_ORDERS = sa.table(
+    "orders",
+    *(sa.column(c, sa.String) for c in ("id", "customer_id", "status", "card_token")),
+    *(sa.column(c, sa.String) for c in ("reason", "last_error", "payment_id")),
+    sa.column("step_in_progress", sa.String),
+    sa.column("step_deadline", sa.DateTime(timezone=True)),
+    sa.column("settled", sa.Boolean),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)),
+    sa.column("version", sa.Integer),
+)
+_OLD_LINES = sa.table(
+    "order_lines",
+    *(sa.column(c) for c in ("order_id", "position", "product_id", "quantity", "sku", "name")),
+    *(sa.column(c) for c in ("unit_price_amount", "unit_price_currency")),
+)
+_OLD_STEPS = sa.table(
+    "checkout_steps",
+    *(sa.column(c) for c in ("order_id", "position", "step", "outcome", "detail")),
+    sa.column("at", sa.DateTime(timezone=True)),
+)
+_OLD_KEYS = sa.table(
+    "idempotency_keys",
+    *(sa.column(c) for c in ("key", "request_fingerprint", "order_id")),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+
+
 async def test_orders_stored_before_event_sourcing_carry_on_from_where_they_were(
-    tmp_path: Path,
+    database_url: str,
 ) -> None:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}", migrations=MIGRATIONS)
+    database = Database(database_url, migrations=MIGRATIONS)
+    placed_at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
     async with database.engine.begin() as connection:
         await connection.run_sync(_upgrade_to, database, "0003")
         await connection.execute(
-            text(
-                "INSERT INTO orders (id, customer_id, status, card_token, reason, last_error, "
-                "payment_id, step_in_progress, step_deadline, settled, created_at, updated_at, "
-                "version) VALUES ('o-1', 'c-1', 'PENDING', 'tok_ok', NULL, NULL, NULL, "
-                "'reserve-stock', NULL, 0, '2026-11-20 10:00:00', '2026-11-20 10:01:00', 3)"
+            sa.insert(_OLD_ORDERS).values(
+                id="o-1",
+                customer_id="c-1",
+                status="PENDING",
+                card_token=GOOD_CARD,
+                step_in_progress="reserve-stock",
+                settled=False,
+                created_at=placed_at,
+                updated_at=placed_at,
+                version=3,
             )
         )
         await connection.execute(
-            text(
-                "INSERT INTO order_lines VALUES ('o-1', 0, :product, 2, :sku, :name, 1490, 'EUR')"
-            ),
-            {"product": SAFFRON.product_id, "sku": SAFFRON.sku, "name": SAFFRON.name},
+            sa.insert(_OLD_LINES).values(
+                order_id="o-1",
+                position=0,
+                product_id=SAFFRON.product_id,
+                quantity=2,
+                sku=SAFFRON.sku,
+                name=SAFFRON.name,
+                unit_price_amount=1490,
+                unit_price_currency="EUR",
+            )
         )
         await connection.execute(
-            text(
-                "INSERT INTO checkout_steps VALUES "
-                "('o-1', 0, 'price', 'done', '2026-11-20 10:00:30', 'total 29.80 EUR')"
+            sa.insert(_OLD_STEPS).values(
+                order_id="o-1", position=0, step="price", outcome="done", detail="", at=placed_at
+            )
+        )
+        await connection.execute(
+            sa.insert(_OLD_KEYS).values(
+                key="k-1", request_fingerprint="f" * 64, order_id="o-1", created_at=placed_at
             )
         )
     await database.migrate()
@@ -225,19 +308,20 @@ async def test_orders_stored_before_event_sourcing_carry_on_from_where_they_were
     try:
         async with uow:
             order = await uow.orders.get("o-1")
-        saga = partial(step, uow, "o-1")
+            key = await uow.idempotency_keys.get("k-1")
         assert order is not None
         assert (order.status, order.step_in_progress, order.card_token) == (
             OrderStatus.PENDING,
             Step.RESERVE_STOCK,
-            "tok_ok",
+            GOOD_CARD,
         )
         assert order.lines[0].unit_price == SAFFRON.price
         assert [(r.step, r.outcome) for r in order.steps] == [(Step.PRICE, Outcome.DONE)]
-        assert order.created_at == datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-        assert order.version == 1
+        assert (order.created_at, order.version) == (placed_at, 1)
+        assert key is not None
+        assert key.order_id == "o-1"
 
-        moved_on = await saga(StepDone(Step.RESERVE_STOCK))
+        moved_on = await step(uow, "o-1", StepDone(Step.RESERVE_STOCK))
         assert moved_on.step_in_progress is Step.AUTHORIZE_PAYMENT
     finally:
         await database.dispose()
