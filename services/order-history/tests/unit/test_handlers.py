@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 import random
@@ -205,6 +206,32 @@ async def test_the_consumer_hands_each_delivery_to_the_service_layer(
     await consumer(Delivery(message=message(PLACED), group="order-history", partition=0))
 
     assert "o-1" in store.orders
+
+
+async def test_deliveries_of_every_topic_take_turns(store: FakeStore) -> None:
+    """So that the ones waiting for the read model hold no database connection meanwhile."""
+    at_once: list[int] = []
+
+    class CountingUnitOfWork(FakeUnitOfWork):
+        async def __aenter__(self) -> CountingUnitOfWork:
+            at_once.append(at_once[-1] + 1 if at_once else 1)
+            await asyncio.sleep(0.001)  # a database round trip, giving others their chance
+            return await super().__aenter__()
+
+        async def __aexit__(self, *exc: object) -> None:
+            at_once.append(at_once[-1] - 1)
+            await super().__aexit__(None, None, None)
+
+    consumer = EventConsumer(lambda: CountingUnitOfWork(store))
+    deliveries = [
+        Delivery(message=message(event), group="order-history", partition=n % 8)
+        for n, event in enumerate([*CONFIRMED_STORY, SAFFRON_CREATED, TAGINE_CREATED])
+    ]
+
+    await asyncio.gather(*(consumer(delivery) for delivery in deliveries))
+
+    assert max(at_once) == 1
+    assert len(store.archive) == len(deliveries)
 
 
 def test_order_history_listens_to_orders_payments_stock_and_catalog() -> None:

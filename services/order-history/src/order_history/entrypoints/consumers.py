@@ -8,6 +8,7 @@ is tried again and then kept among the dead letters, to be replayed once the cau
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from chassis.messaging.lifecycle import Consumer
@@ -22,14 +23,21 @@ TOPICS = (orders.TOPIC, payments.TOPIC, stock.TOPIC, catalog.TOPIC)
 
 
 class EventConsumer:
-    """A bus handler: each message is archived and merged into the read model, once."""
+    """A bus handler: each message is archived and merged into the read model, once.
+
+    The read model takes one writer at a time (``Projection.lock``), so the deliveries of
+    every topic take turns here first: the others wait without holding a database
+    connection each, which would leave none in the pool for the queries.
+    """
 
     def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
         self._uow_factory = uow_factory
+        self._turn = asyncio.Lock()
 
     async def __call__(self, delivery: Delivery) -> None:
         """Handle one delivery; raising asks the bus to deliver it again."""
-        await take_in(delivery.message, self._uow_factory())
+        async with self._turn:
+            await take_in(delivery.message, self._uow_factory())
 
 
 def consumers(uow_factory: UnitOfWorkFactory) -> list[Consumer]:
