@@ -256,3 +256,39 @@ async def test_a_customer_without_orders_has_an_empty_history(
         "total": 0,
         "pages": 0,
     }
+
+
+async def test_an_unchanged_history_answers_304_to_its_etag_and_a_changed_one_does_not(
+    order_history: httpx.AsyncClient, bus: MessageBus
+) -> None:
+    await bus.publish([message(CONFIRMED_STORY[0])])
+
+    async def there() -> bool:
+        return (await history(order_history, "c-1"))["total"] == 1
+
+    await eventually(there)
+    path, headers = "/customers/c-1/orders", bearer("c-1")
+    etag = (await order_history.get(path, headers=headers)).headers["etag"]
+
+    unchanged = await order_history.get(path, headers={**headers, "If-None-Match": etag})
+    assert unchanged.status_code == 304
+
+    await bus.publish([message(CONFIRMED_STORY[-1])])
+
+    async def confirmed() -> bool:
+        return (await history(order_history, "c-1"))["items"][0]["status"] == "CONFIRMED"
+
+    await eventually(confirmed)
+    changed = await order_history.get(path, headers={**headers, "If-None-Match": etag})
+    assert changed.status_code == 200
+
+
+async def test_a_page_size_out_of_bounds_is_a_422_problem(
+    order_history: httpx.AsyncClient,
+) -> None:
+    for params in ({"page_size": 0}, {"page_size": 101}, {"page": 0}):
+        response = await order_history.get(
+            "/customers/c-1/orders", params=params, headers=bearer("c-1")
+        )
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == PROBLEM
