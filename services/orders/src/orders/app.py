@@ -4,6 +4,7 @@ catalog, inventory and billing, and the saga that drives checkouts through the b
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from orders.entrypoints.problems import orders_problem
 from orders.entrypoints.routes import router
 from orders.entrypoints.saga_consumer import SagaConsumer, saga_consumer
 from orders.service_layer.checkout import Checkout, RetryPolicy
-from orders.service_layer.saga import CheckoutSaga
+from orders.service_layer.saga import CheckoutSaga, restart_stalled
 
 if TYPE_CHECKING:
     import grpc
@@ -74,6 +75,7 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
         )
         app.state.uow_factory = uow_factory
         commands.attach(CheckoutSaga(uow_factory, checkout))
+        await restart_stalled(uow_factory, at=datetime.now(UTC))
 
     async def stop_checkout(_: FastAPI) -> None:
         await clients.close()

@@ -82,6 +82,10 @@ class FakeOrderRepository:
             ]
         return copy.deepcopy(found[offset : offset + limit]), len(found)
 
+    async def unsettled(self) -> list[str]:
+        ordered = sorted(self._store.orders.values(), key=lambda o: o.created_at)
+        return [o.id for o in ordered if not o.settled]
+
 
 class FakeIdempotencyKeyRepository:
     def __init__(self, store: FakeStore, pending: dict[str, IdempotencyRecord]) -> None:

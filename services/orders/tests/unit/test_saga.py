@@ -12,9 +12,14 @@ from chassis.messaging.message import Message
 from orders.domain.commands import RunStep
 from orders.domain.model import OrderStatus, Outcome
 from orders.domain.saga import CHECKOUT_SAGA, Step
-from orders.service_layer.saga import StepUnfinished, command_message, command_of
+from orders.service_layer.saga import (
+    StepUnfinished,
+    command_message,
+    command_of,
+    restart_stalled,
+)
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
-from services.orders.tests.unit.conftest import delivery_of
+from services.orders.tests.unit.conftest import FakeUnitOfWork, delivery_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -218,3 +223,19 @@ def test_a_message_that_is_no_command_is_refused() -> None:
 
     with pytest.raises(ValueError, match="not a checkout command"):
         command_of(message)
+
+
+async def test_at_start_up_an_unsettled_order_without_a_command_out_has_its_step_begun(
+    place: Place, store: FakeStore, clock: Clock
+) -> None:
+    running = await place((TEA.product_id, 1))
+    imported = await place((TEA.product_id, 1), key="key-2")
+    # As migration 0004 imports an order the in-process checkout had begun: no step out.
+    store.orders[imported].step_in_progress = None
+    store.commands.clear()
+
+    restarted = await restart_stalled(lambda: FakeUnitOfWork(store), at=clock.now)
+
+    assert restarted == 1
+    assert steps_sent(store) == [(imported, "price")]
+    assert store.orders[running].step_in_progress is Step.PRICE

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, false, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from chassis.eventstore import AggregateStore, ConcurrencyConflict, EventStore
@@ -105,6 +105,12 @@ class EventSourcedOrderRepository:
         )
         found = [await self._streams.get(order_id) for order_id in ids]
         return found, total or 0
+
+    async def unsettled(self) -> list[str]:
+        found = await self._session.scalars(
+            select(orders.c.id).where(orders.c.settled == false()).order_by(orders.c.created_at)
+        )
+        return list(found)
 
     async def _append(self, order: Order) -> None:
         try:

@@ -58,6 +58,9 @@ class OrderRepository(Protocol):
         With ``before``, only the orders listed after that position (older ones) count.
         """
 
+    async def unsettled(self) -> list[str]:
+        """The ids of the orders the saga still has work on, oldest first."""
+
 
 class IdempotencyKeyRepository(Protocol):
     async def get(self, key: str) -> IdempotencyRecord | None:

@@ -158,3 +158,31 @@ class CheckoutSaga:
                 await uow.commit()
                 return
         raise StaleOrder(order_id)
+
+
+async def restart_stalled(uow_factory: UnitOfWorkFactory, *, at: datetime) -> int:
+    """Begin the next step of every unsettled order that has no command out; how many.
+
+    The saga's own writes never leave one so (every change ends by beginning the next step):
+    these are orders stored before the saga, imported by migration 0004 with their step in
+    doubt, which beginning it again runs again, to the same effect. Of two replicas starting
+    at once, one begins each order and the other finds it moved on.
+    """
+    async with uow_factory() as uow:
+        order_ids = await uow.orders.unsettled()
+    restarted = 0
+    for order_id in order_ids:
+        async with uow_factory() as uow:
+            order = await uow.orders.get(order_id)
+            if order is None or order.step_in_progress is not None:
+                continue
+            order.advance(at)
+            try:
+                await uow.orders.save(order)
+            except StaleOrder:
+                continue
+            await uow.commit()
+            restarted += 1
+    if restarted:
+        _log.info("restarted stalled checkouts", count=restarted)
+    return restarted

@@ -1,7 +1,7 @@
 """Add orders.step_deadline: when the saga gives up on the step in progress.
 
-Orders stored before have no deadline: their step in progress (if any) is never timed out,
-and as they have no command on the bus they stay where they are until cancelled.
+Orders stored before have no deadline and no command on the bus; migration 0004 imports
+them with no step in progress, and orders begins their next step at start-up.
 
 Revision ID: 0003
 Revises: 0002

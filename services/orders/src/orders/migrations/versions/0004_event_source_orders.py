@@ -2,9 +2,11 @@
 event store; ``orders`` stays as the index the listings read.
 
 Existing orders are kept: each becomes a stream of one ``OrderImported`` event holding its
-whole state as it was (lines, checkout log, status, step in progress), so the saga carries
-on from there. Card tokens not yet used move to ``order_card_tokens``. Then ``order_lines``,
-``checkout_steps`` and the state columns of ``orders`` are dropped.
+whole state as it was (lines, checkout log, status), with no step in progress: the step the
+in-process checkout had begun is in doubt and has no command on the bus, so orders begins
+it again at start-up (``restart_stalled``), to the same effect. Card tokens not yet used
+move to ``order_card_tokens``. Then ``order_lines``, ``checkout_steps`` and the state
+columns of ``orders`` are dropped.
 
 Downgrading drops the streams and recreates the old tables empty: the orders' state is in
 the streams only, so a downgrade loses every order (the index rows stay, with no lines).
@@ -156,7 +158,6 @@ def _import_orders() -> list[dict[str, str]]:
     now = dt.datetime.now(dt.UTC)
     tokens = []
     for order in connection.execute(sa.select(_orders)).all():
-        deadline = order.step_deadline
         state = {
             "order_id": order.id,
             "customer_id": order.customer_id,
@@ -165,8 +166,8 @@ def _import_orders() -> list[dict[str, str]]:
             "reason": order.reason,
             "last_error": order.last_error,
             "payment_id": order.payment_id,
-            "step_in_progress": order.step_in_progress,
-            "step_deadline": None if deadline is None else _iso(deadline),
+            "step_in_progress": None,
+            "step_deadline": None,
             "steps": steps.get(order.id, []),
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),
