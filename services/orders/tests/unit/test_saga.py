@@ -10,16 +10,22 @@ import pytest
 
 from chassis.messaging.message import Message
 from orders.domain.commands import RunStep
+from orders.domain.errors import StaleOrder
 from orders.domain.model import OrderStatus, Outcome
 from orders.domain.saga import CHECKOUT_SAGA, Step
 from orders.service_layer.saga import (
+    MAX_CONFLICTS,
     StepUnfinished,
     command_message,
     command_of,
     restart_stalled,
 )
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
-from services.orders.tests.unit.conftest import FakeUnitOfWork, delivery_of
+from services.orders.tests.unit.conftest import (
+    FakeOrderRepository,
+    FakeUnitOfWork,
+    delivery_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -239,3 +245,25 @@ async def test_at_start_up_an_unsettled_order_without_a_command_out_has_its_step
     assert restarted == 1
     assert steps_sent(store) == [(imported, "price")]
     assert store.orders[running].step_in_progress is Step.PRICE
+
+
+async def test_a_command_that_keeps_losing_races_gives_up_and_is_delivered_again(
+    place: Place, store: FakeStore, saga: CheckoutSaga, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    order_id = await place((TEA.product_id, 1))
+    price = store.commands[0]
+    saves = 0
+
+    async def always_stale(self: FakeOrderRepository, order: Order) -> None:
+        nonlocal saves
+        saves += 1
+        raise StaleOrder(order.id)
+
+    monkeypatch.setattr(FakeOrderRepository, "save", always_stale)
+
+    with pytest.raises(StaleOrder):
+        await saga.handle(command_of(price), delivery_of(price))
+
+    assert saves == MAX_CONFLICTS
+    assert price.message_id not in store.handled
+    assert store.orders[order_id].steps == []
