@@ -3,43 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from chassis import Database
 from chassis.messaging.tables import metadata
-from souk.testing import require_server
-
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
+from souk.testing import scratch_database
 
 
 @contextlib.asynccontextmanager
 async def messaging_database(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
     """A database with the messaging tables, dropped afterwards."""
-    if backend == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'service.db'}")
-        await _create_tables(database)
-        yield database
-        await database.dispose()
-        return
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    name = f"souk_msg_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(f"{POSTGRES}/{name}")
-    try:
-        await _create_tables(database)
-        yield database
-    finally:
-        await database.dispose()
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(backend, tmp_path, "messaging") as url:
+        database = Database(url)
+        try:
+            await _create_tables(database)
+            yield database
+        finally:
+            await database.dispose()
 
 
 async def _create_tables(database: Database) -> None:

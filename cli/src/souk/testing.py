@@ -22,7 +22,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -45,6 +46,7 @@ __all__ = [
     "free_port",
     "pid_alive",
     "require_server",
+    "scratch_database",
 ]
 
 T = TypeVar("T")
@@ -435,3 +437,35 @@ def require_server(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; it is required under CI=true")
     pytest.skip(message)
+
+
+POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
+POSTGRES_ADMIN_URL = f"postgresql://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/postgres"
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(backend: str, directory: Path, name: str) -> AsyncIterator[str]:
+    """The SQLAlchemy URL of an empty database of a test's own, gone afterwards.
+
+    ``backend`` "sqlite": a file ``<name>.db`` in ``directory``. "postgres": a new database
+    on the machine's PostgreSQL (required under CI=true, else the test skips), dropped with
+    its connections when the block ends.
+    """
+    if backend == "sqlite":
+        yield f"sqlite+aiosqlite:///{directory / f'{name}.db'}"
+        return
+    if backend != "postgres":
+        raise ValueError(f"no scratch databases on {backend!r}: sqlite or postgres")
+    import asyncpg  # noqa: PLC0415 - only tests on PostgreSQL need it
+
+    require_server("PostgreSQL", POSTGRES_HOST, POSTGRES_PORT)
+    database = f"souk_{name.replace('-', '_')}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{database}"')
+        try:
+            yield f"postgresql+asyncpg://postgres@{POSTGRES_HOST}:{POSTGRES_PORT}/{database}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -2,51 +2,35 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bff_web.adapters.session_store import SqlSessionStore
 from bff_web.app import MIGRATIONS
 from bff_web.domain.session import CustomerTokens, Session
 from chassis import Database
-from souk.testing import require_server
+from souk.testing import scratch_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 NOW = datetime.now(UTC)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """bff-web's database migrated to head: a SQLite file, or a scratch PostgreSQL one."""
-    if request.param == "sqlite":
-        database = Database(f"sqlite+aiosqlite:///{tmp_path / 'bff-web.db'}", migrations=MIGRATIONS)
-        await database.migrate()
-        yield database
-        await database.dispose()
-        return
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    name = f"souk_bff_web_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    database = Database(f"{POSTGRES}/{name}", migrations=MIGRATIONS)
-    try:
-        await database.migrate()
-        yield database
-    finally:
-        await database.dispose()
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(request.param, tmp_path, "bff-web") as url:
+        database = Database(url, migrations=MIGRATIONS)
+        try:
+            await database.migrate()
+            yield database
+        finally:
+            await database.dispose()
 
 
 async def test_a_session_comes_back_as_it_was_saved(database: Database) -> None:

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select
 
 from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.app import create_app
@@ -22,7 +21,7 @@ from chassis.messaging.tables import outbox
 from chassis.testing import ReadableTokens, readable_bearer
 from contracts import Money
 from contracts.events import decode, ledger
-from souk.testing import require_server
+from souk.testing import scratch_database
 
 from .test_api import problem_of
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from chassis import Database
     from chassis.messaging import DeadLetter, Delivery, Message
 
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 # Services (and admins' scripts) move money; readers only look.
 WRITER = readable_bearer("orders", "payments:write", "payments:read")
 READER = readable_bearer("support", "payments:read")
@@ -46,20 +44,9 @@ NOWHERE = "http://127.0.0.1:9"
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'billing.db'}"
-        return
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    name = f"souk_ledger_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    """An empty database: a SQLite file, or a scratch database on the local PostgreSQL."""
+    async with scratch_database(request.param, tmp_path, "ledger") as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,15 +4,11 @@ listening to an embedded bus, and a fake of the access-token validator."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from chassis import Database
 from chassis.messaging import connect
@@ -20,7 +16,7 @@ from chassis.testing import ReadableTokens, readable_bearer
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from order_history.app import MIGRATIONS, create_app
 from order_history.settings import OrderHistorySettings
-from souk.testing import require_server
+from souk.testing import scratch_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,36 +24,15 @@ if TYPE_CHECKING:
 
     from chassis.messaging import MessageBus
 
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
-
 
 def bearer(subject: str, *scopes: str) -> dict[str, str]:
     """A customer's token (orders:read and orders:write) unless scopes are given."""
     return readable_bearer(subject, *(scopes or ("orders:read", "orders:write")))
 
 
-@contextlib.asynccontextmanager
-async def database_url(backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """The URL of an empty database: a SQLite file, or a PostgreSQL database dropped after."""
-    if backend == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'order-history.db'}"
-        return
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    name = f"souk_oh_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with database_url(request.param, tmp_path) as found:
+    async with scratch_database(request.param, tmp_path, "order-history") as found:
         yield found
 
 

@@ -4,7 +4,6 @@ the outbox fed by the stream, optimistic concurrency, and the migration of older
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -12,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import select
 
 from chassis import Database
 from chassis.eventstore.tables import events, snapshots
@@ -28,33 +26,20 @@ from orders.domain.saga import Outcome, Step
 from orders.service_layer.handlers import cancel_order
 from orders.service_layer.saga import restart_stalled
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
-from souk.testing import require_server
+from souk.testing import scratch_database
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """An empty database: a SQLite file, or a scratch database on the local PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
-        return
-    require_server("PostgreSQL", "127.0.0.1", 5432)
-    name = f"souk_orders_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(f"{POSTGRES}/postgres", isolation_level="AUTOCOMMIT")
-    async with admin.connect() as connection:
-        await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{POSTGRES}/{name}"
-    finally:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database(request.param, tmp_path, "orders") as url:
+        yield url
 
 
 @pytest.fixture
