@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -313,6 +314,19 @@ async def test_an_access_token_about_to_expire_is_refreshed_before_it_is_used(
     assert (await browser.get("/orders")).status_code == 200
     assert first_refresh not in upstreams.refresh_tokens  # used, and rotated by identity
     assert len(upstreams.refresh_tokens) == 1
+
+
+async def test_pages_loaded_together_as_the_token_expires_refresh_it_once(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    # Identity rotates refresh tokens and takes a reused one for theft (it revokes the
+    # grant): two tabs refreshing the same token at once must not sign the customer out.
+    upstreams.token_lifetime = 30
+    await sign_in(browser, upstreams)
+    pages = await asyncio.gather(*(browser.get("/orders") for _ in range(4)))
+    assert [page.status_code for page in pages] == [200] * 4
+    assert len(upstreams.refresh_tokens) == 1
+    assert (await browser.get("/orders")).status_code == 200
 
 
 async def test_a_refresh_identity_refuses_means_signing_in_again(

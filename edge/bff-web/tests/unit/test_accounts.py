@@ -137,7 +137,12 @@ def signed_in(session: Session, lifetime: timedelta) -> Session:
 
 async def fresh_token(session: Session, identity: FakeIdentity, store: FakeSessionStore) -> str:
     return await accounts.access_token(
-        session, identity=identity, store=store, now=NOW, margin=MARGIN
+        session,
+        identity=identity,
+        store=store,
+        refreshes=accounts.RefreshLocks(),
+        now=NOW,
+        margin=MARGIN,
     )
 
 

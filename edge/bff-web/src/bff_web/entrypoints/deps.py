@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from starlette.templating import Jinja2Templates
 
-from bff_web.service_layer.accounts import OAuthClient
+from bff_web.service_layer.accounts import OAuthClient, RefreshLocks
 from bff_web.service_layer.orders import Customer
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ class Shop:
     identity: Identity
     sessions: SessionStore
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    refreshes: RefreshLocks = field(default_factory=RefreshLocks)
 
     @property
     def session_ttl(self) -> timedelta:
@@ -54,6 +55,7 @@ class Shop:
             session=session,
             identity=self.identity,
             store=self.sessions,
+            refreshes=self.refreshes,
             now=self.clock(),
             refresh_margin=timedelta(seconds=self.settings.token_refresh_margin_seconds),
         )

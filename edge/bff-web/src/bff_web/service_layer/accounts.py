@@ -7,9 +7,11 @@ before sign-in is worth nothing after it.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -21,6 +23,7 @@ from chassis import get_logger
 from chassis.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from datetime import datetime
 
     from bff_web.domain.session import Session
@@ -105,11 +108,39 @@ async def finish_sign_in(
     return signed_in, pending.return_to
 
 
+class RefreshLocks:
+    """One token refresh at a time per session in this process.
+
+    Identity rotates refresh tokens and takes one used twice for a stolen copy: it revokes
+    the whole grant. Two pages of one browser (two tabs, the order page's polling) that
+    found the token stale together must not both refresh it: the second waits, then uses
+    what the first stored.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._holders: dict[str, int] = {}
+
+    @asynccontextmanager
+    async def one_at_a_time(self, session_id: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(session_id, asyncio.Lock())
+        self._holders[session_id] = self._holders.get(session_id, 0) + 1
+        try:
+            async with lock:
+                yield
+        finally:
+            # The last one out forgets the lock: sessions come and go, the map must not grow.
+            self._holders[session_id] -= 1
+            if not self._holders[session_id]:
+                del self._holders[session_id], self._locks[session_id]
+
+
 async def access_token(
     session: Session,
     *,
     identity: Identity,
     store: SessionStore,
+    refreshes: RefreshLocks,
     now: datetime,
     margin: timedelta,
 ) -> str:
@@ -118,23 +149,32 @@ async def access_token(
     Raises SignInRequired if the session has no customer, or identity no longer honours its
     refresh token (then the session forgets the tokens).
     """
-    tokens = session.tokens
-    if tokens is None:
+    if session.tokens is None:
         raise SignInRequired("sign in to see this page")
-    if not tokens.need_refresh(now, margin):
-        return tokens.access_token
-    if tokens.refresh_token is None:
-        session.tokens = None
+    if not session.tokens.need_refresh(now, margin):
+        return session.tokens.access_token
+    async with refreshes.one_at_a_time(session.id):
+        stored = await store.load(session.id, now)
+        if stored is not None:
+            # Another page of this browser may have refreshed them while this one waited.
+            session.tokens = stored.tokens
+        tokens = session.tokens
+        if tokens is None:
+            raise SignInRequired("your sign-in has ended")
+        if not tokens.need_refresh(now, margin):
+            return tokens.access_token
+        if tokens.refresh_token is None:
+            session.tokens = None
+            await store.save(session)
+            raise SignInRequired("your sign-in has expired")
+        try:
+            session.tokens = await identity.refresh(tokens.refresh_token, now)
+        except SignInRequired:
+            session.tokens = None
+            await store.save(session)
+            raise
         await store.save(session)
-        raise SignInRequired("your sign-in has expired")
-    try:
-        session.tokens = await identity.refresh(tokens.refresh_token, now)
-    except SignInRequired:
-        session.tokens = None
-        await store.save(session)
-        raise
-    await store.save(session)
-    return session.tokens.access_token
+        return session.tokens.access_token
 
 
 async def sign_out(session: Session, *, identity: Identity, store: SessionStore) -> bool:

@@ -27,6 +27,7 @@ class Customer:
     session: Session
     identity: Identity
     store: SessionStore
+    refreshes: accounts.RefreshLocks
     now: datetime
     refresh_margin: timedelta
 
@@ -36,6 +37,7 @@ class Customer:
             self.session,
             identity=self.identity,
             store=self.store,
+            refreshes=self.refreshes,
             now=self.now,
             margin=self.refresh_margin,
         )
