@@ -326,3 +326,72 @@ async def test_orders_stored_before_event_sourcing_carry_on_from_where_they_were
 def _upgrade_to(connection: Any, database: Database, revision: str) -> None:
     config = database._alembic_config(connection)
     command.upgrade(config, revision)
+
+
+async def test_an_older_order_cancelled_while_a_step_was_out_has_that_steps_effect_undone(
+    database_url: str,
+) -> None:
+    # The in-process checkout let a customer cancel while a step was out (its call under
+    # way): the authorization may have been made, and must be voided like a done one.
+    database = Database(database_url, migrations=MIGRATIONS)
+    placed_at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_upgrade_to, database, "0003")
+        await connection.execute(
+            sa.insert(_OLD_ORDERS).values(
+                id="o-2",
+                customer_id="c-1",
+                status="CANCELLED",
+                card_token=GOOD_CARD,
+                reason="cancelled by the customer",
+                step_in_progress="authorize-payment",
+                settled=False,
+                created_at=placed_at,
+                updated_at=placed_at,
+                version=4,
+            )
+        )
+        await connection.execute(
+            sa.insert(_OLD_LINES).values(
+                order_id="o-2",
+                position=0,
+                product_id=SAFFRON.product_id,
+                quantity=2,
+                sku=SAFFRON.sku,
+                name=SAFFRON.name,
+                unit_price_amount=1490,
+                unit_price_currency="EUR",
+            )
+        )
+        for position, done in enumerate(("price", "reserve-stock")):
+            await connection.execute(
+                sa.insert(_OLD_STEPS).values(
+                    order_id="o-2",
+                    position=position,
+                    step=done,
+                    outcome="done",
+                    detail="",
+                    at=placed_at,
+                )
+            )
+    await database.migrate()
+    uow = SqlAlchemyUnitOfWork(database.sessionmaker)
+    try:
+        async with uow:
+            order = await uow.orders.get("o-2")
+        assert order is not None
+        assert order.status is OrderStatus.CANCELLED
+        assert order.compensations_due() == [Step.VOID_PAYMENT, Step.RELEASE_STOCK]
+        assert order.steps[-1].step is Step.AUTHORIZE_PAYMENT
+        assert order.steps[-1].outcome is Outcome.TIMED_OUT
+
+        assert (
+            await restart_stalled(partial(SqlAlchemyUnitOfWork, database.sessionmaker), at=AT) == 1
+        )
+        async with database.sessionmaker() as session:
+            sent = (await session.execute(select(outbox.c.topic, outbox.c.payload))).all()
+        assert [(topic, json.loads(payload)) for topic, payload in sent] == [
+            ("checkout", {"order_id": "o-2", "step": "void-payment"})
+        ]
+    finally:
+        await database.dispose()

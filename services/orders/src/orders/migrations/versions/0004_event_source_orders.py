@@ -4,9 +4,10 @@ event store; ``orders`` stays as the index the listings read.
 Existing orders are kept: each becomes a stream of one ``OrderImported`` event holding its
 whole state as it was (lines, checkout log, status), with no step in progress: the step the
 in-process checkout had begun is in doubt and has no command on the bus, so orders begins
-it again at start-up (``restart_stalled``), to the same effect. Card tokens not yet used
-move to ``order_card_tokens``. Then ``order_lines``, ``checkout_steps`` and the state
-columns of ``orders`` are dropped.
+it again at start-up (``restart_stalled``), to the same effect; in an order cancelled while
+it was out, the step is logged timed out instead, so that what it may have done is undone.
+Card tokens not yet used move to ``order_card_tokens``. Then ``order_lines``,
+``checkout_steps`` and the state columns of ``orders`` are dropped.
 
 Downgrading drops the streams and recreates the old tables empty: the orders' state is in
 the streams only, so a downgrade loses every order (the index rows stay, with no lines).
@@ -158,6 +159,18 @@ def _import_orders() -> list[dict[str, str]]:
     now = dt.datetime.now(dt.UTC)
     tokens = []
     for order in connection.execute(sa.select(_orders)).all():
+        logged = steps.get(order.id, [])
+        if order.step_in_progress is not None and order.status != "PENDING":
+            # Cancelled while the step was out: its effect is in doubt, and a settled order
+            # is not driven forward again, so the step counts as timed out and is undone.
+            logged.append(
+                {
+                    "step": order.step_in_progress,
+                    "outcome": "timed-out",
+                    "detail": "in doubt: the order was no longer pending when it was imported",
+                    "at": _iso(order.updated_at),
+                }
+            )
         state = {
             "order_id": order.id,
             "customer_id": order.customer_id,
@@ -168,7 +181,7 @@ def _import_orders() -> list[dict[str, str]]:
             "payment_id": order.payment_id,
             "step_in_progress": None,
             "step_deadline": None,
-            "steps": steps.get(order.id, []),
+            "steps": logged,
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),
         }
