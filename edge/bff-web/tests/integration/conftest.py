@@ -393,5 +393,7 @@ async def sign_in(
     started = await browser.get("/auth/sign-in")
     assert started.status_code == 303
     code, state = upstreams.authorize(started.headers["location"], customer)
-    back = await browser.get("/auth/callback", params={"code": code, "state": state})
+    back = await browser.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+    )
     assert back.status_code == 303, back.text

@@ -165,7 +165,9 @@ async def test_signing_in_brings_the_shopper_back_where_they_were(
 ) -> None:
     started = await browser.get("/auth/sign-in", params={"return_to": "/cart"})
     code, state = upstreams.authorize(started.headers["location"])
-    back = await browser.get("/auth/callback", params={"code": code, "state": state})
+    back = await browser.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+    )
     assert back.status_code == 303
     assert back.headers["location"] == "/cart"
     assert "Welcome! You are signed in." in (await browser.get("/cart")).text
@@ -176,7 +178,9 @@ async def test_sign_in_never_sends_the_shopper_to_another_site(
 ) -> None:
     started = await browser.get("/auth/sign-in", params={"return_to": "//evil.test/x"})
     code, state = upstreams.authorize(started.headers["location"])
-    back = await browser.get("/auth/callback", params={"code": code, "state": state})
+    back = await browser.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+    )
     assert back.headers["location"] == "/"
 
 
@@ -225,7 +229,9 @@ async def test_a_callback_with_a_wrong_state_is_refused_and_exchanges_nothing(
 ) -> None:
     started = await browser.get("/auth/sign-in")
     code, _ = upstreams.authorize(started.headers["location"])
-    refused = await browser.get("/auth/callback", params={"code": code, "state": "forged"})
+    refused = await browser.get(
+        "/auth/callback", params={"code": code, "state": "forged", "iss": PUBLIC_URL}
+    )
     assert refused.status_code == 400
     assert "Sign-in failed" in refused.text
     assert code in upstreams.codes  # never sent to identity
@@ -241,7 +247,9 @@ async def test_a_callback_in_a_browser_that_did_not_start_the_sign_in_is_refused
     code, state = upstreams.authorize(started.headers["location"], "attacker")
     await victim.get("/")
     # Login CSRF: the attacker's own callback URL, opened in the victim's browser.
-    refused = await victim.get("/auth/callback", params={"code": code, "state": state})
+    refused = await victim.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+    )
     assert refused.status_code == 400
     assert upstreams.access_tokens == {}
 
@@ -251,8 +259,14 @@ async def test_a_callback_replayed_after_sign_in_is_refused(
 ) -> None:
     started = await browser.get("/auth/sign-in")
     code, state = upstreams.authorize(started.headers["location"])
-    assert (await browser.get("/auth/callback", params={"code": code, "state": state})).is_redirect
-    replayed = await browser.get("/auth/callback", params={"code": code, "state": state})
+    assert (
+        await browser.get(
+            "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+        )
+    ).is_redirect
+    replayed = await browser.get(
+        "/auth/callback", params={"code": code, "state": state, "iss": PUBLIC_URL}
+    )
     assert replayed.status_code == 400
 
 
@@ -268,12 +282,26 @@ async def test_a_callback_from_another_issuer_is_refused(
     assert upstreams.access_tokens == {}
 
 
+async def test_a_callback_without_the_issuer_is_refused(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    # Identity's metadata says it always names itself (RFC 9207), so an answer that does not
+    # cannot be told apart from another server's; the client must refuse it (§2.4).
+    started = await browser.get("/auth/sign-in")
+    code, state = upstreams.authorize(started.headers["location"])
+    refused = await browser.get("/auth/callback", params={"code": code, "state": state})
+    assert refused.status_code == 400
+    assert upstreams.access_tokens == {}
+
+
 async def test_a_code_identity_refuses_signs_nobody_in(
     browser: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:
     started = await browser.get("/auth/sign-in")
     _, state = upstreams.authorize(started.headers["location"])
-    refused = await browser.get("/auth/callback", params={"code": "made-up", "state": state})
+    refused = await browser.get(
+        "/auth/callback", params={"code": "made-up", "state": state, "iss": PUBLIC_URL}
+    )
     assert refused.status_code == 400
     assert (await browser.get("/orders")).status_code == 303
 
@@ -283,7 +311,9 @@ async def test_a_denied_sign_in_comes_back_signed_out_with_a_notice(
 ) -> None:
     started = await browser.get("/auth/sign-in", params={"return_to": "/cart"})
     _, state = upstreams.authorize(started.headers["location"])
-    back = await browser.get("/auth/callback", params={"error": "access_denied", "state": state})
+    back = await browser.get(
+        "/auth/callback", params={"error": "access_denied", "state": state, "iss": PUBLIC_URL}
+    )
     assert back.headers["location"] == "/cart"
     assert "Sign-in was cancelled." in (await browser.get("/cart")).text
 

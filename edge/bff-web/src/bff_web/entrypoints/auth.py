@@ -43,8 +43,9 @@ async def callback(
 ) -> Response:
     shop, session = visit.shop, visit.session
     pending = session.pending_sign_in
-    # RFC 9207: the answer must come from our issuer, which is the shop's public URL.
-    if iss is not None and iss.rstrip("/") != shop.settings.public_url:
+    # RFC 9207: the answer must come from our issuer, which is the shop's public URL. Identity
+    # advertises that it always sends ``iss``, so an answer without one is refused (§2.4).
+    if iss is None or iss.rstrip("/") != shop.settings.public_url:
         return await _refused(visit, "The sign-in answer came from an unknown issuer.")
     if (
         error is not None
