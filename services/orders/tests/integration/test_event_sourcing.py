@@ -395,3 +395,47 @@ async def test_an_older_order_cancelled_while_a_step_was_out_has_that_steps_effe
         ]
     finally:
         await database.dispose()
+
+
+async def test_the_card_token_is_forgotten_once_an_order_settles_without_a_payment(
+    database: Database, uow: SqlAlchemyUnitOfWork
+) -> None:
+    order = await placed(uow)
+    await cancel_order(CancelOrder(order.id, "c-1"), uow)
+    async with database.sessionmaker() as session:
+        while_pricing = (await session.execute(select(order_card_tokens))).all()
+
+    settled = await step(uow, order.id, StepDone(Step.PRICE, products=PRODUCTS))
+
+    async with database.sessionmaker() as session:
+        tokens = (await session.execute(select(order_card_tokens))).all()
+    assert len(while_pricing) == 1
+    assert settled.settled
+    assert tokens == []
+
+
+async def test_older_settled_orders_leave_their_card_tokens_behind(database_url: str) -> None:
+    database = Database(database_url, migrations=MIGRATIONS)
+    placed_at = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_upgrade_to, database, "0003")
+        await connection.execute(
+            sa.insert(_OLD_ORDERS).values(
+                id="o-3",
+                customer_id="c-1",
+                status="REJECTED",
+                card_token=GOOD_CARD,
+                reason="out of stock",
+                settled=True,
+                created_at=placed_at,
+                updated_at=placed_at,
+                version=3,
+            )
+        )
+    await database.migrate()
+    try:
+        async with database.sessionmaker() as session:
+            tokens = (await session.execute(select(order_card_tokens))).all()
+        assert tokens == []
+    finally:
+        await database.dispose()

@@ -76,7 +76,8 @@ class EventSourcedOrderRepository:
         await self._session.execute(
             update(orders).where(orders.c.id == order.id).values(**_index(order))
         )
-        if not order.card_token:
+        # Used up by the authorization, or never to be used: a settled order asks for none.
+        if not order.card_token or order.settled:
             await self._session.execute(
                 delete(order_card_tokens).where(order_card_tokens.c.order_id == order.id)
             )

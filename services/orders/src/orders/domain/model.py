@@ -89,7 +89,7 @@ class Order:
 
     ``Order(id)`` is an order with no events yet (version 0); ``Order.place`` makes a new one.
     ``card_token`` is not in any event: it is kept beside the stream only until the payment
-    is authorized (or refused), then forgotten.
+    is authorized (or refused), or the order settles without a payment, then forgotten.
     """
 
     def __init__(self, id: str) -> None:  # noqa: A002 - the aggregate's identity is called id everywhere

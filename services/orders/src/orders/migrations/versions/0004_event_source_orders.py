@@ -6,7 +6,7 @@ whole state as it was (lines, checkout log, status), with no step in progress: t
 in-process checkout had begun is in doubt and has no command on the bus, so orders begins
 it again at start-up (``restart_stalled``), to the same effect; in an order cancelled while
 it was out, the step is logged timed out instead, so that what it may have done is undone.
-Card tokens not yet used move to ``order_card_tokens``. Then ``order_lines``,
+Card tokens of unsettled orders move to ``order_card_tokens``. Then ``order_lines``,
 ``checkout_steps`` and the state columns of ``orders`` are dropped.
 
 Downgrading drops the streams and recreates the old tables empty: the orders' state is in
@@ -49,6 +49,7 @@ _orders = sa.table(
     sa.column("payment_id", sa.String),
     sa.column("step_in_progress", sa.String),
     sa.column("step_deadline", sa.DateTime(timezone=True)),
+    sa.column("settled", sa.Boolean),
     sa.column("created_at", sa.DateTime(timezone=True)),
     sa.column("updated_at", sa.DateTime(timezone=True)),
     sa.column("version", sa.Integer),
@@ -199,7 +200,7 @@ def _import_orders() -> list[dict[str, str]]:
             )
         )
         connection.execute(sa.update(_orders).where(_orders.c.id == order.id).values(version=1))
-        if order.card_token:
+        if order.card_token and not order.settled:  # a settled order asks for no payment
             tokens.append({"order_id": order.id, "card_token": order.card_token})
     return tokens
 
