@@ -71,6 +71,7 @@ class Upstreams:
     stock: dict[str, int] = field(default_factory=lambda: {"SPC-SAFFRON-2G": 12})
     inventory_delay: float = 0.0
     catalog_down: bool = False
+    product_delay: float = 0.0
     categories_down: bool = False
     codes: dict[str, tuple[str, str]] = field(default_factory=dict)
     """code -> (PKCE challenge, customer)"""
@@ -222,6 +223,7 @@ def catalog_app(state: Upstreams) -> web.Application:
         return down() or web.json_response(body)
 
     async def product(request: web.Request) -> web.Response:
+        await asyncio.sleep(state.product_delay)
         found = [p for p in PRODUCTS if p["id"] == request.match_info["id"]]
         if not found:
             return down() or web.json_response({"status": 404}, status=404)

@@ -359,6 +359,52 @@ async def test_pages_loaded_together_as_the_token_expires_refresh_it_once(
     assert (await browser.get("/orders")).status_code == 200
 
 
+async def test_a_slow_form_does_not_put_back_tokens_another_page_refreshed_meanwhile(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    # The form's request loaded the session before the other page rotated the refresh token;
+    # saving its cart change must not bring the used token back, which identity would take
+    # for a stolen one on the next refresh.
+    upstreams.token_lifetime = 30
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    upstreams.product_delay = 0.3
+
+    async def orders_page_meanwhile() -> int:
+        await asyncio.sleep(0.1)
+        return (await browser.get("/orders")).status_code
+
+    added, listed = await asyncio.gather(
+        browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"}),
+        orders_page_meanwhile(),
+    )
+    assert (added.status_code, listed) == (303, 200)
+    assert (await browser.get("/orders")).status_code == 200
+    assert '<span class="badge" data-testid="cart-count">1</span>' in (await browser.get("/")).text
+
+
+async def test_a_form_sent_while_another_tab_signs_out_does_not_sign_the_browser_back_in(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    signed_in_cookie = browser.cookies[COOKIE_NAME]
+    token = csrf_token_of((await browser.get("/")).text)
+    upstreams.product_delay = 0.3
+
+    async def sign_out_meanwhile() -> None:
+        await asyncio.sleep(0.1)
+        await browser.post("/auth/sign-out", data={"csrf_token": token})
+
+    await asyncio.gather(
+        browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"}),
+        sign_out_meanwhile(),
+    )
+    browser.cookies.set(COOKIE_NAME, signed_in_cookie, domain="shop.test")
+    # Orders may still take the access token for the seconds until it learns of the
+    # revocation: the shop itself must not be signed in with it any more.
+    assert 'action="/auth/sign-out"' not in (await browser.get("/")).text
+
+
 async def test_a_refresh_identity_refuses_means_signing_in_again(
     browser: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:

@@ -48,7 +48,7 @@ class Visit:
 
     async def respond(self, response: Response) -> Response:
         session = self.session
-        if session != self._saved:
+        if session != self._saved and await self._still_current():
             await self.shop.sessions.save(session)
         if session.id != self._cookie_id:
             response.set_cookie(
@@ -63,6 +63,24 @@ class Visit:
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    async def _still_current(self) -> bool:
+        """Whether to save this request's session; takes up tokens stored meanwhile.
+
+        Other requests of the browser run at the same time (tabs, the order page's polling).
+        If one refreshed the tokens while this one ran, saving the tokens this one loaded
+        would bring back a used refresh token, which identity takes for a stolen one; if one
+        signed out, saving would sign the browser back in. A session this request rotated
+        (``continue_as``) is its own and always saved.
+        """
+        loaded = self._saved
+        if loaded is None or self.session.id != loaded.id or self.session.tokens != loaded.tokens:
+            return True
+        stored = await self.shop.sessions.load(self.session.id, self.shop.clock())
+        if stored is None:
+            return False
+        self.session.tokens = stored.tokens
+        return True
 
     async def page(self, template: str, status_code: int = 200, **context: Any) -> Response:
         """A rendered page with the header's cart, sign-in state, notices and CSRF token."""
