@@ -151,8 +151,7 @@ class FakeInventory(Scripted):
     async def release(self, reservation_id: str) -> None:
         await self._enter("release")
         reservation = self.reservations.get(reservation_id)
-        if reservation is not None and reservation.status == "COMMITTED":
-            raise UpstreamFailure("inventory", "Release: FAILED_PRECONDITION", transient=False)
+        # A committed reservation is left as it is, as the real client answers it.
         if reservation is not None and reservation.status == "RESERVED":
             reservation.status = "RELEASED"
             for sku, quantity in reservation.lines.items():

@@ -187,6 +187,20 @@ async def test_the_real_inventory_releases_again_and_again_and_knows_nothing_to_
     await inventory.release(new_id())
 
 
+async def test_releasing_a_reservation_the_real_inventory_committed_leaves_it_as_it_is(
+    inventory: InventoryClient,
+) -> None:
+    # A commit whose answer was lost times out and is undone by a release: the stock has
+    # left the shelf, so the release ends without effect instead of failing for good.
+    reservation = new_id()
+    await inventory.reserve(reservation, [StockLine(SAFFRON, 1)], ttl_seconds=60)
+    await inventory.commit(reservation)
+
+    for _ in range(2):
+        await inventory.release(reservation)
+    await inventory.commit(reservation)  # still committed
+
+
 async def test_a_reservation_the_real_inventory_cannot_fill_names_what_is_short(
     inventory: InventoryClient,
 ) -> None:

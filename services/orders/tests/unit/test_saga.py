@@ -182,6 +182,33 @@ async def test_a_capture_in_doubt_timed_out_is_refunded_whether_it_was_taken_or_
     assert inventory.reservations[order_id].status == "RELEASED"
 
 
+async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_left_as_is(
+    place: Place,
+    drive: Drive,
+    clock: Clock,
+    inventory: FakeInventory,
+    billing: FakeBilling,
+) -> None:
+    order_id = await place((TEA.product_id, 1))
+    inventory.fail("commit", *(unavailable("inventory") for _ in range(3)), after_effect=True)
+    await drive(order_id)
+    past_deadline(clock, Step.COMMIT_STOCK)
+
+    order = await drive(order_id)
+
+    payment = billing.payment_of(order_id)
+    assert payment is not None
+    assert (order.status, payment.status) == (OrderStatus.REJECTED, "REFUNDED")
+    # The stock left the shelf with the commit: releasing it ends without effect.
+    assert inventory.reservations[order_id].status == "COMMITTED"
+    assert [(str(r.step), str(r.outcome)) for r in order.steps][-3:] == [
+        ("commit-stock", "timed-out"),
+        ("refund-payment", "done"),
+        ("release-stock", "done"),
+    ]
+    assert order.settled
+
+
 async def test_a_compensation_has_no_deadline_and_is_tried_until_it_is_done(
     place: Place, drive: Drive, clock: Clock, inventory: FakeInventory
 ) -> None:

@@ -1,7 +1,8 @@
 """The inventory's reservations over gRPC (``souk.inventory.v1.Inventory``).
 
 The reservation id is the order id, and Reserve, Commit and Release are idempotent by it,
-so any call may be made again after a lost answer.
+so any call may be made again after a lost answer. Releasing a committed reservation
+leaves it as it is (the stock has left the shelf), so undoing a commit in doubt ends.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class InventoryClient:
             )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
+                return
+            if error.code() is grpc.StatusCode.FAILED_PRECONDITION:
+                # Committed (a commit in doubt, undone): the stock has left the shelf and
+                # comes back only with the goods, so the reservation is left as it is.
                 return
             raise _failure("Release", error) from error
 

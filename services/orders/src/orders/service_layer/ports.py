@@ -115,8 +115,8 @@ class Inventory(Protocol):
         lapsed), UpstreamFailure."""
 
     async def release(self, reservation_id: str) -> None:
-        """The reserved stock goes back on the shelf; nothing reserved is fine.
-        Raises UpstreamFailure."""
+        """The reserved stock goes back on the shelf; nothing reserved is fine, and a
+        committed reservation (its stock gone) is left as it is. Raises UpstreamFailure."""
 
 
 class Billing(Protocol):
