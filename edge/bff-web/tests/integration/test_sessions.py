@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ from .conftest import PUBLIC_URL, csrf_token_of, sign_in
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     import httpx
 
@@ -58,6 +60,36 @@ async def test_the_cookie_is_sent_once_and_the_session_kept(browser: httpx.Async
     again = await browser.get("/products/p-saffron")
     assert again.headers.get_list("set-cookie") == []
     assert csrf_token_of(first.text) == csrf_token_of(again.text)
+
+
+def stored_sessions(data_dir: Path) -> int:
+    with sqlite3.connect(data_dir / "bff-web.db") as database:
+        [(count,)] = database.execute("SELECT count(*) FROM sessions").fetchall()
+    return int(count)
+
+
+async def test_browsing_stores_no_session_until_it_holds_something(
+    browser: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    # Every visitor without a cookie (crawlers, scripts) gets one: storing a session for each
+    # would let anyone fill the database with a loop of GETs.
+    for _ in range(3):
+        browser.cookies.clear()
+        assert (await browser.get("/")).status_code == 200
+    page = await browser.get("/products/p-saffron")
+    assert stored_sessions(tmp_path) == 0
+    token = csrf_token_of(page.text)
+    added = await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    assert added.status_code == 303
+    assert stored_sessions(tmp_path) == 1
+    assert await cart_count(browser) == "1"
+
+
+async def test_a_made_up_cookie_is_replaced_by_a_new_session(browser: httpx.AsyncClient) -> None:
+    browser.cookies.set(COOKIE_NAME, "x" * 500, domain="shop.test")
+    page = await browser.get("/")
+    assert session_cookie(page)
+    assert browser.cookies[COOKIE_NAME] != "x" * 500
 
 
 async def test_pages_are_not_cached_and_forbid_framing_and_foreign_scripts(

@@ -62,6 +62,16 @@ class Session:
     def signed_in(self) -> bool:
         return self.tokens is not None
 
+    @property
+    def is_blank(self) -> bool:
+        """Whether it holds nothing to keep: no cart, customer, sign-in under way or notice."""
+        return (
+            self.cart.is_empty
+            and self.tokens is None
+            and self.pending_sign_in is None
+            and not self.flashes
+        )
+
     def begin_sign_in(self, return_to: str) -> PendingSignIn:
         """Remember a new sign-in attempt (state and PKCE verifier), replacing any earlier one."""
         self.pending_sign_in = PendingSignIn(new_secret(), new_secret(), return_to)

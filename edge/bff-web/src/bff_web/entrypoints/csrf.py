@@ -10,6 +10,8 @@ third line, not the only one.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -25,6 +27,16 @@ FIELD = "csrf_token"
 
 class CsrfRejected(Exception):  # noqa: N818 - a refusal, answered as a 403 page
     """The request did not prove it came from one of the shop's own pages."""
+
+
+def token_for(session_id: str, key: bytes) -> str:
+    """The CSRF token of a session nothing is stored for yet: a MAC of its id.
+
+    Only the shop's replicas hold the key, so a page's token checks on any of them without
+    a stored row, and nobody can make the token of an id without it.
+    """
+    mac = hmac.new(key, session_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode("ascii")
 
 
 def _origin(url: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,13 +12,14 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from starlette.templating import Jinja2Templates
 
+from bff_web.domain.session import Session
+from bff_web.entrypoints.csrf import token_for
 from bff_web.service_layer.accounts import OAuthClient, RefreshLocks
 from bff_web.service_layer.orders import Customer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from bff_web.domain.session import Session
     from bff_web.service_layer.ports import Catalog, Identity, Orders, SessionStore, Stock
     from bff_web.settings import BffWebSettings
 
@@ -47,6 +50,20 @@ class Shop:
             client_id=self.settings.client_id,
             authorize_url=f"{public}/oauth/authorize",
             redirect_uri=self.settings.redirect_uri,
+        )
+
+    def blank_session(self, session_id: str) -> Session:
+        """A session with nothing in it yet, which is not stored until it holds something.
+
+        Its CSRF token is derived from its id with a key of the shop's own (from its client
+        secret), so the forms of a page a visitor merely looked at check without a row.
+        """
+        secret = self.settings.client_secret.get_secret_value().encode()
+        key = hmac.new(secret, b"bff-web csrf tokens", hashlib.sha256).digest()
+        return Session(
+            id=session_id,
+            csrf_token=token_for(session_id, key),
+            expires_at=self.clock() + self.session_ttl,
         )
 
     def customer(self, session: Session) -> Customer:

@@ -7,18 +7,23 @@ sites' forms do not send it), Path=/, and Secure when the request came over TLS.
 from __future__ import annotations
 
 import copy
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
-from bff_web.domain.session import Session
+from bff_web.domain.session import new_secret
 from bff_web.entrypoints.deps import TEMPLATES, Shop, ShopDep
 
 if TYPE_CHECKING:
     from starlette.responses import Response
 
+    from bff_web.domain.session import Session
+
 COOKIE_NAME = "souk_session"
+# What new_secret makes: a cookie of any other shape was not issued here.
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 # Pages are the customer's own (their cart, their orders): no shared cache keeps them.
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -39,16 +44,24 @@ def over_tls(request: Request) -> bool:
 class Visit:
     """One request's session; ``respond`` saves it if it changed and sets the cookie if new."""
 
-    def __init__(self, request: Request, shop: Shop, session: Session, *, known: bool) -> None:
+    def __init__(
+        self,
+        request: Request,
+        shop: Shop,
+        session: Session,
+        *,
+        known: bool,
+        cookie_id: str | None = None,
+    ) -> None:
         self.request = request
         self.shop = shop
         self.session = session
-        self._cookie_id = session.id if known else None
+        self._cookie_id = session.id if known else cookie_id
         self._saved = copy.deepcopy(session) if known else None
 
     async def respond(self, response: Response) -> Response:
         session = self.session
-        if session != self._saved and await self._still_current():
+        if self._worth_saving() and await self._still_current():
             await self.shop.sessions.save(session)
         if session.id != self._cookie_id:
             response.set_cookie(
@@ -63,6 +76,13 @@ class Visit:
         for name, value in PAGE_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+    def _worth_saving(self) -> bool:
+        """Whether the session changed; a new one is stored only once it holds something,
+        so visitors who only look (crawlers, scripts without cookies) leave no rows."""
+        if self._saved is None:
+            return not self.session.is_blank
+        return self.session != self._saved
 
     async def _still_current(self) -> bool:
         """Whether to save this request's session; takes up tokens stored meanwhile.
@@ -112,12 +132,14 @@ class Visit:
 
 async def visit(request: Request, shop: ShopDep) -> Visit:
     """The visit of the browser's session, or of a new one if it has none (or a stale one)."""
-    now = shop.clock()
     cookie = request.cookies.get(COOKIE_NAME)
-    session = await shop.sessions.load(cookie, now) if cookie else None
-    if session is None:
-        return Visit(request, shop, Session.start(now, shop.session_ttl), known=False)
-    return Visit(request, shop, session, known=True)
+    session = await shop.sessions.load(cookie, shop.clock()) if cookie else None
+    if session is not None:
+        return Visit(request, shop, session, known=True)
+    if cookie is not None and _SESSION_ID.fullmatch(cookie):
+        # A blank session, never stored (or expired): the browser keeps its cookie.
+        return Visit(request, shop, shop.blank_session(cookie), known=False, cookie_id=cookie)
+    return Visit(request, shop, shop.blank_session(new_secret()), known=False)
 
 
 VisitDep = Annotated[Visit, Depends(visit)]
