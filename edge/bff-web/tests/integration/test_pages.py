@@ -145,6 +145,19 @@ async def test_an_unknown_product_cannot_go_in_the_cart(browser: httpx.AsyncClie
     assert '<span class="badge" data-testid="cart-count">0</span>' in (await browser.get("/")).text
 
 
+async def test_changing_a_line_puts_nothing_in_the_cart_that_was_not_added(
+    browser: httpx.AsyncClient,
+) -> None:
+    # The change form is for the cart's own lines: a made-up id (of any length, fifty times)
+    # would otherwise be kept in the session without the catalog ever having been asked.
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    changed = await browser.post("/cart/items/nope", data={"csrf_token": token, "quantity": "5"})
+    assert changed.status_code == 303
+    page = (await browser.get("/")).text
+    assert '<span class="badge" data-testid="cart-count">0</span>' in page
+    assert "Not changed: that product is not in your cart." in page
+
+
 async def test_checkout_places_the_cart_as_the_customer_and_empties_it(
     browser: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bff_web.domain.cart import MAX_LINES, MAX_QUANTITY, Cart, CartLine
-from bff_web.domain.errors import CartLimitReached, InvalidQuantity
+from bff_web.domain.errors import CartLimitReached, InvalidQuantity, NotInCart
 
 
 def test_adding_a_product_again_adds_to_its_line() -> None:
@@ -24,6 +24,15 @@ def test_setting_a_quantity_to_zero_takes_the_line_out() -> None:
     assert cart.is_empty
     cart.set_quantity("never-added", 0)
     assert cart.is_empty
+
+
+def test_a_change_applies_to_the_carts_own_lines_only() -> None:
+    cart = Cart()
+    cart.add("saffron")
+    cart.change("saffron", 3)
+    with pytest.raises(NotInCart):
+        cart.change("teapot", 2)
+    assert cart.lines == [CartLine("saffron", 3)]
 
 
 @pytest.mark.parametrize("quantity", [0, -1])

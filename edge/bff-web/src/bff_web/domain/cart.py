@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from bff_web.domain.errors import CartLimitReached, InvalidQuantity
+from bff_web.domain.errors import CartLimitReached, InvalidQuantity, NotInCart
 
 # The limits of one order at orders: a cart that fits them can always be placed.
 MAX_QUANTITY: Final = 100
@@ -29,6 +29,12 @@ class Cart:
         if quantity < 1:
             raise InvalidQuantity(f"add at least one, not {quantity}")
         self.set_quantity(product_id, self.quantities.get(product_id, 0) + quantity)
+
+    def change(self, product_id: str, quantity: int) -> None:
+        """Make a line the cart has hold ``quantity``; only ``add`` puts a product in."""
+        if product_id not in self.quantities:
+            raise NotInCart("that product is not in your cart")
+        self.set_quantity(product_id, quantity)
 
     def set_quantity(self, product_id: str, quantity: int) -> None:
         """Make the line of a product hold ``quantity``; zero takes it out of the cart."""

@@ -15,6 +15,10 @@ class InvalidQuantity(StorefrontError):
     """A quantity below zero or above what one order line may hold."""
 
 
+class NotInCart(StorefrontError):
+    """A change to a line the cart does not have."""
+
+
 class ProductNotFound(StorefrontError):
     """The catalog has no product with this id."""
 

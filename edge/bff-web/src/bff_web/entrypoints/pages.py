@@ -11,7 +11,7 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse, Response
 
-from bff_web.domain.errors import CartLimitReached, CheckoutRefused, InvalidQuantity
+from bff_web.domain.errors import CartLimitReached, CheckoutRefused, InvalidQuantity, NotInCart
 from bff_web.entrypoints.csrf import checked_form
 from bff_web.entrypoints.visits import PAGE_HEADERS, VisitDep
 from bff_web.service_layer import orders, pages
@@ -75,8 +75,8 @@ async def add_to_cart(visit: VisitDep) -> Response:
 async def change_cart_line(visit: VisitDep, product_id: str) -> Response:
     form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
     try:
-        visit.session.cart.set_quantity(product_id, _quantity(form.get("quantity"), default=0))
-    except (CartLimitReached, InvalidQuantity) as error:
+        visit.session.cart.change(product_id, _quantity(form.get("quantity"), default=0))
+    except (CartLimitReached, InvalidQuantity, NotInCart) as error:
         visit.session.flash(f"Not changed: {error}.")
     return await visit.redirect("/cart")
 
