@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .conftest import csrf_token_of, sign_in, unused_grpc_url
+from .conftest import PUBLIC_URL, csrf_token_of, sign_in, unused_grpc_url
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -221,6 +221,29 @@ async def test_order_pages_need_a_signed_in_customer(browser: httpx.AsyncClient)
     page = await browser.get("/orders")
     assert page.status_code == 303
     assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
+
+
+async def test_the_order_pages_poll_without_a_customer_is_refused_not_sent_to_sign_in(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    # The script's fetch would follow a redirect to /auth/sign-in, and every poll would start
+    # a new sign-in, replacing the one the shopper may have under way in another tab.
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    placed = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    status_url = placed.headers["location"] + "/status"
+    upstreams.access_tokens.clear()  # the grant was revoked elsewhere
+    json = {"Accept": "application/json"}
+    polled = await browser.get(status_url, headers=json)
+    assert polled.status_code == 401
+    assert polled.headers["content-type"].startswith("application/problem+json")
+    started = await browser.get("/auth/sign-in")
+    assert (await browser.get(status_url, headers=json)).status_code == 401
+    code, state = upstreams.authorize(started.headers["location"])
+    params = {"code": code, "state": state, "iss": PUBLIC_URL}
+    assert (await browser.get("/auth/callback", params=params)).status_code == 303
+    assert (await browser.get(status_url, headers=json)).status_code == 200
 
 
 async def test_another_customers_order_is_not_found(

@@ -2,7 +2,7 @@
 
 A browser gets HTML, not problem+json: a 404 page for an unknown product or order, a 403
 for a forged form, a 503 that says which part of the shop is away, and a redirect to
-sign-in when a page needs a customer.
+sign-in when a page needs a customer (a script asking for JSON gets a 401 problem).
 """
 
 from __future__ import annotations
@@ -46,7 +46,13 @@ async def _not_found(request: Request, error: Exception) -> Response:
     )
 
 
-async def _sign_in_required(request: Request, _: Exception) -> Response:
+async def _sign_in_required(request: Request, error: Exception) -> Response:
+    if _wants_json(request):
+        # The order page's polling: a fetch follows redirects, and each poll sent to
+        # /auth/sign-in would start a sign-in, replacing the one the shopper has under way.
+        return problem_response(
+            401, "sign-in-required", "Sign-in required", str(error), headers=PAGE_HEADERS
+        )
     path = request.url.path
     if request.method != "GET":
         path = _RETURN_AFTER_POST.get(path, "/")
@@ -54,6 +60,11 @@ async def _sign_in_required(request: Request, _: Exception) -> Response:
         path = f"{path}?{request.url.query}"
     query = urlencode({"return_to": path})
     return RedirectResponse(f"/auth/sign-in?{query}", status_code=303)
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
 
 
 async def _forged(request: Request, error: Exception) -> Response:
