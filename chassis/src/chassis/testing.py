@@ -1,4 +1,5 @@
-"""What the tests of a Souk service need from the chassis: a token validator to inject.
+"""What the tests of a Souk service need from the chassis: a token validator to inject,
+and a way to wait for what happens in the background (a consumer, a relay).
 
 ``app.state.token_validator = ReadableTokens()`` before the app starts, then send
 ``readable_bearer("c-1", "orders:read")`` as the request's headers.
@@ -6,6 +7,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from chassis.auth import AccessToken, InvalidTokenError, Rejection
@@ -37,3 +41,12 @@ class ReadableTokens:
 def readable_bearer(subject: str, *scopes: str) -> dict[str, str]:
     """The Authorization header of a token :class:`ReadableTokens` reads as ``subject``'s."""
     return {"Authorization": f"Bearer {subject};{','.join(scopes)}"}
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait until ``await check()`` is true, looking every 20 ms; TimeoutError after ``within``."""
+    async with asyncio.timeout(within):
+        for _ in itertools.count():  # polling: the check has no event to wait on
+            if await check():
+                return
+            await asyncio.sleep(0.02)

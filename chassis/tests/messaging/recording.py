@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import chassis.testing
 from chassis.messaging import DeadLetter, Delivery, Message
 
 WAIT = 30.0
@@ -65,12 +65,8 @@ class DeadLetters:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
-    """Wait until ``await check()`` is true, looking every 20 ms; TimeoutError after ``within``."""
-    async with asyncio.timeout(within):
-        for _ in itertools.count():
-            if await check():
-                return
-            await asyncio.sleep(0.02)
+    """``chassis.testing.eventually`` with the messaging tests' patience."""
+    await chassis.testing.eventually(check, within)
 
 
 def burst(topic: str, keys: int, per_key: int) -> list[Message]:

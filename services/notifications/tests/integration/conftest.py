@@ -3,8 +3,6 @@ a fake of the access-token validator."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import TYPE_CHECKING
 
 import httpx
@@ -12,13 +10,13 @@ import pytest
 
 from chassis import Database
 from chassis.messaging import connect
-from chassis.testing import ReadableTokens
+from chassis.testing import ReadableTokens, eventually
 from notifications.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from notifications.app import MIGRATIONS, create_app
 from notifications.settings import NotificationsSettings
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from chassis.messaging import MessageBus
@@ -84,12 +82,3 @@ async def bus(broker_url: str) -> AsyncIterator[MessageBus]:
 
 async def ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Wait until ``check`` answers True; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true after {within} s: {check}")
-        await asyncio.sleep(0.05)

@@ -3,14 +3,12 @@ listening to an embedded bus, and a fake of the access-token validator."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
-from chassis import Database
+from chassis import Database, testing
 from chassis.messaging import connect
 from chassis.testing import ReadableTokens, readable_bearer
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -94,9 +92,5 @@ async def ready(client: httpx.AsyncClient) -> bool:
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    """Wait until ``check`` answers True; fail after ``within`` seconds."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not true after {within} s: {check}")
-        await asyncio.sleep(0.05)
+    """``chassis.testing.eventually`` with the patience a rebuild or a start-up needs here."""
+    await testing.eventually(check, within)
