@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from billing.domain.account import ACCOUNT_ID_MAX_LENGTH
-from billing.entrypoints.routes import PAY, READ, Uow
+from billing.entrypoints.routes import PAY, READ, IdempotencyKey, Uow
 from billing.entrypoints.schemas import (
     AccountPublic,
     CreditRequest,
@@ -22,8 +22,6 @@ from billing.entrypoints.schemas import (
 )
 from billing.service_layer import accounts, queries
 from billing.service_layer.accounts import EntryOutcome
-from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
-from chassis import ProblemError
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
 
@@ -36,13 +34,6 @@ AccountId = Annotated[
         max_length=ACCOUNT_ID_MAX_LENGTH,
         description="The account's id: the customer's.",
         examples=["customer-7"],
-    ),
-]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-        description="Required. A key of the caller's choosing, new for each entry.",
     ),
 ]
 
@@ -96,9 +87,9 @@ async def credit_account(
     account_id: AccountId,
     body: CreditRequest,
     uow: Uow,
-    idempotency_key: IdempotencyKey = None,
+    key: IdempotencyKey,
 ) -> Response:
-    command = body.to_command(account_id, _required(idempotency_key))
+    command = body.to_command(account_id, key)
     outcome = await accounts.credit_account(
         command, uow, attempts=request.app.state.ledger_attempts
     )
@@ -125,23 +116,11 @@ async def debit_account(
     account_id: AccountId,
     body: DebitRequest,
     uow: Uow,
-    idempotency_key: IdempotencyKey = None,
+    key: IdempotencyKey,
 ) -> Response:
-    command = body.to_command(account_id, _required(idempotency_key))
+    command = body.to_command(account_id, key)
     outcome = await accounts.debit_account(command, uow, attempts=request.app.state.ledger_attempts)
     return _entry_response(request, outcome)
-
-
-def _required(idempotency_key: str | None) -> str:
-    if not idempotency_key:
-        raise ProblemError(
-            400,
-            "idempotency-key-required",
-            "Idempotency-Key required",
-            "Send an Idempotency-Key header, new for each entry, so a retry cannot move "
-            "money twice.",
-        )
-    return idempotency_key
 
 
 def _entry_response(request: Request, outcome: EntryOutcome) -> Response:

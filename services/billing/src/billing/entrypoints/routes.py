@@ -43,8 +43,30 @@ def payment_providers(request: Request) -> Sequence[PaymentProvider]:
     return providers
 
 
+def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
+            description="Required. A key of the caller's choosing, new for each request.",
+        ),
+    ] = None,
+) -> str:
+    """The request's Idempotency-Key: every request that moves money must carry one."""
+    if not idempotency_key:
+        raise ProblemError(
+            400,
+            "idempotency-key-required",
+            "Idempotency-Key required",
+            "Send an Idempotency-Key header, new for each request, so a retry cannot move "
+            "money twice.",
+        )
+    return idempotency_key
+
+
 Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
 Providers = Annotated[Sequence[PaymentProvider], Depends(payment_providers)]
+IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 
 
 @router.post(
@@ -69,25 +91,10 @@ async def authorize_payment(
     body: PaymentRequest,
     uow: Uow,
     providers: Providers,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-            description="Required. A key of the caller's choosing, new for each payment.",
-        ),
-    ] = None,
+    key: IdempotencyKey,
 ) -> Response:
-    if not idempotency_key:
-        raise ProblemError(
-            400,
-            "idempotency-key-required",
-            "Idempotency-Key required",
-            "Send an Idempotency-Key header, new for each payment, so a retry cannot charge twice.",
-        )
     lease: timedelta = request.app.state.idempotency_lease
-    outcome = await handlers.authorize_payment(
-        body.to_command(idempotency_key), uow, providers, lease=lease
-    )
+    outcome = await handlers.authorize_payment(body.to_command(key), uow, providers, lease=lease)
     location = str(request.url_for("get_payment", payment_id=outcome.payment.id))
     return conditional_json(
         request,
