@@ -438,7 +438,7 @@ async def test_the_retention_sweep_outlives_an_unexpected_error(
         swept_again.set()
         return 0
 
-    monkeypatch.setattr(embedded, "SWEEP_EVERY", 0.01)
+    monkeypatch.setattr(embedded.bus, "SWEEP_EVERY", 0.01)
     monkeypatch.setattr(EmbeddedBus, "sweep", fail_once)
     await open_bus()
 
