@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     from chassis.messaging.bus import MessageBus
 
 SCHEMES = ("embedded", "amqp", "nats", "kafka")
+# The chassis's optional extra that brings each networked broker's client library.
+EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq", "nats": "nats", "kafka": "kafka"}
 
 
 def connect(url: str) -> MessageBus:
@@ -17,6 +19,24 @@ def connect(url: str) -> MessageBus:
     ``embedded:///abs/dir`` (a directory shared by the local processes), ``amqp://user:pw@host``,
     ``nats://host:port``, ``kafka://host:port``. Call ``await bus.start()`` before use.
     """
+    parts = urlsplit(url)
+    try:
+        return _adapter(url)
+    except ModuleNotFoundError as missing:
+        extra = EXTRAS.get(parts.scheme)
+        if extra is None or missing.name is None or missing.name.startswith("chassis"):
+            raise
+        raise BrokerClientMissingError(
+            f"a {parts.scheme}:// broker needs {missing.name!r}: install the chassis's "
+            f"{extra!r} extra (pip install 'souk-chassis[{extra}]')"
+        ) from missing
+
+
+class BrokerClientMissingError(ImportError):
+    """The broker a URL names needs a client library that is not installed."""
+
+
+def _adapter(url: str) -> MessageBus:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     partitions = int(query.get("partitions", ["8"])[0])

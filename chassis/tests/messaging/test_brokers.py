@@ -1,0 +1,39 @@
+"""``connect(url)``: the adapter a URL names, its client library imported only then."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from chassis.messaging import connect
+from chassis.messaging.brokers import BrokerClientMissingError
+
+
+def test_a_broker_whose_client_is_not_installed_names_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delitem(sys.modules, "chassis.messaging.rabbitmq", raising=False)
+    monkeypatch.setitem(sys.modules, "aio_pika", None)  # as if never installed
+
+    with pytest.raises(BrokerClientMissingError, match=r"souk-chassis\[rabbitmq\]"):
+        connect("amqp://guest:guest@127.0.0.1:5672/")
+
+
+def test_an_unknown_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        connect("mqtt://127.0.0.1:1883")
+
+
+def test_a_service_on_the_embedded_broker_imports_no_broker_client() -> None:
+    # Importing a client a service does not use costs start-up time and memory (#12 §5).
+    probe = (
+        "import sys; import chassis.app, chassis.messaging.lifecycle, chassis.unit_of_work;"
+        " from chassis.messaging import connect; connect('embedded:///tmp/souk-probe');"
+        " print(sorted(m for m in ('aio_pika', 'nats', 'aiokafka', 'asyncpg') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
