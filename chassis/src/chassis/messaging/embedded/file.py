@@ -100,6 +100,15 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Commit:
+    """A partition's message at ``offset`` handled; ``next_in_hand``: its successor claimed."""
+
+    partition: int
+    offset: int
+    next_in_hand: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Member:
     """Who is asking: one consumer of ``group`` on ``topic``."""
 
@@ -182,6 +191,15 @@ def _salvage(topic: str, headers: object, payload: object, error: str) -> tuple[
     if missing:
         account += f"; placeholders stand in for {', '.join(missing)}"
     return message, f"{account}; headers as stored: {repr(headers)[:1000]}"
+
+
+def _claim(topic: str, entry: tuple[int, object, object], delivered: int) -> Claim:
+    offset, headers, payload = entry
+    try:
+        return Claim(offset, delivered, _read_entry(topic, headers, payload))
+    except MalformedMessageError as error:
+        salvaged, account = _salvage(topic, headers, payload, str(error))
+        return Claim(offset, delivered, salvaged, malformed=account)
 
 
 class BrokerFile:
@@ -310,11 +328,13 @@ class BrokerFile:
         )
         return generation, frozenset(p for (p,) in rows)
 
-    def claim(self, member: Member, partition: int) -> Claim | None:
-        """The next message of ``partition`` for the group, counting this delivery, or None.
+    def claim(self, member: Member, partition: int, *, limit: int = 1) -> list[Claim]:
+        """The next ``limit`` messages of ``partition`` for the group (none: an empty list).
 
-        The lease must still be ours, and is renewed: a message is never started on a lease
-        about to be taken over.
+        The first is counted as delivered once more (its ``delivered`` seeds its attempt); the
+        others are in hand, not yet delivered: :meth:`commit` counts each when the one before
+        it is committed. The lease must still be ours, and is renewed: a message is never
+        started on a lease about to be taken over.
         """
         where = (self.namespace, member.topic, member.group, partition)
         with write_transaction(self._consuming) as db:
@@ -330,46 +350,61 @@ class BrokerFile:
                 " AND group_name = ? AND partition = ?",
                 where,
             ).fetchone()
-            entry = db.execute(
+            entries = db.execute(
                 "SELECT offset, headers, payload FROM log WHERE namespace = ? AND topic = ?"
-                " AND partition = ? AND offset > ? ORDER BY offset LIMIT 1",
-                (self.namespace, member.topic, partition, committed),
-            ).fetchone()
-            if entry is None:
-                return None
+                " AND partition = ? AND offset > ? ORDER BY offset LIMIT ?",
+                (self.namespace, member.topic, partition, committed, limit),
+            ).fetchall()
+            if not entries:
+                return []
             (delivered,) = db.execute(
                 "UPDATE offsets SET delivered = delivered + 1 WHERE namespace = ? AND topic = ?"
                 " AND group_name = ? AND partition = ? RETURNING delivered",
                 where,
             ).fetchone()
-        offset, headers, payload = entry
-        try:
-            return Claim(offset, delivered, _read_entry(member.topic, headers, payload))
-        except MalformedMessageError as error:
-            salvaged, account = _salvage(member.topic, headers, payload, str(error))
-            return Claim(offset, delivered, salvaged, malformed=account)
+        return [
+            _claim(member.topic, entry, delivered if n == 0 else 1)
+            for n, entry in enumerate(entries)
+        ]
 
-    def commit(self, member: Member, partition: int, offset: int) -> None:
-        """Record ``offset`` as handled, unless the lease is no longer ours."""
+    def commit(self, member: Member, commits: Sequence[Commit]) -> frozenset[int]:
+        """Record each commit's offset as handled, in one transaction; the partitions whose
+        lease is no longer ours (their offsets stay where the successor has them).
+
+        A commit with the next message already in hand counts that message as delivered
+        (once: it is handed to its handler next) and renews the lease for it, as a claim does.
+        """
+        lost: set[int] = set()
         with write_transaction(self._consuming) as db:
-            moved = db.execute(
-                "UPDATE offsets SET committed = ?, delivered = 0 WHERE namespace = ?"
-                " AND topic = ? AND group_name = ? AND partition = ? AND committed < ?"
-                " AND EXISTS (SELECT 1 FROM leases l WHERE l.namespace = offsets.namespace"
-                " AND l.topic = offsets.topic AND l.group_name = offsets.group_name"
-                " AND l.partition = offsets.partition AND l.consumer = ?)",
-                (
-                    offset,
-                    self.namespace,
-                    member.topic,
-                    member.group,
-                    partition,
-                    offset,
-                    member.consumer,
-                ),
-            ).rowcount
-        if not moved:
-            raise LeaseLostError
+            now = time.time()
+            for commit in commits:
+                where = (self.namespace, member.topic, member.group, commit.partition)
+                if commit.next_in_hand:
+                    renewed = db.execute(
+                        "UPDATE leases SET expires = max(expires, ?) WHERE namespace = ?"
+                        " AND topic = ? AND group_name = ? AND partition = ? AND consumer = ?",
+                        (now + self.lease, *where, member.consumer),
+                    ).rowcount
+                    if not renewed:
+                        lost.add(commit.partition)
+                        continue
+                moved = db.execute(
+                    "UPDATE offsets SET committed = ?, delivered = ? WHERE namespace = ?"
+                    " AND topic = ? AND group_name = ? AND partition = ? AND committed < ?"
+                    " AND EXISTS (SELECT 1 FROM leases l WHERE l.namespace = offsets.namespace"
+                    " AND l.topic = offsets.topic AND l.group_name = offsets.group_name"
+                    " AND l.partition = offsets.partition AND l.consumer = ?)",
+                    (
+                        commit.offset,
+                        int(commit.next_in_hand),
+                        *where,
+                        commit.offset,
+                        member.consumer,
+                    ),
+                ).rowcount
+                if not moved:
+                    lost.add(commit.partition)
+        return frozenset(lost)
 
     def sweep(self, older_than: float) -> int:
         """Delete the messages published before ``older_than`` that every group has passed."""

@@ -6,24 +6,81 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import defaultdict, deque
 from typing import TYPE_CHECKING
 
 from chassis.logs import get_logger
 from chassis.messaging.bus import DeadLetter, DeadLetterSink, Handler, SubscribeOptions
 from chassis.messaging.dispatch import dispatch
-from chassis.messaging.embedded.file import BrokerFileGoneError, LeaseLostError
+from chassis.messaging.embedded.file import BrokerFileGoneError, Commit, LeaseLostError
 from chassis.messaging.message import Delivery
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from chassis.messaging.embedded.bus import EmbeddedBus
-    from chassis.messaging.embedded.file import BrokerFile, Member
+    from chassis.messaging.embedded.file import BrokerFile, Claim, Member
     from chassis.messaging.embedded.leases import Leases
+
+InHand = deque[tuple["BrokerFile", "Claim"]]
+"""A partition worker's claimed messages not yet handled, with the file they came from."""
 
 _log = get_logger("chassis.messaging.embedded")
 
 FASTEST_POLL = 0.005
 SLOWEST_POLL = 0.25
 RETRY_AFTER_ERROR = 0.5
+CLAIM_BATCH = 16
+"""Messages a partition worker claims at once (in hand, handled one at a time)."""
+
+
+class GroupCommit:
+    """Commits of the partitions worked side by side, several in one transaction.
+
+    A worker hands its commit in and waits for it; while one transaction is under way the
+    commits that come in wait together for the next one, so a busy subscription pays one
+    write of the broker file for several messages and an idle one commits at once.
+    """
+
+    def __init__(self, bus: EmbeddedBus, member: Member) -> None:
+        self._bus = bus
+        self._member = member
+        self._pending: list[tuple[BrokerFile, Commit, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def commit(self, file: BrokerFile, commit: Commit) -> bool:
+        """Commit ``commit`` in ``file``; whether the lease was still ours (else nothing moved)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((file, commit, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def settled(self) -> None:
+        """Wait for the commits handed in so far (those of workers cancelled meanwhile too)."""
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            by_file: defaultdict[BrokerFile, list[tuple[Commit, asyncio.Future[bool]]]]
+            by_file = defaultdict(list)
+            for file, commit, future in batch:
+                by_file[file].append((commit, future))
+            for file, commits in by_file.items():
+                try:
+                    lost = await self._bus._run(
+                        file.commit, self._member, [commit for commit, _ in commits]
+                    )
+                except Exception as error:  # noqa: BLE001 - each waiting worker hears of it
+                    for _, future in commits:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for commit, future in commits:
+                    if not future.done():
+                        future.set_result(commit.partition not in lost)
 
 
 class EmbeddedSubscription:
@@ -50,6 +107,7 @@ class EmbeddedSubscription:
         self.slots = asyncio.Semaphore(options.concurrency)
         """One slot per message in flight: at most ``concurrency`` partitions at work."""
         self._partitions: dict[int, PartitionWorker] = {}
+        self._commits = GroupCommit(bus, member)
         self._nudged = asyncio.Event()
         self._turn_due = asyncio.Event()
         self._generation = 0
@@ -77,6 +135,7 @@ class EmbeddedSubscription:
         await cancel(self._watcher)  # first: while moving to a new file, it starts a heart
         await cancel(self._heart)
         await self._stop_workers(grace)
+        await self._commits.settled()
         try:
             await self._bus._run(self._file.leave, self.member)
         except Exception as error:  # noqa: BLE001 - the leases expire by themselves
@@ -87,12 +146,23 @@ class EmbeddedSubscription:
         """Look for work now rather than at the next poll."""
         self._nudged.set()
 
-    async def handle(self, partition: int) -> bool:
-        """Handle the next message of ``partition``; False once there is none."""
-        file = self._file  # claimed and committed in the same file, even if it is replaced
-        claim = await self._bus._run(file.claim, self.member, partition)
-        if claim is None:
-            return False
+    async def handle(
+        self, partition: int, in_hand: InHand, *, keep_going: Callable[[], bool]
+    ) -> bool:
+        """Handle the next message of ``partition``; False once there is none.
+
+        Messages are claimed up to ``CLAIM_BATCH`` at a time into ``in_hand`` (one transaction
+        instead of one per message) and handled one by one, each committed before the next
+        starts. ``keep_going()`` False once handled: the partition's last message for this worker,
+        so the commit does not count the next one in hand as delivered (it goes back unstarted).
+        """
+        if not in_hand:
+            file = self._file  # claimed and committed in the same file, even if it is replaced
+            claims = await self._bus._run(file.claim, self.member, partition, limit=CLAIM_BATCH)
+            in_hand.extend((file, claim) for claim in claims)
+            if not in_hand:
+                return False
+        file, claim = in_hand.popleft()
         if claim.malformed is None:
             delivery = Delivery(claim.message, self.member.group, partition, claim.delivered)
             await dispatch(self._handler, delivery, self._options, self._dead_letters)
@@ -106,7 +176,12 @@ class EmbeddedSubscription:
                 partition=partition,
                 error=claim.malformed,
             )
-        await self._bus._run(file.commit, self.member, partition, claim.offset)
+        next_in_hand = bool(in_hand) and keep_going()
+        if not next_in_hand:
+            in_hand.clear()
+        if not await self._commits.commit(file, Commit(partition, claim.offset, next_in_hand)):
+            in_hand.clear()
+            raise LeaseLostError
         return True
 
     async def give_up(self, partition: int) -> None:
@@ -268,17 +343,22 @@ class PartitionWorker:
 
     async def _drain(self) -> None:
         """Handle messages until the partition is empty or this worker is told to end."""
+        in_hand: InHand = deque()
         while not self._told_to_end():
             try:
                 async with self._subscription.slots:
                     if self._told_to_end():  # while it waited for a slot
                         return
-                    if not await self._subscription.handle(self.partition):
+                    handled = await self._subscription.handle(
+                        self.partition, in_hand, keep_going=self._keeps_going
+                    )
+                    if not handled:
                         return
             except LeaseLostError:
                 raise
             except Exception as error:  # noqa: BLE001 - the file or the dead-letter sink failed
                 # The message stays uncommitted: it is claimed again (attempt + 1) after a pause.
+                in_hand.clear()
                 _log.warning(
                     "message not acknowledged; delivering it again",
                     topic=self._subscription.member.topic,
@@ -295,6 +375,9 @@ class PartitionWorker:
             _log.warning(
                 "could not give up a partition", partition=self.partition, error=str(error)
             )
+
+    def _keeps_going(self) -> bool:
+        return not self._told_to_end()
 
     def _told_to_end(self) -> bool:
         return self._stopping or self.retiring
