@@ -38,6 +38,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -119,18 +120,29 @@ class CpuMeter:
         if postgres:
             self._pids["postgresql (whole server)"] = postgres_pids()
         self._pids["benchmark (clients)"] = [os.getpid()]
+        self._broker = system.data_dir / "broker" / "bus.sqlite3"
         self._start: dict[str, float] = {}
+        self._published_before = 0
         self.used: dict[str, float] = {}
+        self.published = 0
 
     def pids(self, service: str) -> list[int]:
         return self._pids.get(service, [])
 
     def start(self) -> None:
         self._start = self._read()
+        self._published_before = self._published()
 
     def stop(self) -> None:
         end = self._read()
         self.used = {name: end[name] - self._start[name] for name in end}
+        self.published = self._published() - self._published_before
+
+    def _published(self) -> int:
+        """Messages appended to the embedded broker's log so far, on every topic."""
+        with contextlib.closing(sqlite3.connect(f"file:{self._broker}?mode=ro", uri=True)) as db:
+            (total,) = db.execute("SELECT coalesce(sum(last_offset), 0) FROM ends").fetchone()
+        return int(total)
 
     def _read(self) -> dict[str, float]:
         return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._pids.items()}
@@ -379,6 +391,7 @@ def report(
         ("POST → terminal event, p50", f"{percentile(seconds, 0.50) * 1000:.0f} ms"),
         ("POST → terminal event, p99", f"{percentile(seconds, 0.99) * 1000:.0f} ms"),
         ("POST → terminal event, mean", f"{statistics.fmean(seconds) * 1000:.0f} ms"),
+        ("broker messages per checkout", f"{meter.published / len(seconds):.1f}"),
     ]
     title = "checkout saga, souk up defaults" + (
         " on PostgreSQL" if args.database == "postgres" else ""
