@@ -27,6 +27,8 @@ from chassis.messaging import (
     partition_for,
 )
 from chassis.messaging.embedded import DATABASE, EmbeddedBus, write_transaction
+from chassis.messaging.embedded.file import BrokerFile, Commit, Member
+from chassis.messaging.embedded.leases import Leases
 from chassis.messaging.message import EVENT_TYPE, MESSAGE_ID
 
 from .recording import WAIT, DeadLetters, Recorder, burst, eventually, sequence_of
@@ -188,6 +190,34 @@ async def test_messages_claimed_together_are_counted_one_by_one_when_a_consumer_
         (b"k0:4", 1),
         (b"k0:5", 1),
     ]
+
+
+def test_a_message_in_hand_counts_as_delivered_once_its_predecessor_commits(
+    tmp_path: Path,
+) -> None:
+    # The next message in hand is counted when the one before it commits (a consumer gone
+    # before finishing it makes its next delivery attempt 2), and put back uncounted when
+    # its worker ends without starting it (a rebalance): its next delivery is attempt 1.
+    file = BrokerFile(tmp_path / DATABASE, NAMESPACE, 1, lease=30.0)
+    leases = Leases(tmp_path / DATABASE, NAMESPACE, 1, lease=30.0)
+    member = Member(TOPIC, "ledger", "consumer-1")
+    try:
+        file.join(member)
+        leases.take_turn(member, None)
+        entries = [(TOPIC, 0, json.dumps(m.headers()), m.payload) for m in counted("k0", range(3))]
+        file.publish(entries)
+        first, second, _ = file.claim(member, 0, limit=3)
+        assert (first.delivered, second.delivered) == (1, 1)
+
+        file.commit(member, [Commit(0, first.offset, next_in_hand=True)])
+        assert file.claim(member, 0)[0].delivered == 2  # as if its worker had died with it
+
+        file.commit(member, [Commit(0, second.offset, next_in_hand=True)])
+        file.put_back(member, 0, second.offset + 1)
+        assert file.claim(member, 0)[0].delivered == 1
+    finally:
+        file.close()
+        leases.close()
 
 
 STALLING_CONSUMER = """

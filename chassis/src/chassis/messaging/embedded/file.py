@@ -406,6 +406,19 @@ class BrokerFile:
                     lost.add(commit.partition)
         return frozenset(lost)
 
+    def put_back(self, member: Member, partition: int, offset: int) -> None:
+        """Uncount the delivery of the message at ``offset``, claimed but never started (a
+        worker that ends with it in hand after counting it at its predecessor's commit)."""
+        with write_transaction(self._consuming) as db:
+            db.execute(
+                "UPDATE offsets SET delivered = 0 WHERE namespace = ? AND topic = ?"
+                " AND group_name = ? AND partition = ? AND delivered = 1 AND committed < ?"
+                " AND EXISTS (SELECT 1 FROM leases l WHERE l.namespace = offsets.namespace"
+                " AND l.topic = offsets.topic AND l.group_name = offsets.group_name"
+                " AND l.partition = offsets.partition AND l.consumer = ?)",
+                (self.namespace, member.topic, member.group, partition, offset, member.consumer),
+            )
+
     def sweep(self, older_than: float) -> int:
         """Delete the messages published before ``older_than`` that every group has passed."""
         deleted = 0

@@ -184,6 +184,12 @@ class EmbeddedSubscription:
             raise LeaseLostError
         return True
 
+    async def put_back(self, partition: int, in_hand: InHand) -> None:
+        """Uncount the next message in hand: this worker ends without starting it."""
+        file, claim = in_hand[0]
+        in_hand.clear()
+        await self._bus._run(file.put_back, self.member, partition, claim.offset)
+
     async def give_up(self, partition: int) -> None:
         """Release a partition this consumer no longer works."""
         await self._bus._run(self._file.give_up, self.member, partition)
@@ -354,6 +360,8 @@ class PartitionWorker:
                     )
                     if not handled:
                         return
+                    if in_hand and self._told_to_end():  # told after the commit counted it
+                        await self._subscription.put_back(self.partition, in_hand)
             except LeaseLostError:
                 raise
             except Exception as error:  # noqa: BLE001 - the file or the dead-letter sink failed
