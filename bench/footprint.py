@@ -92,14 +92,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--settle", type=float, default=5.0, help="seconds before measuring")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle measured")
+    parser.add_argument(
+        "--ready-timeout", type=float, default=60.0, help="seconds an instance may take to boot"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="souk-bench-") as directory:
         shape = topology()
         progress("booting the default topology on a fresh data directory…")
-        with SoukSystem(shape, Path(directory), ready_timeout=60) as system:
+        with SoukSystem(shape, Path(directory), ready_timeout=args.ready_timeout) as system:
             first = boot(system)
         progress("booting it again on the same data directory (warm)…")
-        with SoukSystem(shape, Path(directory), ready_timeout=60) as system:
+        with SoukSystem(shape, Path(directory), ready_timeout=args.ready_timeout) as system:
             warm = boot(system)
             progress(f"idle: settling {args.settle:g} s, measuring {args.idle:g} s…")
             time.sleep(args.settle)
