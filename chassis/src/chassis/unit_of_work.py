@@ -11,12 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, Self
 
+from fastapi import Request
 from sqlalchemy import exc as sa_exc
 
 from chassis.messaging import outbox as _outbox
 from chassis.messaging.inbox import Inbox
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -70,6 +72,16 @@ class UnitOfWork(Protocol):
     ) -> None: ...
 
     async def commit(self) -> None: ...
+
+
+def request_unit_of_work(request: Request) -> UnitOfWork:
+    """A route's unit of work, from the factory the composition root put on ``app.state``.
+
+    ``Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]``, with the service's own
+    ``UnitOfWork`` port as the annotation.
+    """
+    factory: Callable[[], UnitOfWork] = request.app.state.uow_factory
+    return factory()
 
 
 class SqlAlchemyUnitOfWork(ABC):
