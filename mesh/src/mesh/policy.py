@@ -19,11 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any
+
+import yaml
 
 # Every sidecar may probe every other one's readiness: active health checks come from the
 # caller's sidecar with the caller's identity, whatever the policy says of other routes.
-HEALTH_ROUTES = ("/readyz", "/healthz")
+HEALTH_ROUTES = ("/readyz", "/healthz", "/grpc.health.v1.Health/Check")
 
 
 class PolicyError(ValueError):
@@ -74,6 +77,12 @@ class Policy:
             for name, callee in self.callees.items()
             if any(caller in rule.callers for rule in callee.rules)
         )
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The policy Souk ships: today's call graph, internal routes for their callers only."""
+        text = resources.files("mesh").joinpath("default_policy.yaml").read_text()
+        return cls.parse(yaml.safe_load(text))
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> Policy:

@@ -86,7 +86,8 @@ def resources_for(
         traffic = view.traffic.for_upstream(callee)
         listeners[outbound(callee)] = _outbound_listener(callee, port)
         routes[outbound(callee)] = _outbound_routes(callee, traffic)
-        clusters[callee] = _upstream_cluster(callee, traffic, view.trust_domain)
+        grpc = any(instance.grpc for instance in view.instances_of(callee))
+        clusters[callee] = _upstream_cluster(callee, traffic, view.trust_domain, grpc=grpc)
         endpoints[callee] = _load_assignment(callee, view.instances_of(callee))
     return {LISTENER: listeners, ROUTE: routes, CLUSTER: clusters, ENDPOINT: endpoints}
 
@@ -177,7 +178,11 @@ def _problem_replies() -> hcm_pb2.LocalReplyConfig:
 
 
 def _http_manager(
-    stat_prefix: str, route_name: str, filters: Iterable[hcm_pb2.HttpFilter]
+    stat_prefix: str,
+    route_name: str,
+    filters: Iterable[hcm_pb2.HttpFilter],
+    *,
+    inbound: bool = False,
 ) -> listener_components_pb2.Filter:
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
@@ -194,6 +199,11 @@ def _http_manager(
         use_remote_address=wrappers_pb2.BoolValue(value=False),
         http2_protocol_options=protocol_pb2.Http2ProtocolOptions(),
     )
+    if inbound:
+        # The application learns which service calls (X-Forwarded-Client-Cert: URI=...), set
+        # by its own sidecar from the verified certificate; whatever the caller sent is dropped.
+        manager.forward_client_cert_details = hcm_pb2.HttpConnectionManager.SANITIZE_SET
+        manager.set_current_client_cert_details.uri = True
     return listener_components_pb2.Filter(
         name="envoy.filters.network.http_connection_manager", typed_config=_packed(manager)
     )
@@ -279,8 +289,11 @@ def _rbac(policy: CalleePolicy, trust_domain: str) -> rbac_pb2.RBAC:
 
 
 def _inbound_listener(sidecar: Sidecar, policy: CalleePolicy, view: MeshView) -> Message:
+    common = _common_tls(peer=None)
+    # Sidecars offer no ALPN; a direct gRPC client (an operator's tool) needs h2 agreed.
+    common.alpn_protocols.extend(["h2", "http/1.1"])
     tls = tls_pb2.DownstreamTlsContext(
-        common_tls_context=_common_tls(peer=None),
+        common_tls_context=common,
         require_client_certificate=wrappers_pb2.BoolValue(value=True),
     )
     rbac = hcm_pb2.HttpFilter(
@@ -291,7 +304,7 @@ def _inbound_listener(sidecar: Sidecar, policy: CalleePolicy, view: MeshView) ->
         address=_socket(sidecar.inbound_host, sidecar.inbound_port),
         filter_chains=[
             listener_components_pb2.FilterChain(
-                filters=[_http_manager("inbound", INBOUND, [rbac])],
+                filters=[_http_manager("inbound", INBOUND, [rbac], inbound=True)],
                 transport_socket=base_pb2.TransportSocket(
                     name="envoy.transport_sockets.tls", typed_config=_packed(tls)
                 ),
@@ -434,7 +447,23 @@ _LB = {
 }
 
 
-def _upstream_cluster(callee: str, traffic: Traffic, trust_domain: str) -> Message:
+def _health_check(traffic: Traffic, *, grpc: bool) -> health_check_pb2.HealthCheck:
+    check = health_check_pb2.HealthCheck(
+        timeout=_seconds(1),
+        interval=_seconds(traffic.health_check_interval),
+        unhealthy_threshold=wrappers_pb2.UInt32Value(value=traffic.unhealthy_threshold),
+        healthy_threshold=wrappers_pb2.UInt32Value(value=traffic.healthy_threshold),
+        no_traffic_interval=_seconds(traffic.health_check_interval),
+    )
+    if grpc:
+        # A gRPC server answers the standard health service, not GET /readyz.
+        check.grpc_health_check.SetInParent()
+    else:
+        check.http_health_check.path = traffic.health_check_path
+    return check
+
+
+def _upstream_cluster(callee: str, traffic: Traffic, trust_domain: str, *, grpc: bool) -> Message:
     tls = tls_pb2.UpstreamTlsContext(
         common_tls_context=_common_tls(peer=service_id(callee, trust_domain))
     )
@@ -448,19 +477,7 @@ def _upstream_cluster(callee: str, traffic: Traffic, trust_domain: str) -> Messa
             name="envoy.transport_sockets.tls", typed_config=_packed(tls)
         ),
         typed_extension_protocol_options=_same_protocol_as_downstream(),
-        health_checks=[
-            health_check_pb2.HealthCheck(
-                timeout=_seconds(1),
-                interval=_seconds(traffic.health_check_interval),
-                unhealthy_threshold=wrappers_pb2.UInt32Value(value=traffic.unhealthy_threshold),
-                healthy_threshold=wrappers_pb2.UInt32Value(value=traffic.healthy_threshold),
-                http_health_check=health_check_pb2.HealthCheck.HttpHealthCheck(
-                    path=traffic.health_check_path
-                ),
-                # A new endpoint takes traffic at once; the check may take it out later.
-                no_traffic_interval=_seconds(traffic.health_check_interval),
-            )
-        ],
+        health_checks=[_health_check(traffic, grpc=grpc)],
         common_lb_config=cluster_pb2.Cluster.CommonLbConfig(
             healthy_panic_threshold=percent_pb2.Percent(value=0)
         ),
