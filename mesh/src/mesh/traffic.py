@@ -27,7 +27,9 @@ class Traffic:
     consecutive_gateway_failure: int = 3
     outlier_interval: float = 1.0
     base_ejection_time: float = 5.0
-    max_ejection_percent: int = 50
+    # An upstream whose every instance fails is ejected whole: callers get a 503 at once
+    # instead of adding load to it (healthy panic is off).
+    max_ejection_percent: int = 100
     max_connections: int = 1024
     max_pending_requests: int = 256
     max_requests: int = 1024
@@ -35,7 +37,7 @@ class Traffic:
     num_retries: int = 2
     # Retries may add at most this share of the requests in flight (Envoy's retry budget).
     retry_budget_percent: float = 20.0
-    min_retry_concurrency: int = 2
+    min_retry_concurrency: int = 1
 
     def merged(self, raw: Mapping[str, Any] | None) -> Traffic:
         if not raw:
