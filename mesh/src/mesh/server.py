@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from aiohttp import web
 
 from mesh.authority import CertificateAuthority
 from mesh.policy import Policy
@@ -39,7 +40,8 @@ class MeshSettings:
         if lifetime < 1:
             raise ValueError("mesh.svid_lifetime is in seconds and must be at least 1")
         return cls(
-            policy=Policy.parse(raw.get("policy")),
+            # Without a policy of its own, the mesh enforces the one Souk ships.
+            policy=Policy.parse(raw["policy"]) if "policy" in raw else Policy.default(),
             traffic=TrafficSettings.parse(raw.get("traffic")),
             svid_lifetime=dt.timedelta(seconds=lifetime),
             trust_domain=str(raw.get("trust_domain", "souk.local")),
@@ -105,9 +107,10 @@ def write_status(control_plane: ControlPlane, path: Path) -> None:
     temporary.replace(path)
 
 
-async def run(settings: MeshSettings, listen: str, data_dir: Path) -> None:
+async def run(settings: MeshSettings, listen: str, data_dir: Path, *, ops_port: int = 0) -> None:
     control_plane = build(settings, data_dir / "ca")
     server = await start(control_plane, listen)
+    ops = await _serve_ops(ops_port) if ops_port else None
     log.info("control plane serving xDS on %s", listen)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -122,6 +125,23 @@ async def run(settings: MeshSettings, listen: str, data_dir: Path) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(rotating, reporting)
     await server.stop(grace=1)
+    if ops is not None:
+        await ops.cleanup()
+
+
+async def _serve_ops(port: int) -> web.AppRunner:
+    """/healthz and /readyz on a loopback port, for the supervisor's probes."""
+
+    async def ok(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", ok)
+    app.router.add_get("/readyz", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 async def _keep_reporting(control_plane: ControlPlane, path: Path) -> None:
