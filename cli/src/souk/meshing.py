@@ -12,11 +12,13 @@ The gateway's public port stays what it was: it is the one entry from outside.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from souk.plan import HOST, InstancePlan, env_prefix, free_port
+from souk.plan import HOST, InstancePlan, env_prefix
 from souk.topology import Topology
 
 CONTROL_PLANE = "mesh"
@@ -47,6 +49,14 @@ def with_mesh(
     instance's upstreams rewritten to its sidecar's outbound ports."""
     if not topology.mesh.enabled:
         return list(plans)
+    taken = {port for plan in plans for port in (plan.port, plan.grpc_port) if port is not None}
+    # Per instance: its sidecar's inbound, ops and one outbound port per upstream.
+    needed = 1 + sum(2 + len(topology.services[plan.service].upstreams) for plan in plans)
+    ports = iter(_free_ports(needed, taken))
+
+    def free_port() -> int:
+        return next(ports)
+
     directory = mesh_dir(data_dir)
     (directory / "admin").mkdir(parents=True, exist_ok=True)
     logs = data_dir.resolve() / "logs"
@@ -107,10 +117,27 @@ def with_mesh(
     return meshed
 
 
+def _free_ports(count: int, avoid: Iterable[int]) -> list[int]:
+    """Ports free now, none of them already planned for an instance, none twice."""
+    avoided = set(avoid)
+    chosen: list[int] = []
+    # Every probe socket stays open until all are chosen, so the OS cannot hand one out twice.
+    with ExitStack() as stack:
+        while len(chosen) < count:
+            probe = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            probe.bind((HOST, 0))
+            port = int(probe.getsockname()[1])
+            if port not in avoided:
+                chosen.append(port)
+    return chosen
+
+
 def mesh_stop_tiers(topology: Topology, tiers: list[list[str]]) -> list[list[str]]:
-    """Sidecars stop after every application (they carry its last calls), the control plane
-    last of all."""
+    """Each sidecar stops with its application (its callers, and theirs, are gone by then),
+    the control plane last of all."""
     if not topology.mesh.enabled:
         return tiers
-    sidecars = [f"{name}{SIDECAR_SUFFIX}" for name in topology.services]
-    return [*tiers, sidecars, [CONTROL_PLANE]]
+    return [
+        *([*tier, *(f"{name}{SIDECAR_SUFFIX}" for name in tier)] for tier in tiers),
+        [CONTROL_PLANE],
+    ]

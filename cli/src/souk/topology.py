@@ -273,7 +273,7 @@ class Topology(BaseModel):
     data_dir: str | None = None
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
-    mesh: MeshSpec = Field(default_factory=MeshSpec)
+    mesh: MeshSpec = Field(default_factory=lambda: MeshSpec(enabled=False))
     services: dict[str, ServiceSpec] = Field(min_length=1)
     # `file:line` of the broker's settings, for messages about the server they name.
     _broker_origin: str | None = PrivateAttr(None)

@@ -410,7 +410,9 @@ def _outbound_routes(callee: str, traffic: Traffic) -> Message:
                 retry_policy=route_components_pb2.RetryPolicy(
                     retry_on=retry_on,
                     num_retries=wrappers_pb2.UInt32Value(value=traffic.num_retries),
-                    per_try_timeout=_seconds(traffic.per_try_timeout),
+                    per_try_timeout=_seconds(traffic.per_try_timeout)
+                    if traffic.per_try_timeout
+                    else None,
                     retry_host_predicate=[
                         route_components_pb2.RetryPolicy.RetryHostPredicate(
                             name="envoy.retry_host_predicates.previous_hosts",

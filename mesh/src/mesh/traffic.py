@@ -17,8 +17,9 @@ class Traffic:
     connect_timeout: float = 1.0
     # Per route: the whole request, retries included. gRPC calls keep their own deadline
     # (grpc-timeout), which the sidecar honours instead.
-    timeout: float = 15.0
-    per_try_timeout: float = 5.0
+    timeout: float = 30.0
+    # 0: each try may take the whole timeout (a slow answer is not a failure to retry).
+    per_try_timeout: float = 0.0
     health_check_interval: float = 2.0
     health_check_path: str = "/readyz"
     unhealthy_threshold: int = 2
