@@ -122,3 +122,31 @@ def test_a_killed_sidecar_is_restarted_and_calls_flow_again(system: SoukSystem) 
     for _ in range(20):
         answer = httpx.get(f"{system.gateway_url}/api/catalog/products", timeout=10)
         assert answer.status_code == 200, answer.text
+
+
+def test_souk_mesh_status_shows_identities_endpoints_and_the_policy(system: SoukSystem) -> None:
+    shown = system.souk("mesh", "status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    orders = next(i for i in status["instances"] if i["instance"] == "orders-1")
+    assert orders["spiffe_id"] == "spiffe://souk.local/service/orders"
+    assert orders["not_after"]
+    assert orders["sidecar"] == "up"
+    inventory = next(u for u in orders["upstreams"] if u["cluster"] == "inventory")
+    assert {e["instance"] for e in inventory["endpoints"]} == {"inventory-1", "inventory-2"}
+    assert all(e["healthy"] and not e["ejected"] for e in inventory["endpoints"])
+    assert "souk-cli" in str(status["policy"]["identity"])
+
+    table = system.souk("mesh", "status")
+    assert table.returncode == 0, table.stderr
+    assert "spiffe://souk.local/service/catalog" in table.stdout
+
+
+def test_each_sidecar_serves_prometheus_stats_and_souk_status_lists_it(
+    system: SoukSystem,
+) -> None:
+    text = _stats(system, _sidecar_of("gateway"))
+    assert "# TYPE envoy_cluster_upstream_rq_total counter" in text
+    shown = system.souk("status", "--json")
+    listed = {i["instance"] for i in json.loads(shown.stdout)["instances"]}
+    assert {"gateway-sidecar-1", "catalog-sidecar-2", "mesh-1"} <= listed
