@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import statistics
 import sys
@@ -33,11 +34,15 @@ from pathlib import Path
 import aiohttp
 import yaml
 
-from mesh.policy import Policy
-from mesh.server import MeshSettings
-from mesh.testing import RunningSidecar, free_port, mesh_under_test, wait_until_ready
-from mesh.traffic import TrafficSettings
-from souk.testing import SoukSystem
+# This file is bench/mesh.py: run as a script, its folder comes first on sys.path and would
+# shadow the `mesh` package it measures.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
+
+from mesh.policy import Policy  # noqa: E402
+from mesh.server import MeshSettings  # noqa: E402
+from mesh.testing import RunningSidecar, free_port, mesh_under_test, wait_until_ready  # noqa: E402
+from mesh.traffic import TrafficSettings  # noqa: E402
+from souk.testing import SoukSystem  # noqa: E402
 
 APP = """
 import sys
@@ -95,6 +100,31 @@ async def open_loop(url: str, rate: float, seconds: float) -> tuple[list[float],
     return latencies, errors
 
 
+def _open_loop_worker(job: tuple[str, float, float, float]) -> tuple[list[float], int]:
+    url, rate, seconds, start_at = job
+    return asyncio.run(_open_loop_from(url, rate, seconds, start_at))
+
+
+async def _open_loop_from(
+    url: str, rate: float, seconds: float, start_at: float
+) -> tuple[list[float], int]:
+    delay = start_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return await open_loop(url, rate, seconds)
+
+
+def open_loop_processes(
+    url: str, rate: float, seconds: float, workers: int
+) -> tuple[list[float], int]:
+    """The open loop split over ``workers`` processes (one Python client tops out well below
+    1,000 req/s on a busy core), all starting at the same moment."""
+    start_at = time.time() + 1.0
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        parts = pool.map(_open_loop_worker, [(url, rate / workers, seconds, start_at)] * workers)
+    return [latency for part, _ in parts for latency in part], sum(e for _, e in parts)
+
+
 def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else 0.0
 
@@ -117,7 +147,7 @@ async def cheap_app() -> AsyncIterator[int]:
         await process.wait()
 
 
-async def bench_pair(rate: float, seconds: float) -> list[tuple[str, str]]:
+async def bench_pair(rate: float, seconds: float, workers: int) -> list[tuple[str, str]]:
     settings = MeshSettings(
         policy=Policy.parse({"catalog": {"allow": [{"from": ["bench"]}]}}),
         traffic=TrafficSettings(),
@@ -134,19 +164,28 @@ async def bench_pair(rate: float, seconds: float) -> list[tuple[str, str]]:
             meshed_url = f"{caller.outbound_url('catalog')}/products"
             direct_url = f"http://127.0.0.1:{port}/products"
             await _until_ok(meshed_url)
-            await open_loop(meshed_url, rate, 1)  # warm: connections, certificates
-            await open_loop(direct_url, rate, 1)
-            direct, direct_errors = await open_loop(direct_url, rate, seconds)
+            loop = asyncio.get_running_loop()
+
+            def offered(url: str, length: float) -> asyncio.Future[tuple[list[float], int]]:
+                return loop.run_in_executor(None, open_loop_processes, url, rate, length, workers)
+
+            await offered(meshed_url, 1)  # warm: connections, certificates
+            await offered(direct_url, 1)
+            direct, direct_errors = await offered(direct_url, seconds)
             sidecars: list[RunningSidecar] = [caller, callee]
             before = sum(cpu_seconds(s.process.pid) for s in sidecars)
-            meshed, meshed_errors = await open_loop(meshed_url, rate, seconds)
+            meshed, meshed_errors = await offered(meshed_url, seconds)
             spent = sum(cpu_seconds(s.process.pid) for s in sidecars) - before
+            refusals = await _refusals(caller)
             sidecar_rss = [rss_mb(s.process.pid) for s in sidecars]
     requests = len(meshed) + meshed_errors
     p50 = (quantile(direct, 0.5), quantile(meshed, 0.5))
     p99 = (quantile(direct, 0.99), quantile(meshed, 0.99))
     return [
-        (f"mesh pair: offered rate, open loop ({seconds:g} s)", f"{rate:g} req/s"),
+        (
+            f"mesh pair: offered rate, open loop ({seconds:g} s, {workers} client processes)",
+            f"{rate:g} req/s; answered {len(direct) / seconds:.0f} / {len(meshed) / seconds:.0f}",
+        ),
         ("mesh pair: p50 direct / through a sidecar pair", f"{p50[0]:.2f} / {p50[1]:.2f} ms"),
         ("mesh pair: p99 direct / through a sidecar pair", f"{p99[0]:.2f} / {p99[1]:.2f} ms"),
         ("mesh pair: added p50 / p99", f"{p50[1] - p50[0]:.2f} / {p99[1] - p99[0]:.2f} ms"),
@@ -155,8 +194,24 @@ async def bench_pair(rate: float, seconds: float) -> list[tuple[str, str]]:
             f"{spent / requests * 1000:.3f} CPU-s ({spent / seconds:.2f} vCPU at this rate)",
         ),
         ("mesh pair: errors direct / meshed", f"{direct_errors} / {meshed_errors}"),
+        ("mesh pair: caller sidecar's refusals", refusals or "none"),
         ("mesh pair: sidecar RSS after the run", " / ".join(f"{m:.0f} MB" for m in sidecar_rss)),
     ]
+
+
+async def _refusals(caller: RunningSidecar) -> str:
+    """What the caller's sidecar answered itself: ejections, breaker overflows, timeouts."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{caller.admin}/stats?filter=cluster.catalog.") as answer,
+    ):
+        text = await answer.text()
+    wanted = ("ejections_enforced_total", "overflow", "upstream_rq_timeout", "upstream_rq_503")
+    return ", ".join(
+        line.removeprefix("cluster.catalog.")
+        for line in text.splitlines()
+        if any(w in line for w in wanted) and not line.endswith(": 0")
+    )
 
 
 async def _until_ok(url: str) -> None:
@@ -214,9 +269,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--skip-topology", action="store_true")
     arguments = parser.parse_args()
-    rows = asyncio.run(bench_pair(arguments.rate, arguments.seconds))
+    rows = asyncio.run(bench_pair(arguments.rate, arguments.seconds, arguments.workers))
     if not arguments.skip_topology:
         rows += bench_topology()
     print("| name | value |")
