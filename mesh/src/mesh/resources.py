@@ -451,7 +451,7 @@ _LB = {
 
 def _health_check(traffic: Traffic, *, grpc: bool) -> health_check_pb2.HealthCheck:
     check = health_check_pb2.HealthCheck(
-        timeout=_seconds(1),
+        timeout=_seconds(traffic.health_check_timeout),
         interval=_seconds(traffic.health_check_interval),
         unhealthy_threshold=wrappers_pb2.UInt32Value(value=traffic.unhealthy_threshold),
         healthy_threshold=wrappers_pb2.UInt32Value(value=traffic.healthy_threshold),

@@ -21,8 +21,11 @@ class Traffic:
     # 0: each try may take the whole timeout (a slow answer is not a failure to retry).
     per_try_timeout: float = 0.0
     health_check_interval: float = 2.0
+    # Lenient: a busy instance (argon2 on a shared core) must not drop out of the mesh for
+    # answering one probe slowly; three failed probes in a row take it out.
+    health_check_timeout: float = 3.0
     health_check_path: str = "/readyz"
-    unhealthy_threshold: int = 2
+    unhealthy_threshold: int = 3
     healthy_threshold: int = 1
     consecutive_5xx: int = 3
     consecutive_gateway_failure: int = 3
