@@ -271,14 +271,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--workers", type=int, default=4, help="load generator processes")
     parser.add_argument("--skip-topology", action="store_true")
+    parser.add_argument("--skip-pair", action="store_true")
     arguments = parser.parse_args()
-    rows = asyncio.run(bench_pair(arguments.rate, arguments.seconds, arguments.workers))
+    print("| name | value |", flush=True)
+    print("|---|---|", flush=True)
+    rows = []
+    if not arguments.skip_pair:
+        rows += asyncio.run(bench_pair(arguments.rate, arguments.seconds, arguments.workers))
+        _print(rows)
     if not arguments.skip_topology:
-        rows += bench_topology()
-    print("| name | value |")
-    print("|---|---|")
+        _print(bench_topology())
+
+
+def _print(rows: list[tuple[str, str]]) -> None:
     for name, value in rows:
-        print(f"| {name} | {value} |")
+        print(f"| {name} | {value} |", flush=True)
 
 
 if __name__ == "__main__":
