@@ -239,7 +239,9 @@ def bench_topology() -> list[tuple[str, str]]:
     for mesh in (False, True):
         with tempfile.TemporaryDirectory(prefix="mesh-boot-", dir="/tmp") as directory:
             started = time.monotonic()
-            with SoukSystem(default_topology(mesh), directory, ready_timeout=120) as system:
+            system = SoukSystem(default_topology(mesh), directory, ready_timeout=120)
+            system.start()
+            try:
                 boot = time.monotonic() - started
                 time.sleep(3)  # settle: first health checks, first pushes
                 records = system.state().instances
@@ -262,6 +264,9 @@ def bench_topology() -> list[tuple[str, str]]:
                             f"{statistics.median(per):.0f} MB x {len(per)}",
                         )
                     )
+            finally:
+                # A busy machine stops 14 (or 29) processes tier by tier slowly.
+                system.stop(timeout=120)
     return rows
 
 
