@@ -7,5 +7,6 @@ folder, shadowing the installed one. Importing the real packages first prevents 
 
 import chassis
 import contracts
+import mesh
 
-__all__ = ["chassis", "contracts"]
+__all__ = ["chassis", "contracts", "mesh"]

@@ -33,6 +33,7 @@ from souk.display import (
     make_console,
 )
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
+from souk.mesh_status import MeshNotRunningError, gather, render
 from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
@@ -52,6 +53,10 @@ dlq = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(dlq)
+mesh = typer.Typer(
+    name="mesh", help="Inspect the service mesh (with `mesh: on`).", no_args_is_help=True
+)
+app.add_typer(mesh)
 
 DataDirOption = Annotated[
     Path | None,
@@ -389,3 +394,20 @@ def replay(
         + (f": {counts}" if counts else "")
         + f" ({status.seconds:.1f} s)"
     )
+
+
+@mesh.command("status")
+def mesh_status(
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the status as JSON.")] = False,
+) -> None:
+    """Identities and certificate expiry, endpoints with health and ejections, the policy."""
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    try:
+        status = gather(directory)
+    except MeshNotRunningError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(status, indent=2))
+        return
+    render(status, make_console())

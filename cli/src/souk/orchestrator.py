@@ -13,6 +13,7 @@ from pathlib import Path
 from souk.databases import provision
 from souk.display import make_reporter
 from souk.health import probe_all
+from souk.meshing import mesh_stop_tiers, with_mesh
 from souk.plan import build_plan, check_broker, check_fixed_ports, stop_order
 from souk.state import (
     AlreadyRunningError,
@@ -87,7 +88,7 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
     with OrchestratorLock(data_dir):
         stateful = [name for name, spec in topology.services.items() if spec.database]
         database_urls = asyncio.run(provision(topology.database, stateful, data_dir))
-        plans = build_plan(topology, data_dir, database_urls)
+        plans = with_mesh(topology, build_plan(topology, data_dir, database_urls), data_dir)
         gateway = next((plan for plan in plans if plan.service == "gateway"), None)
         url = f"http://localhost:{gateway.port}" if gateway else None
         options = SupervisorOptions(ready_timeout=request.ready_timeout, grace=request.grace)
@@ -95,7 +96,7 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
         async def supervise() -> int:
             supervisor = Supervisor(
                 plans,
-                stop_tiers=stop_order(topology),
+                stop_tiers=mesh_stop_tiers(topology, stop_order(topology)),
                 topology_path=path.resolve(),
                 data_dir=data_dir,
                 reporter_factory=lambda snapshot: make_reporter(snapshot, url),

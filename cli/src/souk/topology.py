@@ -21,6 +21,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from souk.mesh_settings import MeshSpec
+
 DEFAULT_TOPOLOGY_NAME = "souk.yaml"
 DEFAULT_DATA_DIR = ".souk"
 
@@ -271,6 +273,7 @@ class Topology(BaseModel):
     data_dir: str | None = None
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
+    mesh: MeshSpec = Field(default_factory=lambda: MeshSpec(enabled=False))
     services: dict[str, ServiceSpec] = Field(min_length=1)
     # `file:line` of the broker's settings, for messages about the server they name.
     _broker_origin: str | None = PrivateAttr(None)

@@ -1,0 +1,93 @@
+"""`mesh: on` in the topology: the plans `souk up` runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from souk.meshing import mesh_stop_tiers, with_mesh
+from souk.plan import build_plan, stop_order
+from souk.topology import parse_topology
+
+TOPOLOGY = """
+mesh: {mesh}
+services:
+  gateway:
+    port: {gateway}
+    upstreams: [catalog, inventory]
+  catalog:
+    replicas: 2
+  inventory:
+    grpc: true
+"""
+
+
+def _plans(tmp_path: Path, mesh: str):  # type: ignore[no-untyped-def]
+    topology = parse_topology(TOPOLOGY.format(mesh=mesh, gateway=18080), "souk.yaml")
+    return topology, with_mesh(topology, build_plan(topology, tmp_path), tmp_path)
+
+
+def test_mesh_off_runs_the_plans_as_they_were(tmp_path: Path) -> None:
+    topology, plans = _plans(tmp_path, "off")
+    assert [p.instance for p in plans] == ["gateway-1", "catalog-1", "catalog-2", "inventory-1"]
+    assert mesh_stop_tiers(topology, stop_order(topology)) == stop_order(topology)
+
+
+def test_mesh_on_adds_the_control_plane_and_a_sidecar_per_instance(tmp_path: Path) -> None:
+    _, plans = _plans(tmp_path, "on")
+    assert [p.instance for p in plans] == [
+        "mesh-1",
+        "gateway-1",
+        "gateway-sidecar-1",
+        "catalog-1",
+        "catalog-sidecar-1",
+        "catalog-2",
+        "catalog-sidecar-2",
+        "inventory-1",
+        "inventory-sidecar-1",
+    ]
+    ports = [p.port for p in plans] + [p.grpc_port for p in plans if p.grpc_port]
+    sidecars = [json.loads(p.env["MESH_SIDECAR"]) for p in plans if "MESH_SIDECAR" in p.env]
+    ports += [s["inbound_port"] for s in sidecars]
+    ports += [port for s in sidecars for port in s["outbound"].values()]
+    assert len(ports) == len(set(ports)), "a port is planned twice"
+
+
+def test_an_instance_calls_its_upstreams_on_its_own_sidecar(tmp_path: Path) -> None:
+    _, plans = _plans(tmp_path, "on")
+    by_instance = {p.instance: p for p in plans}
+    gateway = by_instance["gateway-1"]
+    sidecar = json.loads(by_instance["gateway-sidecar-1"].env["MESH_SIDECAR"])
+    upstreams = json.loads(gateway.env["GATEWAY_UPSTREAMS"])
+    assert upstreams == {
+        "catalog": [f"http://127.0.0.1:{sidecar['outbound']['catalog']}"],
+        "inventory": [f"grpc://127.0.0.1:{sidecar['outbound']['inventory']}"],
+    }
+    # The public port is the gateway's own, unchanged.
+    assert gateway.port == 18080
+    # A gRPC instance's sidecar hands calls to its gRPC port.
+    inventory = by_instance["inventory-1"]
+    inventory_sidecar = json.loads(by_instance["inventory-sidecar-1"].env["MESH_SIDECAR"])
+    assert inventory_sidecar["app"] == f"127.0.0.1:{inventory.grpc_port}"
+    assert inventory_sidecar["grpc"] is True
+
+
+def test_each_sidecar_stops_with_its_instance_and_the_control_plane_last(tmp_path: Path) -> None:
+    topology, _ = _plans(tmp_path, "on")
+    tiers = mesh_stop_tiers(topology, stop_order(topology))
+    assert tiers[0] == ["gateway", "gateway-sidecar"]
+    assert tiers[-1] == ["mesh"]
+
+
+def test_the_mesh_section_takes_its_settings(tmp_path: Path) -> None:
+    topology = parse_topology(
+        TOPOLOGY.format(
+            mesh="{svid_lifetime: 30, traffic: {catalog: {lb_policy: ring_hash}}}", gateway=18080
+        ),
+        "souk.yaml",
+    )
+    assert topology.mesh.enabled
+    settings = topology.mesh.control_plane_settings()
+    assert settings["svid_lifetime"] == 30
+    assert settings["traffic"] == {"catalog": {"lb_policy": "ring_hash"}}
+    assert "policy" not in settings  # the shipped one
