@@ -14,7 +14,9 @@ from catalog.service_layer.ports import CategorySummary, ProductSort
 from contracts import Money
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Row
+    from collections.abc import Iterable
+
+    from sqlalchemy import ColumnElement, Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 _ORDER: dict[ProductSort, tuple[ColumnElement[Any], ...]] = {
@@ -46,9 +48,7 @@ class SqlAlchemyProductRepository:
         """The products added or revised in this transaction, whose events are to publish."""
 
     async def get(self, product_id: str) -> Product | None:
-        row = (
-            await self._session.execute(select(products).where(products.c.id == product_id))
-        ).one_or_none()
+        row = (await self._session.execute(product_by_id(product_id))).one_or_none()
         return None if row is None else self._track(row)
 
     async def get_by_sku(self, sku: str) -> Product | None:
@@ -96,24 +96,11 @@ class SqlAlchemyProductRepository:
         offset: int,
         limit: int,
     ) -> tuple[list[Product], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if category is not None:
-            conditions.append(products.c.category == category)
-        if text is not None:
-            # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
-            # autoescape makes %, _ and the escape character in the text match literally.
-            conditions.append(
-                or_(
-                    products.c.name.icontains(text, autoescape=True),
-                    products.c.description.icontains(text, autoescape=True),
-                )
-            )
-        total = await self._session.scalar(
-            select(func.count()).select_from(products).where(*conditions)
+        count, page = search_statements(
+            category=category, text=text, sort=sort, offset=offset, limit=limit
         )
-        rows = await self._session.execute(
-            select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
-        )
+        total = await self._session.scalar(count)
+        rows = await self._session.execute(page)
         return [self._track(row) for row in rows], total or 0
 
     def _written(self, product: Product) -> None:
@@ -121,15 +108,7 @@ class SqlAlchemyProductRepository:
             self.written.append(product)
 
     def _track(self, row: Row[Any]) -> Product:
-        product = Product(
-            id=row.id,
-            sku=row.sku,
-            name=row.name,
-            description=row.description,
-            category=row.category,
-            price=Money(row.price_amount, row.price_currency),
-            version=row.version,
-        )
+        product = product_from(row)
         self._versions[product.id] = product.version
         return product
 
@@ -147,15 +126,62 @@ class SqlAlchemyCategoryRepository:
         return None if row is None else Category(slug=row.slug, name=row.name)
 
     async def summaries(self) -> list[CategorySummary]:
-        rows = await self._session.execute(
-            select(categories.c.slug, categories.c.name, func.count(products.c.id))
-            .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
-            .group_by(categories.c.slug, categories.c.name)
-            .order_by(categories.c.name)
+        return category_summaries_from(await self._session.execute(CATEGORY_SUMMARIES))
+
+
+# The statements are shared with the read path (catalog.adapters.reading), which runs them
+# without a session; built once where they take no parameters.
+
+
+def product_by_id(product_id: str) -> Select[Any]:
+    return select(products).where(products.c.id == product_id)
+
+
+def search_statements(
+    *, category: str | None, text: str | None, sort: ProductSort, offset: int, limit: int
+) -> tuple[Select[Any], Select[Any]]:
+    """How many products match, and the slice of them asked for."""
+    conditions: list[ColumnElement[bool]] = []
+    if category is not None:
+        conditions.append(products.c.category == category)
+    if text is not None:
+        # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
+        # autoescape makes %, _ and the escape character in the text match literally.
+        conditions.append(
+            or_(
+                products.c.name.icontains(text, autoescape=True),
+                products.c.description.icontains(text, autoescape=True),
+            )
         )
-        return [
-            CategorySummary(slug=slug, name=name, product_count=count) for slug, name, count in rows
-        ]
+    count = select(func.count()).select_from(products).where(*conditions)
+    page = select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
+    return count, page
+
+
+CATEGORY_SUMMARIES = (
+    select(categories.c.slug, categories.c.name, func.count(products.c.id))
+    .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
+    .group_by(categories.c.slug, categories.c.name)
+    .order_by(categories.c.name)
+)
+
+
+def product_from(row: Row[Any]) -> Product:
+    return Product(
+        id=row.id,
+        sku=row.sku,
+        name=row.name,
+        description=row.description,
+        category=row.category,
+        price=Money(row.price_amount, row.price_currency),
+        version=row.version,
+    )
+
+
+def category_summaries_from(rows: Iterable[Row[Any]]) -> list[CategorySummary]:
+    return [
+        CategorySummary(slug=slug, name=name, product_count=count) for slug, name, count in rows
+    ]
 
 
 def _fields(product: Product) -> dict[str, Any]:
