@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Integer, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.adapters.orm import categories, products
@@ -16,7 +17,7 @@ from contracts import Money
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy import ColumnElement, Executable, Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 _ORDER: dict[ProductSort, tuple[ColumnElement[Any], ...]] = {
@@ -133,28 +134,53 @@ class SqlAlchemyCategoryRepository:
 # without a session; built once where they take no parameters.
 
 
-def product_by_id(product_id: str) -> Select[Any]:
-    return select(products).where(products.c.id == product_id)
+# Built once with a bound parameter: building the statement per call cost as much as
+# running it (SQLAlchemy caches the compiled form either way).
+_PRODUCT_BY_ID = select(products).where(products.c.id == bindparam("product_id"))
+
+
+def product_by_id(product_id: str) -> Executable:
+    return _PRODUCT_BY_ID.params(product_id=product_id)
 
 
 def search_statements(
     *, category: str | None, text: str | None, sort: ProductSort, offset: int, limit: int
-) -> tuple[Select[Any], Select[Any]]:
+) -> tuple[Executable, Executable]:
     """How many products match, and the slice of them asked for."""
-    conditions: list[ColumnElement[bool]] = []
-    if category is not None:
-        conditions.append(products.c.category == category)
-    if text is not None:
+    if text is None:
+        # Browsing (no search text) is most listings: its statements are built once.
+        count, page = _browsing_statements(by_category=category is not None, sort=sort)
+        return count.params(category=category), page.params(
+            category=category, offset=offset, limit=limit
+        )
+    conditions = [
         # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
         # autoescape makes %, _ and the escape character in the text match literally.
-        conditions.append(
-            or_(
-                products.c.name.icontains(text, autoescape=True),
-                products.c.description.icontains(text, autoescape=True),
-            )
+        or_(
+            products.c.name.icontains(text, autoescape=True),
+            products.c.description.icontains(text, autoescape=True),
         )
+    ]
+    if category is not None:
+        conditions.append(products.c.category == category)
     count = select(func.count()).select_from(products).where(*conditions)
     page = select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
+    return count, page
+
+
+@functools.cache
+def _browsing_statements(
+    *, by_category: bool, sort: ProductSort
+) -> tuple[Select[Any], Select[Any]]:
+    conditions = [products.c.category == bindparam("category")] if by_category else []
+    count = select(func.count()).select_from(products).where(*conditions)
+    page = (
+        select(products)
+        .where(*conditions)
+        .order_by(*_ORDER[sort])
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
     return count, page
 
 
