@@ -3,6 +3,9 @@
 ``python bench/upstreams.py hello PORT``: a bare Starlette app answering ``/healthz`` with a
 small JSON body, the floor a chassis process is compared with.
 
+``python bench/upstreams.py fastapi PORT``: the same from a bare FastAPI app, the floor of
+the framework the chassis is built on.
+
 ``python bench/upstreams.py fixed PORT JWKS``: a fixed-answer plain ASGI app, cheap enough
 that a proxy in front of it is the bottleneck. It answers every path with the same
 product-sized JSON, except the two an issuer serves: the signing keys (the JSON Web Key
@@ -45,6 +48,19 @@ def hello_app() -> Any:
     return Starlette(routes=[Route("/healthz", healthz)])
 
 
+def fastapi_hello_app() -> Any:
+    """The same answer from a bare FastAPI app: the framework the chassis is built on."""
+    from fastapi import FastAPI  # noqa: PLC0415 - bench process only
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": "hello", "instance": "hello-1"}
+
+    return app
+
+
 def fixed_app(jwks: bytes) -> Any:
     """A plain ASGI app with fixed answers (and an issuer's keys and revocation list)."""
     answers = {
@@ -73,11 +89,12 @@ def fixed_app(jwks: bytes) -> Any:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("app", choices=["hello", "fixed"])
+    parser.add_argument("app", choices=["hello", "fastapi", "fixed"])
     parser.add_argument("port", type=int)
     parser.add_argument("jwks", nargs="?", default="{}")
     args = parser.parse_args()
-    app = hello_app() if args.app == "hello" else fixed_app(args.jwks.encode())
+    apps = {"hello": hello_app, "fastapi": fastapi_hello_app}
+    app = apps[args.app]() if args.app in apps else fixed_app(args.jwks.encode())
     import uvicorn  # noqa: PLC0415
 
     uvicorn.run(
