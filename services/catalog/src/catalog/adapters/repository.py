@@ -185,7 +185,7 @@ def _browsing_statements(
 
 
 CATEGORY_SUMMARIES = (
-    select(categories.c.slug, categories.c.name, func.count(products.c.id))
+    select(categories.c.slug, categories.c.name, func.count(products.c.id).label("product_count"))
     .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
     .group_by(categories.c.slug, categories.c.name)
     .order_by(categories.c.name)
@@ -206,7 +206,8 @@ def product_from(row: Row[Any]) -> Product:
 
 def category_summaries_from(rows: Iterable[Row[Any]]) -> list[CategorySummary]:
     return [
-        CategorySummary(slug=slug, name=name, product_count=count) for slug, name, count in rows
+        CategorySummary(slug=row.slug, name=row.name, product_count=row.product_count)
+        for row in rows
     ]
 
 
