@@ -11,47 +11,21 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, Self
 
-from sqlalchemy import exc as sa_exc
-
 from chassis.messaging import outbox as _outbox
 from chassis.messaging.inbox import Inbox
+from chassis.storage import StorageUnavailableError, storage_unavailable
+
+__all__ = [
+    "SqlAlchemyUnitOfWork",
+    "StorageUnavailableError",
+    "UnitOfWork",
+    "storage_unavailable",
+]
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-
-class StorageUnavailableError(Exception):
-    """The database cannot be used just now (connection lost, pool exhausted, locked for too
-    long): the same request may succeed if tried again later."""
-
-
-# SQLite and asyncpg report these as OperationalError, as they do programming errors ("no
-# such table"), so the message decides: only a passing condition is worth a retry.
-_PASSING_CONDITIONS = (
-    "database is locked",
-    "connection refused",
-    "could not connect",
-    "connection was closed",
-    "connection is closed",
-    "too many clients",
-    "deadlock detected",
-    "the database system is starting up",
-    "the database system is shutting down",
-)
-
-
-def storage_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database is unusable for now rather than the request wrong."""
-    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
-        return True
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        message = str(error.orig).lower()
-        return any(condition in message for condition in _PASSING_CONDITIONS)
-    return False
 
 
 class UnitOfWork(Protocol):
