@@ -11,7 +11,8 @@ a shared, noisy machine even though the absolute numbers drift:
   replicas and over a fixed-answer upstream, a route checking a bearer token (and the
   per-client rate limit) against a public one, and the latency each proxy adds at one
   connection;
-- bus, checkout: the rows ``bench/messaging.py`` and ``bench/checkout.py`` print.
+- footprint, bus, checkout: the rows ``bench/footprint.py``, ``bench/messaging.py`` and
+  ``bench/checkout.py`` print (run as they are, their ``| name | value |`` rows folded in).
 
 ``--quick`` runs every HTTP measure once for 2 s and the other benches small: about 2
 minutes.
@@ -30,7 +31,6 @@ import platform
 import re
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +50,7 @@ CONNECTIONS = 32
 ROUNDS = 3
 WRK = shutil.which("wrk") or "wrk"
 ISSUER = "http://bench.issuer"
-PARTS = ["service", "edge", "postgres", "boot", "messaging", "checkout"]
+PARTS = ["service", "edge", "postgres", "footprint", "messaging", "checkout"]
 
 
 @dataclass
@@ -492,29 +492,6 @@ def other_bench_rows(script: str, args: list[str], timeout: float) -> list[Row]:
     return rows
 
 
-def boot_rows(boots: int) -> list[Row]:
-    """Seconds from `souk up` until every instance of the default topology is ready."""
-    from importlib import resources  # noqa: PLC0415
-
-    import yaml  # noqa: PLC0415
-
-    from souk.testing import SoukSystem  # noqa: PLC0415
-
-    text = resources.files("souk").joinpath("default_topology.yaml").read_text(encoding="utf-8")
-    seconds = []
-    for _ in range(boots):
-        topology = yaml.safe_load(text)
-        topology.pop("data_dir", None)
-        topology["services"]["gateway"]["port"] = free_port()
-        with tempfile.TemporaryDirectory(prefix="souk-bench-") as directory:
-            started = time.perf_counter()
-            system = SoukSystem(topology, Path(directory), ready_timeout=60).start()
-            seconds.append(time.perf_counter() - started)
-            system.stop()
-    progress("boot: done")
-    return [("boot: souk up → all ready (median)", f"{statistics.median(seconds):.2f} s", "≤ 6")]
-
-
 def ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}x" if denominator else "no answers to compare with"
 
@@ -600,8 +577,9 @@ def main() -> None:
         rows.append(("HTTP measures", "skipped: wrk is not installed", "apt-get install wrk"))
         parts -= {"service", "edge", "postgres"}
     rows += http_rows(parts, seconds)
-    if "boot" in parts:
-        rows += boot_rows(1 if args.quick else 3)
+    if "footprint" in parts:
+        quick = ["--settle", "2", "--idle", "5"]
+        rows += other_bench_rows("footprint.py", quick if args.quick else [], 900)
     if "messaging" in parts:
         quick = ["--events", "300", "--repeat", "1", "--backends", "embedded"]
         rows += other_bench_rows("messaging.py", quick if args.quick else [], 900)

@@ -12,8 +12,8 @@ product-sized JSON, except the two an issuer serves: the signing keys (the JSON 
 Set given as JWKS) and an empty list of revoked grants, so a gateway can check tokens the
 bench signed itself.
 
-Both run on uvicorn with ``chassis.serve.server_config``'s options (uvloop, httptools, no
-access log); ``hello_app`` is also what the bench serves on granian, to compare servers.
+All run on uvicorn with ``chassis.serve.server_config``'s options (uvloop, httptools, no
+access log).
 """
 
 from __future__ import annotations
