@@ -22,24 +22,19 @@ from chassis.auth import require_scopes
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
 from chassis.problems import problem_responses
 from chassis.requests import public_path
+from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(tags=["catalog"])
 
 
-# Dependencies are coroutines: FastAPI runs a plain ``def`` one on a worker thread.
-async def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
+# A coroutine: FastAPI runs a plain ``def`` dependency on a worker thread.
 async def read_only_unit_of_work(request: Request) -> UnitOfWork:
     """A unit of work that only reads, for the queries (see catalog.adapters.reading)."""
     factory: UnitOfWorkFactory = request.app.state.reads_factory
     return factory()
 
 
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 Reads = Annotated[UnitOfWork, Depends(read_only_unit_of_work)]
 # Browsing is public; changing the catalog takes an admin's token.
 CATALOG_WRITE = require_scopes("catalog:write")
