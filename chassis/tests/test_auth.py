@@ -802,6 +802,18 @@ async def test_a_sid_that_is_not_a_string_is_malformed(
     )
 
 
+async def test_a_token_presented_again_is_still_refused_once_it_expires(
+    issuer: Issuer, validator: TokenValidator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its signature is remembered; its claims are checked again on every use.
+    token = issuer.token(exp=int(time.time()) + 60)
+    assert (await validator.validate(token)).subject == "ada"
+    later = time.time() + 60 + 31  # past exp and the 30 s leeway
+    monkeypatch.setattr(time, "time", lambda: later)
+
+    assert await _rejection(validator, token) == Rejection.EXPIRED
+
+
 async def test_a_frozen_identity_stalls_one_fetch_not_every_request_in_turn(
     issuer: Issuer,
 ) -> None:

@@ -14,9 +14,11 @@ from alembic import command
 from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
 
 from chassis import Database, ServiceSettings, db
+from souk.testing import scratch_database
 
 MakeDb = Callable[..., Database]
 
@@ -164,6 +166,54 @@ async def test_sessions_read_and_write_the_database(
         names = (await session.execute(text("SELECT name FROM things ORDER BY id"))).scalars()
 
         assert list(names) == ["seed", "added"]
+
+
+def _names(connection: Connection) -> list[str]:
+    return list(connection.execute(text("SELECT name FROM things ORDER BY id")).scalars())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A database two Database objects (two replicas) can share, on each backend."""
+    async with scratch_database(request.param, tmp_path, "reads") as url:
+        yield url
+
+
+async def test_a_read_sees_what_another_replica_committed_a_moment_before(
+    make_db: MakeDb, shared_url: str, migrations: Path
+) -> None:
+    reader, writer = make_db(shared_url, migrations=migrations), make_db(shared_url)
+    await reader.migrate()
+    assert await reader.read(_names) == ["seed"]
+
+    async with writer.sessionmaker() as session, session.begin():
+        await session.execute(text("INSERT INTO things (name) VALUES ('added')"))
+
+    # Nothing of the earlier read (no snapshot, no cache) hides the commit.
+    assert await reader.read(_names) == ["seed", "added"]
+
+
+async def test_a_read_on_a_sqlite_file_cannot_write(
+    make_db: MakeDb, url: str, migrations: Path
+) -> None:
+    database = make_db(url, migrations=migrations)
+    await database.migrate()
+
+    def insert(connection: Connection) -> None:
+        connection.execute(text("INSERT INTO things (name) VALUES ('sneaked in')"))
+
+    with pytest.raises(OperationalError, match="readonly"):
+        await database.read(insert)
+    assert await database.read(_names) == ["seed"]
+
+
+async def test_a_read_on_an_in_memory_database_uses_its_one_connection(
+    make_db: MakeDb, migrations: Path
+) -> None:
+    database = make_db("sqlite+aiosqlite://", migrations=migrations)
+    await database.migrate()
+
+    assert await database.read(_names) == ["seed"]
 
 
 async def test_two_databases_on_one_file_migrating_concurrently_apply_the_schema_once(

@@ -13,6 +13,7 @@ import contextlib
 import math
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ ALLOWED_ALGORITHMS = ("EdDSA", "ES256")
 
 _KEY_TYPES: dict[str, type[OKPKey] | type[ECKey]] = {"OKP": OKPKey, "EC": ECKey}
 _RETRY_AFTER_FAILED_FETCH = 1.0
+VERIFIED_TOKENS_KEPT = 4096
+"""How many verified tokens a validator remembers (least recently used forgotten first)."""
 _LONGEST_BACK_OFF = 30.0
 # What a failed fetch of a key set or a revocation list raises: the network, or a document
 # that does not parse (joserfc raises KeyError and TypeError on some odd keys).
@@ -546,6 +549,11 @@ class TokenValidator:
             # A client may be granted no scope at all: present, possibly empty.
             scope={"essential": True, "allow_blank": True},
         )
+        # Tokens whose signature was verified, with the key that verified it. A client sends
+        # the same token for minutes, and the signature check is nearly all of a validation's
+        # cost; the key is still looked up and the claims (exp...) and the revocation list
+        # still checked on every use, so a withdrawn key or a revoked grant ends it as before.
+        self._verified: OrderedDict[str, tuple[PublicKey, dict[str, Any]]] = OrderedDict()
 
     async def validate(self, token: str) -> AccessToken:
         """What ``token`` grants; raises InvalidTokenError, or KeysUnavailableError."""
@@ -574,7 +582,7 @@ class TokenValidator:
         key = await self.keys.key(kid)
         if key is None:
             raise InvalidTokenError(Rejection.UNKNOWN_KEY)
-        claims = _verified_claims(token, key, alg)
+        claims = self._verified_claims(token, key, alg)
         self._check(claims)
         scope, client_id, grant_id = claims["scope"], claims.get("client_id"), claims.get("sid")
         if not isinstance(scope, str) or not all(
@@ -599,6 +607,17 @@ class TokenValidator:
             expires_at=expires_at,
             grant_id=grant_id,
         )
+
+    def _verified_claims(self, token: str, key: PublicKey, alg: str) -> dict[str, Any]:
+        seen = self._verified.get(token)
+        if seen is not None and seen[0] is key:
+            self._verified.move_to_end(token)
+            return seen[1]
+        claims = _verified_claims(token, key, alg)
+        self._verified[token] = (key, claims)
+        if len(self._verified) > VERIFIED_TOKENS_KEPT:
+            self._verified.popitem(last=False)
+        return claims
 
     def _check(self, claims: dict[str, Any]) -> None:
         try:

@@ -7,6 +7,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from fastapi.encoders import jsonable_encoder
 from starlette.responses import Response
 
@@ -25,7 +26,17 @@ def etag_for(body: bytes) -> str:
 
 
 def _json_body(content: Any) -> bytes:
-    return json.dumps(jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")).encode()
+    # For strings, integers, booleans, lists and dicts (what routes give, from
+    # model_dump(mode="json")) orjson writes byte for byte what json.dumps(ensure_ascii=False,
+    # compact separators) wrote, so ETags do not change; it is ~10x faster and skips the
+    # jsonable_encoder pass (other types still go through it). What orjson refuses (an
+    # integer beyond 64 bits, a non-string key) the stdlib writes.
+    try:
+        return orjson.dumps(content, default=jsonable_encoder)
+    except orjson.JSONEncodeError:
+        return json.dumps(
+            jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")
+        ).encode()
 
 
 def etag_of(content: Any) -> str:
@@ -63,7 +74,7 @@ def conditional_json(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """JSON with a strong ETag; 304 Not Modified when the client already has this version."""
-    body = json.dumps(jsonable_encoder(content), ensure_ascii=False, separators=(",", ":")).encode()
+    body = _json_body(content)
     etag = etag_for(body)
     response_headers = {"ETag": etag, **(headers or {})}
     if request.method in {"GET", "HEAD"} and etag_matches(

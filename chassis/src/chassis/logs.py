@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -56,7 +57,7 @@ def configure_logging(settings: ServiceSettings, *, stream: Any = None) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
+            structlog.processors.JSONRenderer(serializer=_json_line),
         ],
     )
     handler = logging.StreamHandler(stream or sys.stdout)
@@ -69,6 +70,15 @@ def configure_logging(settings: ServiceSettings, *, stream: Any = None) -> None:
         logging.getLogger(name).propagate = True
     # The chassis writes one access line per request itself, with route, status and timing.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def _json_line(event: EventDict, **options: Any) -> str:
+    # orjson for every line (an access line per request): a third of the stdlib's cost.
+    # It refuses what json.dumps also could not write without structlog's fallback handler,
+    # which it is given as ``default``.
+    return orjson.dumps(
+        event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS
+    ).decode()
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -56,8 +56,11 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
-def request_unit_of_work(request: Request) -> UnitOfWork:
+async def request_unit_of_work(request: Request) -> UnitOfWork:
     """A route's unit of work, from the factory the composition root put on ``app.state``.
+
+    A coroutine, though it awaits nothing: FastAPI runs a plain ``def`` dependency on a
+    worker thread, a thread hand-off per request for nothing.
 
     ``Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]``, with the service's own
     ``UnitOfWork`` port as the annotation.

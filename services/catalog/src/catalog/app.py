@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import chassis
 from catalog.adapters.demo_catalog import load_demo_catalog
+from catalog.adapters.reading import ReadOnlyUnitOfWork
 from catalog.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from catalog.domain.errors import CatalogError
 from catalog.entrypoints.problems import catalog_problem
@@ -33,6 +34,7 @@ def create_app(settings: CatalogSettings) -> FastAPI:
         database: chassis.Database = app.state.database
         uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
         app.state.uow_factory = uow_factory
+        app.state.reads_factory = partial(ReadOnlyUnitOfWork, database)
         if settings.seed_demo_data:
             # Replicas sharing a database start together; only one may seed at a time.
             async with database.startup_lock():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, func, insert, or_, select, update
+from sqlalchemy import CursorResult, Integer, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from catalog.adapters.orm import categories, products
@@ -14,7 +15,9 @@ from catalog.service_layer.ports import CategorySummary, ProductSort
 from contracts import Money
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Row
+    from collections.abc import Iterable
+
+    from sqlalchemy import ColumnElement, Executable, Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 _ORDER: dict[ProductSort, tuple[ColumnElement[Any], ...]] = {
@@ -46,9 +49,7 @@ class SqlAlchemyProductRepository:
         """The products added or revised in this transaction, whose events are to publish."""
 
     async def get(self, product_id: str) -> Product | None:
-        row = (
-            await self._session.execute(select(products).where(products.c.id == product_id))
-        ).one_or_none()
+        row = (await self._session.execute(product_by_id(product_id))).one_or_none()
         return None if row is None else self._track(row)
 
     async def get_by_sku(self, sku: str) -> Product | None:
@@ -96,24 +97,11 @@ class SqlAlchemyProductRepository:
         offset: int,
         limit: int,
     ) -> tuple[list[Product], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if category is not None:
-            conditions.append(products.c.category == category)
-        if text is not None:
-            # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
-            # autoescape makes %, _ and the escape character in the text match literally.
-            conditions.append(
-                or_(
-                    products.c.name.icontains(text, autoescape=True),
-                    products.c.description.icontains(text, autoescape=True),
-                )
-            )
-        total = await self._session.scalar(
-            select(func.count()).select_from(products).where(*conditions)
+        count, page = search_statements(
+            category=category, text=text, sort=sort, offset=offset, limit=limit
         )
-        rows = await self._session.execute(
-            select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
-        )
+        total = await self._session.scalar(count)
+        rows = await self._session.execute(page)
         return [self._track(row) for row in rows], total or 0
 
     def _written(self, product: Product) -> None:
@@ -121,15 +109,7 @@ class SqlAlchemyProductRepository:
             self.written.append(product)
 
     def _track(self, row: Row[Any]) -> Product:
-        product = Product(
-            id=row.id,
-            sku=row.sku,
-            name=row.name,
-            description=row.description,
-            category=row.category,
-            price=Money(row.price_amount, row.price_currency),
-            version=row.version,
-        )
+        product = product_from(row)
         self._versions[product.id] = product.version
         return product
 
@@ -147,15 +127,88 @@ class SqlAlchemyCategoryRepository:
         return None if row is None else Category(slug=row.slug, name=row.name)
 
     async def summaries(self) -> list[CategorySummary]:
-        rows = await self._session.execute(
-            select(categories.c.slug, categories.c.name, func.count(products.c.id))
-            .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
-            .group_by(categories.c.slug, categories.c.name)
-            .order_by(categories.c.name)
+        return category_summaries_from(await self._session.execute(CATEGORY_SUMMARIES))
+
+
+# The statements are shared with the read path (catalog.adapters.reading), which runs them
+# without a session; built once where they take no parameters.
+
+
+# Built once with a bound parameter: building the statement per call cost as much as
+# running it (SQLAlchemy caches the compiled form either way).
+_PRODUCT_BY_ID = select(products).where(products.c.id == bindparam("product_id"))
+
+
+def product_by_id(product_id: str) -> Executable:
+    return _PRODUCT_BY_ID.params(product_id=product_id)
+
+
+def search_statements(
+    *, category: str | None, text: str | None, sort: ProductSort, offset: int, limit: int
+) -> tuple[Executable, Executable]:
+    """How many products match, and the slice of them asked for."""
+    if text is None:
+        # Browsing (no search text) is most listings: its statements are built once.
+        count, page = _browsing_statements(by_category=category is not None, sort=sort)
+        return count.params(category=category), page.params(
+            category=category, offset=offset, limit=limit
         )
-        return [
-            CategorySummary(slug=slug, name=name, product_count=count) for slug, name, count in rows
-        ]
+    conditions = [
+        # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
+        # autoescape makes %, _ and the escape character in the text match literally.
+        or_(
+            products.c.name.icontains(text, autoescape=True),
+            products.c.description.icontains(text, autoescape=True),
+        )
+    ]
+    if category is not None:
+        conditions.append(products.c.category == category)
+    count = select(func.count()).select_from(products).where(*conditions)
+    page = select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
+    return count, page
+
+
+@functools.cache
+def _browsing_statements(
+    *, by_category: bool, sort: ProductSort
+) -> tuple[Select[Any], Select[Any]]:
+    conditions = [products.c.category == bindparam("category")] if by_category else []
+    count = select(func.count()).select_from(products).where(*conditions)
+    page = (
+        select(products)
+        .where(*conditions)
+        .order_by(*_ORDER[sort])
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return count, page
+
+
+CATEGORY_SUMMARIES = (
+    select(categories.c.slug, categories.c.name, func.count(products.c.id).label("product_count"))
+    .select_from(categories.outerjoin(products, products.c.category == categories.c.slug))
+    .group_by(categories.c.slug, categories.c.name)
+    .order_by(categories.c.name)
+)
+
+
+def product_from(row: Row[Any]) -> Product:
+    return Product(
+        id=row.id,
+        sku=row.sku,
+        name=row.name,
+        description=row.description,
+        category=row.category,
+        price=Money(row.price_amount, row.price_currency),
+        version=row.version,
+    )
+
+
+def category_summaries_from(rows: Iterable[Row[Any]]) -> list[CategorySummary]:
+    return [
+        CategorySummary(slug=row.slug, name=row.name, product_count=row.product_count)
+        for row in rows
+    ]
 
 
 def _fields(product: Product) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from catalog.entrypoints.schemas import (
     ProductUpdate,
 )
 from catalog.service_layer import handlers, queries
-from catalog.service_layer.ports import ProductSort, UnitOfWork
+from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
 from chassis.auth import require_scopes
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
 from chassis.problems import problem_responses
@@ -27,7 +27,15 @@ from chassis.unit_of_work import request_unit_of_work
 router = APIRouter(tags=["catalog"])
 
 
+# A coroutine: FastAPI runs a plain ``def`` dependency on a worker thread.
+async def read_only_unit_of_work(request: Request) -> UnitOfWork:
+    """A unit of work that only reads, for the queries (see catalog.adapters.reading)."""
+    factory: UnitOfWorkFactory = request.app.state.reads_factory
+    return factory()
+
+
 Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
+Reads = Annotated[UnitOfWork, Depends(read_only_unit_of_work)]
 # Browsing is public; changing the catalog takes an admin's token.
 CATALOG_WRITE = require_scopes("catalog:write")
 
@@ -41,7 +49,7 @@ CATALOG_WRITE = require_scopes("catalog:write")
 async def list_products(
     *,
     request: Request,
-    uow: Uow,
+    reads: Reads,
     category: Annotated[
         str | None,
         Query(
@@ -64,7 +72,7 @@ async def list_products(
     sort: Annotated[ProductSort, Query(description="name, price or -price.")] = ProductSort.NAME,
 ) -> Response:
     result = await queries.list_products(
-        uow, category=category, q=q, page=page, page_size=page_size, sort=sort
+        reads, category=category, q=q, page=page, page_size=page_size, sort=sort
     )
     return conditional_json(request, ProductPage.from_page(result).model_dump(mode="json"))
 
@@ -75,8 +83,8 @@ async def list_products(
     responses={304: {"description": "Not modified (If-None-Match)"}, **problem_responses(404)},
     summary="Get one product, with an ETag",
 )
-async def get_product(request: Request, product_id: str, uow: Uow) -> Response:
-    product = await queries.get_product(uow, product_id)
+async def get_product(request: Request, product_id: str, reads: Reads) -> Response:
+    product = await queries.get_product(reads, product_id)
     return conditional_json(request, _public(product))
 
 
@@ -127,8 +135,8 @@ async def update_product(
     response_model=list[CategoryPublic],
     summary="List categories with their product counts",
 )
-async def list_categories(request: Request, uow: Uow) -> Response:
-    summaries = await queries.list_categories(uow)
+async def list_categories(request: Request, reads: Reads) -> Response:
+    summaries = await queries.list_categories(reads)
     return conditional_json(
         request, [CategoryPublic.from_summary(s).model_dump(mode="json") for s in summaries]
     )
