@@ -46,7 +46,6 @@ TERMINAL_EVENTS = frozenset({"OrderConfirmed", "OrderRejected", "OrderCancelled"
 TOPIC = "orders"
 PASSWORD = "bench-opens-the-souk"  # noqa: S105 - a throwaway system's customers
 # The development secret of identity's default `orders` client: it may read stock levels.
-ORDERS_CLIENT = ("orders", "orders-development-secret")
 
 
 def topology() -> dict[str, Any]:
@@ -183,7 +182,9 @@ def in_stock(system: SoukSystem) -> dict[str, int]:
         f"{system.gateway_url}/api/catalog/products", params={"page_size": 100}, timeout=10
     )
     products = {product["sku"]: product["id"] for product in answer.json()["items"]}
-    token = client_token(system.gateway_url, *ORDERS_CLIENT, ["stock:read"])
+    # A service's token comes from identity directly, never through the public edge.
+    orders = system.client_credentials("orders")
+    token = client_token(system.url("identity"), *orders, ["stock:read"])
     levels = httpx.get(
         f"{system.url('inventory')}/stock",
         params={"skus": ",".join(products)},

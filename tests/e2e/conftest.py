@@ -43,7 +43,20 @@ def default_topology() -> dict[str, Any]:
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "sesame-opens-the-souk"  # noqa: S105 - every e2e customer's, on a throwaway system
-CLI_CLIENT = ("souk-cli", "souk-cli-development-secret")
+CLI_CLIENT_ID = "souk-cli"
+# The shop's own service clients: identity issues their tokens only to direct callers.
+ORDERS_CLIENT_ID = "orders"
+
+
+def cli_client(system: SoukSystem) -> tuple[str, str]:
+    """The command line's client id and the secret this installation made for it."""
+    return system.client_credentials(CLI_CLIENT_ID)
+
+
+def service_token(system: SoukSystem, client_id: str, scopes: list[str]) -> str:
+    """A service client's token, asked of identity directly as that service does (the public
+    edge refuses to issue it)."""
+    return client_token(system.url("identity"), *system.client_credentials(client_id), scopes)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -105,6 +118,6 @@ def shopper(souk: SoukSystem) -> Iterator[httpx.Client]:
 @pytest.fixture
 def admin(souk: SoukSystem) -> Iterator[httpx.Client]:
     """The gateway as the souk-cli script sees it: a client token with catalog:write."""
-    token = client_token(souk.gateway_url, *CLI_CLIENT, ["catalog:write"])
+    token = client_token(souk.gateway_url, *cli_client(souk), ["catalog:write"])
     with httpx.Client(base_url=souk.gateway_url, timeout=10.0, headers=bearer(token)) as client:
         yield client

@@ -8,8 +8,7 @@ import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-# The token a script gets: enough to read orders when the gateway guards them.
-CLI_CLIENT = ("souk-cli", "souk-cli-development-secret")
+from .conftest import cli_client
 
 
 @pytest.fixture
@@ -19,11 +18,11 @@ def public_api(souk):
 
 
 @pytest.fixture
-def bearer(gateway):
+def bearer(souk, gateway):
     response = gateway.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "orders:read"},
-        auth=CLI_CLIENT,
+        auth=cli_client(souk),
     )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

@@ -20,7 +20,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ISSUER = "http://souk.test"
-CLI = ("souk-cli", "souk-cli-development-secret")
+# Each run makes its own secrets, as `souk up` does for each installation.
+CLI = ("souk-cli", secrets.token_urlsafe(32))
+SERVICE_SECRETS = {"bff-web": secrets.token_urlsafe(32), "orders": secrets.token_urlsafe(32)}
 WEB = "souk-web"
 WEB_CALLBACK = "http://127.0.0.1:8765/callback"
 AMINA = ("amina@example.com", "sesame-opens-the-souk")
@@ -54,6 +56,7 @@ async def identity(tmp_path: Path, clock: Clock) -> AsyncIterator[httpx.AsyncCli
         # The cheapest argon2 parameters: these tests are about flows, not hashing cost.
         password_time_cost=1,
         password_memory_kib=32,
+        client_secrets={CLI[0]: CLI[1], **SERVICE_SECRETS},
     )
     app = create_app(settings, clock=clock)
     async with (

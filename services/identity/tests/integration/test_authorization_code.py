@@ -192,7 +192,7 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(
 
     response = await token(
         identity,
-        ("souk-cli", "souk-cli-development-secret"),
+        CLI,
         grant_type="authorization_code",
         code=code,
         redirect_uri=WEB_CALLBACK,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .conftest import WEB, token, tokens_for_amina
+from .conftest import CLI, WEB, token, tokens_for_amina
 from .validation import published_keys, validated_claims
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def test_a_client_cannot_revoke_another_clients_refresh_token(
     await identity.post(
         "/oauth/revoke",
         data={"token": current},
-        auth=("souk-cli", "souk-cli-development-secret"),
+        auth=CLI,
     )
 
     assert (await refresh(identity, current)).status_code == 200
@@ -189,9 +189,7 @@ async def test_an_unchanged_list_is_answered_not_modified(
 
 
 async def test_a_clients_own_token_names_no_family(identity: httpx.AsyncClient) -> None:
-    response = await token(
-        identity, grant_type="client_credentials", auth=("souk-cli", "souk-cli-development-secret")
-    )
+    response = await token(identity, grant_type="client_credentials", auth=CLI)
 
     claims = validated_claims(response.json()["access_token"], await published_keys(identity))
     assert "sid" not in claims
