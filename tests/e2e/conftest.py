@@ -38,7 +38,17 @@ def default_topology() -> dict[str, Any]:
         for name, value in env.items():
             if value == DEFAULT_PUBLIC_URL:
                 env[name] = f"http://127.0.0.1:{port}"
+    # The whole suite is one client at 127.0.0.1 signing up hundreds of customers: it raises
+    # the edge's rate limits explicitly (test_security.py proves the defaults on a gateway).
+    topology["services"]["gateway"]["env"]["GATEWAY_RATE_LIMITS"] = SUITE_RATE_LIMITS
     return topology
+
+
+SUITE_RATE_LIMITS = {
+    "per_ip": {"rate": 10_000, "burst": 10_000},
+    "per_client": {"rate": 10_000, "burst": 10_000},
+    "per_ip_expensive": {"rate": 10_000, "burst": 10_000},
+}
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
