@@ -116,6 +116,9 @@ class IdentitySettings(ServiceSettings):
     jwks_leeway_seconds: int = Field(default=60, ge=0)
     password_time_cost: int = Field(default=3, ge=1)
     password_memory_kib: int = Field(default=65536, ge=32)
+    # Hashes at once (each holds password_memory_kib), and how many more may wait for one.
+    password_max_concurrent: int = Field(default=4, ge=1)
+    password_max_waiting: int = Field(default=32, ge=0)
 
     @field_validator("clients")
     @classmethod

@@ -114,8 +114,10 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
             iss=identity.settings.issuer,
         )
     email = _single(form, "email") or ""
+    # The browser's address: uvicorn took it from the gateway's X-Forwarded-For.
+    source = request.client.host if request.client else ""
     try:
-        identity.throttle.check(email)
+        identity.throttle.check(email, source)
         user = await accounts.authenticate(
             identity.uow(), identity.passwords, email, _single(form, "password") or ""
         )
@@ -124,9 +126,9 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
         form_page.headers["Retry-After"] = str(error.retry_after)
         return form_page
     except WrongCredentials as error:
-        identity.throttle.failed(email)
+        identity.throttle.failed(email, source)
         return _sign_in_form(checked, form, error=str(error), status_code=401)
-    identity.throttle.succeeded(email)
+    identity.throttle.succeeded(email, source)
     code = await identity.server.issue_code(checked, user.id)
     return _redirect_to_client(
         checked.redirect_uri, checked.state, code=code, iss=identity.settings.issuer
