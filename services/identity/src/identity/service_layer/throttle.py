@@ -99,8 +99,9 @@ class SignInThrottle:
         if misses is None or misses.count < free:
             return 0.0
         doublings = min(misses.count - free, 32)
-        delay = min(self._base * 2**doublings, self._max_delay)
-        return (misses.last + delay - now).total_seconds()
+        delay: timedelta = min(self._base * (1 << doublings), self._max_delay)
+        left: timedelta = misses.last + delay - now
+        return left.total_seconds()
 
     def _bound(self, table: dict[_Key, _Misses], now: datetime) -> None:
         if len(table) <= self._max_entries:
