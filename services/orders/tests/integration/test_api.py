@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from chassis.upstream import UpstreamFailure
+from orders.entrypoints.cursors import cursor_of
+from orders.service_layer.ports import ListPosition
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer, unavailable
 from services.orders.tests.integration.conftest import (
     order_body,
@@ -352,7 +354,14 @@ def test_a_walk_by_cursor_meets_every_order_once_while_new_ones_are_placed(
 
 @pytest.mark.parametrize(
     "cursor",
-    ["not-a-cursor", "WyJ5ZXN0ZXJkYXkiLCJvLTEiXQ", "WyIyMDI2LTExLTI1VDEwOjAwOjAwIiwiby0xIl0"],
+    [
+        "not-a-cursor",
+        "WyJ5ZXN0ZXJkYXkiLCJvLTEiXQ",
+        "WyIyMDI2LTExLTI1VDEwOjAwOjAwIiwiby0xIl0",
+        # Valid ISO times no UTC datetime can hold: they were a 500 (date value out of range).
+        cursor_of(ListPosition(datetime.min.replace(tzinfo=timezone(timedelta(hours=1))), "o")),
+        cursor_of(ListPosition(datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))), "o")),
+    ],
 )
 def test_a_cursor_this_listing_did_not_give_is_a_400_invalid_cursor(
     client: TestClient, cursor: str
