@@ -166,8 +166,10 @@ def test_souk_token_prints_a_token_the_gateway_accepts(souk, gateway):
 
     assert printed.returncode == 0, printed.stderr
     token = printed.stdout.strip()
+    # Valid at the gateway (no 401); a script is no customer, so /api/orders says so.
     listed = gateway.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
-    assert listed.status_code == 200, listed.text
+    assert listed.status_code == 403, listed.text
+    assert listed.json()["type"] == "https://souk.dev/problems/customer-required"
     refused = subprocess.run(
         [str(souk_command), "token", "--client", "souk-cli", "--gateway", souk.gateway_url],
         env={**os.environ, "SOUK_CLIENT_SECRET": "wrong"},

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import stat
+import uuid
 
 import httpx
 import pytest
+
+from souk.testing import client_token
 
 from .conftest import cli_client
 
@@ -63,3 +66,41 @@ def test_a_script_still_gets_its_token_through_the_gateway(souk, gateway):
     response = _client_credentials(gateway, cli_client(souk))
 
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/api/orders", "/api/notifications", "/api/mobile/cart"])
+def test_a_clients_own_token_is_no_customer_on_customer_routes(souk, gateway, path):
+    token = client_token(souk.gateway_url, *cli_client(souk), ["orders:read"])
+
+    response = gateway.get(path, headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 403, response.text
+    assert response.json()["type"] == "https://souk.dev/problems/customer-required"
+
+
+def test_an_order_answers_with_its_public_location(souk, shopper, gateway):
+    product = gateway.get("/api/catalog/products", params={"page_size": 1}).json()["items"][0]
+    body = {
+        "items": [{"product_id": product["id"], "quantity": 1}],
+        "payment": {"card_token": "tok_ok"},
+    }
+
+    placed = shopper.post("/api/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())})
+
+    assert placed.status_code == 201, placed.text
+    assert placed.headers["location"] == f"/api/orders/{placed.json()['id']}"
+
+
+@pytest.mark.parametrize("path", ["/api/mobile/cart/", "/api/catalog/products/"])
+def test_a_trailing_slash_never_redirects_to_an_instances_own_address(shopper, path):
+    response = shopper.get(path, follow_redirects=False)
+
+    assert response.status_code == 404, response.text
+    assert "location" not in response.headers
+
+
+def test_a_problems_instance_is_the_public_path(gateway):
+    response = gateway.get("/api/catalog/products/no-such-product")
+
+    assert response.status_code == 404
+    assert response.json()["instance"] == "/api/catalog/products/no-such-product"

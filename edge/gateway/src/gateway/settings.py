@@ -30,6 +30,8 @@ class Route(BaseModel):
     auth: Literal["public", "required"] = "public"
     # Every one of these must be granted to the token (only with auth: required).
     scopes: tuple[str, ...] = ()
+    # "customer": the route acts for a signed-in person; a client's own token is refused.
+    subject: Literal["any", "customer"] = "any"
     # Overrides the gateway's max_body_bytes for this route.
     max_body_bytes: int | None = Field(default=None, gt=0)
 
@@ -52,8 +54,10 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _scopes_need_a_token(self) -> Route:
-        if self.scopes and self.auth != "required":
-            raise ValueError(f"route {self.prefix} names scopes but is public: set auth: required")
+        if (self.scopes or self.subject != "any") and self.auth != "required":
+            raise ValueError(
+                f"route {self.prefix} names scopes or a subject but is public: set auth: required"
+            )
         return self
 
     def matches(self, path: str) -> bool:
