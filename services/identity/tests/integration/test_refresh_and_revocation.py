@@ -193,3 +193,32 @@ async def test_a_clients_own_token_names_no_family(identity: httpx.AsyncClient) 
 
     claims = validated_claims(response.json()["access_token"], await published_keys(identity))
     assert "sid" not in claims
+
+
+async def test_revoking_an_access_token_revokes_its_grant(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    family = await grant_of(identity, signed_in["access_token"])
+
+    response = await identity.post(
+        "/oauth/revoke", data={"token": signed_in["access_token"], "client_id": WEB}
+    )
+
+    assert response.status_code == 200
+    assert await revoked_grants(identity) == [family]
+    refreshed = await refresh(identity, signed_in["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_a_forged_or_another_clients_access_token_revokes_nothing(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    header, payload, _ = signed_in["access_token"].split(".")
+    forged = f"{header}.{payload}.{'A' * 86}"
+
+    await identity.post("/oauth/revoke", data={"token": forged, "client_id": WEB})
+    await identity.post("/oauth/revoke", data={"token": signed_in["access_token"]}, auth=CLI)
+
+    assert await revoked_grants(identity) == []

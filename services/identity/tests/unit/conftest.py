@@ -22,6 +22,7 @@ from identity.domain.model import (
 from identity.service_layer.oauth import AuthorizationServer, TokenPolicy
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -155,6 +156,10 @@ class FakeSigner:
 
     def public_jwk(self, key: SigningKey) -> dict[str, Any]:
         return {"kid": key.kid, "alg": key.alg, "use": "sig"}
+
+    def signed_claims(self, token: str, keys: Sequence[SigningKey]) -> dict[str, Any] | None:
+        del token, keys  # these tests revoke refresh tokens only
+        return None
 
 
 @pytest.fixture
