@@ -34,6 +34,14 @@ def topology() -> dict:
     data = yaml.safe_load(text)
     data.pop("data_dir", None)
     data["services"]["gateway"]["port"] = free_port()
+    # One client at 127.0.0.1: lift the edge's default rate limits (docs/security.md), or
+    # this measures the rate limiter.
+    unlimited = {"rate": 1_000_000, "burst": 1_000_000}
+    data["services"]["gateway"].setdefault("env", {})["GATEWAY_RATE_LIMITS"] = {
+        "per_ip": unlimited,
+        "per_client": unlimited,
+        "per_ip_expensive": unlimited,
+    }
     return data
 
 
