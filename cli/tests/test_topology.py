@@ -216,12 +216,14 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
         "upstream": "notifications",
         "rewrite": "/notifications",
         "auth": "required",
+        "subject": "customer",
     } in routes
     assert {
         "prefix": "/api/orders",
         "upstream": "orders",
         "rewrite": "/orders",
         "auth": "required",
+        "subject": "customer",
     } in routes
     assert {"prefix": "/api/catalog", "upstream": "catalog"} in routes
     notifications = topology.services["notifications"]
