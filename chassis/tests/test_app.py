@@ -58,3 +58,21 @@ def test_the_services_routers_are_served_with_its_title_and_version(
     info = client.get("/openapi.json").json()["info"]
     assert info == {"title": "demo", "version": "2.3.4"}
     assert "/healthz" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_trailing_slash_is_a_404_not_a_redirect_to_this_instances_address(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    router = APIRouter()
+
+    @router.get("/cart")
+    async def cart() -> list[str]:
+        return []
+
+    client = TestClient(make_app(router), base_url="http://127.0.0.1:43999")
+
+    response = client.get("/cart/", follow_redirects=False)
+
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.headers["content-type"] == "application/problem+json"

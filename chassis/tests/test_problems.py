@@ -82,6 +82,15 @@ def test_a_problem_error_becomes_a_problem_document(client: TestClient) -> None:
     }
 
 
+def test_behind_the_gateway_a_problems_instance_is_the_public_path(client: TestClient) -> None:
+    # The gateway serves /api/orders/7 as /orders/7 here, and says so.
+    problem = client.get("/orders/7", headers={"X-Forwarded-Prefix": "/api"})
+    missing = client.get("/no/such/thing", headers={"X-Forwarded-Prefix": "/api/catalog"})
+
+    assert problem.json()["instance"] == "/api/orders/7"
+    assert missing.json()["instance"] == "/api/catalog/no/such/thing"
+
+
 def test_a_problem_errors_headers_are_sent(client: TestClient) -> None:
     response = client.get("/orders/7")
 

@@ -8,7 +8,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from chassis.pagination import Page, PageModel
-from chassis.schemas import MinorUnits, MoneyModel
+from chassis.schemas import MAX_MINOR_UNITS, MinorUnits, MoneyModel
 from contracts import Money
 
 
@@ -52,7 +52,16 @@ def test_a_subclass_narrows_the_amount_and_keeps_the_rest() -> None:
     assert type(Price.from_money(Money(5, "JPY"))) is Price
     amount = Price.model_json_schema()["properties"]["amount"]
     assert amount["exclusiveMinimum"] == 0
-    assert amount["description"] == "Minor units: 1299 is 12.99 EUR."
+    # The bound every amount keeps stays with the narrowed one, and its spec says so.
+    assert amount["maximum"] == MAX_MINOR_UNITS
+    assert amount["description"].startswith("Minor units: 1299 is 12.99 EUR; at most ")
+
+
+def test_an_amount_beyond_the_bound_is_refused_either_way() -> None:
+    for amount in (MAX_MINOR_UNITS + 1, -MAX_MINOR_UNITS - 1, 2**63, 10**30):
+        with pytest.raises(ValidationError):
+            MoneyModel.model_validate({"amount": amount, "currency": "EUR"})
+    assert MoneyModel.model_validate({"amount": MAX_MINOR_UNITS, "currency": "EUR"})
 
 
 def test_a_page_model_makes_each_item_public_and_counts_pages_rounding_up() -> None:

@@ -38,12 +38,35 @@ def default_topology() -> dict[str, Any]:
         for name, value in env.items():
             if value == DEFAULT_PUBLIC_URL:
                 env[name] = f"http://127.0.0.1:{port}"
+    # The whole suite is one client at 127.0.0.1 signing up hundreds of customers: it raises
+    # the edge's rate limits explicitly (test_security.py proves the defaults on a gateway).
+    topology["services"]["gateway"]["env"]["GATEWAY_RATE_LIMITS"] = SUITE_RATE_LIMITS
     return topology
+
+
+SUITE_RATE_LIMITS = {
+    "per_ip": {"rate": 10_000, "burst": 10_000},
+    "per_client": {"rate": 10_000, "burst": 10_000},
+    "per_ip_expensive": {"rate": 10_000, "burst": 10_000},
+}
 
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "sesame-opens-the-souk"  # noqa: S105 - every e2e customer's, on a throwaway system
-CLI_CLIENT = ("souk-cli", "souk-cli-development-secret")
+CLI_CLIENT_ID = "souk-cli"
+# The shop's own service clients: identity issues their tokens only to direct callers.
+ORDERS_CLIENT_ID = "orders"
+
+
+def cli_client(system: SoukSystem) -> tuple[str, str]:
+    """The command line's client id and the secret this installation made for it."""
+    return system.client_credentials(CLI_CLIENT_ID)
+
+
+def service_token(system: SoukSystem, client_id: str, scopes: list[str]) -> str:
+    """A service client's token, asked of identity directly as that service does (the public
+    edge refuses to issue it)."""
+    return client_token(system.url("identity"), *system.client_credentials(client_id), scopes)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -105,6 +128,6 @@ def shopper(souk: SoukSystem) -> Iterator[httpx.Client]:
 @pytest.fixture
 def admin(souk: SoukSystem) -> Iterator[httpx.Client]:
     """The gateway as the souk-cli script sees it: a client token with catalog:write."""
-    token = client_token(souk.gateway_url, *CLI_CLIENT, ["catalog:write"])
+    token = client_token(souk.gateway_url, *cli_client(souk), ["catalog:write"])
     with httpx.Client(base_url=souk.gateway_url, timeout=10.0, headers=bearer(token)) as client:
         yield client

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 import hypothesis
 import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-# The token a script gets: enough to read orders when the gateway guards them.
-CLI_CLIENT = ("souk-cli", "souk-cli-development-secret")
+from souk.testing import customer_token
+
+from .conftest import PASSWORD
 
 
 @pytest.fixture
@@ -19,14 +22,10 @@ def public_api(souk):
 
 
 @pytest.fixture
-def bearer(gateway):
-    response = gateway.post(
-        "/oauth/token",
-        data={"grant_type": "client_credentials", "scope": "orders:read"},
-        auth=CLI_CLIENT,
-    )
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+def bearer(souk):
+    """A customer's token: the guarded routes act for a signed-in customer."""
+    email = f"fuzzer-{uuid.uuid4().hex[:12]}@example.com"
+    return {"Authorization": f"Bearer {customer_token(souk.gateway_url, email, PASSWORD)}"}
 
 
 def test_no_read_through_the_gateway_answers_with_a_server_error(public_api, souk, bearer):

@@ -132,11 +132,11 @@ def test_signing_out_ends_the_access_token_too_at_the_gateway_and_at_the_service
     assert httpx.get(at_gateway, headers={"Authorization": f"Bearer {again}"}).status_code == 200
 
 
-def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(gateway):
+def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(souk, gateway):
     response = gateway.post(
         "/oauth/token",
         data={"grant_type": "client_credentials", "scope": "orders:read"},
-        auth=("souk-cli", "souk-cli-development-secret"),
+        auth=souk.client_credentials("souk-cli"),
     )
 
     assert response.status_code == 200, response.text
@@ -154,9 +154,10 @@ def test_a_script_gets_a_token_by_client_credentials_through_the_gateway(gateway
 def test_souk_token_prints_a_token_the_gateway_accepts(souk, gateway):
     souk_command = Path(sys.executable).with_name("souk")
     printed = subprocess.run(
+        # No secret given: `souk token` reads the one `souk up` made for this installation.
         [str(souk_command), "token", "--client", "souk-cli", "--scope", "orders:read",
-         "--gateway", souk.gateway_url],
-        env={**os.environ, "SOUK_CLIENT_SECRET": "souk-cli-development-secret"},
+         "--gateway", souk.gateway_url, "--data-dir", str(souk.data_dir)],
+        env={k: v for k, v in os.environ.items() if k != "SOUK_CLIENT_SECRET"},
         capture_output=True,
         text=True,
         timeout=30,
@@ -165,8 +166,10 @@ def test_souk_token_prints_a_token_the_gateway_accepts(souk, gateway):
 
     assert printed.returncode == 0, printed.stderr
     token = printed.stdout.strip()
+    # Valid at the gateway (no 401); a script is no customer, so /api/orders says so.
     listed = gateway.get("/api/orders", headers={"Authorization": f"Bearer {token}"})
-    assert listed.status_code == 200, listed.text
+    assert listed.status_code == 403, listed.text
+    assert listed.json()["type"] == "https://souk.dev/problems/customer-required"
     refused = subprocess.run(
         [str(souk_command), "token", "--client", "souk-cli", "--gateway", souk.gateway_url],
         env={**os.environ, "SOUK_CLIENT_SECRET": "wrong"},

@@ -36,7 +36,6 @@ PRODUCTS = 4
 KILL_AFTER = 60
 """Orders placed before the kill; the rest, and the checkouts of most, come after it."""
 SETTLE_TIMEOUT = 90.0
-ORDERS_CLIENT = ("orders", "orders-development-secret")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,11 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoukSystem]:
 @pytest.fixture(scope="module")
 def reader(system: SoukSystem) -> Iterator[httpx.Client]:
     """A client with a token that may read stock and payments straight from the services."""
-    token = client_token(system.gateway_url, *ORDERS_CLIENT, ["stock:read", "payments:read"])
+    token = client_token(
+        system.url("identity"),
+        *system.client_credentials("orders"),
+        ["stock:read", "payments:read"],
+    )
     with httpx.Client(timeout=10.0, headers=bearer(token)) as client:
         yield client
 

@@ -95,7 +95,15 @@ def create_app(
             tracer_provider.shutdown()
             _log.info("stopped")
 
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    # No redirect to the path without its trailing slash: the redirect named this instance's
+    # own address, which a client outside the gateway must never see (a 404 problem instead).
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
     app.state.settings = settings
     app.state.readiness = readiness
     app.state.http_metrics = metrics = HttpMetrics.create()

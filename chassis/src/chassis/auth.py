@@ -710,6 +710,25 @@ def insufficient_scope_problem(required: frozenset[str]) -> ProblemError:
     )
 
 
+def is_customer(token: AccessToken) -> bool:
+    """Whether a person signed in for this token (it names their grant), not a client alone.
+
+    A client-credentials token's subject is the client itself: it is no customer, whatever
+    scopes it holds, and routes that act for a customer refuse it.
+    """
+    return token.grant_id is not None
+
+
+def customer_required_problem() -> ProblemError:
+    """The 403 for a valid token that no customer signed in for (client credentials)."""
+    return ProblemError(
+        403,
+        "customer-required",
+        "Forbidden",
+        "This route acts for a signed-in customer; a client's own token is not one.",
+    )
+
+
 def keys_unavailable_problem() -> ProblemError:
     """The 503 while the issuer's keys cannot be fetched: the token may well be fine."""
     return ProblemError(

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from chassis.logs import get_logger
-from chassis.requests import request_id_var
+from chassis.requests import public_path, request_id_var
 from chassis.storage import StorageUnavailableError
 
 if TYPE_CHECKING:
@@ -120,9 +120,18 @@ def problem_error_response(problem: ProblemError, *, instance: str | None = None
     )
 
 
+def public_instance(request: Request) -> str:
+    """The request's path as the client sent it, for a problem's ``instance``.
+
+    Behind the gateway that is the public path (under the route's prefix, from
+    X-Forwarded-Prefix), never the path the service itself serves it under.
+    """
+    return public_path(request.headers, request.url.path)
+
+
 async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProblemError)  # noqa: S101 - registered for this type only
-    return problem_error_response(exc, instance=request.url.path)
+    return problem_error_response(exc, instance=public_instance(request))
 
 
 async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
@@ -137,7 +146,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         _slug_for(exc.status_code),
         _title_for(exc.status_code),
         detail,
-        instance=request.url.path,
+        instance=public_instance(request),
         headers=exc.headers,
     )
 
@@ -157,7 +166,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         "validation-error",
         "The request is not valid",
         "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors) or None,
-        instance=request.url.path,
+        instance=public_instance(request),
         errors=errors,
     )
 
@@ -181,13 +190,13 @@ async def _on_storage_unavailable(request: Request, exc: Exception) -> JSONRespo
         "storage-unavailable",
         "Service Unavailable",
         "The service's database cannot be used just now; try again shortly.",
-        instance=request.url.path,
+        instance=public_instance(request),
         headers={"Retry-After": "1"},
     )
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    return internal_error_response(request.url.path, exc)
+    return internal_error_response(public_instance(request), exc)
 
 
 def install_problem_handlers(app: FastAPI) -> None:

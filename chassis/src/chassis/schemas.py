@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Final, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
 from contracts import Currency, Money
 
+# The largest amount any API takes or gives: ten billion EUR in cents, far below what a
+# 64-bit column holds (2**63 - 1), so a sum of a few thousand of them still fits.
+MAX_MINOR_UNITS: Final = 10**12
+
 MinorUnits = Annotated[
-    StrictInt, Field(description="Minor units: 1299 is 12.99 EUR.", examples=[1299])
+    StrictInt,
+    Field(
+        ge=-MAX_MINOR_UNITS,
+        le=MAX_MINOR_UNITS,
+        description=f"Minor units: 1299 is 12.99 EUR; at most {MAX_MINOR_UNITS} either way.",
+        examples=[1299],
+    ),
 ]
 """An amount in integer minor units; narrow it with ``Annotated[MinorUnits, Field(gt=0)]``."""
 

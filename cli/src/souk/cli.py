@@ -32,6 +32,7 @@ from souk.display import (
     instance_table,
     make_console,
 )
+from souk.install_secrets import MissingSecretError, client_secret
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.mesh_status import MeshNotRunningError, gather, render
 from souk.plan import BrokerUnreachableError, PortInUseError
@@ -198,11 +199,13 @@ def token(
         list[str] | None, typer.Option(help="A scope to ask for; repeat for several.")
     ] = None,
     gateway: Annotated[str, typer.Option(help="The gateway's URL.")] = "http://localhost:8080",
+    data_dir: DataDirOption = None,
 ) -> None:
     """Print an access token from identity, for `curl -H "Authorization: Bearer $(souk token ...)"`.
 
-    The password or the client secret is read from SOUK_PASSWORD / SOUK_CLIENT_SECRET, or asked
-    for, never taken from the command line (it would stay in the shell history).
+    The password is read from SOUK_PASSWORD, or asked for; the client secret from
+    SOUK_CLIENT_SECRET, else the installation's secrets file that `souk up` made in the data
+    dir. Neither is taken from the command line (it would stay in the shell history).
     """
     if (email is None) == (client is None):
         _fail("give either --email (a customer) or --client (a script or service)", code=2)
@@ -212,12 +215,19 @@ def token(
             scopes = scope or list(CUSTOMER_SCOPES)
             typer.echo(customer_token(gateway, email, password, scopes=scopes))
         elif client is not None:
-            secret = os.environ.get("SOUK_CLIENT_SECRET") or typer.prompt(
-                "client secret", hide_input=True
-            )
+            secret = os.environ.get("SOUK_CLIENT_SECRET") or _installed_secret(data_dir, client)
             typer.echo(client_token(gateway, client, secret, scope or []))
     except (TokenError, httpx.HTTPError) as exc:
         _fail(str(exc))
+
+
+def _installed_secret(data_dir: Path | None, client: str) -> str:
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    try:
+        return client_secret(directory, client)
+    except MissingSecretError:
+        secret: str = typer.prompt("client secret", hide_input=True)
+        return secret
 
 
 def _running(data_dir: Path | None) -> SoukState:

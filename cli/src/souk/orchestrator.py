@@ -13,6 +13,7 @@ from pathlib import Path
 from souk.databases import provision
 from souk.display import make_reporter
 from souk.health import probe_all
+from souk.install_secrets import with_secrets
 from souk.meshing import mesh_stop_tiers, with_mesh
 from souk.plan import build_plan, check_broker, check_fixed_ports, stop_order
 from souk.state import (
@@ -88,7 +89,8 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
     with OrchestratorLock(data_dir):
         stateful = [name for name, spec in topology.services.items() if spec.database]
         database_urls = asyncio.run(provision(topology.database, stateful, data_dir))
-        plans = with_mesh(topology, build_plan(topology, data_dir, database_urls), data_dir)
+        plans = with_secrets(build_plan(topology, data_dir, database_urls), topology, data_dir)
+        plans = with_mesh(topology, plans, data_dir)
         gateway = next((plan for plan in plans if plan.service == "gateway"), None)
         url = f"http://localhost:{gateway.port}" if gateway else None
         options = SupervisorOptions(ready_timeout=request.ready_timeout, grace=request.grace)

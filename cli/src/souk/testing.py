@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from souk.install_secrets import client_secret
 from souk.logs import tail_lines
 from souk.plan import free_port
 from souk.state import InstanceRecord, InstanceState, SoukState, pid_alive, read_state
@@ -233,6 +234,10 @@ class SoukSystem:
     def gateway_url(self) -> str:
         """The base URL of the gateway (KeyError if the topology has none)."""
         return self.url("gateway")
+
+    def client_credentials(self, client_id: str) -> tuple[str, str]:
+        """A client's id and the secret this installation generated for it on `souk up`."""
+        return client_id, client_secret(self.data_dir, client_id)
 
     def output(self) -> str:
         """Everything `souk up` printed so far."""

@@ -5,10 +5,13 @@ from pydantic import ValidationError
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
+from souk.topology import default_topology_path, load_topology
 
 AMIRA = "token-of-amira"
 CATALOG_BOT = "token-of-the-catalog-bot"
 CLIENTLESS = "token-naming-no-client"
+SIGNED_IN = "token-amira-signed-in-for"
+SCRIPT = "token-of-a-client-for-itself"
 
 
 @pytest.fixture
@@ -22,6 +25,10 @@ def validator(kit):
                 "catalog-bot", "catalog-bot", frozenset({"catalog:write"})
             ),
             CLIENTLESS: kit.access_token("customer-amira", None),
+            SIGNED_IN: kit.access_token(
+                "customer-amira", "storefront", frozenset({"orders:read"}), grant_id="grant-1"
+            ),
+            SCRIPT: kit.access_token("bff-web", "bff-web", frozenset({"orders:read"})),
         }
     )
 
@@ -176,3 +183,25 @@ async def test_a_routes_body_limit_overrides_the_gateways(kit, upstreams):
         accepted = await client.post("/api/echo/products", content=b"x" * 100)
     assert refused.status_code == 413
     assert accepted.status_code == 200
+
+
+async def test_a_customer_route_refuses_a_clients_own_token_and_takes_a_customers(
+    kit, upstreams, validator
+):
+    settings = guarded(kit, upstreams, scopes=("orders:read",), subject="customer")
+    async with kit.client(settings, token_validator=validator) as client:
+        script = await client.get("/api/echo/orders", headers=bearer(SCRIPT))
+        customer = await client.get("/api/echo/orders", headers=bearer(SIGNED_IN))
+
+    assert script.status_code == 403
+    assert script.json()["type"] == "https://souk.dev/problems/customer-required"
+    assert customer.status_code == 200
+    assert customer.json()["headers"]["x-souk-subject"] == "customer-amira"
+
+
+def test_the_default_topologys_customer_routes_need_a_customer():
+    topology = load_topology(default_topology_path())
+    routes = {r["prefix"]: r for r in topology.services["gateway"].env["GATEWAY_ROUTES"]}
+
+    for prefix in ("/api/orders", "/api/notifications", "/api/mobile"):
+        assert routes[prefix].get("subject") == "customer", prefix

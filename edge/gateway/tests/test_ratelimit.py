@@ -11,6 +11,7 @@ from gateway.app import create_app
 from gateway.ratelimit import InMemoryTokenBuckets, RedisTokenBuckets
 from gateway.settings import RateLimits, TokenBucket
 from souk.testing import require_server
+from souk.topology import default_topology_path, load_topology
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 # Slow enough that nothing refills while a test runs.
@@ -224,3 +225,49 @@ async def test_an_unreachable_redis_lets_requests_through(kit, upstreams):
     async with kit.client(kit.settings(upstreams, rate_limits=limits, redis_url=nowhere)) as client:
         statuses = [(await client.get("/api/echo/x")).status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
+
+
+async def test_the_default_limits_are_on_per_ip(kit, upstreams):
+    # No rate_limits given: the defaults (docs/security.md) hold. The clock stands still, so
+    # nothing refills however slowly the machine answers.
+    settings = kit.settings(upstreams)
+    burst = settings.rate_limits.per_ip.burst
+    buckets = InMemoryTokenBuckets(clock=FakeClock())
+    async with kit.client(settings, buckets=buckets) as client:
+        statuses = [(await client.get("/api/echo/x")).status_code for _ in range(burst + 5)]
+    assert statuses == [200] * burst + [429] * 5
+
+
+async def test_by_default_sign_up_sign_in_and_tokens_are_throttled_per_ip(kit, upstreams):
+    routes = [
+        kit.Route(prefix="/oauth", upstream="echo", strip_prefix=False),
+        kit.Route(prefix="/api/users", upstream="echo"),
+    ]
+    settings = kit.settings(upstreams, routes=routes)
+    burst = settings.rate_limits.per_ip_expensive.burst
+    async with kit.client(settings, buckets=InMemoryTokenBuckets(clock=FakeClock())) as client:
+        posts = [
+            (await client.post(path, data={"a": "b"})).status_code
+            for path in ["/oauth/token", "/api/users", "/oauth/authorize"] * (burst // 3 + 1)
+        ]
+        reads = [(await client.get("/oauth/authorize")).status_code for _ in range(5)]
+    async with kit.client(
+        settings, client_address="198.51.100.9", buckets=InMemoryTokenBuckets(clock=FakeClock())
+    ) as other:
+        elsewhere = (await other.post("/oauth/token")).status_code
+    assert posts[:burst] == [200] * burst
+    assert set(posts[burst:]) == {429}
+    # Only the expensive calls (argon2id per call) have the tight bucket.
+    assert reads == [200] * 5
+    assert elsewhere == 200
+
+
+def test_the_default_topology_keeps_the_limits_on():
+    topology = load_topology(default_topology_path())
+    env = topology.services["gateway"].env
+
+    assert "GATEWAY_RATE_LIMITS" not in env
+    limits = RateLimits()
+    assert limits.per_ip is not None
+    assert limits.per_client is not None
+    assert limits.per_ip_expensive is not None

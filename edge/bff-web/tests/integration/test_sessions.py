@@ -92,6 +92,26 @@ async def test_a_made_up_cookie_is_replaced_by_a_new_session(browser: httpx.Asyn
     assert browser.cookies[COOKIE_NAME] != "x" * 500
 
 
+async def test_a_well_formed_id_the_shop_did_not_issue_is_not_adopted(
+    browser: httpx.AsyncClient,
+) -> None:
+    # An attacker plants a session id they know in the victim's browser ...
+    planted = "A" * 43
+    browser.cookies.set(COOKIE_NAME, planted, domain="shop.test")
+
+    page = await browser.get("/products/p-saffron")
+    token = csrf_token_of(page.text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+
+    # ... but the shop issued its own, and the cart lives under that one.
+    issued = browser.cookies[COOKIE_NAME]
+    assert issued != planted
+    assert session_cookie(page)
+    assert await cart_count(browser) == "1"
+    browser.cookies.set(COOKIE_NAME, planted, domain="shop.test")
+    assert await cart_count(browser) != "1"
+
+
 async def test_pages_are_not_cached_and_forbid_framing_and_foreign_scripts(
     browser: httpx.AsyncClient,
 ) -> None:

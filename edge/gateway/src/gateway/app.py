@@ -46,6 +46,7 @@ def create_app(
         # Read by the chassis's access log line, written once this request is answered.
         structlog.contextvars.unbind_contextvars("gateway_route", "client_id")
         await limiter.check_ip(client_address(request))
+        await limiter.check_expensive(request.method, request.url.path, client_address(request))
         route = proxy.route_for(request)
         structlog.contextvars.bind_contextvars(gateway_route=route.prefix)
         token = None

@@ -13,7 +13,9 @@ from chassis.auth import (
     AccessTokenValidator,
     InvalidTokenError,
     KeysUnavailableError,
+    customer_required_problem,
     insufficient_scope_problem,
+    is_customer,
     keys_unavailable_problem,
     unauthorized_problem,
 )
@@ -47,6 +49,8 @@ async def authenticate(
     required = frozenset(route.scopes)
     if not access_token.grants(*required):
         raise insufficient_scope_problem(required)
+    if route.subject == "customer" and not is_customer(access_token):
+        raise customer_required_problem()
     return access_token
 
 

@@ -141,6 +141,14 @@ class RateLimiter:
         if self.limits.per_ip is not None:
             await self._check(f"ip:{ip}", self.limits.per_ip, f"this address ({ip})")
 
+    async def check_expensive(self, method: str, path: str, ip: str) -> None:
+        """Take a token from ``ip``'s bucket of expensive calls, if this is one."""
+        bucket = self.limits.per_ip_expensive
+        if bucket is None or method != "POST":
+            return
+        if any(path == prefix or path.startswith(prefix + "/") for prefix in self.limits.expensive):
+            await self._check(f"expensive:{ip}", bucket, f"this address ({ip})")
+
     async def check_client(self, token: AccessToken) -> None:
         """Take a token for a request made with ``token``, from its OAuth client's bucket.
 

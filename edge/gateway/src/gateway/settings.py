@@ -30,6 +30,8 @@ class Route(BaseModel):
     auth: Literal["public", "required"] = "public"
     # Every one of these must be granted to the token (only with auth: required).
     scopes: tuple[str, ...] = ()
+    # "customer": the route acts for a signed-in person; a client's own token is refused.
+    subject: Literal["any", "customer"] = "any"
     # Overrides the gateway's max_body_bytes for this route.
     max_body_bytes: int | None = Field(default=None, gt=0)
 
@@ -52,8 +54,10 @@ class Route(BaseModel):
 
     @model_validator(mode="after")
     def _scopes_need_a_token(self) -> Route:
-        if self.scopes and self.auth != "required":
-            raise ValueError(f"route {self.prefix} names scopes but is public: set auth: required")
+        if (self.scopes or self.subject != "any") and self.auth != "required":
+            raise ValueError(
+                f"route {self.prefix} names scopes or a subject but is public: set auth: required"
+            )
         return self
 
     def matches(self, path: str) -> bool:
@@ -86,13 +90,30 @@ class TokenBucket(BaseModel):
     burst: int = Field(ge=1)
 
 
+# The defaults (docs/security.md): on unless a topology turns them off. Per IP, a browser's
+# page with its assets and a script's bursts fit; per client, each customer (or each script)
+# of a client draws from its own bucket.
+DEFAULT_PER_IP = TokenBucket(rate=50, burst=200)
+DEFAULT_PER_CLIENT = TokenBucket(rate=20, burst=100)
+# Sign-up, sign-in and the token endpoint hash a password or a secret with argon2id (64 MiB,
+# a good part of a second of a core): per IP, a few a minute after a small burst.
+DEFAULT_PER_IP_EXPENSIVE = TokenBucket(rate=0.2, burst=20)
+DEFAULT_EXPENSIVE = ("/oauth/token", "/oauth/authorize", "/oauth/revoke", "/api/users")
+
+
 class RateLimits(BaseModel):
-    """One token bucket per client IP and one per OAuth client id; None means no limit."""
+    """One token bucket per client IP and one per OAuth client id; None means no limit.
+
+    A POST under one of the ``expensive`` path prefixes also takes a token from the
+    client IP's ``per_ip_expensive`` bucket (they cost the services far more than a read).
+    """
 
     model_config = {"frozen": True, "extra": "forbid"}
 
-    per_ip: TokenBucket | None = None
-    per_client: TokenBucket | None = None
+    per_ip: TokenBucket | None = DEFAULT_PER_IP
+    per_client: TokenBucket | None = DEFAULT_PER_CLIENT
+    per_ip_expensive: TokenBucket | None = DEFAULT_PER_IP_EXPENSIVE
+    expensive: tuple[str, ...] = DEFAULT_EXPENSIVE
     # Several gateways sharing one Redis share the buckets under these keys.
     key_prefix: str = "souk:gateway:rate:"
 

@@ -386,3 +386,19 @@ async def test_the_customer_a_request_names_is_kept_with_the_payment(
     assert payment["customer_id"] == "customer-7"
     fetched = await billing.get(f"/payments/{payment['id']}")
     assert fetched.json()["customer_id"] == "customer-7"
+
+
+@pytest.mark.parametrize("amount", [2**63, 10**30, 10**12 + 1])
+async def test_an_amount_beyond_the_bound_is_refused_before_any_provider_is_asked(
+    billing: AsyncClient, amount: int
+) -> None:
+    too_much = {"amount": amount, "currency": "EUR"}
+
+    refused = await pay(billing, "key-huge", amount=too_much)
+
+    problem_of(refused, 422, "validation-error")
+    # Nothing was recorded for the key: a retry with a good amount is not stuck "in flight".
+    retried = await pay(billing, "key-huge")
+    assert retried.status_code == 201, retried.text
+    listed = await billing.get("/payments", params={"order_id": "order-1"})
+    assert [p["amount"]["amount"] for p in listed.json()] == [1490]

@@ -341,3 +341,22 @@ async def test_moving_money_needs_payments_write_and_an_idempotency_key(
     missing_key = await billing.post("/accounts/customer-7/debits", json={"amount": eur(100)})
     problem_of(missing_key, 400, "idempotency-key-required")
     assert await balance(billing) == 1000
+
+
+@pytest.mark.parametrize(
+    "account", ["kund\u00e9-7", "k\u00fcnde-\u4e00", "customer%0D%0AX-Evil:%201", "a%00b"]
+)
+async def test_an_account_id_a_header_cannot_carry_is_refused_before_anything_is_saved(
+    billing: httpx.AsyncClient, account: str
+) -> None:
+    response = await credit(billing, 500, account=account)
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_credit_beyond_the_bound_is_a_422_not_a_500(billing: httpx.AsyncClient) -> None:
+    response = await credit(billing, 2**63)
+
+    assert response.status_code == 422, response.text
+    assert (await billing.get("/accounts/customer-7")).status_code == 404

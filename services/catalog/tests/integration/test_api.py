@@ -218,6 +218,11 @@ def test_creating_a_product_with_a_sku_in_use_is_a_409_problem(client: TestClien
         ({"price": {"amount": "12", "currency": "EUR"}}, ["body", "price", "amount"]),
         ({"price": {"amount": True, "currency": "EUR"}}, ["body", "price", "amount"]),
         ({"price": {"amount": -1, "currency": "EUR"}}, ["body", "price", "amount"]),
+        # Beyond the bound every API keeps (chassis.schemas.MAX_MINOR_UNITS); 2**63 and more
+        # were a 500 (OverflowError into the 64-bit column).
+        ({"price": {"amount": 10**12 + 1, "currency": "EUR"}}, ["body", "price", "amount"]),
+        ({"price": {"amount": 2**63, "currency": "EUR"}}, ["body", "price", "amount"]),
+        ({"price": {"amount": 10**30, "currency": "EUR"}}, ["body", "price", "amount"]),
         ({"price": {"amount": 100, "currency": "XYZ"}}, ["body", "price", "currency"]),
         ({"price": {"amount": 100, "currency": "eur"}}, ["body", "price", "currency"]),
         ({"price": 1299}, ["body", "price"]),
@@ -290,6 +295,18 @@ def test_a_patch_changes_only_the_given_fields_and_bumps_the_version(client: Tes
     }
     assert patched.headers["etag"] != before.headers["etag"]
     assert client.get(f"/products/{SAFFRON_ID}").json() == patched.json()
+
+
+@pytest.mark.parametrize("amount", [2**63, 10**30])
+def test_a_patch_to_a_price_beyond_the_bound_is_a_422_problem(
+    client: TestClient, amount: int
+) -> None:
+    patched = client.patch(
+        f"/products/{SAFFRON_ID}", json={"price": {"amount": amount, "currency": "EUR"}}
+    )
+
+    problem_of(patched, 422, "validation-error")
+    assert client.get(f"/products/{SAFFRON_ID}").json()["price"]["amount"] == 1490
 
 
 def test_a_patch_that_changes_nothing_keeps_the_version(client: TestClient) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import chassis
+from chassis.problems import problem_response
 from identity.adapters.jose import JoserfcSigner
 from identity.adapters.passwords import Argon2Passwords
 from identity.adapters.unit_of_work import SqlAlchemyUnitOfWork
-from identity.domain.errors import OAuthError
+from identity.domain.errors import OAuthError, PasswordChecksBusy
 from identity.entrypoints import accounts, discovery, oauth
 from identity.entrypoints.deps import Identity
 from identity.service_layer import keys
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
+    from starlette.responses import JSONResponse
 
     from identity.service_layer.ports import UnitOfWork
     from identity.settings import IdentitySettings
@@ -39,7 +41,10 @@ def create_app(settings: IdentitySettings, *, clock: Callable[[], datetime] = ut
         return SqlAlchemyUnitOfWork(database.sessionmaker)
 
     passwords = Argon2Passwords(
-        time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
+        time_cost=settings.password_time_cost,
+        memory_cost_kib=settings.password_memory_kib,
+        max_concurrent=settings.password_max_concurrent,
+        max_waiting=settings.password_max_waiting,
     )
     signer = JoserfcSigner()
     policy = TokenPolicy(
@@ -67,6 +72,7 @@ def create_app(settings: IdentitySettings, *, clock: Callable[[], datetime] = ut
         on_startup=[register_clients_and_keys],
     )
     app.add_exception_handler(OAuthError, oauth.oauth_error_response)
+    app.add_exception_handler(PasswordChecksBusy, _busy)
     app.state.identity = Identity(
         settings=settings,
         uow=unit_of_work,
@@ -77,6 +83,12 @@ def create_app(settings: IdentitySettings, *, clock: Callable[[], datetime] = ut
         throttle=SignInThrottle(clock),
     )
     return app
+
+
+async def _busy(_: Request, error: Exception) -> JSONResponse:
+    return problem_response(
+        503, "password-checks-busy", "Service Unavailable", str(error), headers={"Retry-After": "1"}
+    )
 
 
 def _registrations(settings: IdentitySettings) -> list[Registration]:

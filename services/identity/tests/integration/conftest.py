@@ -19,8 +19,12 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    from fastapi import FastAPI
+
 ISSUER = "http://souk.test"
-CLI = ("souk-cli", "souk-cli-development-secret")
+# Each run makes its own secrets, as `souk up` does for each installation.
+CLI = ("souk-cli", secrets.token_urlsafe(32))
+SERVICE_SECRETS = {"bff-web": secrets.token_urlsafe(32), "orders": secrets.token_urlsafe(32)}
 WEB = "souk-web"
 WEB_CALLBACK = "http://127.0.0.1:8765/callback"
 AMINA = ("amina@example.com", "sesame-opens-the-souk")
@@ -45,8 +49,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def identity(tmp_path: Path, clock: Clock) -> AsyncIterator[httpx.AsyncClient]:
-    """Identity, started with the demo clients, as an in-process client."""
+async def identity_app(tmp_path: Path, clock: Clock) -> AsyncIterator[FastAPI]:
+    """Identity, started with the demo clients."""
     settings = IdentitySettings(
         data_dir=tmp_path,
         instance="identity-test",
@@ -54,14 +58,26 @@ async def identity(tmp_path: Path, clock: Clock) -> AsyncIterator[httpx.AsyncCli
         # The cheapest argon2 parameters: these tests are about flows, not hashing cost.
         password_time_cost=1,
         password_memory_kib=32,
+        client_secrets={CLI[0]: CLI[1], **SERVICE_SECRETS},
     )
     app = create_app(settings, clock=clock)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://identity"
-        ) as client,
-    ):
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def identity(identity_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Identity as an in-process client, from 127.0.0.1."""
+    transport = httpx.ASGITransport(app=identity_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
+        yield client
+
+
+@pytest.fixture
+async def elsewhere(identity_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Identity as a client at another address sees it."""
+    transport = httpx.ASGITransport(app=identity_app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://identity") as client:
         yield client
 
 

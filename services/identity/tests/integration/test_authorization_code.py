@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from identity.service_layer.throttle import SignInThrottle, TooManySignInAttempts
+
 from .conftest import (
     AMINA,
     CLI,
     WEB_CALLBACK,
+    Clock,
     Pkce,
     authorize_parameters,
     code_for,
@@ -23,8 +26,6 @@ from .validation import published_keys, validated_claims
 
 if TYPE_CHECKING:
     import httpx
-
-    from .conftest import Clock
 
 
 async def test_the_authorize_step_shows_a_sign_in_form_naming_the_client_and_scopes(
@@ -192,7 +193,7 @@ async def test_a_code_issued_to_one_client_is_refused_to_another(
 
     response = await token(
         identity,
-        ("souk-cli", "souk-cli-development-secret"),
+        CLI,
         grant_type="authorization_code",
         code=code,
         redirect_uri=WEB_CALLBACK,
@@ -316,3 +317,47 @@ async def test_a_failed_sign_in_keeps_the_email_escaped_in_the_form(
     assert response.status_code == 401
     assert "<script>x</script>" not in response.text
     assert "&lt;script&gt;" in response.text
+
+
+async def test_a_stranger_failing_on_purpose_does_not_lock_the_owner_out(
+    identity: httpx.AsyncClient, elsewhere: httpx.AsyncClient, amina: str
+) -> None:
+    email, _ = AMINA
+    # The attacker, at another address, fails twenty times on Amina's account.
+    attempts = [
+        (await sign_in(elsewhere, Pkce(), (email, "guess-guess-guess"))).status_code
+        for _ in range(20)
+    ]
+
+    assert attempts[:5] == [401] * 5
+    assert set(attempts[5:]) == {429}
+    # Amina, at her own address, signs in at once.
+    assert (await sign_in(identity, Pkce())).status_code == 302
+
+
+async def test_each_further_miss_doubles_the_wait(
+    identity: httpx.AsyncClient, amina: str, clock: Clock
+) -> None:
+    email, _ = AMINA
+    waits = []
+    for _ in range(5):
+        await sign_in(identity, Pkce(), (email, "not-her-password"))
+    for _ in range(4):
+        throttled = await sign_in(identity, Pkce(), (email, "not-her-password"))
+        waits.append(int(throttled.headers["Retry-After"]))
+        clock.advance(waits[-1])
+        assert (await sign_in(identity, Pkce(), (email, "not-her-password"))).status_code == 401
+
+    assert waits == [1, 2, 4, 8]
+
+
+async def test_a_flood_of_other_emails_does_not_wipe_a_victims_count() -> None:
+    clock = Clock()
+    throttle = SignInThrottle(clock, max_entries=100)
+    for _ in range(8):
+        throttle.failed("amina@example.com", "203.0.113.9")
+    for n in range(1000):  # one miss each: cheap to send, and they fill the table
+        throttle.failed(f"someone-{n}@example.com", "203.0.113.9")
+
+    with pytest.raises(TooManySignInAttempts):
+        throttle.check("amina@example.com", "203.0.113.9")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from .conftest import CLI, WEB, token
+from .conftest import CLI, SERVICE_SECRETS, WEB, token
 from .validation import published_keys, validated_claims
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ async def test_a_scope_beyond_the_clients_is_invalid_scope(identity: httpx.Async
 
 @pytest.mark.parametrize(
     "credentials",
-    [("souk-cli", "not-the-secret"), ("no-such-client", "souk-cli-development-secret")],
+    [("souk-cli", "not-the-secret"), ("no-such-client", CLI[1])],
     ids=["wrong secret", "unknown client"],
 )
 async def test_a_wrong_secret_or_unknown_client_is_invalid_client(
@@ -81,3 +81,45 @@ async def test_an_unknown_grant_type_is_unsupported(identity: httpx.AsyncClient)
 
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+async def test_a_service_gets_its_token_when_it_asks_identity_directly(
+    identity: httpx.AsyncClient,
+) -> None:
+    orders = ("orders", SERVICE_SECRETS["orders"])
+
+    response = await token(identity, orders, grant_type="client_credentials", scope="stock:read")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "stock:read"
+
+
+@pytest.mark.parametrize("client_id", ["orders", "bff-web"])
+async def test_a_services_token_is_not_issued_through_the_public_edge(
+    identity: httpx.AsyncClient, client_id: str
+) -> None:
+    # The gateway marks every request it passes on with X-Forwarded-Host (and drops a
+    # client's own): even with the service's secret, an outsider gets no token of it.
+    response = await identity.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, SERVICE_SECRETS[client_id]),
+        headers={"X-Forwarded-Host": "shop.example"},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+    assert "access_token" not in response.json()
+
+
+async def test_a_script_still_gets_its_token_through_the_public_edge(
+    identity: httpx.AsyncClient,
+) -> None:
+    response = await identity.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=CLI,
+        headers={"X-Forwarded-Host": "shop.example"},
+    )
+
+    assert response.status_code == 200, response.text

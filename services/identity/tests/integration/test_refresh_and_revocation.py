@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .conftest import WEB, token, tokens_for_amina
+from .conftest import CLI, WEB, token, tokens_for_amina
 from .validation import published_keys, validated_claims
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ async def test_a_client_cannot_revoke_another_clients_refresh_token(
     await identity.post(
         "/oauth/revoke",
         data={"token": current},
-        auth=("souk-cli", "souk-cli-development-secret"),
+        auth=CLI,
     )
 
     assert (await refresh(identity, current)).status_code == 200
@@ -189,9 +189,36 @@ async def test_an_unchanged_list_is_answered_not_modified(
 
 
 async def test_a_clients_own_token_names_no_family(identity: httpx.AsyncClient) -> None:
-    response = await token(
-        identity, grant_type="client_credentials", auth=("souk-cli", "souk-cli-development-secret")
-    )
+    response = await token(identity, grant_type="client_credentials", auth=CLI)
 
     claims = validated_claims(response.json()["access_token"], await published_keys(identity))
     assert "sid" not in claims
+
+
+async def test_revoking_an_access_token_revokes_its_grant(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    family = await grant_of(identity, signed_in["access_token"])
+
+    response = await identity.post(
+        "/oauth/revoke", data={"token": signed_in["access_token"], "client_id": WEB}
+    )
+
+    assert response.status_code == 200
+    assert await revoked_grants(identity) == [family]
+    refreshed = await refresh(identity, signed_in["refresh_token"])
+    assert refreshed.json()["error"] == "invalid_grant"
+
+
+async def test_a_forged_or_another_clients_access_token_revokes_nothing(
+    identity: httpx.AsyncClient, amina: str
+) -> None:
+    signed_in = await tokens_for_amina(identity)
+    header, payload, _ = signed_in["access_token"].split(".")
+    forged = f"{header}.{payload}.{'A' * 86}"
+
+    await identity.post("/oauth/revoke", data={"token": forged, "client_id": WEB})
+    await identity.post("/oauth/revoke", data={"token": signed_in["access_token"]}, auth=CLI)
+
+    assert await revoked_grants(identity) == []

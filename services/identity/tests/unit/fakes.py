@@ -19,6 +19,7 @@ from identity.domain.model import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from types import TracebackType
 
 
@@ -143,3 +144,7 @@ class FakeSigner:
 
     def public_jwk(self, key: SigningKey) -> dict[str, Any]:
         return {"kid": key.kid, "alg": key.alg, "use": "sig"}
+
+    def signed_claims(self, token: str, keys: Sequence[SigningKey]) -> dict[str, Any] | None:
+        del token, keys  # these tests revoke refresh tokens only
+        return None

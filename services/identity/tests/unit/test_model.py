@@ -69,6 +69,24 @@ def test_short_overlong_repetitive_or_email_passwords_are_weak(password: str) ->
         check_password_strength(password, "a@b.co.uk.xx")
 
 
+@pytest.mark.parametrize(
+    "text", ["a\x00b@example.com", "amina\x07@example.com", "amina@exa\x00mple.com", "a@-x-.com"]
+)
+def test_an_address_with_control_characters_or_a_bad_domain_is_not_one(text: str) -> None:
+    with pytest.raises(InvalidEmail):
+        normalise_email(text)
+
+
+@pytest.mark.parametrize(
+    "password",
+    ["1234567890", "password12", "qwertyuiop", "iloveyou123", "Password123!"],
+)
+def test_common_passwords_and_patterns_are_weak(password: str) -> None:
+    # Long enough and varied enough, but in zxcvbn's lists or patterns.
+    with pytest.raises(WeakPassword, match="too easy to guess"):
+        check_password_strength(password, "amina@example.com")
+
+
 def test_a_long_varied_password_is_strong_enough() -> None:
     check_password_strength("sesame-opens-the-souk", "amina@example.com")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chassis.upstream import UpstreamFailure
+from orders.entrypoints.cursors import cursor_of
+from orders.service_layer.ports import ListPosition
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer, unavailable
 from services.orders.tests.integration.conftest import (
     order_body,
@@ -31,8 +34,20 @@ def test_an_order_is_answered_201_pending_and_then_confirmed_in_the_background(
     assert response.status_code == 201, response.text
     placed = response.json()
     assert placed["status"] == "PENDING"
-    assert response.headers["location"].endswith(f"/orders/{placed['id']}")
+    assert response.headers["location"] == f"/orders/{placed['id']}"
     assert settled(client, placed["id"])["status"] == "CONFIRMED"
+
+
+def test_behind_the_gateway_the_location_is_the_public_path_not_this_instances_address(
+    client: TestClient,
+) -> None:
+    # The gateway serves /api/orders as /orders here and says so in X-Forwarded-Prefix.
+    headers = {"Idempotency-Key": str(uuid.uuid4()), "X-Forwarded-Prefix": "/api"}
+
+    response = client.post("/orders", json=order_body((TEA.product_id, 1)), headers=headers)
+
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/api/orders/{response.json()['id']}"
 
 
 def test_a_confirmed_order_shows_its_priced_lines_total_and_checkout_steps(
@@ -339,9 +354,37 @@ def test_a_walk_by_cursor_meets_every_order_once_while_new_ones_are_placed(
 
 @pytest.mark.parametrize(
     "cursor",
-    ["not-a-cursor", "WyJ5ZXN0ZXJkYXkiLCJvLTEiXQ", "WyIyMDI2LTExLTI1VDEwOjAwOjAwIiwiby0xIl0"],
+    [
+        "not-a-cursor",
+        "WyJ5ZXN0ZXJkYXkiLCJvLTEiXQ",
+        "WyIyMDI2LTExLTI1VDEwOjAwOjAwIiwiby0xIl0",
+        # Valid ISO times no UTC datetime can hold: they were a 500 (date value out of range).
+        cursor_of(ListPosition(datetime.min.replace(tzinfo=timezone(timedelta(hours=1))), "o")),
+        cursor_of(ListPosition(datetime.max.replace(tzinfo=timezone(timedelta(hours=-1))), "o")),
+    ],
 )
 def test_a_cursor_this_listing_did_not_give_is_a_400_invalid_cursor(
     client: TestClient, cursor: str
 ) -> None:
     problem_of(client.get("/orders", params={"before": cursor}), 400, "invalid-cursor")
+
+
+def test_a_stuck_orders_error_shows_no_internal_address(
+    client: TestClient, billing: FakeBilling
+) -> None:
+    refused = UpstreamFailure(
+        "billing",
+        "POST /payments: Cannot connect to host 127.0.0.1:43211 ssl:default "
+        "(http://127.0.0.1:43211/payments, ipv4:10.1.2.3:50051, localhost:8003)",
+        transient=True,
+    )
+    billing.fail("authorize", *(refused for _ in range(1000)))
+    placed = post_order(client, order_body((TEA.product_id, 1))).json()
+
+    order = stuck(client, placed["id"])
+
+    shown = [order["last_error"], *(step["detail"] for step in order["checkout_steps"])]
+    assert order["last_error"].startswith("authorize-payment: billing: POST /payments: Cannot")
+    for text in shown:
+        for address in ("127.0.0.1", "43211", "10.1.2.3", "localhost", "http://"):
+            assert address not in text, text

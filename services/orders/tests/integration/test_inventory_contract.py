@@ -8,6 +8,7 @@ identity, proves it answers as orders expects.
 from __future__ import annotations
 
 import json
+import secrets
 import uuid
 from typing import TYPE_CHECKING
 
@@ -32,8 +33,8 @@ SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["Inventory"]
 # In demo stock, with units on hand.
 SAFFRON = "SPC-SAFFRON-2G"
 ISSUER = "http://localhost:8080"
-# Identity's default client for orders; the topology gives orders the same secret.
-ORDERS_DEVELOPMENT_SECRET = "orders-development-secret"  # noqa: S105 - development only
+# Identity's client for orders, with a secret of this run's own (as `souk up` makes one).
+ORDERS_SECRET = secrets.token_urlsafe(32)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +100,11 @@ def identity_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "IDENTITY_DATA_DIR": str(directory),
         "IDENTITY_INSTANCE": "identity-contract",
         "IDENTITY_ISSUER": ISSUER,
-    }
+        "IDENTITY_CLIENT_SECRETS": json.dumps(
+            {"orders": ORDERS_SECRET, "souk-cli": secrets.token_urlsafe(32),
+             "bff-web": secrets.token_urlsafe(32)}
+        ),
+    }  # fmt: skip
     with service_process("identity", env, f"{url}/readyz", directory / "identity.log"):
         yield url
 
@@ -129,7 +134,7 @@ async def orders_tokens(identity_url: str) -> AsyncIterator[ClientCredentials]:
     tokens = client_credentials_for(
         settings,
         client_id=settings.client_id,
-        secret=ORDERS_DEVELOPMENT_SECRET,
+        secret=ORDERS_SECRET,
         scopes=CLIENT_SCOPES,
     )
     yield tokens

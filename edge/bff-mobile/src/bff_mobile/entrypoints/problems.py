@@ -24,7 +24,7 @@ from bff_mobile.domain.errors import (
     ProductNotFound,
     TokenRefused,
 )
-from chassis.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response
+from chassis.problems import PROBLEM_MEDIA_TYPE, Problem, problem_response, public_instance
 from chassis.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ async def _on_upstream_failure(request: Request, error: Exception) -> Response:
         "upstream-unavailable",
         "Service Unavailable",
         f"The {error.upstream} service cannot answer just now; try again shortly.",
-        instance=request.url.path,
+        instance=public_instance(request),
         headers={"Retry-After": "1"},
         code=ErrorCode.UPSTREAM_UNAVAILABLE,
         upstream=error.upstream,

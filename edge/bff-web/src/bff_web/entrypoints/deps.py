@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +68,23 @@ class Shop:
             expires_at=self.clock() + self.session_ttl,
         )
 
+    def new_anonymous_id(self) -> str:
+        """A new session id the shop can later recognise as its own: a nonce and its tag."""
+        nonce = secrets.token_urlsafe(_NONCE_BYTES)
+        return nonce + self._tag(nonce)
+
+    def issued_here(self, session_id: str) -> bool:
+        """Whether the shop made this id: a browser's made-up one is never adopted, so no
+        one can plant a known id in another's browser and read the cart filled under it."""
+        nonce, tag = session_id[:_NONCE_LENGTH], session_id[_NONCE_LENGTH:]
+        return len(nonce) == _NONCE_LENGTH and hmac.compare_digest(tag, self._tag(nonce))
+
+    def _tag(self, nonce: str) -> str:
+        secret = self.settings.client_secret.get_secret_value().encode()
+        key = hmac.new(secret, b"bff-web anonymous sessions", hashlib.sha256).digest()
+        digest = hmac.new(key, nonce.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode()[:_TAG_LENGTH]
+
     def customer(self, session: Session) -> Customer:
         """The session's customer, to call orders as them."""
         return Customer(
@@ -76,6 +95,13 @@ class Shop:
             now=self.clock(),
             refresh_margin=timedelta(seconds=self.settings.token_refresh_margin_seconds),
         )
+
+
+# An anonymous session id: 16 random bytes (22 characters) and a 126-bit tag (21): 43
+# URL-safe characters, the shape of every session id.
+_NONCE_BYTES = 16
+_NONCE_LENGTH = 22
+_TAG_LENGTH = 21
 
 
 def shop(request: Request) -> Shop:

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
 
-from bff_web.domain.session import new_secret
 from bff_web.entrypoints.deps import TEMPLATES, Shop, ShopDep
 
 if TYPE_CHECKING:
@@ -22,7 +21,7 @@ if TYPE_CHECKING:
     from bff_web.domain.session import Session
 
 COOKIE_NAME = "souk_session"
-# What new_secret makes: a cookie of any other shape was not issued here.
+# What the shop issues (Shop.new_anonymous_id, and new_secret after sign-in): 43 URL-safe chars.
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 # Pages are the customer's own (their cart, their orders): no shared cache keeps them.
 PAGE_HEADERS = {
@@ -136,10 +135,10 @@ async def visit(request: Request, shop: ShopDep) -> Visit:
     session = await shop.sessions.load(cookie, shop.clock()) if cookie else None
     if session is not None:
         return Visit(request, shop, session, known=True)
-    if cookie is not None and _SESSION_ID.fullmatch(cookie):
-        # A blank session, never stored (or expired): the browser keeps its cookie.
+    if cookie is not None and _SESSION_ID.fullmatch(cookie) and shop.issued_here(cookie):
+        # A blank session the shop issued, never stored (or expired): the browser keeps it.
         return Visit(request, shop, shop.blank_session(cookie), known=False, cookie_id=cookie)
-    return Visit(request, shop, shop.blank_session(new_secret()), known=False)
+    return Visit(request, shop, shop.blank_session(shop.new_anonymous_id()), known=False)
 
 
 VisitDep = Annotated[Visit, Depends(visit)]

@@ -24,6 +24,7 @@ from billing.service_layer import accounts, queries
 from billing.service_layer.accounts import EntryOutcome
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
+from chassis.requests import public_path
 
 router = APIRouter(prefix="/accounts", tags=["accounts"])
 
@@ -32,7 +33,10 @@ AccountId = Annotated[
     Path(
         min_length=1,
         max_length=ACCOUNT_ID_MAX_LENGTH,
-        description="The account's id: the customer's.",
+        # Printable ASCII without spaces: an id goes into a Location header, which cannot
+        # carry other characters (they failed after the entry was saved).
+        pattern=r"^[A-Za-z0-9._~:@+-]+$",
+        description="The account's id: the customer's (letters, digits and . _ ~ : @ + -).",
         examples=["customer-7"],
     ),
 ]
@@ -124,7 +128,8 @@ async def debit_account(
 
 
 def _entry_response(request: Request, outcome: EntryOutcome) -> Response:
-    location = str(request.url_for("get_account", account_id=outcome.entry.account_id))
+    # A public path, never this instance's own address.
+    location = public_path(request.headers, f"/accounts/{outcome.entry.account_id}")
     return conditional_json(
         request,
         EntryPublic.from_domain(outcome.entry).model_dump(mode="json"),

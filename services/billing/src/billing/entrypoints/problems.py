@@ -18,7 +18,7 @@ from billing.domain.errors import (
     PaymentStateConflict,
     ProviderUnavailable,
 )
-from chassis.problems import ProblemError, problem_error_response
+from chassis.problems import ProblemError, problem_error_response, public_instance
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -31,7 +31,7 @@ IN_FLIGHT_RETRY_AFTER: Final = "1"
 
 async def billing_problem(request: Request, error: Exception) -> Response:
     """Exception handler for BillingError: answer it as problem+json."""
-    return problem_error_response(_problem_for(error), instance=request.url.path)
+    return problem_error_response(_problem_for(error), instance=public_instance(request))
 
 
 def _problem_for(error: Exception) -> ProblemError:

@@ -21,6 +21,7 @@ from chassis.auth import require_scopes
 from chassis.etags import conditional_json
 from chassis.idempotency import idempotency_key
 from chassis.problems import problem_responses
+from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(tags=["payments"])
@@ -72,7 +73,8 @@ async def authorize_payment(
 ) -> Response:
     lease: timedelta = request.app.state.idempotency_lease
     outcome = await handlers.authorize_payment(body.to_command(key), uow, providers, lease=lease)
-    location = str(request.url_for("get_payment", payment_id=outcome.payment.id))
+    # A public path, never this instance's own address.
+    location = public_path(request.headers, f"/payments/{outcome.payment.id}")
     return conditional_json(
         request,
         _public(outcome.payment),

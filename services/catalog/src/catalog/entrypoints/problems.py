@@ -14,7 +14,7 @@ from catalog.domain.errors import (
     StaleProduct,
     UnknownCategory,
 )
-from chassis.problems import problem_response
+from chassis.problems import problem_response, public_instance
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -70,6 +70,6 @@ async def catalog_problem(request: Request, error: Exception) -> Response:
         problem.type,
         problem.title,
         f"{error}{problem.hint}",
-        instance=request.url.path,
+        instance=public_instance(request),
         **_details(error),
     )

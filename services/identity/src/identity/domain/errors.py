@@ -31,6 +31,13 @@ class WrongCredentials(IdentityError):
         super().__init__("the email address or the password is wrong")
 
 
+class PasswordChecksBusy(IdentityError):
+    """Every slot for a password hash is taken and the queue is full: try again shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("too many sign-ins and sign-ups at once: try again in a moment")
+
+
 class UnknownRedirect(IdentityError):
     """The client is unknown or the redirect URI is not one it registered: nowhere safe to
     send the user back to, so the error is shown rather than redirected."""

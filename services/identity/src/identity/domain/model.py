@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from email_validator import EmailNotValidError, validate_email
+from zxcvbn import zxcvbn
+
 from identity.domain.errors import InvalidEmail, InvalidGrant, InvalidScope, WeakPassword
 
 if TYPE_CHECKING:
@@ -19,6 +22,9 @@ EMAIL_MAX_LENGTH = 254
 PASSWORD_MIN_LENGTH = 10
 # Argon2 hashes any length, but hashing megabytes on request would be a cheap denial of service.
 PASSWORD_MAX_LENGTH = 256
+# zxcvbn's score, 0-4: 3 is "safely unguessable: moderate protection from an offline attack".
+PASSWORD_MIN_SCORE = 3
+ZXCVBN_MAX_LENGTH = 72
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # RFC 7636 §4.1: 43 to 128 unreserved characters.
@@ -40,21 +46,39 @@ def format_scope(scope: Scope) -> str:
 
 
 def normalise_email(email: str) -> str:
-    """The email address as accounts are keyed by: trimmed and in lower case."""
+    """The email address as accounts are keyed by: trimmed and in lower case.
+
+    Its syntax is checked by email-validator (RFC 5322/6531, no control characters, a
+    domain name that can exist), without asking DNS whether it takes mail.
+    """
     address = email.strip().lower()
     if len(address) > EMAIL_MAX_LENGTH or not _EMAIL.match(address):
         raise InvalidEmail(f"{email!r} is not an email address")
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidEmail(f"{email!r} is not an email address: {error}") from None
     return address
 
 
 def check_password_strength(password: str, email: str) -> None:
-    """Refuse a password too short, too long or equal to the account's email address."""
+    """Refuse a password too short, too long, or that zxcvbn guesses easily.
+
+    zxcvbn (Dropbox's estimator, with its lists of common passwords, words, names and
+    keyboard patterns) must rate it at least ``PASSWORD_MIN_SCORE`` of 4, with the email
+    address counted as known to the attacker.
+    """
     if len(password) < PASSWORD_MIN_LENGTH:
         raise WeakPassword(f"a password needs at least {PASSWORD_MIN_LENGTH} characters")
     if len(password) > PASSWORD_MAX_LENGTH:
         raise WeakPassword(f"a password has at most {PASSWORD_MAX_LENGTH} characters")
     if password.strip().lower() == email or len(set(password)) < 3:
         raise WeakPassword("the password is too easy to guess")
+    # zxcvbn rates at most 72 characters; a longer one is rated on its start.
+    rating = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[email, *email.split("@")])
+    if int(rating["score"]) < PASSWORD_MIN_SCORE:
+        hint = rating["feedback"].get("warning") or "it is a common password or pattern"
+        raise WeakPassword(f"the password is too easy to guess: {hint}".rstrip("."))
 
 
 def fingerprint(token: str) -> str:

@@ -21,6 +21,7 @@ from identity.domain.errors import (
     InvalidClient,
     InvalidRequest,
     OAuthError,
+    UnauthorizedClient,
     UnknownRedirect,
     UnsupportedGrantType,
     WrongCredentials,
@@ -33,6 +34,7 @@ from identity.service_layer.throttle import TooManySignInAttempts
 if TYPE_CHECKING:
     from identity.domain.model import Client
     from identity.service_layer.oauth import AuthorizationRequest, AuthorizationServer, Tokens
+    from identity.settings import IdentitySettings
 
 router = APIRouter(prefix="/oauth", tags=["oauth"])
 
@@ -112,8 +114,10 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
             iss=identity.settings.issuer,
         )
     email = _single(form, "email") or ""
+    # The browser's address: uvicorn took it from the gateway's X-Forwarded-For.
+    source = request.client.host if request.client else ""
     try:
-        identity.throttle.check(email)
+        identity.throttle.check(email, source)
         user = await accounts.authenticate(
             identity.uow(), identity.passwords, email, _single(form, "password") or ""
         )
@@ -122,9 +126,9 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
         form_page.headers["Retry-After"] = str(error.retry_after)
         return form_page
     except WrongCredentials as error:
-        identity.throttle.failed(email)
+        identity.throttle.failed(email, source)
         return _sign_in_form(checked, form, error=str(error), status_code=401)
-    identity.throttle.succeeded(email)
+    identity.throttle.succeeded(email, source)
     code = await identity.server.issue_code(checked, user.id)
     return _redirect_to_client(
         checked.redirect_uri, checked.state, code=code, iss=identity.settings.issuer
@@ -133,12 +137,14 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
 
 @router.post("/token", summary="Exchange a grant for an access token (RFC 6749 §3.2)")
 async def token(request: Request) -> JSONResponse:
-    server = identity(request).server
+    parts = identity(request)
+    server = parts.server
     form = await request.form()
     client = await _authenticated_client(server, request, form)
     grant_type = _single(form, "grant_type")
     scope = parse_scope(_single(form, "scope"))
     if grant_type == "client_credentials":
+        _refuse_internal_client_at_the_edge(request, client.client_id, parts.settings)
         tokens = await server.client_credentials(client, scope)
     elif grant_type == "authorization_code":
         tokens = await server.exchange_code(
@@ -163,6 +169,22 @@ async def revoke(request: Request) -> Response:
     client = await _authenticated_client(server, request, form)
     await server.revoke(client, _required(form, "token"))
     return Response(status_code=200, headers=NO_STORE)
+
+
+# The gateway sets this on every request it passes on (and drops a client's own), so it marks
+# a call that came through the public edge; the shop's services call identity directly.
+EDGE_HEADER = "x-forwarded-host"
+
+
+def _refuse_internal_client_at_the_edge(
+    request: Request, client_id: str, settings: IdentitySettings
+) -> None:
+    # A service's secret that leaked must still not buy an outsider that service's scopes.
+    if client_id in settings.internal_client_ids and EDGE_HEADER in request.headers:
+        raise UnauthorizedClient(
+            f"client {client_id!r} is one of the shop's services: its tokens are not issued "
+            "through the public edge"
+        )
 
 
 class _Redirect(Exception):  # noqa: N818 - a control-flow signal, not an error

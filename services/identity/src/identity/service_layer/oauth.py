@@ -225,11 +225,18 @@ class AuthorizationServer:
         now = self._clock()
         async with self._uow() as uow:
             found = await uow.refresh_tokens.get(fingerprint(token))
-            grant = await uow.grants.get(found.grant_id) if found else None
+            grant_id = found.grant_id if found else await self._grant_of_access_token(uow, token)
+            grant = await uow.grants.get(grant_id) if grant_id else None
             if grant is not None and grant.client_id == client.client_id:
                 grant.revoke(now)
                 await uow.grants.save(grant)
                 await uow.commit()
+
+    async def _grant_of_access_token(self, uow: UnitOfWork, token: str) -> str | None:
+        # RFC 7009 §2.1: an access token may be revoked too; it names its grant in ``sid``.
+        claims = self._signer.signed_claims(token, await uow.signing_keys.all())
+        grant_id = claims.get("sid") if claims else None
+        return grant_id if isinstance(grant_id, str) else None
 
     async def revoked_grants(self, window: timedelta) -> list[str]:
         """The grants revoked within ``window``: long enough for every access token issued

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chassis import unit_of_work
@@ -129,3 +129,6 @@ class Signer(Protocol):
 
     def public_jwk(self, key: SigningKey) -> dict[str, Any]:
         """The public half of ``key`` as a JWK with kid, alg and use=sig."""
+
+    def signed_claims(self, token: str, keys: Sequence[SigningKey]) -> dict[str, Any] | None:
+        """The claims of an access token one of ``keys`` signed; None for anything else."""

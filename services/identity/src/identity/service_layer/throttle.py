@@ -1,19 +1,25 @@
-"""Slow down password guessing against one account: a few failed sign-ins, then a pause.
+"""Slow down password guessing: per account *and* source, a delay that doubles with each miss.
 
-The gateway's per-IP rate limit stops one address from guessing fast; this stops many
-addresses from guessing one account's password. Failures are counted per normalised email
-address in a sliding window, in this process's memory: identity runs one instance, and a
-restart forgetting the count costs an attacker nothing they could not get by waiting.
-The price is that anyone can lock an account's sign-in for one window by failing on
-purpose; the window is short for that reason.
+The gateway's per-IP rate limit stops one address from guessing fast. This counts the
+failed sign-ins of each (account, source address) pair: after a few free misses each
+further one doubles the wait before that source may try that account again (1 s, 2 s,
+4 s ... at most ``max_delay``). The wait falls on the source that failed, never on the
+account: a stranger failing on purpose slows down only themselves, and the owner signs in
+from their own address as usual. A source that spreads its guesses over many addresses is
+slowed by the account's total too, but only on sources that have already missed on it.
+
+Counts live in this process's memory (identity runs one instance). They are bounded: when
+full, forgotten first are the counts that ran out, then the smallest ones, so a flood of
+other emails (one miss each) cannot push out a victim's count of many misses.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import OrderedDict, deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from identity.domain.errors import InvalidEmail
 from identity.domain.model import normalise_email
@@ -21,62 +27,103 @@ from identity.domain.model import normalise_email
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+_Key = TypeVar("_Key")
+
 
 class TooManySignInAttempts(Exception):  # noqa: N818 - a state of the account, like the others
-    """This account had too many failed sign-ins lately; ``retry_after`` is in seconds."""
+    """This source missed this account's password too often lately; ``retry_after`` seconds."""
 
     def __init__(self, retry_after: int) -> None:
-        minutes = max(1, math.ceil(retry_after / 60))
         super().__init__(
-            f"too many failed sign-ins for this account: try again in {minutes} minute(s)"
+            f"too many failed sign-ins for this account from here: try again in {retry_after}s"
         )
         self.retry_after = retry_after
 
 
+@dataclass
+class _Misses:
+    count: int
+    last: datetime
+
+
 class SignInThrottle:
-    """At most ``max_failures`` failed sign-ins per account within ``window``."""
+    """``free_failures`` misses per (account, source), then a doubling delay per miss."""
 
     def __init__(
         self,
         clock: Callable[[], datetime],
         *,
-        max_failures: int = 5,
-        window: timedelta = timedelta(minutes=15),
-        max_accounts: int = 10_000,
+        free_failures: int = 5,
+        account_free_failures: int = 50,
+        base_delay: timedelta = timedelta(seconds=1),
+        max_delay: timedelta = timedelta(minutes=15),
+        forget_after: timedelta = timedelta(hours=1),
+        max_entries: int = 100_000,
     ) -> None:
         self._clock = clock
-        self._max_failures = max_failures
-        self._window = window
-        self._max_accounts = max_accounts
-        self._failures: OrderedDict[str, deque[datetime]] = OrderedDict()
+        self._free = free_failures
+        self._account_free = account_free_failures
+        self._base = base_delay
+        self._max_delay = max_delay
+        self._forget_after = forget_after
+        self._max_entries = max_entries
+        self._misses: dict[tuple[str, str], _Misses] = {}
+        self._account_misses: dict[str, _Misses] = {}
 
-    def check(self, email: str) -> None:
-        """Raise TooManySignInAttempts if this account may not try to sign in just now."""
-        failures = self._recent(_key(email))
-        if len(failures) >= self._max_failures:
-            wait = failures[0] + self._window - self._clock()
-            raise TooManySignInAttempts(max(1, math.ceil(wait.total_seconds())))
+    def check(self, email: str, source: str) -> None:
+        """Raise TooManySignInAttempts if ``source`` must wait before trying this account."""
+        account = _key(email)
+        now = self._clock()
+        pair = self._misses.get((account, source))
+        waits = [self._wait(pair, self._free, now)]
+        if pair is not None:  # the account's total weighs only on sources that missed on it
+            waits.append(self._wait(self._account_misses.get(account), self._account_free, now))
+        wait = max(waits)
+        if wait > 0:
+            raise TooManySignInAttempts(max(1, math.ceil(wait)))
 
-    def failed(self, email: str) -> None:
-        """Count a failed sign-in of this account."""
-        key = _key(email)
-        failures = self._recent(key)
-        failures.append(self._clock())
-        self._failures[key] = failures
-        self._failures.move_to_end(key)
-        while len(self._failures) > self._max_accounts:
-            self._failures.popitem(last=False)
+    def failed(self, email: str, source: str) -> None:
+        """Count a failed sign-in of this account from ``source``."""
+        account = _key(email)
+        now = self._clock()
+        _count(self._misses, (account, source), now, self._forget_after)
+        _count(self._account_misses, account, now, self._forget_after)
+        self._bound(self._misses, now)
+        self._bound(self._account_misses, now)
 
-    def succeeded(self, email: str) -> None:
-        """The account signed in: its failures are forgiven."""
-        self._failures.pop(_key(email), None)
+    def succeeded(self, email: str, source: str) -> None:
+        """The account signed in from ``source``: that source's misses are forgiven."""
+        self._misses.pop((_key(email), source), None)
 
-    def _recent(self, key: str) -> deque[datetime]:
-        failures = self._failures.get(key, deque())
-        horizon = self._clock() - self._window
-        while failures and failures[0] <= horizon:
-            failures.popleft()
-        return failures
+    def _wait(self, misses: _Misses | None, free: int, now: datetime) -> float:
+        if misses is None or misses.count < free:
+            return 0.0
+        doublings = min(misses.count - free, 32)
+        delay: timedelta = min(self._base * (1 << doublings), self._max_delay)
+        left: timedelta = misses.last + delay - now
+        return left.total_seconds()
+
+    def _bound(self, table: dict[_Key, _Misses], now: datetime) -> None:
+        if len(table) <= self._max_entries:
+            return
+        horizon = now - self._forget_after
+        for key in [key for key, misses in table.items() if misses.last <= horizon]:
+            del table[key]
+        excess = len(table) - self._max_entries
+        if excess > 0:
+            # A tenth at a time, the smallest counts first: rare, and never the big ones.
+            drop = max(excess, self._max_entries // 10)
+            for key in heapq.nsmallest(drop, table, key=lambda k: table[k].count):
+                del table[key]
+
+
+def _count(table: dict[_Key, _Misses], key: _Key, now: datetime, forget_after: timedelta) -> None:
+    misses = table.get(key)
+    if misses is None or misses.last <= now - forget_after:
+        table[key] = _Misses(1, now)
+    else:
+        misses.count += 1
+        misses.last = now
 
 
 def _key(email: str) -> str:

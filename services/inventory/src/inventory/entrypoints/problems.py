@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chassis.problems import problem_response
+from chassis.problems import problem_response, public_instance
 from inventory.domain.errors import InvalidStockItem, UnknownSku
 
 if TYPE_CHECKING:
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 async def inventory_problem(request: Request, error: Exception) -> Response:
     """Exception handler for InventoryError: answer it as problem+json."""
-    path = request.url.path
+    path = public_instance(request)
     match error:
         case UnknownSku():
             return problem_response(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final
 
 from chassis import ProblemError
@@ -34,6 +34,12 @@ def position_of(cursor: str) -> ListPosition:
         raise _invalid(cursor) from None
     if not isinstance(order_id, str) or moment.tzinfo is None:
         raise _invalid(cursor)
+    try:
+        # 0001-01-01T00:00+01:00 is a valid ISO time that no UTC datetime can hold: the query
+        # would fail on it (OverflowError, "date value out of range").
+        moment = moment.astimezone(UTC)
+    except OverflowError:
+        raise _invalid(cursor) from None
     return ListPosition(created_at=moment, order_id=order_id)
 
 

@@ -11,6 +11,7 @@ from chassis.auth import AccessToken, require_scopes
 from chassis.etags import conditional_json
 from chassis.idempotency import idempotency_key
 from chassis.problems import problem_responses
+from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
 from orders.domain.commands import CancelOrder
 from orders.domain.model import Order
@@ -52,7 +53,8 @@ async def place_order(
     uow: Uow,
 ) -> Response:
     placement = await handlers.place_order(body.to_command(key, token.subject), uow)
-    location = str(request.url_for("get_order", order_id=placement.order.id))
+    # A path, as the client outside sees it: never this instance's own address.
+    location = public_path(request.headers, f"/orders/{placement.order.id}")
     return conditional_json(
         request,
         _public(placement.order),

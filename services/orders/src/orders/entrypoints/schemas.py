@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -99,6 +100,20 @@ class LinePublic(BaseModel):
         )
 
 
+# Another service's address, as an upstream's error text may carry it: a URL's scheme and
+# authority, or a host (IP, localhost) with a port, as gRPC and aiohttp write them.
+_INTERNAL_ADDRESS = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://[^\s/'\"]+"
+    r"|(?:\bipv[46]:)?(?:\b\d{1,3}(?:\.\d{1,3}){3}|\blocalhost\b|\[[0-9a-fA-F:]+\])(?::\d+)?",
+    re.IGNORECASE,
+)
+
+
+def public_text(text: str) -> str:
+    """Why a step failed, as the customer may read it: without the shop's internal addresses."""
+    return _INTERNAL_ADDRESS.sub("(internal address)", text)
+
+
 class StepPublic(BaseModel):
     """An entry of the checkout's log: a step and its outcome (done, refused or failed)."""
 
@@ -109,7 +124,12 @@ class StepPublic(BaseModel):
 
     @classmethod
     def from_domain(cls, record: StepRecord) -> StepPublic:
-        return cls(step=record.step, outcome=record.outcome, at=record.at, detail=record.detail)
+        return cls(
+            step=record.step,
+            outcome=record.outcome,
+            at=record.at,
+            detail=public_text(record.detail),
+        )
 
 
 class SagaPublic(BaseModel):
@@ -165,7 +185,7 @@ class OrderPublic(BaseModel):
             items=[LinePublic.from_domain(line) for line in order.lines],
             total=_amount(order.total),
             reason=order.reason,
-            last_error=order.last_error,
+            last_error=None if order.last_error is None else public_text(order.last_error),
             payment_id=order.payment_id,
             checkout_steps=[StepPublic.from_domain(record) for record in order.steps],
             compensations_pending=[str(step) for step in order.compensations_due()],
