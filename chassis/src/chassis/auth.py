@@ -39,6 +39,7 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 from chassis.logs import get_logger
 from chassis.problems import ProblemError
 from chassis.settings import IDENTITY_UPSTREAM
+from chassis.tracing import client_tracing
 
 if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
@@ -225,7 +226,9 @@ class ClientCredentials:
 
     async def _fetch(self) -> str:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         form = {"grant_type": "client_credentials", "scope": self._scope}
         asked_at = self._clock()
         try:
@@ -330,7 +333,9 @@ class IssuerKeys:
 
     async def _fetch(self) -> dict[str, PublicKey]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         async with self._session.get(
             self.jwks_url, headers={"Accept": "application/json"}
         ) as response:
@@ -419,7 +424,9 @@ class Revocations:
 
     async def _fetch(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         headers = {"Accept": "application/json"}
         if self._etag is not None:
             headers["If-None-Match"] = self._etag

@@ -17,7 +17,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from chassis.logs import get_logger
 from chassis.problems import internal_error_response
 from chassis.requests import INSTANCE_HEADER, REQUEST_ID_HEADER, request_id_from, request_id_var
-from chassis.tracing import propagator
+from chassis.tracing import activated, propagator
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,7 +76,7 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             with (
-                trace.use_span(span, end_on_exit=False),
+                activated(span, parent),
                 structlog.contextvars.bound_contextvars(request_id=request_id),
             ):
                 try:

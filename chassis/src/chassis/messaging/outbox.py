@@ -22,7 +22,11 @@ from chassis.logs import get_logger
 from chassis.messaging.bus import BrokerUnavailableError
 from chassis.messaging.message import Message, check_name
 from chassis.messaging.tables import outbox, outbox_relay_lease
-from chassis.tracing import inject_context
+from chassis.messaging.telemetry import (
+    outbox_published,
+    outbox_waiting,
+    produced_trace_context,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,7 +69,7 @@ class Outbox:
         """Publish ``message`` once this transaction commits (and only if it does)."""
         check_name("topic", message.topic)
         if not message.trace_context:  # carry the trace of the request that caused the event
-            message = dataclasses.replace(message, trace_context=inject_context({}))
+            message = dataclasses.replace(message, trace_context=produced_trace_context(message))
         self._pending.append(message)
 
     def add_event(
@@ -191,7 +195,9 @@ class OutboxRelay:
         """Publish one batch of unsent rows if this relay holds the lease; how many it sent."""
         # Looking first keeps an idle relay from writing; the lease is taken only for work,
         # and the rows are read again under it (the last holder may have sent them since).
-        if not await self._unsent(limit=1):
+        waiting = await self._unsent(limit=1)
+        outbox_waiting(waiting[0].created_at if waiting else None)
+        if not waiting:
             await self._forget_sent()
             return 0
         if not await self._hold_lease():
@@ -210,12 +216,19 @@ class OutboxRelay:
             )
             await session.commit()
         self.published += len(rows)
+        outbox_published(row.topic for row in rows)
         return len(rows)
 
-    async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any]]:
+    async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any, dt.datetime]]:
         async with self._sessionmaker() as session:
             query = (
-                select(outbox.c.id, outbox.c.topic, outbox.c.payload, outbox.c.headers)
+                select(
+                    outbox.c.id,
+                    outbox.c.topic,
+                    outbox.c.payload,
+                    outbox.c.headers,
+                    outbox.c.created_at,
+                )
                 .where(outbox.c.sent_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(limit)

@@ -18,6 +18,7 @@ from bff_web.entrypoints.deps import Shop
 from bff_web.entrypoints.errors import install_error_pages
 from chassis.auth import client_credentials_for
 from chassis.grpc import channel_for
+from chassis.tracing import client_tracing
 from chassis.upstream import HttpUpstream
 
 if TYPE_CHECKING:
@@ -71,7 +72,9 @@ class _Clients:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         secret = settings.client_secret.get_secret_value()
-        session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        session = self._session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
+        )
         channel = self._channel = channel_for(settings.upstream("inventory"))
         tokens = self._tokens = client_credentials_for(
             settings, client_id=settings.client_id, secret=secret, scopes=CLIENT_SCOPES

@@ -15,6 +15,7 @@ import chassis
 from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
 from chassis.messaging.lifecycle import Messaging
+from chassis.tracing import client_tracing
 from chassis.upstream import HttpUpstream
 from orders.adapters.billing_client import BillingClient
 from orders.adapters.catalog_client import CatalogClient
@@ -119,7 +120,9 @@ class _Clients:
     async def open(self) -> Upstreams:
         # Both belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
-        session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        session = self._session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
+        )
         channel = self._channel = channel_for(settings.upstream("inventory"))
         if settings.client_secret is not None:
             self._tokens = client_credentials_for(
