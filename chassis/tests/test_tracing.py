@@ -146,8 +146,10 @@ async def test_an_event_is_a_producer_span_its_handler_runs_in_a_consumer_span_b
     [request] = [span for span in exported if span.name == "POST /orders"]
     [producer] = by_kind(exported, SpanKind.PRODUCER)
     [consumer] = by_kind(exported, SpanKind.CONSUMER)
-    assert producer.parent is not None and producer.parent.span_id == request.context.span_id
-    assert consumer.parent is not None and consumer.parent.span_id == producer.context.span_id
+    assert producer.parent is not None
+    assert producer.parent.span_id == request.context.span_id
+    assert consumer.parent is not None
+    assert consumer.parent.span_id == producer.context.span_id
     assert consumer.context.trace_id == request.context.trace_id
     assert consumer.attributes is not None
     assert consumer.attributes["messaging.consumer.group.name"] == "mailing"
@@ -195,7 +197,8 @@ async def test_a_sql_statement_in_a_trace_is_a_span_with_its_text(
     assert statement.parent.span_id == request.get_span_context().span_id
     assert statement.attributes is not None
     assert statement.attributes["db.system"] == "sqlite"
-    assert statement.end_time is not None and statement.start_time is not None
+    assert statement.end_time is not None
+    assert statement.start_time is not None
 
 
 async def test_spans_reach_the_otlp_endpoint_of_the_settings(
