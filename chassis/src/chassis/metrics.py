@@ -58,6 +58,15 @@ class HttpMetrics:
         self.duration.labels(method, route).observe(seconds)
 
 
+ROUTE_SCOPE_KEY = "souk.route"
+
+
+def name_route(request: Request, template: str) -> None:
+    """Label this request's metrics, span and access line with ``template``, not the route
+    that matched it: for catch-all routes such as the gateway's ``/{path:path}``."""
+    request.scope[ROUTE_SCOPE_KEY] = template
+
+
 async def metrics_endpoint(request: Request) -> Response:
     """Serve the app's registry in the Prometheus text format."""
     metrics: HttpMetrics = request.app.state.http_metrics

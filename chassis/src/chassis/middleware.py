@@ -15,6 +15,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import Headers, MutableHeaders
 
 from chassis.logs import get_logger
+from chassis.metrics import ROUTE_SCOPE_KEY
 from chassis.problems import internal_error_response
 from chassis.requests import INSTANCE_HEADER, REQUEST_ID_HEADER, request_id_from, request_id_var
 from chassis.tracing import activated, propagator
@@ -115,6 +116,9 @@ class RequestContextMiddleware:
 
 def _route_template(scope: Scope) -> str:
     # The template (`/products/{product_id}`), never the raw path: labels must stay few.
+    named = scope.get(ROUTE_SCOPE_KEY)
+    if isinstance(named, str):
+        return named
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import shutil
 import socket
 import subprocess
 import sys
@@ -434,6 +435,20 @@ def require_server(name: str, host: str, port: int) -> None:
             return
     except OSError as exc:
         message = f"{name} at {host}:{port} is not reachable ({exc})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; it is required under CI=true")
+    pytest.skip(message)
+
+
+def require_promtool() -> str:
+    """The path of Prometheus's ``promtool``; the calling test skips without it (fails
+    under CI=true, whose runner installs Debian's ``prometheus`` package)."""
+    import pytest  # noqa: PLC0415 - only tests call this, and souk does not depend on pytest
+
+    found = shutil.which("promtool")
+    if found is not None:
+        return found
+    message = "promtool is not installed (Debian: apt-get install prometheus)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; it is required under CI=true")
     pytest.skip(message)
