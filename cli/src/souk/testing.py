@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +46,7 @@ __all__ = [
     "customer_token",
     "free_port",
     "pid_alive",
+    "require_promtool",
     "require_server",
     "scratch_database",
 ]
@@ -451,7 +452,7 @@ def require_promtool() -> str:
     message = "promtool is not installed (Debian: apt-get install prometheus)"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; it is required under CI=true")
-    pytest.skip(message)
+    raise pytest.skip.Exception(message)
 
 
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432
