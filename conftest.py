@@ -6,6 +6,7 @@ folder, shadowing the installed one. Importing the real packages first prevents 
 """
 
 import chassis
+import console
 import contracts
 
-__all__ = ["chassis", "contracts"]
+__all__ = ["chassis", "console", "contracts"]
