@@ -169,6 +169,7 @@ def build_plan(
         else [f"http://{HOST}:{port}" for port in service_ports]
         for name, service_ports in ports.items()
     }
+    telemetry = otlp_endpoint(topology, ports)
     plans: list[InstancePlan] = []
     for name, spec in topology.services.items():
         prefix = env_prefix(name)
@@ -186,6 +187,7 @@ def build_plan(
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",
+                **({f"{prefix}OTLP_ENDPOINT": telemetry} if telemetry else {}),
                 **{key: env_value(value) for key, value in spec.env.items()},
             }
             plans.append(
@@ -200,6 +202,21 @@ def build_plan(
                 )
             )
     return plans
+
+
+CONSOLE = "console"
+
+
+def otlp_endpoint(topology: Topology, ports: Mapping[str, list[int]]) -> str | None:
+    """Where the processes send their spans: the topology's endpoint, else its console."""
+    telemetry = topology.telemetry
+    if not telemetry.export_spans:
+        return None
+    if telemetry.otlp_endpoint:
+        return telemetry.otlp_endpoint
+    if ports.get(CONSOLE):
+        return f"http://{HOST}:{ports[CONSOLE][0]}"
+    return None
 
 
 def stop_order(topology: Topology) -> list[list[str]]:

@@ -35,6 +35,7 @@ def produced_trace_context(message: Message) -> dict[str, str]:
             "messaging.operation.type": "create",
             "messaging.destination.name": message.topic,
             "messaging.message.id": message.message_id,
+            "souk.message_key": message.key,
             "souk.event_type": message.event_type,
         },
     )
@@ -97,6 +98,7 @@ def consuming(delivery: Delivery) -> Iterator[ConsumerRun]:
             "messaging.consumer.group.name": delivery.group,
             "messaging.message.id": message.message_id,
             "messaging.destination.partition.id": str(delivery.partition),
+            "souk.message_key": message.key,
             "souk.event_type": message.event_type,
             "souk.attempt": delivery.attempt,
         },
