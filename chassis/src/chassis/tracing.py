@@ -9,6 +9,7 @@ a request never waits for it, and an unreachable collector only costs dropped sp
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 propagator = W3CTraceContextPropagator()
 # Spans wait here while the collector is away; past this, new spans are dropped, not queued.
 _QUEUE_SIZE = 4096
-_EXPORT_TIMEOUT_SECONDS = 5
+# Bounds how long a stopping process waits for an unreachable collector, retries included.
+_EXPORT_TIMEOUT_SECONDS = 2
 _STATEMENT_LIMIT = 500
 
 # The provider of the app this process runs: the chassis's own spans (clients, messages,
@@ -54,6 +56,8 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     )
     provider = TracerProvider(resource=resource)
     if settings.otlp_endpoint:
+        # One error line per lost batch is enough; not a warning per retry as well.
+        logging.getLogger(OTLPSpanExporter.__module__).setLevel(logging.ERROR)
         exporter = OTLPSpanExporter(
             endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces",
             timeout=_EXPORT_TIMEOUT_SECONDS,

@@ -220,8 +220,9 @@ def otlp_endpoint(topology: Topology, ports: Mapping[str, list[int]]) -> str | N
 
 
 def stop_order(topology: Topology) -> list[list[str]]:
-    """Services in tiers to stop one after another: callers before the services they call."""
-    remaining = dict(topology.services)
+    """Services in tiers to stop one after another: callers before the services they call,
+    and the console last, so the spans the others send as they stop still reach it."""
+    remaining = {name: spec for name, spec in topology.services.items() if name != CONSOLE}
     tiers: list[list[str]] = []
     while remaining:
         called = {up for spec in remaining.values() for up in spec.upstreams if up in remaining}
@@ -231,4 +232,6 @@ def stop_order(topology: Topology) -> list[list[str]]:
         tiers.append(tier)
         for name in tier:
             del remaining[name]
+    if CONSOLE in topology.services:
+        tiers.append([CONSOLE])
     return tiers
