@@ -36,7 +36,11 @@ class ServiceSettings(BaseSettings):
     # Whose X-Forwarded-For / -Proto to believe: behind the gateway, the local gateway's.
     # An edge process (the gateway) believes nobody unless a load balancer is named here.
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    # OTLP/HTTP base URL spans are exported to (`souk up`: the console); None: not exported.
     otlp_endpoint: str | None = None
+    # Share of the traces started here that record spans (a caller's sampled flag wins):
+    # 0 turns tracing off while trace context still travels.
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     broker_url: str | None = None
     # The issuer's public URL as written in its tokens; None: this process checks no tokens.
     # The signing keys come from the upstream named ``identity`` (see ``jwks_url``).

@@ -20,6 +20,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy import event
 
@@ -54,7 +55,8 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     resource = Resource.create(
         {"service.name": settings.service, "service.instance.id": settings.instance_id}
     )
-    provider = TracerProvider(resource=resource)
+    sampler = ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
+    provider = TracerProvider(resource=resource, sampler=sampler)
     if settings.otlp_endpoint:
         # One error line per lost batch is enough; not a warning per retry as well.
         logging.getLogger(OTLPSpanExporter.__module__).setLevel(logging.ERROR)
