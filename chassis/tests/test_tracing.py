@@ -22,12 +22,15 @@ from chassis.messaging import Delivery, Message, SubscribeOptions
 from chassis.messaging.dispatch import dispatch
 from chassis.messaging.outbox import Outbox
 from chassis.requests import outbound_headers, request_id_var
+from chassis.testing import eventually
 from chassis.tracing import client_tracing, current_provider, tracer
 from chassis.upstream import HttpUpstream
 
 from .messaging.recording import DeadLetters, Recorder
+from .messaging.test_lifecycle import Greeter, dead_letters, greeter_app, publish
 
 Running = Callable[[FastAPI], Any]
+__all__ = ["greeter_app"]  # a fixture of the messaging tests, used here too
 
 
 @pytest.fixture
@@ -248,3 +251,38 @@ async def test_spans_reach_the_otlp_endpoint_of_the_settings(
 
 def test_no_span_is_current_outside_a_request() -> None:
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+async def test_a_replayed_dead_letter_runs_in_its_messages_trace_and_the_bus_is_counted(
+    greeter_app: tuple[FastAPI, Greeter], running: Running, spans: InMemorySpanExporter
+) -> None:
+    app, greeter = greeter_app
+    recorded(spans)
+    async with running(app) as client:
+        with tracer("test").start_as_current_span("POST /greetings") as request:
+            await publish(app, "poison")
+        original = request.get_span_context().trace_id
+
+        async def buried() -> bool:
+            return len(await dead_letters(client)) == 1
+
+        await eventually(buried)
+        greeter.cured = True
+        [letter] = await dead_letters(client)
+        operator = "00-" + "ee" * 16 + "-" + "ff" * 8 + "-01"
+        replayed = await client.post(
+            f"/internal/dead-letters/{letter['id']}/replay", headers={"traceparent": operator}
+        )
+        assert replayed.status_code == 200
+        metrics = (await client.get("/metrics")).text
+
+    consumers = by_kind(spans.get_finished_spans(), SpanKind.CONSUMER)
+    assert {span.context.trace_id for span in consumers} == {original}
+    assert [span.attributes["souk.attempt"] for span in consumers if span.attributes] == [1, 3]
+    assert not consumers[0].status.is_ok  # buried after its two attempts
+    assert 'messaging_published_messages_total{topic="greetings"} 1.0' in metrics
+    assert (
+        'messaging_dead_lettered_messages_total{group="greeter",topic="greetings"} 1.0' in metrics
+    )
+    assert 'messaging_redeliveries_total{group="greeter",topic="greetings"} 1.0' in metrics
+    assert "messaging_outbox_lag_seconds 0.0" in metrics

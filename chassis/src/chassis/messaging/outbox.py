@@ -217,6 +217,8 @@ class OutboxRelay:
             await session.commit()
         self.published += len(rows)
         outbox_published(row.topic for row in rows)
+        if len(rows) < self._batch_size:
+            outbox_waiting(None)  # the whole backlog went out
         return len(rows)
 
     async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any, dt.datetime]]:
