@@ -47,9 +47,9 @@ def test_without_a_console_no_process_exports_unless_told_where(tmp_path: Path) 
     assert not any("OTLP_ENDPOINT" in key for p in build_plan(topology, tmp_path) for key in p.env)
 
 
-def test_the_console_stops_last_so_it_receives_the_spans_of_the_others() -> None:
+def test_the_console_stops_with_the_last_tier_so_it_receives_the_spans_of_the_others() -> None:
     topology = parse_topology(WITH_CONSOLE.format(port=free_port()), "souk.yaml")
-    assert stop_order(topology) == [["gateway"], ["catalog"], ["console"]]
+    assert stop_order(topology) == [["gateway"], ["catalog", "console"]]
 
 
 def test_prometheus_scrapes_every_instance_under_its_service_with_the_rules(

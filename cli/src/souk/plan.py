@@ -221,7 +221,7 @@ def otlp_endpoint(topology: Topology, ports: Mapping[str, list[int]]) -> str | N
 
 def stop_order(topology: Topology) -> list[list[str]]:
     """Services in tiers to stop one after another: callers before the services they call,
-    and the console last, so the spans the others send as they stop still reach it."""
+    and the console in the last tier, so the spans the others send as they stop reach it."""
     remaining = {name: spec for name, spec in topology.services.items() if name != CONSOLE}
     tiers: list[list[str]] = []
     while remaining:
@@ -233,5 +233,9 @@ def stop_order(topology: Topology) -> list[list[str]]:
         for name in tier:
             del remaining[name]
     if CONSOLE in topology.services:
-        tiers.append([CONSOLE])
+        # With the last tier rather than after it: stopping takes no longer for it.
+        if tiers:
+            tiers[-1].append(CONSOLE)
+        else:
+            tiers.append([CONSOLE])
     return tiers
