@@ -17,7 +17,7 @@ from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
 from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import GatewaySettings
-from gateway.upstream_metrics import UpstreamMetrics
+from gateway.upstream_metrics import UpstreamMetrics, route_template
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -50,7 +50,7 @@ def create_app(
         structlog.contextvars.unbind_contextvars("gateway_route", "client_id")
         await limiter.check_ip(client_address(request))
         route = proxy.route_for(request)
-        name_route(request, f"{route.prefix}/{{path}}")
+        name_route(request, route_template(route))
         structlog.contextvars.bind_contextvars(gateway_route=route.prefix)
         token = None
         if route.auth == "required":

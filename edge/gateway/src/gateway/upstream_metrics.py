@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from gateway.settings import Route
 
 
+def route_template(route: Route) -> str:
+    """The label of a route's requests: ``/api/catalog/{path}``, ``/{path}`` for ``/``."""
+    return route.prefix.rstrip("/") + "/{path}"
+
+
 class UpstreamMetrics:
     """Requests forwarded to each upstream: how many, how they ended, how long they took."""
 
@@ -42,7 +47,7 @@ class UpstreamMetrics:
     @contextlib.contextmanager
     def timed(self, method: str, route: Route) -> Iterator[Sample]:
         """Count and time one forward: its status is the sample's, or a problem's."""
-        template = f"{route.prefix}/{{path}}"
+        template = route_template(route)
         started = time.perf_counter()
         sample = Sample()
         try:
