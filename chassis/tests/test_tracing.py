@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
+import grpc
 import pytest
 from aiohttp import web
 from fastapi import APIRouter, FastAPI, Request
@@ -16,8 +17,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import generate_latest
 
 from chassis import Database, ServiceSettings
+from chassis.grpc import channel_for
 from chassis.messaging import Delivery, Message, SubscribeOptions
 from chassis.messaging.dispatch import dispatch
 from chassis.messaging.outbox import Outbox
@@ -28,6 +31,7 @@ from chassis.upstream import HttpUpstream
 
 from .messaging.recording import DeadLetters, Recorder
 from .messaging.test_lifecycle import Greeter, dead_letters, greeter_app, publish
+from .test_grpc import WHOAMI, serving, urls_of, whoami
 
 Running = Callable[[FastAPI], Any]
 __all__ = ["greeter_app"]  # a fixture of the messaging tests, used here too
@@ -286,3 +290,30 @@ async def test_a_replayed_dead_letter_runs_in_its_messages_trace_and_the_bus_is_
     )
     assert 'messaging_redeliveries_total{group="greeter",topic="greetings"} 1.0' in metrics
     assert "messaging_outbox_lag_seconds 0.0" in metrics
+
+
+async def test_a_grpc_call_is_a_client_span_above_the_servers_and_both_sides_are_counted(
+    make_app: Callable[..., FastAPI], spans: InMemorySpanExporter
+) -> None:
+    app = make_app()
+    recorded(spans)
+    async with serving("echo-1") as [server], channel_for(urls_of(server)) as channel:
+        with tracer("test").start_as_current_span("GET /stock"):
+            answer = await whoami(channel)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await whoami(channel, b"missing")
+    metrics = generate_latest(app.state.http_metrics.registry).decode()
+
+    exported = spans.get_finished_spans()
+    clients = by_kind(exported, SpanKind.CLIENT)
+    servers = by_kind(exported, SpanKind.SERVER)
+    assert [span.name for span in clients] == [WHOAMI.lstrip("/")] * 2
+    assert [span.parent.span_id for span in servers if span.parent] == [
+        span.context.span_id for span in clients
+    ]
+    assert answer["trace_id"] == f"{clients[0].context.trace_id:032x}"
+    assert clients[1].attributes is not None
+    assert clients[1].attributes["rpc.grpc.status_code"] == grpc.StatusCode.NOT_FOUND.value[0]
+    for side in ("client", "server"):
+        for code in ("OK", "NOT_FOUND"):
+            assert f'grpc_{side}_handled_total{{code="{code}",method="{WHOAMI}"}} 1.0' in metrics
