@@ -265,3 +265,74 @@ async def test_the_store_shrinks_below_its_size_bound(tmp_path: Path) -> None:
         assert 0 < (await store.counts())["logs"] < 2000
     finally:
         store.close()
+
+
+async def test_the_charts_draw_rates_per_service_from_the_scraped_counters(
+    console: Console,
+) -> None:
+    app, client = console
+    store: Store = app.state.store
+    for requests in (100.0, 160.0):
+        await store.add_samples([("catalog", "requests", requests), ("orders", "requests", 10)])
+        await asyncio.sleep(0.05)
+    page = (await client.get("/charts")).text
+    assert page.count("<figure") == 7
+    assert "<polyline" in page
+    assert "catalog:" in page
+
+
+async def test_a_dead_letter_is_listed_and_replayed_through_its_services_own_route(
+    console: Console, data_dir: Path
+) -> None:
+    from aiohttp import web  # noqa: PLC0415 - only this test plays a service
+
+    replayed: list[str] = []
+    letter = {
+        "id": 7,
+        "topic": "orders",
+        "group": "mailing",
+        "event_type": "OrderPlaced",
+        "attempts": 5,
+        "error": "ValueError: no printer",
+        "buried_at": "2026-12-07",
+    }
+
+    async def listing(_: web.Request) -> web.Response:
+        return web.json_response({"items": [] if replayed else [letter]})
+
+    async def replay(request: web.Request) -> web.Response:
+        replayed.append(request.match_info["id"])
+        return web.json_response(letter)
+
+    service = web.Application()
+    service.router.add_get("/internal/dead-letters", listing)
+    service.router.add_post("/internal/dead-letters/{id}/replay", replay)
+    runner = web.AppRunner(service)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state = {
+        "instances": [
+            {
+                "service": "notifications",
+                "instance": "notifications-1",
+                "url": f"http://127.0.0.1:{port}",
+                "state": "running",
+                "health": "ok",
+                "restarts": 0,
+            }
+        ]
+    }
+    (data_dir / "state.json").write_text(json.dumps(state), encoding="utf-8")
+    _, client = console
+    try:
+        page = (await client.get("/dead-letters")).text
+        assert "ValueError: no printer" in page
+        assert 'action="/dead-letters/notifications/7/replay"' in page
+        answer = await client.post("/dead-letters/notifications/7/replay", data={"confirm": "yes"})
+        assert answer.status_code == 303
+        assert replayed == ["7"]
+        assert "No dead letters." in (await client.get(answer.headers["location"])).text
+    finally:
+        await runner.cleanup()
