@@ -149,15 +149,18 @@ def main() -> None:
                 rates.setdefault(("catalog", mode), []).append(catalog)
                 rates.setdefault(("checkout", mode), []).append(checkout)
             progress(f"round {round_number}/{args.rounds} done")
+        report(rates, args.rounds)  # before the systems stop: a slow stop loses no figure
 
+
+def report(rates: dict[tuple[str, str], list[float]], rounds: int) -> None:
     print("| name | value |")
-    print("|---|---|")
+    print("|---|---|", flush=True)
     for bench, unit in (("catalog", "req/s"), ("checkout", "orders/s")):
         traced = statistics.median(rates[(bench, "on")])
         untraced = statistics.median(rates[(bench, "off")])
         label = "GET product direct to catalog-1" if bench == "catalog" else "checkouts"
-        print(f"| tracing on: {label} | {traced:,.1f} {unit} (median of {args.rounds}) |")
-        print(f"| tracing off: {label} | {untraced:,.1f} {unit} (median of {args.rounds}) |")
+        print(f"| tracing on: {label} | {traced:,.1f} {unit} (median of {rounds}) |")
+        print(f"| tracing off: {label} | {untraced:,.1f} {unit} (median of {rounds}) |")
         print(f"| tracing cost, {label} | {(1 - traced / untraced) * 100:+.1f} % throughput |")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from fastapi import FastAPI
 
@@ -21,6 +22,8 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     tasks: list[asyncio.Task[None]] = []
 
     async def open_store(app: FastAPI) -> None:
+        # A line per scrape of every instance would drown the console's own log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         store = Store(
             settings.store_file(),
             Retention(
