@@ -13,7 +13,7 @@ RULES_TEST = Path(__file__).parent / "prometheus" / "rules_test.yml"
 
 def test_the_rules_are_valid() -> None:
     promtool = require_promtool()
-    rules = resources.files("souk").joinpath("prometheus/rules.yml")
+    rules = resources.files("souk").joinpath("prometheus_rules/rules.yml")
     result = subprocess.run(
         [promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from pathlib import Path
 
+import httpx
+import pytest
 import yaml
 
 from souk.plan import build_plan, free_port, stop_order
-from souk.prometheus import prometheus_config
+from souk.prometheus import prometheus_beside, prometheus_config
 from souk.topology import parse_topology
 
 WITH_CONSOLE = """
@@ -63,3 +67,43 @@ def test_prometheus_scrapes_every_instance_under_its_service_with_the_rules(
     assert len(jobs["catalog"]) == 2
     assert config["rule_files"] == [str(tmp_path / "rules.yml")]
     assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+async def test_souk_up_can_run_prometheus_with_its_targets_and_rules(tmp_path: Path) -> None:
+    if shutil.which("prometheus") is None:
+        pytest.skip("no prometheus on PATH (Debian: apt-get install prometheus)")
+    port = free_port()
+    topology = parse_topology(
+        WITH_CONSOLE.format(port=free_port())
+        + f"telemetry: {{prometheus: true, prometheus_port: {port}}}\n",
+        "souk.yaml",
+    )
+    said: list[str] = []
+    async with (
+        prometheus_beside(
+            topology.telemetry, build_plan(topology, tmp_path), tmp_path, said.append
+        ),
+        httpx.AsyncClient() as client,
+    ):
+        for _ in range(100):
+            try:
+                if (await client.get(f"http://127.0.0.1:{port}/-/ready")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+        rules = (await client.get(f"http://127.0.0.1:{port}/api/v1/rules")).json()
+        jobs: set[str] = set()
+        for _ in range(50):  # targets show once discovery has run
+            targets = (await client.get(f"http://127.0.0.1:{port}/api/v1/targets")).json()
+            jobs = {t["labels"]["job"] for t in targets["data"]["activeTargets"]}
+            if jobs:
+                break
+            await asyncio.sleep(0.2)
+    groups = {group["name"] for group in rules["data"]["groups"]}
+    assert {"souk-golden-signals", "souk-saga-and-bus"} <= groups
+    assert jobs == {"catalog", "gateway", "console"}
+    assert any("prometheus on" in line for line in said)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(httpx.ConnectError):  # stopped with the block
+            await client.get(f"http://127.0.0.1:{port}/-/ready", timeout=2)

@@ -59,7 +59,7 @@ async def prometheus_beside(
     home.mkdir(parents=True, exist_ok=True)
     rules = home / "rules.yml"
     rules.write_text(
-        resources.files("souk").joinpath("prometheus/rules.yml").read_text(encoding="utf-8"),
+        resources.files("souk").joinpath("prometheus_rules/rules.yml").read_text(encoding="utf-8"),
         encoding="utf-8",
     )
     config = home / "prometheus.yml"
