@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -59,6 +58,11 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     sampler = ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
     provider = TracerProvider(resource=resource, sampler=sampler)
     if settings.otlp_endpoint:
+        # Imported only when spans leave the process: it brings requests and the OTLP protos.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
         # One error line per lost batch is enough; not a warning per retry as well.
         logging.getLogger(OTLPSpanExporter.__module__).setLevel(logging.ERROR)
         exporter = OTLPSpanExporter(
