@@ -9,13 +9,9 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 import chassis
-from chassis.auth import ClientCredentials, client_credentials_for
-from chassis.grpc import channel_for
+from chassis.connections import Connections
 from chassis.messaging.lifecycle import Messaging
-from chassis.tracing import client_tracing
 from chassis.upstream import HttpUpstream
 from orders.adapters.billing_client import BillingClient
 from orders.adapters.catalog_client import CatalogClient
@@ -30,7 +26,6 @@ from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.saga import CheckoutSaga, restart_stalled
 
 if TYPE_CHECKING:
-    import grpc
     from fastapi import FastAPI
 
     from orders.service_layer.ports import Billing, Catalog, Inventory, UnitOfWorkFactory
@@ -118,25 +113,23 @@ class _Clients:
 
     def __init__(self, settings: OrdersSettings) -> None:
         self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._tokens: ClientCredentials | None = None
+        self._connections = Connections()
 
     async def open(self) -> Upstreams:
-        # Both belong to the running event loop, so they are made at start-up, not before.
+        # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
-        session = self._session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
-        )
-        channel = self._channel = channel_for(settings.upstream("inventory"))
-        if settings.client_secret is not None:
-            self._tokens = client_credentials_for(
+        session = self._connections.http_session()
+        channel = self._connections.grpc_channel(settings.upstream("inventory"))
+        tokens = (
+            None
+            if settings.client_secret is None
+            else self._connections.client_credentials(
                 settings,
                 client_id=settings.client_id,
                 secret=settings.client_secret.get_secret_value(),
                 scopes=CLIENT_SCOPES,
             )
-        tokens = self._tokens
+        )
 
         def http(name: str, timeout: float, *, authorized: bool = False) -> HttpUpstream:
             return HttpUpstream(
@@ -156,12 +149,4 @@ class _Clients:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
-        if self._tokens is not None:
-            await self._tokens.close()
-            self._tokens = None
+        await self._connections.close()

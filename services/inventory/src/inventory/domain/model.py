@@ -8,6 +8,16 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from contracts.events import (
+    Event,
+    ReservationCommitted,
+    ReservationExpired,
+    ReservationReleased,
+    StockLine,
+    StockReserved,
+    occurred_now,
+    timestamp,
+)
 from inventory.domain.errors import (
     InvalidReservation,
     InvalidStockItem,
@@ -16,13 +26,6 @@ from inventory.domain.errors import (
     ReservationConflict,
     StockStillReserved,
     UnknownSku,
-)
-from inventory.domain.events import (
-    Event,
-    ReservationCommitted,
-    ReservationExpired,
-    ReservationReleased,
-    StockReserved,
 )
 
 if TYPE_CHECKING:
@@ -208,8 +211,9 @@ class Reservation:
         reservation.events.append(
             StockReserved(
                 reservation_id=reservation.id,
-                lines=reservation.lines,
-                expires_at=reservation.expires_at,
+                lines=reservation.stock_lines(),
+                expires_at=timestamp(reservation.expires_at),
+                occurred_at=occurred_now(),
             )
         )
         return reservation
@@ -233,7 +237,7 @@ class Reservation:
         for line in self.lines:
             self._item(stock, line).ship(line.quantity)
         self.status = ReservationStatus.COMMITTED
-        self.events.append(ReservationCommitted(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationCommitted(self.id, self.stock_lines(), occurred_now()))
 
     def release(self, stock: Mapping[str, StockItem]) -> None:
         """The reserved units go back; a released or expired reservation stays as it is."""
@@ -243,7 +247,7 @@ class Reservation:
             raise ReservationClosed(self.id, status=self.status, action="released")
         self._unhold(stock)
         self.status = ReservationStatus.RELEASED
-        self.events.append(ReservationReleased(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationReleased(self.id, self.stock_lines(), occurred_now()))
 
     def expire(self, now: datetime, stock: Mapping[str, StockItem]) -> None:
         """Release an overdue reservation as expired; any other stays as it is."""
@@ -251,7 +255,11 @@ class Reservation:
             return
         self._unhold(stock)
         self.status = ReservationStatus.EXPIRED
-        self.events.append(ReservationExpired(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationExpired(self.id, self.stock_lines(), occurred_now()))
+
+    def stock_lines(self) -> tuple[StockLine, ...]:
+        """The lines as the ``stock`` topic's events carry them."""
+        return tuple(StockLine(sku=line.sku, quantity=line.quantity) for line in self.lines)
 
     def _unhold(self, stock: Mapping[str, StockItem]) -> None:
         for line in self.lines:
