@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PACKAGES := chassis contracts services/catalog services/inventory services/orders services/billing \
 	services/notifications services/order-history services/identity \
 	simulators/payment-provider edge/gateway edge/bff-web cli \
-	edge/bff-mobile mesh
+	edge/bff-mobile mesh console
 STAMP := $(VENV)/.souk-installed
 # Installing contracts generates the gRPC stubs: a changed .proto means installing again.
 PROTOS := $(shell find contracts/src -name '*.proto')

@@ -6,7 +6,8 @@ folder, shadowing the installed one. Importing the real packages first prevents 
 """
 
 import chassis
+import console
 import contracts
 import mesh
 
-__all__ = ["chassis", "contracts", "mesh"]
+__all__ = ["chassis", "console", "contracts", "mesh"]

@@ -33,6 +33,7 @@ def default_topology() -> dict[str, Any]:
     topology.pop("data_dir", None)
     port = free_port()
     topology["services"]["gateway"]["port"] = port
+    topology["services"]["console"]["port"] = free_port()
     for service in topology["services"].values():
         env = service.get("env", {})
         for name, value in env.items():

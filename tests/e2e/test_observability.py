@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 
 import httpx
+
+from souk.testing import require_promtool
 
 
 def _log_lines(souk, instance: str, needle: str) -> list[dict]:
@@ -66,3 +69,28 @@ def test_souk_logs_merges_the_instances_of_a_service(souk, gateway):
     prefixes = {line.split()[0] for line in result.stdout.splitlines() if line.strip()}
     assert {"catalog-1", "catalog-2"} <= prefixes
     assert "gateway-1" not in prefixes
+
+
+def test_every_process_metrics_pass_promtool_with_no_finding(souk, gateway):
+    promtool = require_promtool()
+    gateway.get("/api/catalog/categories")
+    for record in souk.state().instances:
+        metrics = httpx.get(f"{record.url}/metrics", timeout=5).text
+        result = subprocess.run(
+            [promtool, "check", "metrics"],
+            input=metrics,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, (record.instance, result.stdout + result.stderr)
+        assert result.stdout + result.stderr == "", (record.instance, result.stdout)
+
+
+def test_the_gateway_measures_each_upstream_route_not_one_catch_all(souk, gateway):
+    gateway.get("/api/catalog/categories")
+    [record] = [r for r in souk.state().instances if r.instance == "gateway-1"]
+    metrics = httpx.get(f"{record.url}/metrics", timeout=5).text
+    assert 'route="/api/catalog/{path}"' in metrics
+    assert 'route="/{path:path}"' not in metrics
+    assert 'gateway_upstream_requests_total{method="GET",route="/api/catalog/{path}"' in metrics

@@ -41,6 +41,7 @@ from joserfc.jwt import ClaimsOption, JWTClaimsRegistry
 from chassis.logs import get_logger
 from chassis.problems import ProblemError
 from chassis.settings import IDENTITY_UPSTREAM
+from chassis.tracing import client_tracing
 
 if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
@@ -233,7 +234,9 @@ class ClientCredentials:
 
     async def _fetch(self) -> str:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         form = {"grant_type": "client_credentials", "scope": self._scope}
         asked_at = self._clock()
         try:
@@ -409,7 +412,9 @@ class IssuerKeys:
 
     async def _fetch(self) -> dict[str, PublicKey]:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         async with self._session.get(
             self.jwks_url, headers={"Accept": "application/json"}
         ) as response:
@@ -494,7 +499,9 @@ class Revocations:
 
     async def _fetch(self) -> None:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, trace_configs=[client_tracing()]
+            )
         headers = {"Accept": "application/json"}
         if self._etag is not None:
             headers["If-None-Match"] = self._etag

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from chassis.auth import client_credentials_for
+from chassis.tracing import client_tracing
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -33,7 +34,9 @@ class Connections:
 
     def http_session(self) -> aiohttp.ClientSession:
         """An aiohttp session that keeps no cookies (calls carry their own credentials)."""
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
+        )
         self._opened.push_async_callback(session.close)
         return session
 

@@ -25,6 +25,8 @@ from sqlalchemy import DateTime, TypeDecorator, create_engine, event, inspect, m
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from chassis.tracing import trace_statements
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
@@ -77,6 +79,7 @@ class Database:
             # Replicas x services share one server's connection limit (100 by default).
             engine_args.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
         self.engine = create_async_engine(self.url, **engine_args)
+        trace_statements(self.engine)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(

@@ -15,9 +15,10 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import Headers, MutableHeaders
 
 from chassis.logs import get_logger
+from chassis.metrics import ROUTE_SCOPE_KEY
 from chassis.problems import internal_error_response
 from chassis.requests import INSTANCE_HEADER, REQUEST_ID_HEADER, request_id_from, request_id_var
-from chassis.tracing import propagator
+from chassis.tracing import activated, propagator
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,7 +77,7 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             with (
-                trace.use_span(span, end_on_exit=False),
+                activated(span, parent),
                 structlog.contextvars.bound_contextvars(request_id=request_id),
             ):
                 try:
@@ -115,6 +116,9 @@ class RequestContextMiddleware:
 
 def _route_template(scope: Scope) -> str:
     # The template (`/products/{product_id}`), never the raw path: labels must stay few.
+    named = scope.get(ROUTE_SCOPE_KEY)
+    if isinstance(named, str):
+        return named
     route = scope.get("route")
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else UNMATCHED_ROUTE

@@ -114,7 +114,11 @@ class ServiceSettings(BaseSettings):
     # Whose X-Forwarded-For / -Proto to believe: behind the gateway, the local gateway's.
     # An edge process (the gateway) believes nobody unless a load balancer is named here.
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    # OTLP/HTTP base URL spans are exported to (`souk up`: the console); None: not exported.
     otlp_endpoint: str | None = None
+    # Share of the traces started here that record spans (a caller's sampled flag wins):
+    # 0 turns tracing off while trace context still travels.
+    trace_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     # The broker's own URL (None: the embedded broker in the data directory), and how the
     # topics are laid out on it (None: the URL's ?partitions=/&namespace=, else the defaults).
     broker_url: str | None = None

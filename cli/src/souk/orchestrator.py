@@ -16,6 +16,7 @@ from souk.health import probe_all
 from souk.install_secrets import with_secrets
 from souk.meshing import mesh_stop_tiers, with_mesh
 from souk.plan import build_plan, check_broker, check_fixed_ports, stop_order
+from souk.prometheus import prometheus_beside
 from souk.state import (
     AlreadyRunningError,
     InstanceRecord,
@@ -108,7 +109,13 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
             supervisor.reporter.event(
                 "souk", f"starting {len(plans)} instances from {where}; data in {data_dir}"
             )
-            return await supervisor.run()
+            async with prometheus_beside(
+                topology.telemetry,
+                plans,
+                data_dir,
+                lambda message: supervisor.reporter.event("souk", message),
+            ):
+                return await supervisor.run()
 
         return asyncio.run(supervise())
 

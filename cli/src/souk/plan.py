@@ -168,6 +168,7 @@ def build_plan(
         else [f"http://{HOST}:{port}" for port in service_ports]
         for name, service_ports in ports.items()
     }
+    telemetry = otlp_endpoint(topology, ports)
     plans: list[InstancePlan] = []
     for name, spec in topology.services.items():
         prefix = env_prefix(name)
@@ -185,6 +186,7 @@ def build_plan(
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",
+                **({f"{prefix}OTLP_ENDPOINT": telemetry} if telemetry else {}),
                 **{key: env_value(value) for key, value in spec.env.items()},
             }
             plans.append(
@@ -201,9 +203,25 @@ def build_plan(
     return plans
 
 
+CONSOLE = "console"
+
+
+def otlp_endpoint(topology: Topology, ports: Mapping[str, list[int]]) -> str | None:
+    """Where the processes send their spans: the topology's endpoint, else its console."""
+    telemetry = topology.telemetry
+    if not telemetry.export_spans:
+        return None
+    if telemetry.otlp_endpoint:
+        return telemetry.otlp_endpoint
+    if ports.get(CONSOLE):
+        return f"http://{HOST}:{ports[CONSOLE][0]}"
+    return None
+
+
 def stop_order(topology: Topology) -> list[list[str]]:
-    """Services in tiers to stop one after another: callers before the services they call."""
-    remaining = dict(topology.services)
+    """Services in tiers to stop one after another: callers before the services they call,
+    and the console in the last tier, so the spans the others send as they stop reach it."""
+    remaining = {name: spec for name, spec in topology.services.items() if name != CONSOLE}
     tiers: list[list[str]] = []
     while remaining:
         called = {up for spec in remaining.values() for up in spec.upstreams if up in remaining}
@@ -213,4 +231,10 @@ def stop_order(topology: Topology) -> list[list[str]]:
         tiers.append(tier)
         for name in tier:
             del remaining[name]
+    if CONSOLE in topology.services:
+        # With the last tier rather than after it: stopping takes no longer for it.
+        if tiers:
+            tiers[-1].append(CONSOLE)
+        else:
+            tiers.append([CONSOLE])
     return tiers

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -46,6 +47,7 @@ __all__ = [
     "customer_token",
     "free_port",
     "pid_alive",
+    "require_promtool",
     "require_server",
     "scratch_database",
 ]
@@ -442,6 +444,20 @@ def require_server(name: str, host: str, port: int) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message}; it is required under CI=true")
     pytest.skip(message)
+
+
+def require_promtool() -> str:
+    """The path of Prometheus's ``promtool``; the calling test skips without it (fails
+    under CI=true, whose runner installs Debian's ``prometheus`` package)."""
+    import pytest  # noqa: PLC0415 - only tests call this, and souk does not depend on pytest
+
+    found = shutil.which("promtool")
+    if found is not None:
+        return found
+    message = "promtool is not installed (Debian: apt-get install prometheus)"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}; it is required under CI=true")
+    raise pytest.skip.Exception(message)
 
 
 POSTGRES_HOST, POSTGRES_PORT = "127.0.0.1", 5432

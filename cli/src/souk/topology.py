@@ -265,6 +265,22 @@ def _broker_url_problem(kind: str, url: str) -> str | None:
     return None
 
 
+class TelemetrySpec(BaseModel):
+    """Where the processes' telemetry goes, and whether `souk up` runs Prometheus too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Spans go over OTLP/HTTP to this base URL (a collector, Jaeger, Tempo); by default to
+    # the topology's `console` service, if it has one.
+    otlp_endpoint: str | None = Field(None, pattern=r"^https?://")
+    # false: no process exports spans (they still carry trace context to each other).
+    export_spans: bool = True
+    # Start `prometheus` (when the binary is on PATH) scraping every instance, with Souk's
+    # recording and alerting rules, on this port.
+    prometheus: bool = False
+    prometheus_port: Port = 9090
+
+
 class Topology(BaseModel):
     """The whole topology file."""
 
@@ -275,6 +291,7 @@ class Topology(BaseModel):
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     mesh: MeshSpec = Field(default_factory=lambda: MeshSpec(enabled=False))
     services: dict[str, ServiceSpec] = Field(min_length=1)
+    telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     # `file:line` of the broker's settings, for messages about the server they name.
     _broker_origin: str | None = PrivateAttr(None)
 

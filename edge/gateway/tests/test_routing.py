@@ -124,7 +124,13 @@ async def test_the_gateways_own_health_and_metrics_are_served_locally(kit, upstr
         health = await client.get("/healthz")
         metrics = await client.get("/metrics")
     assert health.json()["service"] == "gateway"
-    assert 'route="/{path:path}",status="200"' in metrics.text
+    # Labelled by the route's template, not the one catch-all `/{path:path}` (issue 16).
+    assert 'route="/api/echo/{path}",status="200"' in metrics.text
+    assert 'route="/{path:path}"' not in metrics.text
+    assert (
+        'gateway_upstream_requests_total{method="GET",route="/api/echo/{path}",'
+        'status="200",upstream="echo"} 1.0'
+    ) in metrics.text
 
 
 def test_default_routes_are_one_prefix_per_upstream():

@@ -12,13 +12,10 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-import structlog
-from opentelemetry import context as otel_context
-
 from chassis.logs import get_logger
 from chassis.messaging.bus import DeadLetter, DeadLetterSink, Handler, SubscribeOptions
 from chassis.messaging.message import Delivery
-from chassis.tracing import propagator
+from chassis.messaging.telemetry import ConsumerRun, consuming
 
 _log = get_logger("chassis.messaging")
 
@@ -50,51 +47,55 @@ async def dispatch(
     ``still_working`` is awaited before each redelivery, for brokers that redeliver a message
     whose consumer stays silent too long (NATS's ack wait).
     """
+    with consuming(delivery) as run:
+        await _attempts(handler, delivery, options, dead_letters, run, still_working=still_working)
+
+
+async def _attempts(
+    handler: Handler,
+    delivery: Delivery,
+    options: SubscribeOptions,
+    dead_letters: DeadLetterSink,
+    run: ConsumerRun,
+    *,
+    still_working: Callable[[], Awaitable[None]] | None,
+) -> None:
     message = delivery.message
-    token = otel_context.attach(propagator.extract(dict(message.trace_context)))
-    bound = structlog.contextvars.bind_contextvars(
-        message_id=message.message_id, topic=message.topic, group=delivery.group
-    )
     attempt = delivery.attempt
-    try:
-        if attempt > options.max_attempts:
-            # The broker counted more deliveries than attempts allowed: earlier consumers died
-            # while handling it (a message that crashes its consumer every time). Stop here.
-            await dead_letters.bury(
-                DeadLetter(message, delivery.group, attempt - 1, CRASHED_CONSUMERS)
-            )
-            _log.error(
-                "message dead-lettered", event_type=message.event_type, error=CRASHED_CONSUMERS
-            )
-            return
-        while True:
-            try:
-                async with asyncio.timeout(options.handler_timeout):
-                    await handler(dataclasses.replace(delivery, attempt=attempt))
-            except Exception as error:  # noqa: BLE001 - any failure of a handler means "again"
-                if attempt >= options.max_attempts:
-                    await dead_letters.bury(
-                        DeadLetter(message, delivery.group, attempt, describe(error))
-                    )
-                    _log.error(
-                        "message dead-lettered",
-                        event_type=message.event_type,
-                        attempts=attempt,
-                        error=describe(error),
-                    )
-                    return
-                _log.warning(
-                    "handler failed; delivering again",
+    if attempt > options.max_attempts:
+        # The broker counted more deliveries than attempts allowed: earlier consumers died
+        # while handling it (a message that crashes its consumer every time). Stop here.
+        await dead_letters.bury(DeadLetter(message, delivery.group, attempt - 1, CRASHED_CONSUMERS))
+        run.dead_lettered(CRASHED_CONSUMERS)
+        _log.error("message dead-lettered", event_type=message.event_type, error=CRASHED_CONSUMERS)
+        return
+    while True:
+        try:
+            async with asyncio.timeout(options.handler_timeout):
+                await handler(dataclasses.replace(delivery, attempt=attempt))
+        except Exception as error:  # noqa: BLE001 - any failure of a handler means "again"
+            if attempt >= options.max_attempts:
+                await dead_letters.bury(
+                    DeadLetter(message, delivery.group, attempt, describe(error))
+                )
+                run.dead_lettered(describe(error))
+                _log.error(
+                    "message dead-lettered",
                     event_type=message.event_type,
-                    attempt=attempt,
+                    attempts=attempt,
                     error=describe(error),
                 )
-                await asyncio.sleep(retry_delay(options, attempt))
-                if still_working is not None:
-                    await still_working()
-                attempt += 1
-            else:
                 return
-    finally:
-        structlog.contextvars.reset_contextvars(**bound)
-        otel_context.detach(token)
+            _log.warning(
+                "handler failed; delivering again",
+                event_type=message.event_type,
+                attempt=attempt,
+                error=describe(error),
+            )
+            run.retried(attempt, describe(error))
+            await asyncio.sleep(retry_delay(options, attempt))
+            if still_working is not None:
+                await still_working()
+            attempt += 1
+        else:
+            return

@@ -25,6 +25,7 @@ from chassis.messaging.dispatch import describe
 from chassis.messaging.message import Delivery, check_name, partition_for
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.tables import inbox
+from chassis.messaging.telemetry import consuming
 
 if TYPE_CHECKING:
     from chassis.db import Database
@@ -177,8 +178,10 @@ class Messaging:
             attempt=stored.attempts + 1,
         )
         try:
-            async with asyncio.timeout(consumer.options.handler_timeout):
-                await consumer.handler(delivery)
+            # In the message's own trace, not the operator's request that asked for it.
+            with consuming(delivery):
+                async with asyncio.timeout(consumer.options.handler_timeout):
+                    await consumer.handler(delivery)
         except Exception as error:
             await store.record_failure(dead_letter_id, describe(error))
             raise ReplayError("replay-failed", describe(error)) from error

@@ -24,7 +24,11 @@ from chassis.logs import get_logger
 from chassis.messaging.bus import BrokerUnavailableError
 from chassis.messaging.message import Message, check_name
 from chassis.messaging.tables import outbox, outbox_relay_lease
-from chassis.tracing import inject_context
+from chassis.messaging.telemetry import (
+    outbox_published,
+    outbox_waiting,
+    produced_trace_context,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -67,7 +71,7 @@ class Outbox:
         """Publish ``message`` once this transaction commits (and only if it does)."""
         check_name("topic", message.topic)
         if not message.trace_context:  # carry the trace of the request that caused the event
-            message = dataclasses.replace(message, trace_context=inject_context({}))
+            message = dataclasses.replace(message, trace_context=produced_trace_context(message))
         self._pending.append(message)
 
     def add_event(
@@ -200,11 +204,13 @@ class OutboxRelay:
             # Looking first keeps an idle relay from writing; the lease is taken only for
             # work, and the rows are read again under it (the last holder may have sent them).
             if not await self._unsent(limit=1):
+                outbox_waiting(None)
                 await self._forget_sent()
                 return 0
             if not await self._hold_lease():
                 return 0
         rows = await self._unsent(limit=self._batch_size)
+        outbox_waiting(rows[0].created_at if rows else None)
         if not rows:
             await self._forget_sent()
             return 0
@@ -219,16 +225,25 @@ class OutboxRelay:
             )
             await session.commit()
         self.published += len(rows)
+        outbox_published(row.topic for row in rows)
+        if len(rows) < self._batch_size:
+            outbox_waiting(None)  # the whole backlog went out
         return len(rows)
 
     def _lease_is_fresh(self) -> bool:
         """Whether this relay renewed its lease less than half a lease ago (so it holds it)."""
         return time.monotonic() < self._fresh_until
 
-    async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any]]:
+    async def _unsent(self, *, limit: int) -> Sequence[Row[int, str, bytes, Any, dt.datetime]]:
         async with self._sessionmaker() as session:
             query = (
-                select(outbox.c.id, outbox.c.topic, outbox.c.payload, outbox.c.headers)
+                select(
+                    outbox.c.id,
+                    outbox.c.topic,
+                    outbox.c.payload,
+                    outbox.c.headers,
+                    outbox.c.created_at,
+                )
                 .where(outbox.c.sent_at.is_(None))
                 .order_by(outbox.c.id)
                 .limit(limit)

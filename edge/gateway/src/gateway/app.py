@@ -10,12 +10,14 @@ from starlette.responses import Response
 
 import chassis
 from chassis.auth import AccessTokenValidator
+from chassis.metrics import name_route
 from gateway.auth import authenticate
 from gateway.openapi import PublicApiDocument, publish
 from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
 from gateway.security_headers import SecurityHeadersMiddleware
 from gateway.settings import GatewaySettings
+from gateway.upstream_metrics import UpstreamMetrics, route_template
 
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -40,6 +42,7 @@ def create_app(
     proxy = Proxy(settings)
     limiter = RateLimiter(settings.rate_limits, buckets or token_buckets(settings.redis_url))
     router = APIRouter()
+    upstream_metrics = UpstreamMetrics()
 
     @router.api_route("/{path:path}", methods=_METHODS, include_in_schema=False)
     async def forward(request: Request) -> Response:
@@ -48,6 +51,7 @@ def create_app(
         await limiter.check_ip(client_address(request))
         await limiter.check_expensive(request.method, request.url.path, client_address(request))
         route = proxy.route_for(request)
+        name_route(request, route_template(route))
         structlog.contextvars.bind_contextvars(gateway_route=route.prefix)
         token = None
         if route.auth == "required":
@@ -56,7 +60,10 @@ def create_app(
             token = await authenticate(request.headers, route, validator)
             structlog.contextvars.bind_contextvars(client_id=token.client_id)
             await limiter.check_client(token)
-        return await proxy.forward(request, route, token)
+        with upstream_metrics.timed(request.method, route) as sample:
+            response = await proxy.forward(request, route, token)
+            sample.status = response.status_code
+            return response
 
     async def start_edge(app: FastAPI) -> None:
         await proxy.start()
@@ -76,6 +83,7 @@ def create_app(
         on_startup=[start_edge],
         on_shutdown=[close_edge],
     )
+    upstream_metrics.register(app.state.http_metrics.registry)
     # The proxy's pooled session fetches the upstreams' documents too.
     publish(
         app,

@@ -17,6 +17,7 @@ from yarl import URL
 
 from chassis import ProblemError, get_logger
 from chassis.requests import FORWARDED_PREFIX_HEADER, INSTANCE_HEADER, outbound_headers
+from chassis.tracing import client_tracing
 from gateway.auth import caller_headers
 from gateway.balancer import RoundRobin
 
@@ -71,6 +72,7 @@ class Proxy:
             connector=aiohttp.TCPConnector(limit=512, limit_per_host=128),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+            trace_configs=[client_tracing()],
         )
 
     async def close(self) -> None:

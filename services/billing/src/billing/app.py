@@ -17,6 +17,7 @@ from billing.entrypoints import accounts
 from billing.entrypoints.problems import billing_problem
 from billing.entrypoints.routes import router
 from chassis.messaging.lifecycle import Messaging
+from chassis.tracing import client_tracing
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -48,7 +49,9 @@ def create_app(settings: BillingSettings) -> FastAPI:
         app.state.ledger_attempts = settings.ledger_attempts
         app.state.idempotency_lease = timedelta(seconds=settings.idempotency_lease)
         # One pooled session for the process: a session per call leaks connections.
-        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
+        )
         app.state.http_session = session
         app.state.providers = tuple(
             HttpPaymentProvider(name, url, session, timeout=settings.provider_timeout)

@@ -16,6 +16,7 @@ from chassis.upstream import HttpUpstream
 from orders.adapters.billing_client import BillingClient
 from orders.adapters.catalog_client import CatalogClient
 from orders.adapters.inventory_client import InventoryClient
+from orders.adapters.saga_metrics import SagaMetrics
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.errors import OrdersError
 from orders.entrypoints.problems import orders_problem
@@ -70,10 +71,14 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
             reservation_ttl_seconds=settings.reservation_ttl_seconds,
         )
         app.state.uow_factory = uow_factory
-        commands.attach(CheckoutSaga(uow_factory, checkout))
+        saga_metrics = app.state.saga_metrics = SagaMetrics(app.state.http_metrics.registry)
+        saga_metrics.start(database.sessionmaker)
+        commands.attach(CheckoutSaga(uow_factory, checkout), timer=saga_metrics.step_ran)
         await restart_stalled(uow_factory, at=datetime.now(UTC))
 
-    async def stop_checkout(_: FastAPI) -> None:
+    async def stop_checkout(app: FastAPI) -> None:
+        if (saga_metrics := getattr(app.state, "saga_metrics", None)) is not None:
+            await saga_metrics.stop()
         await clients.close()
 
     app = chassis.create_app(

@@ -7,6 +7,8 @@ orders of different keys go through partitions side by side (``concurrency``).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chassis.messaging.bus import SubscribeOptions
@@ -16,6 +18,9 @@ from orders.service_layer.saga import TOPIC, command_of
 if TYPE_CHECKING:
     from chassis.messaging.message import Delivery
     from orders.service_layer.saga import CheckoutSaga
+
+StepTimer = Callable[[str, str, float], None]
+"""``timer(step, outcome, seconds)``: told of every command handled ("ok") or not ("failed")."""
 
 # A step's command comes back until the step is done or timed out (a minute at most), and a
 # compensation's until it is done: with the backoff capped at a couple of seconds, this is
@@ -29,11 +34,14 @@ class SagaConsumer:
 
     def __init__(self) -> None:
         self._saga: CheckoutSaga | None = None
+        self._timer: StepTimer | None = None
         self._ready = asyncio.Event()
 
-    def attach(self, saga: CheckoutSaga) -> None:
-        """Hand commands to ``saga`` from now on (its clients exist only once started)."""
+    def attach(self, saga: CheckoutSaga, *, timer: StepTimer | None = None) -> None:
+        """Hand commands to ``saga`` from now on (its clients exist only once started);
+        ``timer`` hears how long each took."""
         self._saga = saga
+        self._timer = timer
         self._ready.set()
 
     async def __call__(self, delivery: Delivery) -> None:
@@ -41,7 +49,15 @@ class SagaConsumer:
         await self._ready.wait()
         if self._saga is None:  # pragma: no cover - set before the event
             raise RuntimeError("the saga is not attached")
-        await self._saga.handle(command_of(delivery.message), delivery)
+        command = command_of(delivery.message)
+        started = time.perf_counter()
+        outcome = "failed"
+        try:
+            await self._saga.handle(command, delivery)
+            outcome = "ok"
+        finally:
+            if self._timer is not None:
+                self._timer(str(command.step), outcome, time.perf_counter() - started)
 
 
 def saga_consumer(

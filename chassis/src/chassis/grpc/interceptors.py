@@ -1,19 +1,10 @@
-"""gRPC beside HTTP in one process: a server with health, reflection and request context.
-
-A service's composition root creates a :class:`GrpcServer` and hands its ``start``,
-``stop`` and ``check`` to :func:`chassis.create_app`. Callers reach a gRPC service's
-replicas through one :func:`channel_for` channel that balances calls round robin.
-
-gRPC core is not fork-safe: servers and channels are created inside the running event
-loop (in ``start`` and by callers at start-up), never at import time.
-"""
+"""What every gRPC call passes through: trace, request id, metrics and log; token checks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import time
 from collections.abc import (
     AsyncIterator,
@@ -23,32 +14,24 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
-    Sequence,
 )
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health
 from grpc_reflection.v1alpha import reflection
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from chassis import metrics
 from chassis.auth import InvalidTokenError, KeysUnavailableError
 from chassis.logs import get_logger
 from chassis.requests import REQUEST_ID_HEADER, outbound_headers, request_id_from, request_id_var
-from chassis.tracing import build_tracer_provider, propagator
+from chassis.tracing import activated, propagator, tracer
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-    from opentelemetry.sdk.trace import TracerProvider
-
     from chassis.auth import AccessTokenValidator
-    from chassis.settings import ServiceSettings
-
-Register = Callable[[grpc.aio.Server], None]
-"""Adds a service's servicers to the server, e.g. ``add_InventoryServicer_to_server``."""
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -56,7 +39,6 @@ _log = get_logger("chassis.grpc")
 _access_log = get_logger("chassis.access")
 # Health checks are frequent and uninteresting, like /healthz: served, but not logged.
 _QUIET_SERVICES = (f"/{health.SERVICE_NAME}/",)
-_ROUND_ROBIN = ("grpc.lb_policy_name", "round_robin")
 # Load balancers and operators probe these without a token, as they do /healthz over HTTP.
 _OPEN_SERVICES = (f"/{health.SERVICE_NAME}/", f"/{reflection.SERVICE_NAME}/")
 
@@ -64,103 +46,7 @@ Behaviour = Callable[..., Any]
 """A servicer method as gRPC calls it: ``(request, context)``, a coroutine or async generator."""
 
 
-class GrpcServer:
-    """An asyncio gRPC server on ``settings.host:settings.grpc_port`` for one app's lifespan.
-
-    Servicer methods are ``async def`` (coroutines, or async generators for streams).
-    Besides the services ``register`` adds, it serves the standard health service
-    (SERVING for each of ``service_names`` and for the server as a whole while it runs,
-    NOT_SERVING once it stops) and server reflection. Each call continues the caller's
-    trace, carries its ``x-request-id`` into logs and writes one access log line.
-
-    With ``scopes`` (full method name → the scopes it requires), every call but health and
-    reflection needs a bearer token in its ``authorization`` metadata, judged by the app's
-    ``token_validator`` (see :class:`BearerTokenInterceptor`).
-    """
-
-    def __init__(
-        self,
-        settings: ServiceSettings,
-        *,
-        register: Register,
-        service_names: Sequence[str],
-        scopes: Mapping[str, Collection[str]] | None = None,
-    ) -> None:
-        if settings.grpc_port is None:
-            raise ValueError(
-                f"{settings.service} serves gRPC but has no grpc_port: "
-                f"set {settings.model_config.get('env_prefix', '')}GRPC_PORT"
-            )
-        self._settings = settings
-        self._register = register
-        self._service_names = list(service_names)
-        self._scopes = scopes
-        self._server: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
-        self._tracer_provider: TracerProvider | None = None
-        self._port: int | None = None
-        self._stopping = False
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on (the one chosen by the system for grpc_port 0)."""
-        if self._port is None:
-            raise RuntimeError("the gRPC server has not started")
-        return self._port
-
-    async def start(self, app: FastAPI | None = None) -> None:
-        """Bind, start serving and report SERVING; a start-up hook for create_app."""
-        self._stopping = False
-        interceptors: list[grpc.aio.ServerInterceptor] = []
-        if self._scopes is not None:
-            validator = getattr(app.state, "token_validator", None) if app else None
-            if validator is None:
-                raise RuntimeError(
-                    f"{self._settings.service} checks the tokens of gRPC calls but has no "
-                    f"token validator: set {self._settings.model_config.get('env_prefix', '')}"
-                    "AUTH_ISSUER"
-                )
-            interceptors.append(BearerTokenInterceptor(validator, self._scopes))
-        self._tracer_provider = build_tracer_provider(self._settings)
-        tracer = self._tracer_provider.get_tracer(f"{self._settings.service}.grpc")
-        # SO_REUSEPORT (gRPC's default on Linux) would let a second process bind the same
-        # port and silently take half the calls; a clash must fail start-up instead.
-        # The call context comes first, so a refused token is logged under its request id.
-        server = grpc.aio.server(
-            interceptors=[_CallContextInterceptor(tracer), *interceptors],
-            options=[("grpc.so_reuseport", 0)],
-        )
-        self._register(server)
-        self._health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-        )
-        self._port = server.add_insecure_port(f"{self._settings.host}:{self._settings.grpc_port}")
-        await server.start()
-        self._server = server
-        for name in (*self._service_names, health.OVERALL_HEALTH):
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _log.info("grpc serving", port=self._port)
-
-    async def stop(self, _app: FastAPI | None = None) -> None:
-        """Report NOT_SERVING, then let calls in flight finish for up to shutdown_timeout."""
-        self._stopping = True
-        if self._server is not None and self._health is not None:
-            await self._health.enter_graceful_shutdown()
-            await self._server.stop(self._settings.shutdown_timeout)
-            self._server = None
-        if self._tracer_provider is not None:
-            self._tracer_provider.shutdown()
-            self._tracer_provider = None
-
-    async def check(self) -> None:
-        """Readiness: the server has started and is not stopping."""
-        if self._server is None or self._stopping:
-            raise RuntimeError("gRPC server is not serving")
-
-
-class _CallContextInterceptor(grpc.aio.ServerInterceptor):
+class CallContextInterceptor(grpc.aio.ServerInterceptor):
     """Runs every call inside its caller's trace and request id, and logs it once."""
 
     def __init__(self, tracer: trace.Tracer) -> None:
@@ -321,21 +207,20 @@ class _Observer:
 
     @contextlib.contextmanager
     def _call(self, context: _Context) -> Iterator[None]:
-        metadata = {
-            key: value
+        metadata = [
+            (key, value)
             for key, value in context.invocation_metadata() or ()
             if isinstance(value, str)
-        }
-        request_id = request_id_from(metadata.get(REQUEST_ID_HEADER))
+        ]
+        request_id = request_id_from(dict(metadata).get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
         code = grpc.StatusCode.UNKNOWN
         started = time.perf_counter()
-        span = self._tracer.start_span(
-            self._method, context=propagator.extract(carrier=metadata), kind=SpanKind.SERVER
-        )
+        parent = propagator.extract(carrier=metadata)
+        span = self._tracer.start_span(self._method, context=parent, kind=SpanKind.SERVER)
         try:
             with (
-                trace.use_span(span, end_on_exit=False, record_exception=False),
+                activated(span, parent),
                 structlog.contextvars.bound_contextvars(request_id=request_id),
             ):
                 try:
@@ -364,6 +249,9 @@ class _Observer:
             request_id_var.reset(token)
 
     def _record(self, span: trace.Span, code: grpc.StatusCode, seconds: float) -> None:
+        rpc = metrics.rpc()
+        rpc.served.labels(self._method, code.name).inc()
+        rpc.serving.labels(self._method).observe(seconds)
         span.set_attribute("rpc.system", "grpc")
         span.set_attribute("rpc.method", self._method)
         span.set_attribute("rpc.grpc.status_code", code.value[0])
@@ -396,64 +284,29 @@ _SERVER_FAULTS = frozenset(
 )
 
 
-def grpc_target(urls: Sequence[str]) -> str:
-    """One gRPC target naming every replica: ``grpc://127.0.0.1:1``, ``…:2`` → ``ipv4:…``.
-
-    IP addresses become an ``ipv4:``/``ipv6:`` address list; a single host name becomes a
-    ``dns:///`` target, whose addresses the resolver looks up.
-    """
-    if not urls:
-        raise ValueError("no gRPC address given")
-    addresses: list[tuple[str, int]] = []
-    for url in urls:
-        parts = urlsplit(url)
-        if parts.scheme != "grpc" or not parts.hostname or parts.port is None:
-            raise ValueError(f"{url!r} is not a grpc://host:port address")
-        addresses.append((parts.hostname, parts.port))
-    versions: set[int] = set()
-    for host, _ in addresses:
-        try:
-            versions.add(ipaddress.ip_address(host).version)
-        except ValueError:
-            versions.add(0)
-    if versions == {4}:
-        return "ipv4:" + ",".join(f"{host}:{port}" for host, port in addresses)
-    if versions == {6}:
-        return "ipv6:" + ",".join(f"[{host}]:{port}" for host, port in addresses)
-    if len(addresses) == 1:
-        host, port = addresses[0]
-        return f"dns:///{host}:{port}"
-    raise ValueError(f"give replicas as IP addresses of one family to balance over: {urls}")
-
-
-def channel_for(urls: Sequence[str]) -> grpc.aio.Channel:
-    """A channel to every replica in ``urls`` (``settings.upstream(name)``), round robin.
-
-    Each call carries the current request id and trace context as metadata. Create it
-    inside the running event loop and close it at shutdown.
-    """
-    return grpc.aio.insecure_channel(
-        grpc_target(urls), options=[_ROUND_ROBIN], interceptors=[_OutboundContextInterceptor()]
-    )
-
-
-class _OutboundContextInterceptor(
+class OutboundContextInterceptor(
     grpc.aio.UnaryUnaryClientInterceptor,
     grpc.aio.UnaryStreamClientInterceptor,
     grpc.aio.StreamUnaryClientInterceptor,
     grpc.aio.StreamStreamClientInterceptor,
 ):
-    """Adds ``x-request-id`` and ``traceparent`` to each call's metadata (the caller's win)."""
+    """A client span and metrics per call; ``x-request-id`` and ``traceparent`` in its
+    metadata (the caller's own values win, but for the trace context: its parent is this
+    call)."""
 
     async def intercept_unary_unary(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_with_context(client_call_details), request)
+        with _client_call(client_call_details) as details:
+            call = await continuation(details, request)
+            # Waiting for the status here ends the span when the answer has come.
+            await _finished(call)
+            return call
 
     async def intercept_unary_stream(
         self, continuation: Any, client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_with_context(client_call_details), request)
+        return await _ended_when_done(client_call_details, continuation, request)
 
     async def intercept_stream_unary(
         self,
@@ -461,7 +314,7 @@ class _OutboundContextInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await continuation(_with_context(client_call_details), request_iterator)
+        return await _ended_when_done(client_call_details, continuation, request_iterator)
 
     async def intercept_stream_stream(
         self,
@@ -469,14 +322,95 @@ class _OutboundContextInterceptor(
         client_call_details: grpc.aio.ClientCallDetails,
         request_iterator: Any,
     ) -> Any:
-        return await continuation(_with_context(client_call_details), request_iterator)
+        return await _ended_when_done(client_call_details, continuation, request_iterator)
 
 
-def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+class _ClientCall:
+    def __init__(self, method: str, span: trace.Span, details: grpc.aio.ClientCallDetails) -> None:
+        self.method = method
+        self.span = span
+        self.details = details
+        self.started = time.perf_counter()
+        self.code = grpc.StatusCode.UNKNOWN
+
+    def end(self, code: grpc.StatusCode) -> None:
+        self.span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code in _SERVER_FAULTS:
+            self.span.set_status(Status(StatusCode.ERROR, code.name))
+        self.span.end()
+        rpc = metrics.rpc()
+        rpc.made.labels(self.method, code.name).inc()
+        rpc.making.labels(self.method).observe(time.perf_counter() - self.started)
+
+
+def _start_call(details: grpc.aio.ClientCallDetails) -> _ClientCall:
+    raw: Any = details.method  # bytes on the wire side of grpc.aio, though typed str
+    method = raw.decode() if isinstance(raw, bytes) else str(raw)
+    service, _, name = method.lstrip("/").partition("/")
+    span = tracer("chassis.grpc.client").start_span(
+        method.lstrip("/"),
+        kind=SpanKind.CLIENT,
+        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name},
+    )
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
-    for key, value in outbound_headers().items():
+    context_headers = outbound_headers()
+    propagator.inject(context_headers, context=trace.set_span_in_context(span))
+    for key, value in context_headers.items():
+        if key in propagator.fields and key in metadata.keys():  # noqa: SIM118
+            del metadata[key]
         if key not in metadata.keys():  # noqa: SIM118 - `in` on Metadata is typed by item
             metadata[key] = value
-    return grpc.aio.ClientCallDetails(
+    sent = grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )
+    return _ClientCall(method, span, sent)
+
+
+@contextlib.contextmanager
+def _client_call(details: grpc.aio.ClientCallDetails) -> Iterator[grpc.aio.ClientCallDetails]:
+    call = _start_call(details)
+    code = grpc.StatusCode.UNKNOWN
+    try:
+        yield call.details
+        code = grpc.StatusCode.OK
+    except grpc.aio.AioRpcError as error:
+        code = error.code()
+        raise
+    except asyncio.CancelledError:
+        code = grpc.StatusCode.CANCELLED
+        raise
+    finally:
+        call.end(code)
+
+
+async def _finished(call: Any) -> None:
+    """Wait for the call's status; a failed call raises as awaiting it would."""
+    code = await call.code()
+    if code != grpc.StatusCode.OK:
+        await call  # raises the AioRpcError with the status the caller will see
+
+
+async def _ended_when_done(
+    details: grpc.aio.ClientCallDetails, continuation: Any, request: Any
+) -> Any:
+    started = _start_call(details)
+    call = await continuation(started.details, request)
+
+    def done(finished: Any) -> None:
+        status = asyncio.get_running_loop().create_task(finished.code())
+        _status_reads.add(status)
+        status.add_done_callback(_status_reads.discard)
+        status.add_done_callback(
+            lambda read: started.end(
+                grpc.StatusCode.UNKNOWN
+                if read.cancelled() or read.exception() is not None
+                else read.result()
+            )
+        )
+
+    call.add_done_callback(done)
+    return call
+
+
+# Status reads of finished streaming calls, kept until they are done.
+_status_reads: set[asyncio.Task[grpc.StatusCode]] = set()

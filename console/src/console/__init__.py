@@ -1,0 +1,1 @@
+"""Souk's console: traces, logs, metrics, instances and dead letters of a running Souk."""
