@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     CHAR,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -12,6 +13,8 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
+    text,
 )
 
 from billing.domain.model import CUSTOMER_ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH
@@ -47,4 +50,6 @@ idempotency_keys = Table(
     Column("locked_until", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),
     Column("asked_provider", String(64), nullable=True),
+    Column("settled", Boolean, nullable=False, server_default=false()),
+    Column("empty_lookups", Integer, nullable=False, server_default=text("0")),
 )

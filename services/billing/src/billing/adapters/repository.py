@@ -90,7 +90,23 @@ class SqlAlchemyIdempotencyKeyRepository:
             locked_until=None if row.locked_until is None else _utc(row.locked_until),
             version=row.version,
             asked_provider=row.asked_provider,
+            settled=row.settled,
+            empty_lookups=row.empty_lookups,
         )
+
+    async def unanswered(self, before: datetime) -> list[IdempotencyRecord]:
+        answered = select(payments.c.id).where(payments.c.id == idempotency_keys.c.payment_id)
+        rows = await self._session.execute(
+            select(idempotency_keys.c.key).where(
+                idempotency_keys.c.asked_provider.is_not(None),
+                idempotency_keys.c.settled.is_(False),
+                idempotency_keys.c.locked_until.is_not(None),
+                idempotency_keys.c.locked_until <= before,
+                ~answered.exists(),
+            )
+        )
+        found = [await self.get(key) for key in rows.scalars()]
+        return [record for record in found if record is not None]
 
     async def add(self, record: IdempotencyRecord) -> None:
         try:
@@ -102,6 +118,8 @@ class SqlAlchemyIdempotencyKeyRepository:
                     locked_until=record.locked_until,
                     version=record.version,
                     asked_provider=record.asked_provider,
+                    settled=record.settled,
+                    empty_lookups=record.empty_lookups,
                 )
             )
         except IntegrityError as error:
@@ -118,6 +136,8 @@ class SqlAlchemyIdempotencyKeyRepository:
             .values(
                 locked_until=record.locked_until,
                 asked_provider=record.asked_provider,
+                settled=record.settled,
+                empty_lookups=record.empty_lookups,
                 version=record.version + 1,
             )
         )
