@@ -39,7 +39,9 @@ def settings(
         upstreams={"payment-primary": [primary.url], "payment-backup": [backup.url]},
         resilience={"payment-primary": DependencyPolicy.model_validate({"failure_threshold": 2})},
         reconcile_interval=0.1,
-        settle_after=0.3,
+        # Longer than the provider keeps working on a request billing gave up on (a real
+        # settle time is minutes): a lookup before then could miss what it is still doing.
+        settle_after=FROZEN_MS / 1000 + 0.5,
     )
 
 
