@@ -15,13 +15,13 @@ import aiohttp
 
 from chassis.auth import TokenUnavailableError
 from chassis.requests import outbound_headers
-from chassis.resilience import BulkheadFull, CircuitOpen, DeadlineExceeded
+from chassis.resilience import BulkheadFull, CircuitOpen, DeadlineExceeded, DependencyPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from chassis.auth import AccessTokenSource
-    from chassis.resilience import Pipeline
+    from chassis.resilience import Resilience
 
 # Answers that say "not now" rather than "no": the same request may succeed later.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -70,11 +70,11 @@ class HttpUpstream:
     raises a transient
     UpstreamFailure: the caller's retry then lands on the next instance.
 
-    With a ``pipeline`` (``chassis.resilience``), every call goes through the upstream's
-    breaker and bulkhead, within its timeout and the request's deadline; a call that is safe
-    to repeat (an idempotent method, or one with an ``Idempotency-Key``) is retried on the
-    next instance within the retry budget. A call the breaker or bulkhead refuses, or one
-    past the deadline, raises a transient UpstreamFailure without being sent.
+    With ``resilience`` (the process's ``app.state.resilience``), every call goes through
+    the upstream's breaker and bulkhead, within its timeout and the request's deadline; a
+    call that is safe to repeat (an idempotent method, or one with an ``Idempotency-Key``) is
+    retried on the next instance within the retry budget. A call the breaker or bulkhead
+    refuses, or one past the deadline, raises a transient UpstreamFailure unsent.
     """
 
     def __init__(
@@ -86,10 +86,15 @@ class HttpUpstream:
         timeout: float,
         connect_timeout: float,
         tokens: AccessTokenSource | None = None,
-        pipeline: Pipeline | None = None,
+        resilience: Resilience | None = None,
     ) -> None:
         self.name = name
-        self._pipeline = pipeline
+        # Two tries, each within ``timeout``: the second lands on the next instance.
+        self._pipeline = (
+            None
+            if resilience is None
+            else resilience.pipeline(name, DependencyPolicy(timeout=2 * timeout, attempts=2))
+        )
         self._tokens = tokens
         self._bases = itertools.cycle([url.rstrip("/") for url in urls])
         self._session = session

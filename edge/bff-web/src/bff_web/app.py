@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from bff_web.settings import BffWebSettings
     from chassis.auth import ClientCredentials
+    from chassis.resilience import Resilience
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The storefront's own token (client credentials) only reads stock for product pages.
@@ -38,7 +39,9 @@ def create_app(settings: BffWebSettings) -> FastAPI:
 
     async def open_clients(app: FastAPI) -> None:
         database: chassis.Database = app.state.database
-        app.state.shop = await clients.open(SqlSessionStore(database.sessionmaker))
+        app.state.shop = await clients.open(
+            SqlSessionStore(database.sessionmaker), app.state.resilience
+        )
 
     async def close_clients(_: FastAPI) -> None:
         await clients.close()
@@ -67,7 +70,7 @@ class _Clients:
         self._channel: grpc.aio.Channel | None = None
         self._tokens: ClientCredentials | None = None
 
-    async def open(self, sessions: SqlSessionStore) -> Shop:
+    async def open(self, sessions: SqlSessionStore, resilience: Resilience) -> Shop:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         secret = settings.client_secret.get_secret_value()
@@ -84,6 +87,7 @@ class _Clients:
                 session,
                 timeout=timeout,
                 connect_timeout=settings.connect_timeout,
+                resilience=resilience,
             )
 
         return Shop(

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     import grpc
     from fastapi import FastAPI
 
+    from chassis.resilience import Resilience
     from orders.service_layer.ports import Billing, Catalog, Inventory, UnitOfWorkFactory
     from orders.settings import OrdersSettings
 
@@ -61,7 +62,7 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
     async def start_checkout(app: FastAPI) -> None:
         database: chassis.Database = app.state.database
         uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
-        ports = upstreams or await clients.open()
+        ports = upstreams or await clients.open(app.state.resilience)
         checkout = Checkout(
             catalog=ports.catalog,
             inventory=ports.inventory,
@@ -116,7 +117,7 @@ class _Clients:
         self._channel: grpc.aio.Channel | None = None
         self._tokens: ClientCredentials | None = None
 
-    async def open(self) -> Upstreams:
+    async def open(self, resilience: Resilience) -> Upstreams:
         # Both belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
@@ -138,6 +139,7 @@ class _Clients:
                 timeout=timeout,
                 connect_timeout=settings.connect_timeout,
                 tokens=tokens if authorized else None,
+                resilience=resilience,
             )
 
         # Browsing the catalog is public; billing and inventory check orders' token.
