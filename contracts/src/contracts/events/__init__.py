@@ -37,6 +37,7 @@ from contracts.events.stock import (
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
+    ReservationReturned,
     StockLine,
     StockReserved,
 )
@@ -61,6 +62,7 @@ __all__ = [
     "ReservationCommitted",
     "ReservationExpired",
     "ReservationReleased",
+    "ReservationReturned",
     "StockLine",
     "StockReserved",
     "UnknownEventType",

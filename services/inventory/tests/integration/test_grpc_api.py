@@ -288,3 +288,29 @@ async def test_an_abandoned_reservation_expires_and_its_stock_returns(
 
         assert status == pb.RESERVATION_STATUS_EXPIRED
         assert await level(inventory, SAFFRON) == (25, 0, 25)
+
+
+async def test_returning_a_committed_reservation_puts_its_stock_back_once(
+    inventory: Replicas, refused: Refused
+) -> None:
+    await inventory.stub.Reserve(reserve())
+    await inventory.stub.Commit(ref())
+    assert await level(inventory, SAFFRON) == (23, 0, 23)
+
+    first = await inventory.stub.Return(ref())
+    again = await inventory.stub.Return(ref())  # a redelivered compensation
+
+    assert first == again
+    assert first.status == pb.RESERVATION_STATUS_RETURNED
+    assert await level(inventory, SAFFRON) == (25, 0, 25)
+    await refused(inventory.stub.Release(ref()), grpc.StatusCode.FAILED_PRECONDITION)
+
+
+async def test_only_a_committed_reservation_can_be_returned(
+    inventory: Replicas, refused: Refused
+) -> None:
+    await inventory.stub.Reserve(reserve())
+
+    await refused(inventory.stub.Return(ref()), grpc.StatusCode.FAILED_PRECONDITION)
+    await refused(inventory.stub.Return(ref("nobody")), grpc.StatusCode.NOT_FOUND)
+    assert await level(inventory, SAFFRON) == (25, 2, 23)

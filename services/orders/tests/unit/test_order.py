@@ -301,7 +301,7 @@ def test_compensations_done_are_no_longer_due() -> None:
     assert order.settled
 
 
-def test_cancelling_a_confirmed_order_refunds_it_and_leaves_committed_stock_alone() -> None:
+def test_cancelling_a_confirmed_order_returns_its_committed_stock_and_refunds_it() -> None:
     order = through(new_order(), *CHECKOUT)
     order.confirm(AT)
 
@@ -309,7 +309,7 @@ def test_cancelling_a_confirmed_order_refunds_it_and_leaves_committed_stock_alon
 
     assert order.status is OrderStatus.CANCELLED
     assert order.reason == "cancelled by the customer"
-    assert order.compensations_due() == [Step.REFUND_PAYMENT]
+    assert order.compensations_due() == [Step.RETURN_STOCK, Step.REFUND_PAYMENT]
     assert published(order)[-1] == OrderCancelled(
         order_id=order.id,
         customer_id="c-1",

@@ -182,7 +182,7 @@ async def test_a_capture_in_doubt_timed_out_is_refunded_whether_it_was_taken_or_
     assert inventory.reservations[order_id].status == "RELEASED"
 
 
-async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_left_as_is(
+async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_returned(
     place: Place,
     drive: Drive,
     clock: Clock,
@@ -199,10 +199,13 @@ async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_l
     payment = billing.payment_of(order_id)
     assert payment is not None
     assert (order.status, payment.status) == (OrderStatus.REJECTED, "REFUNDED")
-    # The stock left the shelf with the commit: releasing it ends without effect.
-    assert inventory.reservations[order_id].status == "COMMITTED"
-    assert [(str(r.step), str(r.outcome)) for r in order.steps][-3:] == [
+    # The stock left the shelf with the commit: the rejected order brings it back, and
+    # releasing it then ends without effect.
+    assert inventory.reservations[order_id].status == "RETURNED"
+    assert inventory.available[TEA.sku] == 5
+    assert [(str(r.step), str(r.outcome)) for r in order.steps][-4:] == [
         ("commit-stock", "timed-out"),
+        ("return-stock", "done"),
         ("refund-payment", "done"),
         ("release-stock", "done"),
     ]

@@ -48,6 +48,8 @@ def contract_event(event: events.Event, occurred_at: str) -> Event:
             return published.ReservationReleased(event.reservation_id, lines, occurred_at)
         case events.ReservationExpired():
             return published.ReservationExpired(event.reservation_id, lines, occurred_at)
+        case events.ReservationReturned():
+            return published.ReservationReturned(event.reservation_id, lines, occurred_at)
         case _:
             assert_never(event)
 

@@ -36,4 +36,16 @@ class ReservationExpired:
     lines: tuple[ReservationLine, ...]
 
 
-Event = StockReserved | ReservationCommitted | ReservationReleased | ReservationExpired
+@dataclass(frozen=True, slots=True)
+class ReservationReturned:
+    reservation_id: str
+    lines: tuple[ReservationLine, ...]
+
+
+Event = (
+    StockReserved
+    | ReservationCommitted
+    | ReservationReleased
+    | ReservationExpired
+    | ReservationReturned
+)

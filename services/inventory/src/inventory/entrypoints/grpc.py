@@ -22,6 +22,7 @@ from inventory.domain.commands import (
     CommitReservation,
     ReleaseReservation,
     ReserveStock,
+    ReturnReservation,
 )
 from inventory.domain.errors import (
     ConcurrentChange,
@@ -53,6 +54,7 @@ REQUIRED_SCOPES: Final = {
         "Reserve": ["stock:write"],
         "Commit": ["stock:write"],
         "Release": ["stock:write"],
+        "Return": ["stock:write"],
     }.items()
 }
 # Below this, a call would most likely run out of time half-way: refuse it before starting.
@@ -68,6 +70,7 @@ _STATUSES: Final = {
     ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
     ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
     ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
+    ReservationStatus.RETURNED: pb.RESERVATION_STATUS_RETURNED,
 }
 
 
@@ -155,6 +158,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     async def Release(self, request: pb.ReservationRef) -> pb.Reservation:
         command = ReleaseReservation(reservation_id=request.reservation_id)
         return _reservation(await handlers.release_reservation(command, self._uow()))
+
+    @_answered
+    async def Return(self, request: pb.ReservationRef) -> pb.Reservation:
+        command = ReturnReservation(reservation_id=request.reservation_id)
+        return _reservation(await handlers.return_reservation(command, self._uow()))
 
     @_answered
     async def GetReservation(self, request: pb.ReservationRef) -> pb.Reservation:
