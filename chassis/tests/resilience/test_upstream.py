@@ -10,8 +10,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from chassis.resilience import DependencyPolicy, Resilience
-from chassis.resilience import deadline
+from chassis.resilience import DependencyPolicy, Resilience, deadline
 from chassis.upstream import HttpUpstream, UpstreamFailure
 
 if TYPE_CHECKING:
