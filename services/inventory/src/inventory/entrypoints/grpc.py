@@ -7,6 +7,8 @@ contract, hence CapWords (N802).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import grpc
 
+from chassis.resilience import deadline
 from chassis.unit_of_work import StorageUnavailableError
 from contracts.inventory.v1 import inventory_pb2 as pb
 from contracts.inventory.v1 import inventory_pb2_grpc
@@ -106,8 +109,18 @@ def _answered(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{remaining * 1000:.0f} ms left of the deadline: too little to start",
             )
+        # The work is bounded by what is left of the caller's deadline: past it the caller
+        # has given up, so a wait for a lock or a slow statement is abandoned (rolled back),
+        # not finished for nobody.
+        bound = contextlib.nullcontext() if remaining is None else asyncio.timeout(remaining)
         try:
-            return await method(self, request)
+            with deadline.within(remaining):
+                async with bound:
+                    return await method(self, request)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done"
+            )
         except InventoryError as error:
             await context.abort(status_code_for(error), str(error))
         except StorageUnavailableError as error:
