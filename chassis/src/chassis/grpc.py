@@ -38,6 +38,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from chassis.auth import InvalidTokenError, KeysUnavailableError
 from chassis.logs import get_logger
 from chassis.requests import REQUEST_ID_HEADER, outbound_headers, request_id_from, request_id_var
+from chassis.resilience import deadline
 from chassis.tracing import build_tracer_provider, propagator
 
 if TYPE_CHECKING:
@@ -429,7 +430,8 @@ def grpc_target(urls: Sequence[str]) -> str:
 def channel_for(urls: Sequence[str]) -> grpc.aio.Channel:
     """A channel to every replica in ``urls`` (``settings.upstream(name)``), round robin.
 
-    Each call carries the current request id and trace context as metadata. Create it
+    Each call carries the current request id and trace context as metadata, and no longer
+    a timeout than is left of the request's deadline (``grpc-timeout``). Create it
     inside the running event loop and close it at shutdown.
     """
     return grpc.aio.insecure_channel(
@@ -478,5 +480,9 @@ def _with_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDet
         if key not in metadata.keys():  # noqa: SIM118 - `in` on Metadata is typed by item
             metadata[key] = value
     return grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        details.method,
+        deadline.bounded_or_none(details.timeout),
+        metadata,
+        details.credentials,
+        details.wait_for_ready,
     )

@@ -39,6 +39,16 @@ def bounded(seconds: float) -> float:
     return seconds if left is None else max(0.0, min(seconds, left))
 
 
+def bounded_or_none(seconds: float | None) -> float | None:
+    """A call's timeout (``grpc-timeout``): ``seconds`` or what is left of the deadline,
+    whichever is sooner; None if there is neither."""
+    left = remaining()
+    if left is None:
+        return seconds
+    left = max(0.0, left)
+    return left if seconds is None else min(seconds, left)
+
+
 def check() -> None:
     """Raise DeadlineExceeded if the current deadline has passed: do not start the work."""
     left = remaining()
