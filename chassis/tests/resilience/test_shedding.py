@@ -20,7 +20,7 @@ class SlowCheckout:
         self.started = asyncio.Event()
         self.may_finish = asyncio.Event()
 
-    async def __call__(self, _: Request) -> JSONResponse:
+    async def respond(self, _: Request) -> JSONResponse:
         self.started.set()
         await self.may_finish.wait()
         return JSONResponse({"status": "PENDING"}, status_code=201)
@@ -33,7 +33,7 @@ async def order(_: Request) -> JSONResponse:
 def shop(lanes: Lanes, checkout: SlowCheckout | None = None) -> LoadShedding:
     app = Starlette(
         routes=[
-            Route("/orders", checkout or SlowCheckout(), methods=["POST"]),
+            Route("/orders", (checkout or SlowCheckout()).respond, methods=["POST"]),
             Route("/orders/o-1", order),
             Route("/healthz", order),
         ]
@@ -48,7 +48,8 @@ async def test_a_slow_checkout_sheds_other_writes_but_not_reads_nor_probes() -> 
         transport=httpx.ASGITransport(app=shop(lanes, checkout)), base_url="http://orders"
     ) as client:
         slow = asyncio.create_task(client.post("/orders"))
-        await checkout.started.wait()
+        async with asyncio.timeout(5):
+            await checkout.started.wait()
 
         shed = await client.post("/orders")
         read = await client.get("/orders/o-1")
