@@ -13,7 +13,17 @@ OrderRejected or OrderCancelled, as a subscriber of its own), so it adds no poll
 - checkouts/s: the measured orders over the wall time from the first POST to the last
   terminal event;
 - p50/p99: seconds from sending an order's POST to its terminal event reaching the
-  benchmark (the state is committed a relay and a broker hop before that).
+  benchmark (the state is committed a relay and a broker hop before that);
+- a second table: CPU milliseconds per measured checkout of each service (all its replicas,
+  from /proc over the measured run), of the PostgreSQL server with `--database postgres`, and
+  of the benchmark's own process (its clients and its subscriber): the cost model's input
+  (docs/performance-bus.md). The embedded broker has no process of its own: its work is in
+  the services that publish and consume.
+
+`--database postgres` runs the same topology with a PostgreSQL database per service (on the
+machine's server, databases of this run's own, dropped afterwards). `--profile DIR` records
+py-spy flame graphs (raw collapsed stacks) of orders, billing and inventory over the measured
+run into DIR.
 
 Absolute numbers drift on shared machines (and the benchmark's own clients share the CPU
 with the system); compare runs of one machine.
@@ -23,8 +33,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
+import secrets
+import shutil
+import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,23 +49,31 @@ from collections import Counter
 from importlib import resources
 from itertools import cycle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import httpx
 import yaml
 
 from chassis.messaging import DeadLetter, Delivery, connect
+from souk.databases import drop
 from souk.testing import SoukSystem, client_token, customer_token, free_port
+from souk.topology import DatabaseSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 TERMINAL_EVENTS = frozenset({"OrderConfirmed", "OrderRejected", "OrderCancelled"})
 TOPIC = "orders"
 PASSWORD = "bench-opens-the-souk"  # noqa: S105 - a throwaway system's customers
 # The development secret of identity's default `orders` client: it may read stock levels.
 ORDERS_CLIENT = ("orders", "orders-development-secret")
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+PROFILED = ("orders", "billing", "inventory")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def topology() -> dict[str, Any]:
+def topology(database: DatabaseSpec | None = None) -> dict[str, Any]:
     """The default topology with the gateway on a free port, the tokens' issuer with it."""
     text = resources.files("souk").joinpath("default_topology.yaml").read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
@@ -60,7 +84,97 @@ def topology() -> dict[str, Any]:
         for name, value in service.get("env", {}).items():
             if value == "http://localhost:8080":
                 service["env"][name] = f"http://127.0.0.1:{port}"
+    if database is not None:
+        data["database"] = database.model_dump()
     return data
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def postgres_pids() -> list[int]:
+    """The processes of the machine's PostgreSQL server (its backends serve every client)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                    pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds of each service (all replicas), of PostgreSQL and of this process."""
+
+    def __init__(self, system: SoukSystem, *, postgres: bool) -> None:
+        self._pids: dict[str, list[int]] = {}
+        for record in system.state().instances:
+            if record.pid:
+                self._pids.setdefault(record.service, []).append(record.pid)
+        if postgres:
+            self._pids["postgresql (whole server)"] = postgres_pids()
+        self._pids["benchmark (clients)"] = [os.getpid()]
+        self._broker = system.data_dir / "broker" / "bus.sqlite3"
+        self._start: dict[str, float] = {}
+        self._published_before = 0
+        self.used: dict[str, float] = {}
+        self.published = 0
+
+    def pids(self, service: str) -> list[int]:
+        return self._pids.get(service, [])
+
+    def start(self) -> None:
+        self._start = self._read()
+        self._published_before = self._published()
+
+    def stop(self) -> None:
+        end = self._read()
+        self.used = {name: end[name] - self._start[name] for name in end}
+        self.published = self._published() - self._published_before
+
+    def _published(self) -> int:
+        """Messages appended to the embedded broker's log so far, on every topic."""
+        with contextlib.closing(sqlite3.connect(f"file:{self._broker}?mode=ro", uri=True)) as db:
+            (total,) = db.execute("SELECT coalesce(sum(last_offset), 0) FROM ends").fetchone()
+        return int(total)
+
+    def _read(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self._pids.items()}
+
+
+@contextlib.contextmanager
+def profiling(meter: CpuMeter, directory: Path | None) -> Iterator[None]:
+    """py-spy on orders, billing and inventory while the block runs (if ``directory``)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if directory is None:
+        yield
+        return
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy (pip install py-spy)")
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = []
+    for service in PROFILED:
+        for n, pid in enumerate(meter.pids(service), 1):
+            command = [spy, "record", "--nonblocking", "-r", "100", "-f", "raw", "-p", str(pid)]
+            output = ["-o", str(directory / f"{service}-{n}.txt")]
+            spies.append(
+                subprocess.Popen(  # noqa: S603 - our own py-spy on our own children
+                    [*command, *output], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            )
+    try:
+        yield
+    finally:
+        for spy_process in spies:
+            spy_process.send_signal(2)  # SIGINT: py-spy writes what it recorded
+        for spy_process in spies:
+            spy_process.wait(30)
 
 
 def progress(line: str) -> None:
@@ -154,7 +268,11 @@ class Checkouts:
 
 
 async def measure(
-    system: SoukSystem, tokens: list[str], products: list[str], args: argparse.Namespace
+    system: SoukSystem,
+    tokens: list[str],
+    products: list[str],
+    args: argparse.Namespace,
+    meter: CpuMeter,
 ) -> tuple[Checkouts, Terminal]:
     """Warm up, then run the measured checkouts, each client one order at a time."""
     terminal = Terminal()
@@ -171,7 +289,10 @@ async def measure(
         measured = Checkouts(
             system.gateway_url, tokens, products[args.warmup :], terminal, timeout=args.timeout
         )
-        await measured.run(args.orders, args.concurrency)
+        meter.start()
+        with profiling(meter, args.profile):
+            await measured.run(args.orders, args.concurrency)
+        meter.stop()
     finally:
         await bus.close()
     return measured, terminal
@@ -205,11 +326,36 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="clients at once")
     parser.add_argument("--customers", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=120, help="seconds to wait per order")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgres"], default="sqlite", help="the services' DBs"
+    )
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
     args = parser.parse_args()
+    database = None
+    if args.database == "postgres":
+        database = DatabaseSpec(
+            backend="postgres",
+            url=POSTGRES_ADMIN_URL,
+            mode="per-service",
+            prefix=f"souk_bench_{secrets.token_hex(4)}",
+        )
+    shape = topology(database)
+    try:
+        measured, terminal, meter = run(shape, args, parser)
+    finally:
+        if database is not None:
+            stateful = [n for n, spec in shape["services"].items() if spec.get("database", True)]
+            asyncio.run(drop(database, stateful))
+    report(measured, terminal, meter, args)
 
+
+def run(
+    shape: dict[str, Any], args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> tuple[Checkouts, Terminal, CpuMeter]:
+    """Boot the system, sign the customers up, and run the checkouts."""
     with tempfile.TemporaryDirectory(prefix="souk-bench-") as directory:
-        progress("booting the default topology…")
-        with SoukSystem(topology(), Path(directory), ready_timeout=60) as system:
+        progress(f"booting the default topology ({args.database})…")
+        with SoukSystem(shape, Path(directory), ready_timeout=60) as system:
             tokens = [
                 customer_token(
                     system.gateway_url, f"bench-{uuid.uuid4().hex[:10]}@example.com", PASSWORD
@@ -226,8 +372,15 @@ def main() -> None:
             ][: args.orders + args.warmup]
             if len(products) < args.orders + args.warmup:
                 parser.error(f"at most {len(products) - args.warmup} orders: the stock")
-            measured, terminal = asyncio.run(measure(system, tokens, products, args))
+            meter = CpuMeter(system, postgres=args.database == "postgres")
+            measured, terminal = asyncio.run(measure(system, tokens, products, args, meter))
+    return measured, terminal, meter
 
+
+def report(
+    measured: Checkouts, terminal: Terminal, meter: CpuMeter, args: argparse.Namespace
+) -> None:
+    """Print the table of checkouts, then the table of CPU per checkout."""
     seconds = [terminal.at[order_id] - sent for order_id, sent in measured.sent.items()]
     elapsed = max(terminal.at[o] for o in measured.sent) - min(measured.sent.values())
     outcomes = Counter(terminal.events[order_id] for order_id in measured.sent)
@@ -238,13 +391,32 @@ def main() -> None:
         ("POST → terminal event, p50", f"{percentile(seconds, 0.50) * 1000:.0f} ms"),
         ("POST → terminal event, p99", f"{percentile(seconds, 0.99) * 1000:.0f} ms"),
         ("POST → terminal event, mean", f"{statistics.fmean(seconds) * 1000:.0f} ms"),
+        ("broker messages per checkout", f"{meter.published / len(seconds):.1f}"),
     ]
-    title = "checkout saga, souk up defaults"
+    title = "checkout saga, souk up defaults" + (
+        " on PostgreSQL" if args.database == "postgres" else ""
+    )
     width = max(len(name) for name, _ in [*rows, (title, "")])
     print(f"| {title.ljust(width)} | value |")
     print(f"|{'-' * (width + 2)}|-------|")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
+    checkouts = len(seconds)
+    costs = sorted(meter.used.items(), key=lambda item: -item[1])
+    total = sum(used for name, used in costs if not name.startswith("benchmark"))
+    cost_rows = [
+        (name, f"{used * 1000 / checkouts:.1f}", f"{used / elapsed:.2f}") for name, used in costs
+    ]
+    cost_rows.append(
+        ("souk total (all but the benchmark)", f"{total * 1000 / checkouts:.1f}",
+         f"{total / elapsed:.2f}")
+    )  # fmt: skip
+    width = max(len(name) for name, _, _ in [*cost_rows, ("CPU per checkout", "", "")])
+    print()
+    print(f"| {'CPU per checkout'.ljust(width)} | CPU ms/checkout | cores busy |")
+    print(f"|{'-' * (width + 2)}|-----------------|------------|")
+    for name, per_checkout, cores in cost_rows:
+        print(f"| {name.ljust(width)} | {per_checkout} | {cores} |")
 
 
 if __name__ == "__main__":

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ISSUER = "http://identity.souk.test"
 AUDIENCE = "orders"
 COOLDOWN = 30.0
+# Longer than the first back-off (1 s): a refresh stamped before its fetch would be due again.
+FROZEN_FETCH_TIMEOUT = 1.2
 
 # Issuers publish Ed25519 keys under RFC 8037's "EdDSA"; joserfc nudges towards RFC 9864 names.
 pytestmark = pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
@@ -61,6 +63,17 @@ class Clock:
         self.now += seconds
 
 
+class RunningClock(Clock):
+    """Monotonic time that runs as real time does, and jumps ahead when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._started = time.monotonic()
+
+    def __call__(self) -> float:
+        return self.now + time.monotonic() - self._started
+
+
 class Issuer:
     """A stand-in identity service: signs access tokens and publishes its keys as a JWKS."""
 
@@ -76,6 +89,8 @@ class Issuer:
         self.revoked_grants: list[str] = []
         self.revocation_requests: list[str | None] = []  # the If-None-Match of each
         self.revocations_url = ""
+        self.frozen = False  # answers nothing until thawed, like a process under SIGSTOP
+        self.thawed = asyncio.Event()
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [*self.junk, *(key.as_dict(private=False) for key in self.published)]}
@@ -117,12 +132,16 @@ async def issuer() -> AsyncIterator[Issuer]:
 
     async def jwks(_: web.Request) -> web.Response:
         issuer.jwks_requests += 1
+        if issuer.frozen:
+            await issuer.thawed.wait()
         if issuer.down:
             return web.json_response({"title": "down for maintenance"}, status=503)
         return web.json_response(issuer.jwks())
 
     async def revocations(request: web.Request) -> web.Response:
         issuer.revocation_requests.append(request.headers.get("If-None-Match"))
+        if issuer.frozen:
+            await issuer.thawed.wait()
         if issuer.down:
             return web.json_response({"title": "down for maintenance"}, status=503)
         etag = '"' + hashlib.sha256(",".join(issuer.revoked_grants).encode()).hexdigest() + '"'
@@ -138,6 +157,7 @@ async def issuer() -> AsyncIterator[Issuer]:
     issuer.jwks_url = str(server.make_url("/.well-known/jwks.json"))
     issuer.revocations_url = str(server.make_url("/internal/revocations"))
     yield issuer
+    issuer.thawed.set()
     await server.close()
 
 
@@ -308,6 +328,22 @@ async def test_garbage_is_malformed(validator: TokenValidator, token: str) -> No
     assert await _rejection(validator, token) == Rejection.MALFORMED
 
 
+def _with_header(token: str, **header: Any) -> str:
+    """``token`` with fields put into its header; the signature no longer matches."""
+    encoded_header, payload, signature = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(encoded_header + "=="))
+    return f"{_b64(json.dumps({**fields, **header}).encode())}.{payload}.{signature}"
+
+
+@pytest.mark.parametrize("crit", [5, None, [{}], "exp", [1]])
+async def test_a_crit_header_that_is_not_a_list_of_names_is_malformed(
+    issuer: Issuer, validator: TokenValidator, crit: object
+) -> None:
+    assert await _rejection(validator, _with_header(issuer.token(), crit=crit)) == (
+        Rejection.MALFORMED
+    )
+
+
 async def test_a_token_naming_no_key_is_rejected_as_unknown_key(
     issuer: Issuer, validator: TokenValidator
 ) -> None:
@@ -474,6 +510,66 @@ async def test_entries_of_the_jwks_that_cannot_verify_tokens_are_skipped(
     assert token.subject == "ada"
 
 
+async def test_a_key_on_a_curve_nobody_knows_is_skipped_and_the_others_still_verify(
+    issuer: Issuer, validator: TokenValidator, clock: Clock
+) -> None:
+    issuer.junk = [{"kty": "EC", "crv": "P-192", "x": "AAAA", "y": "AAAA", "kid": "p-192"}]
+    same_kid = OKPKey.generate_key("Ed25519", parameters={"kid": "p-192"})
+
+    token = await validator.validate(issuer.token())
+    clock.advance(COOLDOWN)
+    rejections = [await _rejection(validator, issuer.token(key=same_kid)) for _ in range(5)]
+
+    assert token.subject == "ada"
+    assert set(rejections) == {Rejection.UNKNOWN_KEY}
+    assert issuer.jwks_requests == 2  # the cooldown holds
+
+
+async def test_a_failing_issuer_is_asked_again_after_a_growing_back_off(
+    issuer: Issuer, validator: TokenValidator, clock: Clock
+) -> None:
+    await validator.validate(issuer.token())
+    issuer.down = True
+    clock.advance(COOLDOWN)
+    stranger = issuer.token(key=OKPKey.generate_key("Ed25519", parameters={"kid": "stranger"}))
+    asked = []
+    for _ in range(8):  # 0.5 s apart: tries at 0, 1, then 2 s later, then 4 s later
+        await _rejection(validator, stranger)
+        asked.append(issuer.jwks_requests)
+        clock.advance(0.5)
+
+    assert asked == [2, 2, 3, 3, 3, 3, 4, 4]
+
+
+async def test_a_frozen_issuer_costs_one_fetch_timeout_not_one_per_waiting_request(
+    issuer: Issuer,
+) -> None:
+    clock = RunningClock()
+    keys = IssuerKeys(
+        issuer.jwks_url,
+        refresh_cooldown=COOLDOWN,
+        max_age=600,
+        fetch_timeout=FROZEN_FETCH_TIMEOUT,
+        clock=clock,
+    )
+    validator = TokenValidator(keys, issuer=ISSUER, audience=AUDIENCE)
+    try:
+        await validator.validate(issuer.token())
+        issuer.frozen = True
+        clock.advance(601)  # the set has aged: the next request refreshes it
+
+        started = time.monotonic()
+        accepted = await asyncio.gather(*(validator.validate(issuer.token()) for _ in range(5)))
+        elapsed = time.monotonic() - started
+        again = await validator.validate(issuer.token())
+    finally:
+        await validator.close()
+
+    assert {token.subject for token in [*accepted, again]} == {"ada"}
+    assert issuer.jwks_requests == 2  # one shared fetch, and none again during the back-off
+    assert elapsed < 2 * FROZEN_FETCH_TIMEOUT  # five fetches in turn would take five
+
+
 # --- Routes that require scopes ---------------------------------------------------------------
 
 
@@ -532,6 +628,17 @@ async def test_a_route_answers_401_invalid_token_to_a_bad_token_and_never_logs_i
     rejections = [r for r in logs.records() if r["event"] == "access token rejected"]
     assert [r["reason"] for r in rejections] == ["expired"]
     assert not any(part in line for line in logs.lines() for part in token.split("."))
+
+
+async def test_a_route_answers_401_not_500_to_a_token_with_an_odd_crit_header(
+    orders_app: FastAPI, running: Running, issuer: Issuer
+) -> None:
+    token = _with_header(issuer.token(), crit=5)
+    async with running(orders_app) as client:
+        response = await client.post("/orders", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.json()["reason"] == "malformed"
 
 
 async def test_a_route_answers_403_insufficient_scope_to_a_token_lacking_the_scope(
@@ -693,3 +800,35 @@ async def test_a_sid_that_is_not_a_string_is_malformed(
     assert await _rejection(checking_revocations, issuer.token(sid=["grant-1"])) == (
         Rejection.MALFORMED
     )
+
+
+async def test_a_frozen_identity_stalls_one_fetch_not_every_request_in_turn(
+    issuer: Issuer,
+) -> None:
+    clock = RunningClock()
+    keys = IssuerKeys(issuer.jwks_url, refresh_cooldown=COOLDOWN, max_age=600, clock=clock)
+    revocations = Revocations(
+        issuer.revocations_url, max_age=MAX_AGE, fetch_timeout=FROZEN_FETCH_TIMEOUT, clock=clock
+    )
+    validator = TokenValidator(keys, issuer=ISSUER, audience=AUDIENCE, revocations=revocations)
+    issuer.revoked_grants.append("grant-1")
+    try:
+        await validator.validate(issuer.token(sid="grant-0"))  # the list as it was
+        issuer.frozen = True
+        clock.advance(MAX_AGE)
+
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(validator.validate(issuer.token(sid=f"grant-{n % 2}")) for n in range(6)),
+            return_exceptions=True,
+        )
+        elapsed = time.monotonic() - started
+        clock.advance(0.5)  # within the back-off: the last list, and nothing asked
+        refused = await _rejection(validator, issuer.token(sid="grant-1"))
+    finally:
+        await validator.close()
+
+    assert len(issuer.revocation_requests) == 2  # the first list, then one shared try
+    assert elapsed < 2 * FROZEN_FETCH_TIMEOUT  # six fetches in turn would take six
+    assert refused == Rejection.REVOKED  # the last good list stays in force
+    assert [isinstance(result, InvalidTokenError) for result in results] == [False, True] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +13,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from chassis import Database
+from chassis.messaging.tables import outbox
 from chassis.unit_of_work import SqlAlchemyUnitOfWork, StorageUnavailableError
+from contracts import Money
+from contracts.events import Event, ProductCreated, decode, occurred_now
 
 metadata = MetaData()
 notes = Table(
@@ -130,3 +134,75 @@ async def test_a_programming_error_is_not_mistaken_for_unavailable_storage(
                 await uow.notes.add("no table yet")
     finally:
         await engine.dispose()
+
+
+# --- Events of the aggregates written ---------------------------------------------------------
+
+
+class Shelf:
+    """An aggregate that records the events it publishes, as a service's aggregates do."""
+
+    def __init__(self, product_id: str) -> None:
+        self.id = product_id
+        self.events: list[Event] = []
+
+    def list_product(self, name: str) -> None:
+        self.events.append(
+            ProductCreated(
+                product_id=self.id,
+                sku="TEA-MINT-100G",
+                name=name,
+                category="tea-coffee",
+                price=Money(450, "EUR"),
+                version=1,
+                occurred_at=occurred_now(),
+            )
+        )
+
+
+class ShelvesUnitOfWork(NotesUnitOfWork):
+    def open_repositories(self, session: AsyncSession) -> None:
+        super().open_repositories(session)
+        self.shelves: list[Shelf] = []
+
+    def written(self) -> list[Shelf]:
+        return self.shelves
+
+
+async def outbox_rows(database: Database) -> list[tuple[str, str, str, bytes]]:
+    async with database.engine.connect() as connection:
+        rows = await connection.execute(
+            select(outbox.c.topic, outbox.c.key, outbox.c.event_type, outbox.c.payload)
+        )
+        return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def test_the_events_of_the_aggregates_written_go_to_the_outbox_on_their_topic_and_key(
+    database: Database,
+) -> None:
+    async with database.engine.begin() as connection:
+        await connection.run_sync(outbox.metadata.create_all)
+    shelf = Shelf("product-7")
+    async with ShelvesUnitOfWork(database.sessionmaker) as uow:
+        shelf.list_product("Mint tea")
+        uow.shelves.append(shelf)
+        await uow.commit()
+
+    [(topic, key, event_type, payload)] = await outbox_rows(database)
+    assert (topic, key, event_type) == ("catalog", "product-7", "ProductCreated")
+    assert decode(event_type, 1, payload) == ProductCreated.from_dict(json.loads(payload))
+    assert json.loads(payload)["name"] == "Mint tea"
+    assert shelf.events == []  # taken by the unit of work
+
+
+async def test_the_events_of_a_transaction_left_without_commit_are_not_published(
+    database: Database,
+) -> None:
+    async with database.engine.begin() as connection:
+        await connection.run_sync(outbox.metadata.create_all)
+    async with ShelvesUnitOfWork(database.sessionmaker) as uow:
+        shelf = Shelf("product-8")
+        shelf.list_product("Verbena")
+        uow.shelves.append(shelf)
+
+    assert await outbox_rows(database) == []

@@ -142,34 +142,37 @@ def test_every_instance_is_told_which_service_it_is(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("broker", "url"),
+    ("broker", "url", "partitions", "namespace"),
     [
-        ("", "embedded://{data}/broker?partitions=8&namespace=souk"),
-        ("broker: embedded", "embedded://{data}/broker?partitions=8&namespace=souk"),
-        (
-            "broker: rabbitmq",
-            "amqp://guest:guest@127.0.0.1:5672/?partitions=8&namespace=souk",
-        ),
+        ("", "embedded://{data}/broker", "8", "souk"),
+        ("broker: embedded", "embedded://{data}/broker", "8", "souk"),
+        ("broker: rabbitmq", "amqp://guest:guest@127.0.0.1:5672/", "8", "souk"),
         (
             "broker: {kind: nats, partitions: 4, namespace: shop-test}",
-            "nats://127.0.0.1:4222?partitions=4&namespace=shop-test",
+            "nats://127.0.0.1:4222",
+            "4",
+            "shop-test",
         ),
-        ("broker: kafka", "kafka://127.0.0.1:9092?partitions=8&namespace=souk"),
+        ("broker: kafka", "kafka://127.0.0.1:9092", "8", "souk"),
         (
             "broker: {url: 'amqp://u:p@mq:5673/shop?heartbeat=10', partitions: 2}",
-            "amqp://u:p@mq:5673/shop?heartbeat=10&partitions=2&namespace=souk",
+            "amqp://u:p@mq:5673/shop?heartbeat=10",
+            "2",
+            "souk",
         ),
-        (
-            "broker: embedded:///srv/bus",
-            "embedded:///srv/bus?partitions=8&namespace=souk",
-        ),
+        ("broker: embedded:///srv/bus", "embedded:///srv/bus", "8", "souk"),
     ],
 )
-def test_every_instance_gets_the_broker_url(tmp_path: Path, broker: str, url: str) -> None:
+def test_every_instance_gets_the_broker_settings(
+    tmp_path: Path, broker: str, url: str, partitions: str, namespace: str
+) -> None:
+    # Each setting in a variable of its own, not packed into the URL to be parsed back.
     topology = parse_topology(f"{broker}\n{GRPC_TOPOLOGY}", "souk.yaml")
     plans = build_plan(topology, tmp_path / "data")
-    expected = url.format(data=(tmp_path / "data").resolve())
-    assert [plan.env[f"{env_prefix(plan.service)}BROKER_URL"] for plan in plans] == [expected] * 3
+    expected = (url.format(data=(tmp_path / "data").resolve()), partitions, namespace)
+    names = ("BROKER_URL", "BROKER_PARTITIONS", "BROKER_NAMESPACE")
+    given = [tuple(plan.env[f"{env_prefix(plan.service)}{n}"] for n in names) for plan in plans]
+    assert given == [expected] * 3
 
 
 def _broker_topology(url: str) -> str:

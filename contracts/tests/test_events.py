@@ -100,6 +100,21 @@ def test_every_schema_is_registered_with_its_topic():
     }
 
 
+KEYS = {"orders": "order_id", "payments": "order_id", "stock": "reservation_id"}
+KEYS |= {"catalog": "product_id", "ledger": "account_id"}
+
+
+def test_every_schema_is_keyed_on_its_topic_by_the_field_the_topic_promises():
+    assert {name: schema.key_field for name, schema in schemas().items()} == {
+        name: KEYS[schema.topic] for name, schema in schemas().items()
+    }
+
+
+@pytest.mark.parametrize("event", EXAMPLES, ids=lambda event: type(event).__name__)
+def test_an_events_key_is_the_value_of_its_key_field(event):
+    assert event.key == getattr(event, KEYS[event.topic])
+
+
 def test_every_older_version_has_an_upcaster_to_the_next():
     for event_type, schema in schemas().items():
         for version in range(1, schema.schema_version):

@@ -9,10 +9,11 @@ A service never relies on the gateway alone: every route that needs a caller dec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -48,6 +49,10 @@ ALLOWED_ALGORITHMS = ("EdDSA", "ES256")
 
 _KEY_TYPES: dict[str, type[OKPKey] | type[ECKey]] = {"OKP": OKPKey, "EC": ECKey}
 _RETRY_AFTER_FAILED_FETCH = 1.0
+_LONGEST_BACK_OFF = 30.0
+# What a failed fetch of a key set or a revocation list raises: the network, or a document
+# that does not parse (joserfc raises KeyError and TypeError on some odd keys).
+_FETCH_FAILURES = (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError)
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
 
 _log = get_logger("chassis.auth")
@@ -264,12 +269,87 @@ def _refusal(token_url: str, client_id: str, status: int, body: object) -> Token
     )
 
 
+class _SharedRefresh:
+    """One fetch in flight at a time, shared by every caller, and when to try again.
+
+    The time of the next fetch is stamped when a fetch ends, not when it starts: after a
+    success, ``interval`` later; after a failure, a back-off that doubles up to
+    ``longest_back_off``. A fetch that hangs until its timeout is thus waited for once, by
+    the callers that need its result, and not once per waiting caller in turn.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[None]],
+        *,
+        interval: float,
+        longest_back_off: float,
+        clock: Callable[[], float],
+        what: str,
+        url: str,
+    ) -> None:
+        self._fetch = fetch
+        self._interval = interval
+        self._longest_back_off = longest_back_off
+        self._clock = clock
+        self._what = what
+        self._url = url
+        self._failures = 0
+        self._next_fetch_at = -math.inf
+        self._in_flight: asyncio.Task[None] | None = None
+
+    def due(self) -> bool:
+        """Whether a call to :meth:`refresh` would start a fetch now."""
+        return self._in_flight is None and self._clock() >= self._next_fetch_at
+
+    async def refresh(self, *, join: bool) -> None:
+        """Fetch if due and wait for it; a fetch already in flight is waited for if ``join``."""
+        task = self._in_flight
+        if task is None:
+            if self._clock() < self._next_fetch_at:
+                return
+            task = self._in_flight = asyncio.create_task(self._run())
+        elif not join:
+            return
+        # Shielded: a caller that gives up (its own deadline) does not cancel the others' fetch.
+        await asyncio.shield(task)
+
+    async def close(self) -> None:
+        """Stop a fetch still in flight."""
+        task, self._in_flight = self._in_flight, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        try:
+            await self._fetch()
+        except _FETCH_FAILURES as error:
+            self._failures += 1
+            back_off = _RETRY_AFTER_FAILED_FETCH * 2 ** min(self._failures - 1, 16)
+            self._next_fetch_at = self._clock() + min(back_off, self._longest_back_off)
+            _log.warning(
+                f"{self._what} fetch failed",
+                url=self._url,
+                error=type(error).__name__,
+                failures=self._failures,
+            )
+        else:
+            self._failures = 0
+            self._next_fetch_at = self._clock() + self._interval
+        finally:
+            self._in_flight = None
+
+
 class IssuerKeys:
     """The issuer's published signing keys, fetched over HTTP and cached.
 
     A refresh happens on an unknown ``kid`` or when the set is older than ``max_age``, but
     at most once per ``refresh_cooldown`` seconds, so a flood of forged kids costs the
-    issuer one request per cooldown; concurrent callers wait for one shared fetch.
+    issuer one request per cooldown; concurrent callers share one fetch, and a failed one
+    is tried again after a growing back-off. A caller whose key is known does not wait for
+    a refresh another caller started: it uses the keys it has.
     """
 
     def __init__(
@@ -282,28 +362,34 @@ class IssuerKeys:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.jwks_url = jwks_url
-        self._refresh_cooldown = refresh_cooldown
         self._max_age = max_age
         self._timeout = aiohttp.ClientTimeout(total=fetch_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._clock = clock
         self._keys: dict[str, PublicKey] = {}
         self._loaded_at: float | None = None
-        self._next_fetch_at = -math.inf
-        self._lock = asyncio.Lock()
+        self._refresh = _SharedRefresh(
+            self._load,
+            interval=refresh_cooldown,
+            longest_back_off=max(refresh_cooldown, _RETRY_AFTER_FAILED_FETCH),
+            clock=clock,
+            what="jwks",
+            url=jwks_url,
+        )
 
     async def key(self, kid: str) -> PublicKey | None:
         """The key named ``kid``, refreshing the set first if it lacks it or has aged."""
         key = self._keys.get(kid)
         if key is None or self._aged():
-            await self._refresh()
+            await self._refresh.refresh(join=key is None)
             key = self._keys.get(kid)
         if self._loaded_at is None:
             raise KeysUnavailableError(f"cannot fetch the JWKS at {self.jwks_url}")
         return key
 
     async def close(self) -> None:
-        """Close the HTTP session, if one was opened."""
+        """Stop a fetch in flight and close the HTTP session, if one was opened."""
+        await self._refresh.close()
         if self._session is not None:
             await self._session.close()
         self._session = None
@@ -311,22 +397,12 @@ class IssuerKeys:
     def _aged(self) -> bool:
         return self._loaded_at is not None and self._clock() - self._loaded_at > self._max_age
 
-    async def _refresh(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            if now < self._next_fetch_at:
-                return
-            try:
-                keys = await self._fetch()
-            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                # Keep serving the keys we have; a dead issuer must not fail valid tokens.
-                self._next_fetch_at = now + min(self._refresh_cooldown, _RETRY_AFTER_FAILED_FETCH)
-                _log.warning("jwks fetch failed", url=self.jwks_url, error=type(error).__name__)
-                return
-            self._keys = keys
-            self._loaded_at = now
-            self._next_fetch_at = now + self._refresh_cooldown
-            _log.info("jwks fetched", url=self.jwks_url, keys=len(keys))
+    async def _load(self) -> None:
+        # On failure the keys we have stay: a dead issuer must not fail valid tokens.
+        keys = await self._fetch()
+        self._keys = keys
+        self._loaded_at = self._clock()
+        _log.info("jwks fetched", url=self.jwks_url, keys=len(keys))
 
     async def _fetch(self) -> dict[str, PublicKey]:
         if self._session is None:
@@ -354,7 +430,9 @@ def _signing_keys(entries: list[Any]) -> dict[str, PublicKey]:
             continue
         try:
             keys[kid] = key_type.import_key(entry)
-        except (JoseError, ValueError, TypeError):
+        except (JoseError, ValueError, TypeError, KeyError):
+            # KeyError: joserfc's answer to a curve it does not know (crv P-192, say). One
+            # odd key must not stop the others from verifying tokens.
             _log.warning("jwks key skipped", kid=kid)
     return keys
 
@@ -368,8 +446,10 @@ class Revocations:
     grant (``sid``) is listed. The list is fetched when a token is checked and the copy is
     older than ``max_age``: an idle process asks nothing, a busy one at most once per
     ``max_age``, conditionally (304 when nothing changed). Concurrent callers share one
-    fetch. When identity cannot be reached the last list stays in force, and the failure is
-    logged: a dead identity must not fail every request.
+    fetch, and only the caller that starts it waits for it: the others use the last list
+    meanwhile. When identity cannot be reached the last list stays in force, the failure is
+    logged, and the next try waits a growing back-off: a dead or frozen identity must not
+    fail, nor stall, every request.
     """
 
     def __init__(
@@ -381,41 +461,33 @@ class Revocations:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
-        self._max_age = max_age
         self._timeout = aiohttp.ClientTimeout(total=fetch_timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._clock = clock
         self._grants: frozenset[str] = frozenset()
         self._etag: str | None = None
-        self._next_fetch_at = -math.inf
-        self._lock = asyncio.Lock()
+        self._loaded = False
+        self._refresh = _SharedRefresh(
+            self._fetch,
+            interval=max_age,
+            longest_back_off=max(max_age, _LONGEST_BACK_OFF),
+            clock=clock,
+            what="revocation list",
+            url=url,
+        )
 
     async def revoked(self, grant_id: str) -> bool:
         """Whether the grant ``grant_id`` is revoked, as of at most ``max_age`` ago."""
-        if self._clock() >= self._next_fetch_at:
-            await self._refresh()
+        if not self._loaded or self._refresh.due():
+            # Until a first list has come, a caller waits for the fetch under way.
+            await self._refresh.refresh(join=not self._loaded)
         return grant_id in self._grants
 
     async def close(self) -> None:
-        """Close the HTTP session, if one was opened."""
+        """Stop a fetch in flight and close the HTTP session, if one was opened."""
+        await self._refresh.close()
         if self._session is not None:
             await self._session.close()
         self._session = None
-
-    async def _refresh(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            if now < self._next_fetch_at:
-                return  # another caller fetched while this one waited
-            try:
-                await self._fetch()
-            except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-                self._next_fetch_at = now + min(self._max_age, _RETRY_AFTER_FAILED_FETCH)
-                _log.warning(
-                    "revocation list fetch failed", url=self.url, error=type(error).__name__
-                )
-                return
-            self._next_fetch_at = now + self._max_age
 
     async def _fetch(self) -> None:
         if self._session is None:
@@ -425,6 +497,7 @@ class Revocations:
             headers["If-None-Match"] = self._etag
         async with self._session.get(self.url, headers=headers) as response:
             if response.status == 304:  # Not Modified
+                self._loaded = True
                 return
             response.raise_for_status()
             document = await response.json(content_type=None)
@@ -436,6 +509,7 @@ class Revocations:
             _log.info("revocation list fetched", url=self.url, grants=len(grants))
         self._grants = frozenset(grants)
         self._etag = etag
+        self._loaded = True
 
 
 class TokenValidator:
@@ -541,9 +615,13 @@ def _header_of(token: str) -> dict[str, Any]:
     try:
         # Typed as a dict, but a JSON string that merely contains "alg" gets through too.
         header: object = jws.extract_compact(token.encode()).headers()
-    except (JoseError, ValueError, UnicodeError) as error:
+    except (JoseError, ValueError, UnicodeError, TypeError) as error:
         raise InvalidTokenError(Rejection.MALFORMED) from error
     if not isinstance(header, dict):
+        raise InvalidTokenError(Rejection.MALFORMED)
+    crit = header.get("crit", [])
+    # RFC 7515 §4.1.11: a list of names. joserfc raises TypeError on anything else.
+    if not isinstance(crit, list) or not all(isinstance(name, str) for name in crit):
         raise InvalidTokenError(Rejection.MALFORMED)
     return header
 
@@ -560,7 +638,8 @@ def _verified_claims(token: str, key: PublicKey, alg: str) -> dict[str, Any]:
     except (InvalidKeyTypeError, UnsupportedKeyAlgorithmError) as error:
         # The token names a key that was not made for its algorithm.
         raise InvalidTokenError(Rejection.ALGORITHM_NOT_ALLOWED) from error
-    except (JoseError, ValueError) as error:
+    except (JoseError, ValueError, TypeError, KeyError) as error:
+        # TypeError and KeyError: joserfc's answers to some odd headers (an odd crit).
         raise InvalidTokenError(Rejection.MALFORMED) from error
 
 

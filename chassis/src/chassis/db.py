@@ -13,6 +13,7 @@ import fcntl
 import os
 import time
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -20,14 +21,14 @@ from typing import TYPE_CHECKING, Any, Final
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect, make_url, text
+from sqlalchemy import DateTime, TypeDecorator, event, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
-    from sqlalchemy import Connection, MetaData
+    from sqlalchemy import Connection, Dialect, MetaData
 
 STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
 
@@ -196,3 +197,32 @@ async def _file_lock(path: Path) -> AsyncIterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A moment, stored in UTC and read back timezone-aware, on every backend.
+
+    SQLite keeps no time zone: a plain ``DateTime(timezone=True)`` reads back naive there and
+    would store an aware moment of another zone as its wall-clock time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+    def process_result_value(
+        self,
+        value: datetime | None,
+        dialect: Dialect,  # noqa: ARG002 - SQLAlchemy's signature
+    ) -> datetime | None:
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=UTC)

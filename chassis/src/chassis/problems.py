@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from chassis.logs import get_logger
 from chassis.requests import request_id_var
-from chassis.unit_of_work import StorageUnavailableError
+from chassis.storage import StorageUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Self
+from typing import Final, Literal, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +17,81 @@ from chassis.resilience.policy import DependencyPolicy
 IDENTITY_UPSTREAM = "identity"
 JWKS_PATH = "/.well-known/jwks.json"
 REVOCATIONS_PATH = "/internal/revocations"
+
+
+# The broker: its kinds and their URL schemes, the defaults, and where the embedded broker
+# lives in a data directory, written once; ``chassis.messaging.connect`` takes a BrokerSettings.
+BrokerKind = Literal["embedded", "rabbitmq", "nats", "kafka"]
+SCHEMES: Final[Mapping[BrokerKind, tuple[str, ...]]] = {
+    "embedded": ("embedded",),
+    "rabbitmq": ("amqp", "amqps"),
+    "nats": ("nats",),
+    "kafka": ("kafka",),
+}
+"""The URL schemes of each broker kind."""
+DEFAULT_PARTITIONS: Final = 8
+"""Partitions per topic unless the topology says otherwise."""
+DEFAULT_NAMESPACE: Final = "souk"
+"""What every broker-side name starts with unless the topology says otherwise."""
+EMBEDDED_DIRECTORY: Final = "broker"
+"""The embedded broker's directory inside a data directory."""
+_OPTIONS = ("partitions", "namespace")
+
+
+def kind_of(url: str) -> BrokerKind:
+    """The broker kind ``url``'s scheme names; ValueError if none."""
+    scheme = urlsplit(url).scheme
+    for kind, schemes in SCHEMES.items():
+        if scheme in schemes:
+            return kind
+    known = ", ".join(s for schemes in SCHEMES.values() for s in schemes)
+    raise ValueError(f"broker URL {url!r}: scheme must be one of {known}")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Which broker, and how a service's topics are laid out on it."""
+
+    url: str
+    """The broker's own URL: ``embedded:///abs/dir``, ``amqp://``, ``nats://``, ``kafka://``."""
+    partitions: int = DEFAULT_PARTITIONS
+    namespace: str = DEFAULT_NAMESPACE
+    kind: BrokerKind = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError("a topic has at least one partition")
+        object.__setattr__(self, "kind", kind_of(self.url))
+
+    @classmethod
+    def embedded(cls, data_dir: Path) -> BrokerSettings:
+        """The embedded broker in ``data_dir`` (shared by every process `souk up` starts)."""
+        return cls(f"embedded://{(data_dir / EMBEDDED_DIRECTORY).resolve()}")
+
+    @classmethod
+    def parse(
+        cls, url: str, *, partitions: int | None = None, namespace: str | None = None
+    ) -> BrokerSettings:
+        """Settings for ``url``; ``?partitions=N&namespace=X`` in it (the older way of giving
+        them) count unless given here, and are taken out of the URL."""
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        options = {name: value for name, value in query if name in _OPTIONS}
+        rest = urlencode([(name, value) for name, value in query if name not in _OPTIONS])
+        # Joined by hand: urlunsplit would turn embedded:///dir into embedded:/dir.
+        base = url.partition("?")[0] if parts.query else url
+        if rest:
+            base = f"{base}?{rest}" if parts.scheme == "embedded" else _with_query(url, rest)
+        return cls(
+            base,
+            partitions=partitions or int(options.get("partitions", DEFAULT_PARTITIONS)),
+            namespace=namespace or options.get("namespace", DEFAULT_NAMESPACE),
+        )
+
+
+def _with_query(url: str, query: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 class ServiceSettings(BaseSettings):
@@ -39,7 +117,11 @@ class ServiceSettings(BaseSettings):
     # An edge process (the gateway) believes nobody unless a load balancer is named here.
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     otlp_endpoint: str | None = None
+    # The broker's own URL (None: the embedded broker in the data directory), and how the
+    # topics are laid out on it (None: the URL's ?partitions=/&namespace=, else the defaults).
     broker_url: str | None = None
+    broker_partitions: int | None = Field(default=None, ge=1)
+    broker_namespace: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_-]{0,30}$")
     # The issuer's public URL as written in its tokens; None: this process checks no tokens.
     # The signing keys come from the upstream named ``identity`` (see ``jwks_url``).
     auth_issuer: str | None = None
@@ -108,14 +190,17 @@ class ServiceSettings(BaseSettings):
         """The instance name given by the orchestrator, or one made from the pid."""
         return self.instance or f"{self.service}-{os.getpid()}"
 
-    def broker_url_or_default(self) -> str:
-        """The configured broker URL, else the embedded broker in the data directory.
+    def broker(self) -> BrokerSettings:
+        """The broker to connect to: the configured one, else the embedded broker in the data
+        directory (every process `souk up` starts shares one, hence one embedded broker)."""
+        url = self.broker_url or BrokerSettings.embedded(self.data_dir).url
+        return BrokerSettings.parse(
+            url, partitions=self.broker_partitions, namespace=self.broker_namespace
+        )
 
-        Every process `souk up` starts shares one data directory, hence one embedded broker.
-        """
-        if self.broker_url:
-            return self.broker_url
-        return f"embedded://{(self.data_dir / 'broker').resolve()}"
+    def broker_url_or_default(self) -> str:
+        """The configured broker URL as given, else the embedded broker's (see :meth:`broker`)."""
+        return self.broker_url or self.broker().url
 
     def database_url_or_default(self) -> str:
         """The configured database URL, else a SQLite file of this service's own."""

@@ -4,6 +4,10 @@ A service's port extends ``UnitOfWork`` with its repositories; its adapter exten
 ``SqlAlchemyUnitOfWork`` and opens those repositories on each new session. Every
 ``SqlAlchemyUnitOfWork`` also has an ``outbox`` (events published if, and once, the
 transaction commits) and an ``inbox`` (messages already handled), see ``chassis.messaging``.
+
+Aggregates record the ``contracts`` events they publish in their ``events`` list; the
+adapter names the aggregates a transaction wrote in ``written()``, and ``commit`` moves
+their events into the outbox, each on its topic under its key, in that same transaction.
 """
 
 from __future__ import annotations
@@ -11,47 +15,27 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Protocol, Self
 
-from sqlalchemy import exc as sa_exc
+from fastapi import Request
 
 from chassis.messaging import outbox as _outbox
 from chassis.messaging.inbox import Inbox
+from chassis.storage import StorageUnavailableError, storage_unavailable
+
+__all__ = [
+    "SqlAlchemyUnitOfWork",
+    "StorageUnavailableError",
+    "UnitOfWork",
+    "request_unit_of_work",
+    "storage_unavailable",
+]
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from types import TracebackType
 
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-
-class StorageUnavailableError(Exception):
-    """The database cannot be used just now (connection lost, pool exhausted, locked for too
-    long): the same request may succeed if tried again later."""
-
-
-# SQLite and asyncpg report these as OperationalError, as they do programming errors ("no
-# such table"), so the message decides: only a passing condition is worth a retry.
-_PASSING_CONDITIONS = (
-    "database is locked",
-    "connection refused",
-    "could not connect",
-    "connection was closed",
-    "connection is closed",
-    "too many clients",
-    "deadlock detected",
-    "the database system is starting up",
-    "the database system is shutting down",
-)
-
-
-def storage_unavailable(error: BaseException) -> bool:
-    """Whether ``error`` says the database is unusable for now rather than the request wrong."""
-    if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
-        return True
-    if isinstance(error, sa_exc.DBAPIError):
-        if error.connection_invalidated:
-            return True
-        message = str(error.orig).lower()
-        return any(condition in message for condition in _PASSING_CONDITIONS)
-    return False
+    from contracts.events import Event
 
 
 class UnitOfWork(Protocol):
@@ -72,10 +56,28 @@ class UnitOfWork(Protocol):
     async def commit(self) -> None: ...
 
 
+def request_unit_of_work(request: Request) -> UnitOfWork:
+    """A route's unit of work, from the factory the composition root put on ``app.state``.
+
+    ``Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]``, with the service's own
+    ``UnitOfWork`` port as the annotation.
+    """
+    factory: Callable[[], UnitOfWork] = request.app.state.uow_factory
+    return factory()
+
+
+class RecordsEvents(Protocol):
+    """An aggregate that records the events it publishes, until its unit of work takes them."""
+
+    @property
+    def events(self) -> list[Event]: ...
+
+
 class SqlAlchemyUnitOfWork(ABC):
     """A UnitOfWork on an async session: one session, hence one transaction, per ``async with``.
 
-    Subclasses open their repositories on each new session in ``open_repositories``.
+    Subclasses open their repositories on each new session in ``open_repositories``, and
+    name the aggregates written in ``written``: their events are published with the commit.
     """
 
     outbox: _outbox.Outbox
@@ -87,6 +89,10 @@ class SqlAlchemyUnitOfWork(ABC):
     @abstractmethod
     def open_repositories(self, session: AsyncSession) -> None:
         """Open this unit of work's repositories on the session of the new transaction."""
+
+    def written(self) -> Iterable[RecordsEvents]:
+        """The aggregates this transaction wrote; none unless a subclass says."""
+        return ()
 
     async def __aenter__(self) -> Self:
         self._session = self._sessionmaker()
@@ -108,6 +114,10 @@ class SqlAlchemyUnitOfWork(ABC):
 
     async def commit(self) -> None:
         """Commit the transaction, with the outbox's events; leaving without this rolls it back."""
+        for aggregate in self.written():
+            for event in aggregate.events:
+                self.outbox.add_event(event.topic, event.key, event)
+            aggregate.events.clear()
         wrote_events = await self.outbox.write(self._session)
         await self._session.commit()
         if wrote_events:

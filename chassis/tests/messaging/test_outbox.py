@@ -165,6 +165,39 @@ async def test_a_relay_takes_over_when_the_holder_stops_renewing(database: Datab
     assert [m.key for m in second_bus.published] == ["o-2"]
 
 
+async def test_a_relay_that_lost_its_lease_publishes_nothing_more(database: Database) -> None:
+    # The holder writes its lease only when half of it is gone: it must still notice, once
+    # it comes back from a pause longer than the lease, that another relay took over.
+    first_bus, second_bus = FakeBus(), FakeBus()
+    first = OutboxRelay(database.sessionmaker, first_bus, holder="orders-1", lease_seconds=0.2)
+    second = OutboxRelay(database.sessionmaker, second_bus, holder="orders-2", lease_seconds=30)
+    await place(database, "o-1")
+    assert await first.relay_once() == 1
+    await asyncio.sleep(0.3)  # orders-1 paused past its lease
+    await place(database, "o-2")
+    assert await second.relay_once() == 1
+    await place(database, "o-3")
+
+    assert await first.relay_once() == 0
+    assert [m.key for m in first_bus.published] == ["o-1"]
+    assert await second.relay_once() == 1
+    assert [m.key for m in second_bus.published] == ["o-2", "o-3"]
+
+
+async def test_a_relay_holding_its_lease_relays_batch_after_batch_in_order(
+    database: Database,
+) -> None:
+    bus = FakeBus()
+    relay = OutboxRelay(database.sessionmaker, bus, holder="orders-1", batch_size=3)
+    for n in range(8):
+        await place(database, f"o-{n}")
+    while await relay.relay_once():
+        pass
+
+    assert [m.key for m in bus.published] == [f"o-{n}" for n in range(8)]
+    assert await unsent(database) == 0
+
+
 async def test_the_trace_of_the_request_travels_with_the_event(database: Database) -> None:
     from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
 

@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 
 from souk.topology import BrokerSpec, Topology, env_value
 
@@ -112,13 +111,14 @@ def check_broker(topology: Topology) -> None:
         ) from None
 
 
-def broker_url(broker: BrokerSpec, data_dir: Path) -> str:
-    """The URL every service connects to: the broker's, with partitions and namespace."""
-    # Appended as text: urlunsplit would turn embedded:///dir into embedded:/dir.
-    base = broker.base_url(data_dir).rstrip("?")
-    options = urlencode({"partitions": broker.partitions, "namespace": broker.namespace})
-    separator = "&" if urlsplit(base).query else "?"
-    return f"{base}{separator}{options}"
+def broker_env(broker: BrokerSpec, data_dir: Path, prefix: str) -> dict[str, str]:
+    """The broker settings every service reads (``chassis.settings.BrokerSettings``): the
+    broker's URL, and the topology's partitions and namespace each in a variable of its own."""
+    return {
+        f"{prefix}BROKER_URL": broker.base_url(data_dir),
+        f"{prefix}BROKER_PARTITIONS": str(broker.partitions),
+        f"{prefix}BROKER_NAMESPACE": broker.namespace,
+    }
 
 
 def _address(host: str, port: int) -> str:
@@ -152,7 +152,6 @@ def build_plan(
     needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
     needed += sum(spec.replicas for spec in topology.services.values() if spec.grpc)
     free = iter(_distinct_free_ports(needed, fixed))
-    bus_url = broker_url(topology.broker, data_dir)
     ports = {
         name: spec.fixed_ports() or [next(free) for _ in range(spec.replicas)]
         for name, spec in topology.services.items()
@@ -182,7 +181,7 @@ def build_plan(
                 f"{prefix}PORT": str(port),
                 f"{prefix}DATA_DIR": str(data_dir),
                 f"{prefix}UPSTREAMS": upstreams,
-                f"{prefix}BROKER_URL": bus_url,
+                **broker_env(topology.broker, data_dir, prefix),
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",

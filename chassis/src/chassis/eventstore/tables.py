@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 
 from chassis.db import NAMING_CONVENTION
-from chassis.messaging.tables import MigrationOperations
+from chassis.storage import MigrationOperations
 
 metadata = MetaData(naming_convention=dict(NAMING_CONVENTION))
 

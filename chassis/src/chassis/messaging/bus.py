@@ -22,11 +22,21 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chassis.messaging.message import Delivery, Message
+from chassis.settings import DEFAULT_PARTITIONS
 
 Handler = Callable[[Delivery], Awaitable[None]]
 """``async def handle(delivery) -> None``: returning acknowledges, raising asks for redelivery."""
 
-DEFAULT_PARTITIONS = 8
+__all__ = [
+    "DEFAULT_PARTITIONS",
+    "BrokerUnavailableError",
+    "DeadLetter",
+    "DeadLetterSink",
+    "Handler",
+    "MessageBus",
+    "SubscribeOptions",
+    "Subscription",
+]
 
 
 class BrokerUnavailableError(Exception):

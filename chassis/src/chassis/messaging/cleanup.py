@@ -13,8 +13,6 @@ import asyncio
 import subprocess
 from typing import TYPE_CHECKING
 
-from chassis.messaging.nats import stream_name
-
 if TYPE_CHECKING:
     from collections.abc import Collection
 
@@ -47,6 +45,8 @@ async def forget_rabbitmq_namespaces(
 async def forget_nats_namespace(url: str, namespace: str) -> None:
     """Delete the JetStream streams (and so their consumers) of ``namespace`` at ``url``."""
     import nats  # noqa: PLC0415 - only callers of this function need the client
+
+    from chassis.messaging.nats import stream_name  # noqa: PLC0415 - nor the adapter
 
     prefix = stream_name(namespace, "")
     client = await nats.connect(url.partition("?")[0], connect_timeout=2)

@@ -112,7 +112,7 @@ class Messaging:
             await asyncio.sleep(self._connect_retry)
         _log.info(
             "message bus connected",
-            broker=_without_secrets(self._settings.broker_url_or_default()),
+            broker=_without_secrets(self._settings.broker().url),
             consumers=sorted(self._consumers),
         )
         try:
@@ -121,7 +121,7 @@ class Messaging:
             _log.warning("could not forget old inbox rows", exc_info=True)
 
     async def _connect_once(self) -> None:
-        bus = connect(self._settings.broker_url_or_default())
+        bus = connect(self._settings.broker())
         subscriptions: list[Subscription] = []
         try:
             await bus.start()

@@ -7,8 +7,6 @@ tables comes as a new function for a new migration.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
-
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -23,9 +21,18 @@ from sqlalchemy import (
 )
 
 from chassis.db import NAMING_CONVENTION
+from chassis.storage import MigrationOperations
 
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
+__all__ = [
+    "MigrationOperations",
+    "create_messaging_tables_v1",
+    "dead_letters",
+    "drop_messaging_tables_v1",
+    "inbox",
+    "metadata",
+    "outbox",
+    "outbox_relay_lease",
+]
 
 metadata = MetaData(naming_convention=dict(NAMING_CONVENTION))
 
@@ -79,12 +86,6 @@ dead_letters = Table(
     Column("buried_at", DateTime(timezone=True), nullable=False),
     Column("replayed_at", DateTime(timezone=True)),
 )
-
-
-class MigrationOperations(Protocol):
-    """What the functions below need of Alembic's ``op`` (the module or an ``Operations``)."""
-
-    def get_bind(self) -> Connection: ...
 
 
 _V1_TABLES = [outbox, outbox_relay_lease, inbox, dead_letters]

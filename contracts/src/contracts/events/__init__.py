@@ -1,6 +1,7 @@
 """The events Souk's services publish, one module per topic, and :func:`decode` for consumers.
 
-Producers: ``uow.outbox.add_event(event.topic, key, event)``. Consumers:
+Producers: an aggregate records these events and its unit of work puts them in the outbox,
+``outbox.add_event(event.topic, event.key, event)``. Consumers:
 ``decode(message.event_type, message.schema_version, message.payload)``.
 """
 
@@ -30,6 +31,7 @@ from contracts.events.schema import (
     UnknownEventType,
     UnsupportedSchemaVersion,
     decode,
+    occurred_now,
     schemas,
     timestamp,
 )
@@ -70,6 +72,7 @@ __all__ = [
     "catalog",
     "decode",
     "ledger",
+    "occurred_now",
     "orders",
     "payments",
     "schemas",

@@ -23,6 +23,7 @@ class ProductCreated(Event):
     event_type: ClassVar[str] = "ProductCreated"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "product_id"
 
     product_id: str
     sku: str
@@ -40,6 +41,7 @@ class ProductUpdated(Event):
     event_type: ClassVar[str] = "ProductUpdated"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "product_id"
 
     product_id: str
     sku: str

@@ -23,6 +23,7 @@ class AccountCredited(Event):
     event_type: ClassVar[str] = "AccountCredited"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "account_id"
 
     account_id: str
     entry_id: str
@@ -40,6 +41,7 @@ class AccountDebited(Event):
     event_type: ClassVar[str] = "AccountDebited"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "account_id"
 
     account_id: str
     entry_id: str

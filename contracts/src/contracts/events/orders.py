@@ -40,6 +40,7 @@ class OrderPlaced(Event):
     event_type: ClassVar[str] = "OrderPlaced"
     schema_version: ClassVar[int] = 2
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     order_id: str
     customer_id: str
@@ -67,6 +68,7 @@ class OrderConfirmed(Event):
     event_type: ClassVar[str] = "OrderConfirmed"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     order_id: str
     customer_id: str
@@ -87,6 +89,7 @@ class OrderRejected(Event):
     event_type: ClassVar[str] = "OrderRejected"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     order_id: str
     customer_id: str
@@ -104,6 +107,7 @@ class OrderCancelled(Event):
     event_type: ClassVar[str] = "OrderCancelled"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     order_id: str
     customer_id: str

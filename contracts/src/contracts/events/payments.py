@@ -22,6 +22,7 @@ class PaymentAuthorized(Event):
     event_type: ClassVar[str] = "PaymentAuthorized"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     payment_id: str
     order_id: str
@@ -38,6 +39,7 @@ class PaymentDeclined(Event):
     event_type: ClassVar[str] = "PaymentDeclined"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     payment_id: str
     order_id: str
@@ -54,6 +56,7 @@ class PaymentCaptured(Event):
     event_type: ClassVar[str] = "PaymentCaptured"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     payment_id: str
     order_id: str
@@ -69,6 +72,7 @@ class PaymentVoided(Event):
     event_type: ClassVar[str] = "PaymentVoided"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     payment_id: str
     order_id: str
@@ -84,6 +88,7 @@ class PaymentRefunded(Event):
     event_type: ClassVar[str] = "PaymentRefunded"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "order_id"
 
     payment_id: str
     order_id: str

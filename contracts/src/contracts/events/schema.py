@@ -1,7 +1,8 @@
 """What every event schema shares: JSON in and out, versions, upcasters, and decoding by type.
 
 An event schema is a frozen dataclass subclassing :class:`Event`, with class-level
-``event_type``, ``schema_version`` and ``topic``, registered with :func:`register`.
+``event_type``, ``schema_version``, ``topic`` and ``key_field`` (the field whose value keys
+the event on its topic), registered with :func:`register`.
 
 Compatibility rules, so that producers and consumers can be upgraded one at a time:
 
@@ -58,6 +59,13 @@ class Event:
     event_type: ClassVar[str]
     schema_version: ClassVar[int]
     topic: ClassVar[str]
+    key_field: ClassVar[str]
+
+    @property
+    def key(self) -> str:
+        """The event's key on its topic: events of one key are delivered in order."""
+        key: str = getattr(self, self.key_field)
+        return key
 
     def to_dict(self) -> dict[str, Any]:
         """The event as a JSON object."""
@@ -128,6 +136,11 @@ def decode(event_type: str, schema_version: int, payload: bytes | str) -> Event:
                 f"{event_type} version {version} cannot be upcast: {type(error).__name__}: {error}"
             ) from None
     return schema.from_dict(data)
+
+
+def occurred_now() -> str:
+    """This moment as an event's ``occurred_at``."""
+    return timestamp(datetime.now(UTC))
 
 
 def timestamp(moment: datetime) -> str:

@@ -25,6 +25,7 @@ class StockReserved(Event):
     event_type: ClassVar[str] = "StockReserved"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
 
     reservation_id: str
     lines: tuple[StockLine, ...]
@@ -39,6 +40,7 @@ class ReservationCommitted(Event):
     event_type: ClassVar[str] = "ReservationCommitted"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
 
     reservation_id: str
     lines: tuple[StockLine, ...]
@@ -52,6 +54,7 @@ class ReservationReleased(Event):
     event_type: ClassVar[str] = "ReservationReleased"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
 
     reservation_id: str
     lines: tuple[StockLine, ...]
@@ -65,6 +68,7 @@ class ReservationExpired(Event):
     event_type: ClassVar[str] = "ReservationExpired"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
 
     reservation_id: str
     lines: tuple[StockLine, ...]

@@ -11,7 +11,8 @@ from bff_mobile.domain.errors import CartFull, InvalidQuantity
 from bff_mobile.domain.model import ProductCard
 from contracts import Money
 
-from .conftest import AT, SAFFRON, TEA
+from .conftest import AT
+from .fakes import SAFFRON, TEA
 
 
 def test_putting_a_product_in_adds_a_line_priced_as_the_catalog_said() -> None:

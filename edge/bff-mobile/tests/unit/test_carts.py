@@ -8,7 +8,8 @@ from bff_mobile.domain.errors import ProductNotFound
 from bff_mobile.service_layer.carts import cart_of, put_item, remove_item
 from chassis.upstream import UpstreamFailure
 
-from .conftest import AT, SAFFRON, TEA, FakeCatalog, FakeStore, FakeUnitOfWork, down
+from .conftest import AT, down
+from .fakes import SAFFRON, TEA, FakeCatalog, FakeStore, FakeUnitOfWork
 
 
 async def test_a_product_put_in_is_in_the_customers_cart_only(

@@ -11,17 +11,8 @@ from bff_mobile.service_layer.carts import put_item
 from bff_mobile.service_layer.home import HomeScreen, Part, Sources, home_screen
 from chassis.unit_of_work import StorageUnavailableError
 
-from .conftest import (
-    AT,
-    CATEGORIES,
-    PRODUCTS,
-    TEA,
-    FakeCatalog,
-    FakeOrders,
-    FakeUnitOfWork,
-    down,
-    summary,
-)
+from .conftest import AT, down, summary
+from .fakes import CATEGORIES, PRODUCTS, TEA, FakeCatalog, FakeOrders, FakeUnitOfWork
 
 TOKEN = "c-1;orders:read"  # noqa: S105 - a fake's token
 TODAY = date(2026, 11, 25)

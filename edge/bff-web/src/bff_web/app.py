@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 import chassis
 from bff_web.adapters.catalog_client import CatalogClient
 from bff_web.adapters.identity_client import IdentityClient
@@ -16,16 +14,13 @@ from bff_web.adapters.session_store import SqlSessionStore
 from bff_web.entrypoints import assets, auth, pages
 from bff_web.entrypoints.deps import Shop
 from bff_web.entrypoints.errors import install_error_pages
-from chassis.auth import client_credentials_for
-from chassis.grpc import channel_for
+from chassis.connections import Connections
 from chassis.upstream import HttpUpstream
 
 if TYPE_CHECKING:
-    import grpc
     from fastapi import FastAPI
 
     from bff_web.settings import BffWebSettings
-    from chassis.auth import ClientCredentials
     from chassis.resilience import Resilience
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,17 +61,15 @@ class _Clients:
 
     def __init__(self, settings: BffWebSettings) -> None:
         self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._tokens: ClientCredentials | None = None
+        self._connections = Connections()
 
     async def open(self, sessions: SqlSessionStore, resilience: Resilience) -> Shop:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         secret = settings.client_secret.get_secret_value()
-        session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        channel = self._channel = channel_for(settings.upstream("inventory"))
-        tokens = self._tokens = client_credentials_for(
+        session = self._connections.http_session()
+        channel = self._connections.grpc_channel(settings.upstream("inventory"))
+        tokens = self._connections.client_credentials(
             settings, client_id=settings.client_id, secret=secret, scopes=CLIENT_SCOPES
         )
 
@@ -108,12 +101,4 @@ class _Clients:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
-        if self._tokens is not None:
-            await self._tokens.close()
-            self._tokens = None
+        await self._connections.close()

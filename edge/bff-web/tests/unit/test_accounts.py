@@ -20,7 +20,7 @@ from .conftest import NOW, TTL
 if TYPE_CHECKING:
     from bff_web.domain.session import Session
 
-    from .conftest import FakeIdentity, FakeSessionStore
+    from .fakes import FakeIdentity, FakeSessionStore
 
 CLIENT = OAuthClient(
     client_id="bff-web",

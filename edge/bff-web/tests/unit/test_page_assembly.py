@@ -12,7 +12,8 @@ from bff_web.domain.shop import Category, Money, ProductPage, StockLevel
 from bff_web.service_layer import pages
 from chassis.upstream import UpstreamFailure
 
-from .conftest import FakeCatalog, FakeStock, product
+from .conftest import product
+from .fakes import FakeCatalog, FakeStock
 
 SAFFRON, CUMIN, TEAPOT = product("saffron"), product("cumin", price=390), product("teapot", "tea")
 

@@ -375,7 +375,7 @@ async def test_the_openapi_document_describes_the_billing_api(billing: AsyncClie
     create = document["paths"]["/payments"]["post"]
     assert {"200", "201", "400", "409", "422", "503"} <= create["responses"].keys()
     assert "application/problem+json" in create["responses"]["503"]["content"]
-    assert "idempotency-key" in {p["name"] for p in create["parameters"]}
+    assert "Idempotency-Key" in {p["name"] for p in create["parameters"]}
 
 
 async def test_the_customer_a_request_names_is_kept_with_the_payment(

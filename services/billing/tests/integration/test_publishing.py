@@ -27,12 +27,8 @@ from contracts.events import (
     PaymentVoided,
     decode,
 )
-from services.billing.tests.unit.conftest import (
-    ACCEPTED_CARD,
-    DECLINING_CARD,
-    LEASE,
-    FakeProvider,
-)
+from services.billing.tests.unit.conftest import ACCEPTED_CARD, LEASE
+from services.billing.tests.unit.fakes import DECLINING_CARD, FakeProvider
 
 if TYPE_CHECKING:
     import httpx

@@ -14,7 +14,7 @@ from billing.domain.events import AccountCredited, AccountDebited, CreditReason,
 from billing.service_layer.accounts import credit_account, debit_account
 from contracts import Money
 
-from .conftest import FakeUnitOfWork
+from .fakes import FakeUnitOfWork
 
 ATTEMPTS = 3
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

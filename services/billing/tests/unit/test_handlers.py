@@ -28,12 +28,13 @@ from billing.service_layer.handlers import (
 from billing.service_layer.queries import get_payment, payments_of_order
 from contracts import Money
 
-from .conftest import DECLINING_CARD, LEASE
+from .conftest import LEASE
+from .fakes import DECLINING_CARD
 
 if TYPE_CHECKING:
     from billing.domain.model import Payment
 
-    from .conftest import FakeProvider, FakeUnitOfWork
+    from .fakes import FakeProvider, FakeUnitOfWork
 
 
 async def authorized_payment(

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
+from unittest.mock import ANY
 
 import pytest
 
 from billing.domain.errors import InvalidPayment, PaymentStateConflict
-from billing.domain.events import (
+from billing.domain.model import Payment, PaymentStatus
+from contracts import Money
+from contracts.events import (
     PaymentAuthorized,
     PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
     PaymentVoided,
 )
-from billing.domain.model import Payment, PaymentStatus
-from contracts import Money
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,6 +70,7 @@ def test_an_authorized_payment_records_that_it_was_authorized_and_by_whom() -> N
             order_id="order-1",
             amount=Money(1490, "EUR"),
             provider="payment-primary",
+            occurred_at=ANY,
         )
     ]
 
@@ -83,6 +85,7 @@ def test_a_declined_payment_keeps_the_reason_and_has_no_authorization() -> None:
             order_id="order-1",
             amount=Money(1490, "EUR"),
             reason="card_declined",
+            occurred_at=ANY,
         )
     ]
     with pytest.raises(InvalidPayment):
@@ -127,7 +130,7 @@ def test_capturing_an_authorized_payment_takes_the_money_once() -> None:
 
     assert payment.status is PaymentStatus.CAPTURED
     assert payment.events == [
-        PaymentCaptured(payment_id="payment-1", order_id="order-1", amount=Money(1490, "EUR"))
+        PaymentCaptured("payment-1", "order-1", Money(1490, "EUR"), occurred_at=ANY)
     ]
 
 
@@ -139,7 +142,9 @@ def test_voiding_an_authorized_payment_releases_it_once() -> None:
     payment.void()
 
     assert payment.status is PaymentStatus.VOIDED
-    assert payment.events == [PaymentVoided(payment_id="payment-1", order_id="order-1")]
+    assert payment.events == [
+        PaymentVoided("payment-1", "order-1", Money(1490, "EUR"), occurred_at=ANY)
+    ]
 
 
 def test_refunding_a_captured_payment_gives_the_money_back_once() -> None:
@@ -150,7 +155,7 @@ def test_refunding_a_captured_payment_gives_the_money_back_once() -> None:
 
     assert payment.status is PaymentStatus.REFUNDED
     assert payment.events == [
-        PaymentRefunded(payment_id="payment-1", order_id="order-1", amount=Money(1490, "EUR"))
+        PaymentRefunded("payment-1", "order-1", Money(1490, "EUR"), occurred_at=ANY)
     ]
 
 

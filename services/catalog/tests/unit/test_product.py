@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from unittest.mock import ANY
 
 import pytest
 
 from catalog.domain.errors import InvalidProduct, StaleProduct
-from catalog.domain.events import ProductCreated, ProductUpdated
 from catalog.domain.model import NAME_MAX_LENGTH, Product, product_id_for
 from contracts import Money
+from contracts.events import ProductCreated, ProductUpdated
 
 
 def new_product(**overrides: object) -> Product:
@@ -43,6 +44,8 @@ def test_a_new_product_starts_at_version_one_and_records_that_it_was_created() -
             name="Gunpowder green tea, 250 g",
             category="tea-coffee",
             price=Money(850, "EUR"),
+            version=1,
+            occurred_at=ANY,
         )
     ]
 
@@ -117,11 +120,13 @@ def test_a_revision_changes_the_given_fields_bumps_the_version_once_and_records_
     assert product.events == [
         ProductUpdated(
             product_id=product.id,
-            version=2,
-            changed=("name", "price"),
+            sku="TEA-GUNPOWDER-250G",
             name="Gunpowder tea, 500 g",
             category="tea-coffee",
             price=Money(1490, "EUR"),
+            version=2,
+            changed=("name", "price"),
+            occurred_at=ANY,
         )
     ]
 

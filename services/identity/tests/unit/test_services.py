@@ -11,12 +11,13 @@ from identity.domain.model import KeyState, s256_challenge
 from identity.service_layer import accounts, keys
 from identity.service_layer.oauth import AuthorizationRequest
 
-from .conftest import NOW, SOUK_WEB, FakePasswords, FakeSigner
+from .conftest import NOW, SOUK_WEB
+from .fakes import FakePasswords, FakeSigner
 
 if TYPE_CHECKING:
     from identity.service_layer.oauth import AuthorizationServer
 
-    from .conftest import FakeStore, FakeUnitOfWork
+    from .fakes import FakeStore, FakeUnitOfWork
 
 VERIFIER = "v" * 20 + "-erifier-of-forty-three-chars"
 PASSWORD = "sesame-opens-the-souk"  # noqa: S105 - a test account's

@@ -39,7 +39,7 @@ from inventory.service_layer.handlers import (
 from inventory.service_layer.queries import get_reservation, stock_level, stock_levels
 
 if TYPE_CHECKING:
-    from services.inventory.tests.unit.conftest import FakeClock, FakeUnitOfWork
+    from services.inventory.tests.unit.fakes import FakeClock, FakeUnitOfWork
 
 SAFFRON = "SPC-SAFFRON-2G"
 RUG = "RUG-ZANAFI-90X140"

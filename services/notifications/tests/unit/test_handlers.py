@@ -22,7 +22,8 @@ from notifications.entrypoints.consumers import EventConsumer, consumers
 from notifications.service_layer.handlers import take_in
 from notifications.service_layer.queries import list_notifications
 
-from .conftest import AT, FakeStore, FakeUnitOfWork, delivery_of
+from .conftest import AT, delivery_of
+from .fakes import FakeStore, FakeUnitOfWork
 
 TOTAL = Money(5990, "EUR")
 PLACED = OrderPlaced("o-1", "c-1", (OrderItem("p-1", 2),), AT)

@@ -18,11 +18,10 @@ from .conftest import (
     SAFFRON_RENAMED,
     TAGINE_CREATED,
     TAGINE_ID,
-    FakeStore,
-    FakeUnitOfWork,
     at,
     message,
 )
+from .fakes import FakeStore, FakeUnitOfWork
 
 SAFFRON_V3 = ProductUpdated(
     SAFFRON_ID, "SPC-SAFFRON-2G", "Saffron, 2 g", "spices", Money(1590, "EUR"), 3, (), at(50)

@@ -39,11 +39,10 @@ from .conftest import (
     SAFFRON_RENAMED,
     TAGINE_CREATED,
     TAGINE_ID,
-    FakeStore,
-    FakeUnitOfWork,
     at,
     message,
 )
+from .fakes import FakeStore, FakeUnitOfWork
 
 
 async def test_a_message_is_archived_and_merged_into_its_orders_view(

@@ -9,11 +9,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import aiohttp
-
 import chassis
-from chassis.auth import ClientCredentials, client_credentials_for
-from chassis.grpc import channel_for
+from chassis.connections import Connections
 from chassis.messaging.lifecycle import Messaging
 from chassis.upstream import HttpUpstream
 from orders.adapters.billing_client import BillingClient
@@ -28,7 +25,6 @@ from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.saga import CheckoutSaga, restart_stalled
 
 if TYPE_CHECKING:
-    import grpc
     from fastapi import FastAPI
 
     from chassis.resilience import Resilience
@@ -113,23 +109,23 @@ class _Clients:
 
     def __init__(self, settings: OrdersSettings) -> None:
         self._settings = settings
-        self._session: aiohttp.ClientSession | None = None
-        self._channel: grpc.aio.Channel | None = None
-        self._tokens: ClientCredentials | None = None
+        self._connections = Connections()
 
     async def open(self, resilience: Resilience) -> Upstreams:
-        # Both belong to the running event loop, so they are made at start-up, not before.
+        # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
-        session = self._session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
-        channel = self._channel = channel_for(settings.upstream("inventory"))
-        if settings.client_secret is not None:
-            self._tokens = client_credentials_for(
+        session = self._connections.http_session()
+        channel = self._connections.grpc_channel(settings.upstream("inventory"))
+        tokens = (
+            None
+            if settings.client_secret is None
+            else self._connections.client_credentials(
                 settings,
                 client_id=settings.client_id,
                 secret=settings.client_secret.get_secret_value(),
                 scopes=CLIENT_SCOPES,
             )
-        tokens = self._tokens
+        )
 
         def http(name: str, timeout: float, *, authorized: bool = False) -> HttpUpstream:
             return HttpUpstream(
@@ -150,12 +146,4 @@ class _Clients:
         )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
-        if self._tokens is not None:
-            await self._tokens.close()
-            self._tokens = None
+        await self._connections.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from bff_mobile.adapters.answers import read_answer
 from bff_mobile.domain.model import Category, ProductCard
+from chassis.answers import read_answer
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -23,14 +23,14 @@ class CatalogClient:
         path = "/products?" + urlencode({"page_size": limit, "sort": "name"})
         body = await self._ok(path)
         return read_answer(
-            self._upstream, "GET", path, lambda: [_card(item) for item in body["items"]]
+            self._upstream.name, "GET", path, lambda: [_card(item) for item in body["items"]]
         )
 
     async def categories(self) -> list[Category]:
         path = "/categories"
         body = await self._ok(path)
         return read_answer(
-            self._upstream,
+            self._upstream.name,
             "GET",
             path,
             lambda: [
@@ -46,7 +46,7 @@ class CatalogClient:
             return None
         if answer.status != 200:
             raise self._upstream.unexpected("GET", path, answer)
-        return read_answer(self._upstream, "GET", path, lambda: _card(answer.body))
+        return read_answer(self._upstream.name, "GET", path, lambda: _card(answer.body))
 
     async def _ok(self, path: str) -> Any:
         answer = await self._upstream.call("GET", path)

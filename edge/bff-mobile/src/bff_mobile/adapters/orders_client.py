@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from bff_mobile.adapters.answers import read_answer
 from bff_mobile.domain.errors import InvalidCursor, TokenRefused
 from bff_mobile.domain.model import OrdersPage, OrderSummary
+from chassis.answers import read_answer
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ class OrdersClient:
             raise self._upstream.unexpected("GET", path, answer)
         body = answer.body
         return read_answer(
-            self._upstream,
+            self._upstream.name,
             "GET",
             path,
             lambda: OrdersPage(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
-from chassis.db import NAMING_CONVENTION
+from chassis.db import NAMING_CONVENTION, UTCDateTime
 
 CUSTOMER_ID_MAX_LENGTH = 100
 PRODUCT_ID_MAX_LENGTH = 100
@@ -21,5 +21,5 @@ cart_lines = Table(
     Column("unit_price", BigInteger, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("quantity", Integer, nullable=False),
-    Column("added_at", DateTime(timezone=True), nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
@@ -82,10 +81,5 @@ def _line(row: Row[Any]) -> CartLine:
         name=row.name,
         unit_price=Money(row.unit_price, row.currency),
         quantity=row.quantity,
-        added_at=_utc(row.added_at),
+        added_at=row.added_at,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back what it stored without a time zone; every moment stored is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

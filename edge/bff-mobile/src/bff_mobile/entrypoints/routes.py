@@ -20,21 +20,16 @@ from bff_mobile.entrypoints.schemas import CartOut, HomeOut, OrdersOut, Quantity
 from bff_mobile.service_layer import carts
 from bff_mobile.service_layer.home import Sources, home_screen
 from bff_mobile.service_layer.orders import DEFAULT_LIMIT, MAX_LIMIT, orders_page
-from bff_mobile.service_layer.ports import Catalog, Orders, UnitOfWork, UnitOfWorkFactory
+from bff_mobile.service_layer.ports import Catalog, Orders, UnitOfWork
 from bff_mobile.settings import BffMobileSettings
 from chassis.auth import AccessToken, require_scopes
+from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(prefix="/mobile", tags=["mobile"])
 
 _NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
     304: {"description": "Not modified: the If-None-Match tag is current."}
 }
-
-
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
 
 
 def catalog_of(request: Request) -> Catalog:
@@ -57,7 +52,7 @@ def bearer_token(request: Request) -> str:
     return request.headers.get("authorization", "").partition(" ")[2].strip()
 
 
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 CatalogDep = Annotated[Catalog, Depends(catalog_of)]
 OrdersDep = Annotated[Orders, Depends(orders_of)]
 Settings = Annotated[BffMobileSettings, Depends(settings_of)]

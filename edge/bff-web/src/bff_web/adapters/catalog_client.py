@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from bff_web.adapters.reading import read
 from bff_web.domain.errors import ProductNotFound
 from bff_web.domain.shop import Category, Money, Product, ProductPage
+from chassis.answers import read_answer
 
 if TYPE_CHECKING:
     from chassis.upstream import HttpUpstream
@@ -21,7 +21,9 @@ class CatalogClient:
 
     async def categories(self) -> list[Category]:
         body = await self._get("/categories")
-        return read(self._upstream.name, "/categories", lambda: [_category(c) for c in body])
+        return read_answer(
+            self._upstream.name, "GET", "/categories", lambda: [_category(c) for c in body]
+        )
 
     async def products(
         self, *, category: str | None, query: str | None, page: int, page_size: int
@@ -33,8 +35,9 @@ class CatalogClient:
             parameters["q"] = query
         path = f"/products?{urlencode(parameters)}"
         body = await self._get(path)
-        return read(
+        return read_answer(
             self._upstream.name,
+            "GET",
             path,
             lambda: ProductPage(
                 items=[_product(item) for item in body["items"]],
@@ -51,7 +54,7 @@ class CatalogClient:
             raise ProductNotFound(product_id)
         if answer.status != 200:
             raise self._upstream.unexpected("GET", path, answer)
-        return read(self._upstream.name, path, lambda: _product(answer.body))
+        return read_answer(self._upstream.name, "GET", path, lambda: _product(answer.body))
 
     async def _get(self, path: str) -> Any:
         answer = await self._upstream.call("GET", path)

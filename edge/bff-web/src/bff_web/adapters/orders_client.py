@@ -6,9 +6,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from bff_web.adapters.reading import read
 from bff_web.domain.errors import CheckoutRefused, OrderNotFound, SignInRequired
 from bff_web.domain.shop import Money, Order, OrderLine, OrderPage
+from chassis.answers import read_answer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +38,7 @@ class OrdersClient:
         if answer.status in _REFUSALS:
             raise CheckoutRefused(answer.problem_detail())
         self._check(answer, "POST", "/orders", 200, 201)
-        return read(self._upstream.name, "/orders", lambda: _order(answer.body))
+        return read_answer(self._upstream.name, "POST", "/orders", lambda: _order(answer.body))
 
     async def order(self, access_token: str, order_id: str) -> Order:
         path = f"/orders/{quote(order_id, safe='')}"
@@ -46,15 +46,16 @@ class OrdersClient:
         if answer.status == 404:
             raise OrderNotFound(order_id)
         self._check(answer, "GET", path, 200)
-        return read(self._upstream.name, path, lambda: _order(answer.body))
+        return read_answer(self._upstream.name, "GET", path, lambda: _order(answer.body))
 
     async def orders(self, access_token: str, *, page: int, page_size: int) -> OrderPage:
         path = f"/orders?{urlencode({'page': page, 'page_size': page_size})}"
         answer = await self._upstream.call("GET", path, headers=_bearer(access_token))
         self._check(answer, "GET", path, 200)
         body = answer.body
-        return read(
+        return read_answer(
             self._upstream.name,
+            "GET",
             path,
             lambda: OrderPage(
                 items=[_order(item) for item in body["items"]],

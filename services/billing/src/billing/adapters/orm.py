@@ -8,7 +8,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -19,7 +18,7 @@ from sqlalchemy import (
 
 from billing.domain.model import CUSTOMER_ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH
 from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
-from chassis.db import NAMING_CONVENTION
+from chassis.db import NAMING_CONVENTION, UTCDateTime
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -35,7 +34,7 @@ payments = Table(
     Column("provider", String(64), nullable=False),
     Column("provider_reference", String(100), nullable=True),
     Column("decline_reason", String(200), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("customer_id", String(CUSTOMER_ID_MAX_LENGTH), nullable=True),
     CheckConstraint("amount > 0", name="amount_positive"),
 )
@@ -47,7 +46,7 @@ idempotency_keys = Table(
     Column("key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
     Column("fingerprint", CHAR(64), nullable=False),
     Column("payment_id", String(36), nullable=False, unique=True),
-    Column("locked_until", DateTime(timezone=True), nullable=True),
+    Column("locked_until", UTCDateTime(), nullable=True),
     Column("version", Integer, nullable=False),
     Column("asked_provider", String(64), nullable=True),
     Column("settled", Boolean, nullable=False, server_default=false()),

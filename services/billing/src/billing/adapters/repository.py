@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import CursorResult, insert, select, update
@@ -87,7 +86,7 @@ class SqlAlchemyIdempotencyKeyRepository:
             key=row.key,
             fingerprint=row.fingerprint,
             payment_id=row.payment_id,
-            locked_until=None if row.locked_until is None else _utc(row.locked_until),
+            locked_until=row.locked_until,
             version=row.version,
             asked_provider=row.asked_provider,
             settled=row.settled,
@@ -155,11 +154,6 @@ def _payment(row: Row[Any]) -> Payment:
         provider=row.provider,
         provider_reference=row.provider_reference,
         decline_reason=row.decline_reason,
-        created_at=_utc(row.created_at),
+        created_at=row.created_at,
         customer_id=row.customer_id,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back what it stored without a time zone; every moment billing stores is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from billing.adapters.accounts import EventSourcedAccountRepository
-from billing.adapters.publishing import publish
 from billing.adapters.repository import (
     SqlAlchemyIdempotencyKeyRepository,
     SqlAlchemyPaymentRepository,
@@ -13,7 +12,11 @@ from billing.adapters.repository import (
 from chassis import unit_of_work
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from chassis.unit_of_work import RecordsEvents
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
@@ -39,7 +42,6 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
             session, self.outbox, snapshot_every=self._snapshot_every
         )
 
-    async def commit(self) -> None:
-        """Commit the payments written, with their events in the outbox, in one transaction."""
-        publish(self.payments.written, self.outbox)
-        await super().commit()
+    def written(self) -> Iterable[RecordsEvents]:
+        """The payments stored in this transaction: their events are published with it."""
+        return self.payments.written

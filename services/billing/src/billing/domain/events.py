@@ -1,7 +1,8 @@
-"""Facts about payments and customer accounts, recorded on the aggregates.
+"""Facts about customer accounts, recorded on the Account aggregate.
 
-A payment's events are published after its row is stored; an account's events are what it
-is stored as (the ledger is event sourced), and published from the same transaction.
+An account's events are what it is stored as (the ledger is event sourced), and published
+from the same transaction. A payment records the ``payments`` topic's events of
+``contracts.events`` itself.
 """
 
 from __future__ import annotations
@@ -14,45 +15,6 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from contracts import Money
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentAuthorized:
-    payment_id: str
-    order_id: str
-    amount: Money
-    provider: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentDeclined:
-    payment_id: str
-    order_id: str
-    amount: Money
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentCaptured:
-    payment_id: str
-    order_id: str
-    amount: Money
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentVoided:
-    payment_id: str
-    order_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentRefunded:
-    payment_id: str
-    order_id: str
-    amount: Money
-
-
-Event = PaymentAuthorized | PaymentDeclined | PaymentCaptured | PaymentVoided | PaymentRefunded
 
 
 class CreditReason(StrEnum):

@@ -4,22 +4,34 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from billing.domain.errors import InvalidPayment, PaymentStateConflict
-from billing.domain.events import (
+from contracts.events import (
     Event,
     PaymentAuthorized,
     PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
     PaymentVoided,
+    occurred_now,
 )
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from contracts import Money
+
+
+class _LaterEventFields(TypedDict):
+    """What the events of a payment's later steps (captured, voided, refunded) all carry."""
+
+    payment_id: str
+    order_id: str
+    amount: Money
+    occurred_at: str
+    customer_id: str | None
+
 
 ORDER_ID_MAX_LENGTH: Final = 64
 CUSTOMER_ID_MAX_LENGTH: Final = 100
@@ -115,7 +127,12 @@ class Payment:
         )
         payment.events.append(
             PaymentAuthorized(
-                payment_id=id, order_id=payment.order_id, amount=payment.amount, provider=provider
+                payment_id=id,
+                order_id=payment.order_id,
+                amount=payment.amount,
+                provider=provider,
+                occurred_at=occurred_now(),
+                customer_id=payment.customer_id,
             )
         )
         return payment
@@ -145,7 +162,12 @@ class Payment:
         )
         payment.events.append(
             PaymentDeclined(
-                payment_id=id, order_id=payment.order_id, amount=payment.amount, reason=reason
+                payment_id=id,
+                order_id=payment.order_id,
+                amount=payment.amount,
+                reason=reason,
+                occurred_at=occurred_now(),
+                customer_id=payment.customer_id,
             )
         )
         return payment
@@ -160,21 +182,26 @@ class Payment:
     def capture(self) -> None:
         """Take the authorized amount."""
         if self._advance(PaymentAction.CAPTURE):
-            self.events.append(
-                PaymentCaptured(payment_id=self.id, order_id=self.order_id, amount=self.amount)
-            )
+            self.events.append(PaymentCaptured(**self._event_fields()))
 
     def void(self) -> None:
         """Release an authorization that will not be captured."""
         if self._advance(PaymentAction.VOID):
-            self.events.append(PaymentVoided(payment_id=self.id, order_id=self.order_id))
+            self.events.append(PaymentVoided(**self._event_fields()))
 
     def refund(self) -> None:
         """Give a captured amount back, in full."""
         if self._advance(PaymentAction.REFUND):
-            self.events.append(
-                PaymentRefunded(payment_id=self.id, order_id=self.order_id, amount=self.amount)
-            )
+            self.events.append(PaymentRefunded(**self._event_fields()))
+
+    def _event_fields(self) -> _LaterEventFields:
+        return {
+            "payment_id": self.id,
+            "order_id": self.order_id,
+            "amount": self.amount,
+            "occurred_at": occurred_now(),
+            "customer_id": self.customer_id,
+        }
 
     def _advance(self, action: PaymentAction) -> bool:
         """Move to the status ``action`` leads to; False if the payment is already there."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from billing.domain.commands import CapturePayment, RefundPayment, VoidPayment
@@ -14,15 +14,14 @@ from billing.domain.model import ORDER_ID_MAX_LENGTH, Payment
 from billing.entrypoints.schemas import PaymentPublic, PaymentRequest
 from billing.service_layer import handlers, queries
 from billing.service_layer.ports import (
-    IDEMPOTENCY_KEY_MAX_LENGTH,
     PaymentProvider,
     UnitOfWork,
-    UnitOfWorkFactory,
 )
-from chassis import ProblemError
 from chassis.auth import require_scopes
 from chassis.etags import conditional_json
+from chassis.idempotency import idempotency_key
 from chassis.problems import problem_responses
+from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(tags=["payments"])
 
@@ -31,42 +30,20 @@ PAY = require_scopes("payments:write")
 READ = require_scopes("payments:read")
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
 def payment_providers(request: Request) -> Sequence[PaymentProvider]:
     """The providers the composition root put on ``app.state``, in order of preference."""
     providers: Sequence[PaymentProvider] = request.app.state.providers
     return providers
 
 
-def idempotency_key(
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            max_length=IDEMPOTENCY_KEY_MAX_LENGTH,
-            description="Required. A key of the caller's choosing, new for each request.",
-        ),
-    ] = None,
-) -> str:
-    """The request's Idempotency-Key: every request that moves money must carry one."""
-    if not idempotency_key:
-        raise ProblemError(
-            400,
-            "idempotency-key-required",
-            "Idempotency-Key required",
-            "Send an Idempotency-Key header, new for each request, so a retry cannot move "
-            "money twice.",
-        )
-    return idempotency_key
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 Providers = Annotated[Sequence[PaymentProvider], Depends(payment_providers)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+IdempotencyKey = Annotated[
+    str,
+    idempotency_key(
+        "move money", description="Required. A key of the caller's choosing, new for each request."
+    ),
+]
 
 
 @router.post(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from catalog.adapters.publishing import publish
 from catalog.adapters.repository import SqlAlchemyCategoryRepository, SqlAlchemyProductRepository
 from chassis import unit_of_work
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from chassis.unit_of_work import RecordsEvents
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
@@ -22,7 +25,6 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
         self.products = SqlAlchemyProductRepository(session)
         self.categories = SqlAlchemyCategoryRepository(session)
 
-    async def commit(self) -> None:
-        """Commit the products written, with their events in the outbox, in one transaction."""
-        publish(self.products.written, self.outbox)
-        await super().commit()
+    def written(self) -> Iterable[RecordsEvents]:
+        """The products stored in this transaction: their events are published with it."""
+        return self.products.written

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from catalog.domain.errors import InvalidProduct, StaleProduct
-from catalog.domain.events import Event, ProductCreated, ProductUpdated
 from contracts import Money
+from contracts.events import Event, ProductCreated, ProductUpdated, occurred_now
 
 SKU_PATTERN: Final = r"^[A-Z0-9]+(?:-[A-Z0-9]+)*$"
 SKU_MAX_LENGTH: Final = 40
@@ -60,6 +60,7 @@ class Product:
         self.price = _checked_price(price)
         self.version = version
         self.events: list[Event] = []
+        """What this product published since it was loaded, until its unit of work takes it."""
 
     @classmethod
     def create(
@@ -81,6 +82,8 @@ class Product:
                 name=product.name,
                 category=product.category,
                 price=product.price,
+                version=product.version,
+                occurred_at=occurred_now(),
             )
         )
         return product
@@ -129,11 +132,13 @@ class Product:
         self.events.append(
             ProductUpdated(
                 product_id=self.id,
-                version=self.version,
-                changed=changed,
+                sku=self.sku,
                 name=self.name,
                 category=self.category,
                 price=self.price,
+                version=self.version,
+                changed=changed,
+                occurred_at=occurred_now(),
             )
         )
 

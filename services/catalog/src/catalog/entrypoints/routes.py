@@ -17,22 +17,17 @@ from catalog.entrypoints.schemas import (
     ProductUpdate,
 )
 from catalog.service_layer import handlers, queries
-from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
+from catalog.service_layer.ports import ProductSort, UnitOfWork
 from chassis.auth import require_scopes
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
 from chassis.problems import problem_responses
 from chassis.requests import public_path
+from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(tags=["catalog"])
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 # Browsing is public; changing the catalog takes an admin's token.
 CATALOG_WRITE = require_scopes("catalog:write")
 

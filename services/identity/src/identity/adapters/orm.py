@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, MetaData, String, Table, Text
 
-from chassis.db import NAMING_CONVENTION
+from chassis.db import NAMING_CONVENTION, UTCDateTime
 from identity.domain.model import EMAIL_MAX_LENGTH
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -15,7 +15,7 @@ users = Table(
     Column("id", String(36), primary_key=True),
     Column("email", String(EMAIL_MAX_LENGTH), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 clients = Table(
@@ -38,8 +38,8 @@ signing_keys = Table(
     Column("alg", String(16), nullable=False),
     Column("private_jwk", JSON, nullable=False),
     Column("state", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("retired_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("retired_at", UTCDateTime(), nullable=True),
 )
 
 grants = Table(
@@ -49,8 +49,8 @@ grants = Table(
     Column("client_id", String(100), nullable=False),
     Column("subject", String(100), nullable=False),
     Column("scope", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
     Index("ix_grants_revoked_at", "revoked_at"),
 )
 
@@ -62,8 +62,8 @@ authorization_codes = Table(
     Column("client_id", String(100), nullable=False),
     Column("redirect_uri", Text, nullable=False),
     Column("code_challenge", String(128), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
 )
 
 refresh_tokens = Table(
@@ -71,7 +71,7 @@ refresh_tokens = Table(
     metadata,
     Column("token_hash", String(64), primary_key=True),
     Column("grant_id", String(36), ForeignKey("grants.id"), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("used_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
     Index("ix_refresh_tokens_grant_id", "grant_id"),
 )

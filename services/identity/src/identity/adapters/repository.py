@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc, insert, select, update
@@ -61,7 +61,7 @@ class SqlAlchemyUsers:
             id=row.id,
             email=row.email,
             password_hash=row.password_hash,
-            created_at=_utc(row.created_at),
+            created_at=row.created_at,
         )
 
 
@@ -114,8 +114,8 @@ class SqlAlchemySigningKeys:
                 alg=row.alg,
                 private_jwk=dict(row.private_jwk),
                 state=KeyState(row.state),
-                created_at=_utc(row.created_at),
-                retired_at=_utc(row.retired_at) if row.retired_at else None,
+                created_at=row.created_at,
+                retired_at=row.retired_at,
             )
             for row in await self._session.execute(query)
         ]
@@ -167,8 +167,8 @@ class SqlAlchemyGrants:
             client_id=row.client_id,
             subject=row.subject,
             scope=parse_scope(row.scope) or frozenset(),
-            created_at=_utc(row.created_at),
-            revoked_at=_utc(row.revoked_at) if row.revoked_at else None,
+            created_at=row.created_at,
+            revoked_at=row.revoked_at,
         )
 
     async def save(self, grant: Grant) -> None:
@@ -211,8 +211,8 @@ class SqlAlchemyAuthorizationCodes:
             client_id=row.client_id,
             redirect_uri=row.redirect_uri,
             code_challenge=row.code_challenge,
-            expires_at=_utc(row.expires_at),
-            used_at=_utc(row.used_at) if row.used_at else None,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
         )
 
     async def claim(self, code_hash: str, now: datetime) -> bool:
@@ -244,8 +244,8 @@ class SqlAlchemyRefreshTokens:
         return RefreshToken(
             token_hash=row.token_hash,
             grant_id=row.grant_id,
-            expires_at=_utc(row.expires_at),
-            used_at=_utc(row.used_at) if row.used_at else None,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
         )
 
     async def claim(self, token_hash: str, now: datetime) -> bool:
@@ -259,8 +259,3 @@ async def _claim(session: AsyncSession, table: Any, which: Any, now: datetime) -
         update(table).where(which, table.c.used_at.is_(None)).values(used_at=now)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back what it stored without a time zone; every moment stored is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chassis import unit_of_work
-from inventory.adapters.publishing import publish
 from inventory.adapters.repository import SqlAlchemyReservationRepository, SqlAlchemyStockRepository
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from chassis.unit_of_work import RecordsEvents
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
@@ -22,7 +25,6 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
         self.stock = SqlAlchemyStockRepository(session)
         self.reservations = SqlAlchemyReservationRepository(session)
 
-    async def commit(self) -> None:
-        """Commit the reservations written, with their events in the outbox, in one transaction."""
-        publish(self.reservations.written, self.outbox)
-        await super().commit()
+    def written(self) -> Iterable[RecordsEvents]:
+        """The reservations stored in this transaction: their events are published with it."""
+        return self.reservations.written

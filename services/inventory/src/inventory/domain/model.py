@@ -8,6 +8,17 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
+from contracts.events import (
+    Event,
+    ReservationCommitted,
+    ReservationExpired,
+    ReservationReleased,
+    ReservationReturned,
+    StockLine,
+    StockReserved,
+    occurred_now,
+    timestamp,
+)
 from inventory.domain.errors import (
     InvalidReservation,
     InvalidStockItem,
@@ -16,14 +27,6 @@ from inventory.domain.errors import (
     ReservationConflict,
     StockStillReserved,
     UnknownSku,
-)
-from inventory.domain.events import (
-    Event,
-    ReservationCommitted,
-    ReservationExpired,
-    ReservationReleased,
-    ReservationReturned,
-    StockReserved,
 )
 
 if TYPE_CHECKING:
@@ -214,8 +217,9 @@ class Reservation:
         reservation.events.append(
             StockReserved(
                 reservation_id=reservation.id,
-                lines=reservation.lines,
-                expires_at=reservation.expires_at,
+                lines=reservation.stock_lines(),
+                expires_at=timestamp(reservation.expires_at),
+                occurred_at=occurred_now(),
             )
         )
         return reservation
@@ -239,7 +243,7 @@ class Reservation:
         for line in self.lines:
             self._item(stock, line).ship(line.quantity)
         self.status = ReservationStatus.COMMITTED
-        self.events.append(ReservationCommitted(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationCommitted(self.id, self.stock_lines(), occurred_now()))
 
     def release(self, stock: Mapping[str, StockItem]) -> None:
         """The reserved units go back; a released or expired reservation stays as it is."""
@@ -249,7 +253,7 @@ class Reservation:
             raise ReservationClosed(self.id, status=self.status, action="released")
         self._unhold(stock)
         self.status = ReservationStatus.RELEASED
-        self.events.append(ReservationReleased(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationReleased(self.id, self.stock_lines(), occurred_now()))
 
     def return_stock(self, stock: Mapping[str, StockItem]) -> None:
         """The committed units come back on the shelf, once; only a committed reservation
@@ -261,7 +265,7 @@ class Reservation:
         for line in self.lines:
             self._item(stock, line).take_back(line.quantity)
         self.status = ReservationStatus.RETURNED
-        self.events.append(ReservationReturned(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationReturned(self.id, self.stock_lines(), occurred_now()))
 
     def expire(self, now: datetime, stock: Mapping[str, StockItem]) -> None:
         """Release an overdue reservation as expired; any other stays as it is."""
@@ -269,7 +273,11 @@ class Reservation:
             return
         self._unhold(stock)
         self.status = ReservationStatus.EXPIRED
-        self.events.append(ReservationExpired(reservation_id=self.id, lines=self.lines))
+        self.events.append(ReservationExpired(self.id, self.stock_lines(), occurred_now()))
+
+    def stock_lines(self) -> tuple[StockLine, ...]:
+        """The lines as the ``stock`` topic's events carry them."""
+        return tuple(StockLine(sku=line.sku, quantity=line.quantity) for line in self.lines)
 
     def _unhold(self, stock: Mapping[str, StockItem]) -> None:
         for line in self.lines:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
 from chassis.auth import require_scopes
 from chassis.problems import problem_responses
+from chassis.unit_of_work import request_unit_of_work
 from inventory.entrypoints.schemas import StockLevel
 from inventory.service_layer import queries
-from inventory.service_layer.ports import UnitOfWork, UnitOfWorkFactory
+from inventory.service_layer.ports import UnitOfWork
 
 router = APIRouter(
     tags=["inventory"],
@@ -19,13 +20,7 @@ router = APIRouter(
 )
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 
 
 @router.get("/stock/{sku}", summary="The stock of one SKU")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, MetaData, String, Table, Text
 
-from chassis.db import NAMING_CONVENTION
+from chassis.db import NAMING_CONVENTION, UTCDateTime
 from notifications.domain.model import CUSTOMER_ID_MAX_LENGTH
 
 ORDER_ID_MAX_LENGTH = 100
@@ -20,7 +20,7 @@ notifications = Table(
     Column("order_id", String(ORDER_ID_MAX_LENGTH), nullable=False),
     Column("subject", String(100), nullable=False),
     Column("text", Text, nullable=False),
-    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("occurred_at", UTCDateTime(), nullable=False),
     Index("ix_notifications_customer_id_occurred_at", "customer_id", "occurred_at"),
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, select
@@ -76,10 +75,5 @@ def _notification(row: Row[Any]) -> Notification:
         order_id=row.order_id,
         subject=row.subject,
         text=row.text,
-        occurred_at=_utc(row.occurred_at),
+        occurred_at=row.occurred_at,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite hands back what it stored without a time zone; every moment stored is UTC.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -13,20 +13,15 @@ from starlette.responses import Response
 from chassis.auth import AccessToken, require_scopes
 from chassis.etags import conditional_json
 from chassis.problems import ProblemError, problem_responses
+from chassis.unit_of_work import request_unit_of_work
 from order_history.entrypoints.schemas import PastOrderPage
 from order_history.service_layer import queries
-from order_history.service_layer.ports import UnitOfWork, UnitOfWorkFactory
+from order_history.service_layer.ports import UnitOfWork
 
 router = APIRouter(tags=["order history"])
 
 
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 
 
 @router.get(

@@ -8,7 +8,6 @@ from sqlalchemy import (
     CHAR,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -17,7 +16,7 @@ from sqlalchemy import (
     Table,
 )
 
-from chassis.db import NAMING_CONVENTION
+from chassis.db import NAMING_CONVENTION, UTCDateTime
 from orders.domain.model import (
     CARD_TOKEN_MAX_LENGTH,
     ID_MAX_LENGTH,
@@ -36,8 +35,8 @@ orders = Table(
     Column("customer_id", String(ID_MAX_LENGTH), nullable=False),
     Column("status", String(16), nullable=False),
     Column("settled", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     Column("version", Integer, nullable=False),
     Index("ix_orders_customer_id_created_at", "customer_id", "created_at"),
     Index("ix_orders_settled_updated_at", "settled", "updated_at"),
@@ -57,5 +56,5 @@ idempotency_keys = Table(
     Column("key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
     Column("request_fingerprint", CHAR(64), nullable=False),
     Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )

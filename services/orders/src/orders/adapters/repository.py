@@ -7,7 +7,7 @@ listings, and is written in the same transaction as every append.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import and_, delete, false, func, insert, or_, select, update
@@ -144,7 +144,7 @@ class SqlAlchemyIdempotencyKeyRepository:
             key=row.key,
             request_fingerprint=row.request_fingerprint,
             order_id=row.order_id,
-            created_at=_utc(row.created_at),
+            created_at=row.created_at,
         )
 
     async def add(self, record: IdempotencyRecord) -> None:
@@ -170,8 +170,3 @@ def _index(order: Order) -> dict[str, object]:
         "updated_at": order.updated_at,
         "version": order.version,
     }
-
-
-def _utc(moment: datetime) -> datetime:
-    # SQLite keeps no time zone: every moment is stored in UTC and read back as such.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

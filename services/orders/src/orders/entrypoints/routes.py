@@ -2,64 +2,32 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Final
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from chassis import ProblemError
 from chassis.auth import AccessToken, require_scopes
 from chassis.etags import conditional_json
+from chassis.idempotency import idempotency_key
 from chassis.problems import problem_responses
+from chassis.unit_of_work import request_unit_of_work
 from orders.domain.commands import CancelOrder
-from orders.domain.model import IDEMPOTENCY_KEY_MAX_LENGTH, Order
+from orders.domain.model import Order
 from orders.entrypoints.cursors import CURSOR_MAX_LENGTH, cursor_of, position_of
 from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
 from orders.service_layer import handlers, queries
-from orders.service_layer.ports import UnitOfWork, UnitOfWorkFactory
+from orders.service_layer.ports import UnitOfWork
 
 router = APIRouter(tags=["orders"])
 
-_IDEMPOTENCY_KEY: Final = re.compile(rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
-
-
-def unit_of_work(request: Request) -> UnitOfWork:
-    """A unit of work from the factory the composition root put on ``app.state``."""
-    factory: UnitOfWorkFactory = request.app.state.uow_factory
-    return factory()
-
-
-def idempotency_key(
-    key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            description="A new UUID per order; sending the same request again with it is safe.",
-        ),
-    ] = None,
-) -> str:
-    """The request's Idempotency-Key, checked before the body is."""
-    if key is None or not key.strip():
-        raise ProblemError(
-            400,
-            "idempotency-key-required",
-            "Idempotency-Key required",
-            "Send an Idempotency-Key header (a new UUID per order) so a retry cannot order twice.",
-        )
-    if not _IDEMPOTENCY_KEY.match(key):
-        raise ProblemError(
-            400,
-            "idempotency-key-invalid",
-            "Idempotency-Key invalid",
-            f"An Idempotency-Key is 1-{IDEMPOTENCY_KEY_MAX_LENGTH} letters, digits, "
-            "'.', '_', ':' or '-', such as a UUID.",
-        )
-    return key
-
-
-Uow = Annotated[UnitOfWork, Depends(unit_of_work)]
-IdempotencyKey = Annotated[str, Depends(idempotency_key)]
+Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
+IdempotencyKey = Annotated[
+    str,
+    idempotency_key(
+        "order", description="A new UUID per order; sending the same request again with it is safe."
+    ),
+]
 # The customer is always the token's subject: a customer places, reads and cancels their own.
 Reader = Annotated[AccessToken, require_scopes("orders:read")]
 Writer = Annotated[AccessToken, require_scopes("orders:write")]

@@ -9,6 +9,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from chassis.pagination import Page, PageModel
+from chassis.schemas import MoneyModel
 from contracts import Money
 from orders.domain.commands import PlaceOrder, RequestedItem
 from orders.domain.events import OrderLine, StepRecord
@@ -68,15 +69,12 @@ class OrderCreate(BaseModel):
         )
 
 
-class Amount(BaseModel):
+class Amount(MoneyModel):
     """An amount in integer minor units (cents for EUR) and its ISO 4217 currency."""
 
-    amount: int = Field(examples=[1299], description="Minor units: 1299 is 12.99 EUR.")
-    currency: str = Field(examples=["EUR"])
 
-    @classmethod
-    def from_money(cls, money: Money | None) -> Amount | None:
-        return None if money is None else cls(amount=money.amount, currency=str(money.currency))
+def _amount(money: Money | None) -> Amount | None:
+    return None if money is None else Amount.from_money(money)
 
 
 class LinePublic(BaseModel):
@@ -95,9 +93,9 @@ class LinePublic(BaseModel):
             product_id=line.product_id,
             sku=line.sku,
             name=line.name,
-            unit_price=Amount.from_money(line.unit_price),
+            unit_price=_amount(line.unit_price),
             quantity=line.quantity,
-            line_total=Amount.from_money(line.line_total),
+            line_total=_amount(line.line_total),
         )
 
 
@@ -165,7 +163,7 @@ class OrderPublic(BaseModel):
             customer_id=order.customer_id,
             status=order.status,
             items=[LinePublic.from_domain(line) for line in order.lines],
-            total=Amount.from_money(order.total),
+            total=_amount(order.total),
             reason=order.reason,
             last_error=order.last_error,
             payment_id=order.payment_id,

@@ -1,0 +1,59 @@
+"""A process's outbound connections: made at start-up, inside the running event loop, and
+all closed at shutdown, in the reverse order, whatever was made.
+
+``connections = Connections()`` in the composition root; in the lifespan,
+``session = connections.http_session()``, ``channel = connections.grpc_channel(urls)``,
+``tokens = connections.client_credentials(settings, ...)``; ``await connections.close()``
+on the way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from chassis.auth import client_credentials_for
+
+if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
+
+    import grpc
+
+    from chassis.auth import ClientCredentials
+    from chassis.settings import ServiceSettings
+
+
+class Connections:
+    """What a process opened to talk to others: HTTP sessions, gRPC channels, token sources."""
+
+    def __init__(self) -> None:
+        self._opened = contextlib.AsyncExitStack()
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """An aiohttp session that keeps no cookies (calls carry their own credentials)."""
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+        self._opened.push_async_callback(session.close)
+        return session
+
+    def grpc_channel(self, urls: Sequence[str]) -> grpc.aio.Channel:
+        """A gRPC channel to every replica in ``urls``, round robin (``chassis.grpc``)."""
+        from chassis.grpc import channel_for  # noqa: PLC0415 - gRPC only where a process uses it
+
+        channel = channel_for(urls)
+        self._opened.push_async_callback(channel.close)
+        return channel
+
+    def client_credentials(
+        self, settings: ServiceSettings, *, client_id: str, secret: str, scopes: Collection[str]
+    ) -> ClientCredentials:
+        """This process's own access tokens from identity (``chassis.auth``)."""
+        tokens = client_credentials_for(settings, client_id=client_id, secret=secret, scopes=scopes)
+        self._opened.push_async_callback(tokens.close)
+        return tokens
+
+    async def close(self) -> None:
+        """Close everything opened, last first; the connections may be opened again after."""
+        await self._opened.aclose()
+        self._opened = contextlib.AsyncExitStack()
