@@ -82,6 +82,7 @@ class ReservationReturned(Event):
     event_type: ClassVar[str] = "ReservationReturned"
     schema_version: ClassVar[int] = 1
     topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
 
     reservation_id: str
     lines: tuple[StockLine, ...]

@@ -14,6 +14,8 @@ from billing.service_layer.ports import IdempotencyRecord
 from contracts import Money
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
