@@ -24,6 +24,7 @@ from contracts.events import (
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
+    ReservationReturned,
     StockLine,
     StockReserved,
     UnknownEventType,
@@ -58,6 +59,7 @@ EXAMPLES = [
     ReservationCommitted("o-1", (StockLine("SPC-SAFFRON-2G", 2),), AT),
     ReservationReleased("o-1", (StockLine("SPC-SAFFRON-2G", 2),), AT),
     ReservationExpired("o-1", (StockLine("A", 1), StockLine("B", 3)), AT),
+    ReservationReturned("o-1", (StockLine("SPC-SAFFRON-2G", 2),), AT),
     ProductCreated("p-1", "SPC-SAFFRON-2G", "Saffron", "spices", Money(1490, "EUR"), 1, AT),
     ProductUpdated(
         "p-1", "SPC-SAFFRON-2G", "Saffron, 2 g", "spices", Money(1490, "EUR"), 2, ("name",), AT
@@ -91,6 +93,7 @@ def test_every_schema_is_registered_with_its_topic():
             "ReservationCommitted",
             "ReservationReleased",
             "ReservationExpired",
+            "ReservationReturned",
         },
         "catalog": {"ProductCreated", "ProductUpdated"},
         "ledger": {"AccountCredited", "AccountDebited"},

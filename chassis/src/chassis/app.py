@@ -18,6 +18,7 @@ from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
 from chassis.middleware import RequestContextMiddleware
 from chassis.problems import install_problem_handlers
+from chassis.resilience.composition import install_resilience
 from chassis.tracing import build_tracer_provider
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ LifecycleHook = Callable[[FastAPI], Awaitable[None]]
 _log = get_logger("chassis.app")
 
 
-def create_app(
+def create_app(  # noqa: PLR0915 - the composition root reads best as one list of parts
     settings: ServiceSettings,
     *,
     title: str,
@@ -121,6 +122,7 @@ def create_app(
         metrics=metrics,
         instance=settings.instance_id,
     )
+    install_resilience(app, settings)
     return app
 
 

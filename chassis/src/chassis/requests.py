@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Mapping
 from contextvars import ContextVar
 
+from chassis.resilience import deadline
 from chassis.tracing import inject_context
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -28,8 +29,9 @@ def request_id_from(header: str | None) -> str:
 
 
 def outbound_headers() -> dict[str, str]:
-    """Headers that carry the current request id and trace context to another service."""
-    headers: dict[str, str] = {}
+    """Headers that carry the current request id, trace context and what is left of the
+    request's deadline to another service."""
+    headers: dict[str, str] = deadline.outbound_header()
     request_id = request_id_var.get()
     if request_id:
         headers[REQUEST_ID_HEADER] = request_id

@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from chassis.resilience.policy import DependencyPolicy
+
 IDENTITY_UPSTREAM = "identity"
 JWKS_PATH = "/.well-known/jwks.json"
 REVOCATIONS_PATH = "/internal/revocations"
@@ -133,6 +135,13 @@ class ServiceSettings(BaseSettings):
     # How stale the copy of identity's revoked grants may be: a token of a revoked refresh
     # family is refused at most this long after the revocation.
     auth_revocations_max_age_seconds: float = Field(default=5.0, gt=0, le=300)
+
+    # Resilience (ADR 0017): how calls to each dependency are bounded, by its name (an
+    # upstream, a payment provider), JSON in the environment; fields left out keep the
+    # caller's defaults. And how many requests the process works on at once per lane.
+    resilience: dict[str, DependencyPolicy] = Field(default_factory=dict)
+    max_concurrent_reads: int = Field(default=256, ge=1)
+    max_concurrent_writes: int = Field(default=64, ge=1)
 
     @classmethod
     def for_service(cls, service: str) -> Self:

@@ -15,14 +15,18 @@ import aiohttp
 
 from chassis.auth import TokenUnavailableError
 from chassis.requests import outbound_headers
+from chassis.resilience import BulkheadFull, CircuitOpen, DeadlineExceeded, DependencyPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from chassis.auth import AccessTokenSource
+    from chassis.resilience import Resilience
 
 # Answers that say "not now" rather than "no": the same request may succeed later.
 _TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+# Requests whose repetition has the effect of one: safe to retry without a key.
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,12 @@ class HttpUpstream:
     timeout. A failure to reach an instance, or an answer that says to come back later,
     raises a transient
     UpstreamFailure: the caller's retry then lands on the next instance.
+
+    With ``resilience`` (the process's ``app.state.resilience``), every call goes through
+    the upstream's breaker and bulkhead, within its timeout and the request's deadline; a
+    call that is safe to repeat (an idempotent method, or one with an ``Idempotency-Key``) is
+    retried on the next instance within the retry budget. A call the breaker or bulkhead
+    refuses, or one past the deadline, raises a transient UpstreamFailure unsent.
     """
 
     def __init__(
@@ -76,8 +86,15 @@ class HttpUpstream:
         timeout: float,
         connect_timeout: float,
         tokens: AccessTokenSource | None = None,
+        resilience: Resilience | None = None,
     ) -> None:
         self.name = name
+        # Two tries, each within ``timeout``: the second lands on the next instance.
+        self._pipeline = (
+            None
+            if resilience is None
+            else resilience.pipeline(name, DependencyPolicy(timeout=2 * timeout, attempts=2))
+        )
         self._tokens = tokens
         self._bases = itertools.cycle([url.rstrip("/") for url in urls])
         self._session = session
@@ -92,6 +109,27 @@ class HttpUpstream:
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
         """The answer to one request; raises UpstreamFailure if there is no usable one."""
+        if self._pipeline is None:
+            return await self._send(method, path, body, headers)
+        safe = method in _IDEMPOTENT_METHODS or any(
+            key.lower() == "idempotency-key" for key in headers or {}
+        )
+        try:
+            return await self._pipeline.call(
+                lambda: self._send(method, path, body, headers),
+                is_failure=_is_transient,
+                retry_on=_is_transient if safe else _never,
+            )
+        except (CircuitOpen, BulkheadFull, DeadlineExceeded) as error:
+            raise UpstreamFailure(self.name, f"{method} {path}: {error}", transient=True) from error
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> Answer:
         url = next(self._bases) + path
         sent = {
             **outbound_headers(),
@@ -141,6 +179,14 @@ class HttpUpstream:
             f"{method} {path} answered {answer.status} unexpectedly: {answer.problem_detail()}",
             transient=False,
         )
+
+
+def _is_transient(error: BaseException) -> bool:
+    return isinstance(error, UpstreamFailure) and error.transient
+
+
+def _never(_: BaseException) -> bool:
+    return False
 
 
 def _decoded(raw: bytes) -> Any:

@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from souk import orchestrator
+from souk import resilience as resilience_view
 from souk.databases import DatabaseProvisionError
 from souk.dead_letters import (
     DeadLetter,
@@ -149,6 +150,18 @@ def status(
         f"topology {state.topology}\ndata dir {state.data_dir}",
         markup=False,
     )
+
+
+@app.command()
+def resilience(data_dir: DataDirOption = None) -> None:
+    """Show each instance's circuit breakers, bulkheads, retries and shed requests."""
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    try:
+        state = orchestrator.live_status(directory)
+    except orchestrator.NotRunningError as exc:
+        _fail(str(exc))
+    found = asyncio.run(resilience_view.scrape(state.instances))
+    make_console().print(resilience_view.resilience_table(found))
 
 
 @app.command()

@@ -158,6 +158,16 @@ class FakeInventory(Scripted):
                 self.available[sku] += quantity
         self._leave("release")
 
+    async def return_stock(self, reservation_id: str) -> None:
+        await self._enter("return")
+        reservation = self.reservations.get(reservation_id)
+        # Only committed stock comes back, and only once, as the real inventory answers it.
+        if reservation is not None and reservation.status == "COMMITTED":
+            reservation.status = "RETURNED"
+            for sku, quantity in reservation.lines.items():
+                self.available[sku] += quantity
+        self._leave("return")
+
     def expire(self, reservation_id: str) -> None:
         reservation = self.reservations[reservation_id]
         reservation.status = "EXPIRED"

@@ -46,7 +46,8 @@ def grpc_target(urls: Sequence[str]) -> str:
 def channel_for(urls: Sequence[str]) -> grpc.aio.Channel:
     """A channel to every replica in ``urls`` (``settings.upstream(name)``), round robin.
 
-    Each call carries the current request id and trace context as metadata. Create it
+    Each call carries the current request id and trace context as metadata, and no longer
+    a timeout than is left of the request's deadline (``grpc-timeout``). Create it
     inside the running event loop and close it at shutdown.
     """
     return grpc.aio.insecure_channel(

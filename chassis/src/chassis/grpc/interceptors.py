@@ -28,6 +28,7 @@ from chassis import metrics
 from chassis.auth import InvalidTokenError, KeysUnavailableError
 from chassis.logs import get_logger
 from chassis.requests import REQUEST_ID_HEADER, outbound_headers, request_id_from, request_id_var
+from chassis.resilience import deadline
 from chassis.tracing import activated, propagator, tracer
 
 if TYPE_CHECKING:
@@ -361,7 +362,11 @@ def _start_call(details: grpc.aio.ClientCallDetails) -> _ClientCall:
         if key not in metadata.keys():  # noqa: SIM118 - `in` on Metadata is typed by item
             metadata[key] = value
     sent = grpc.aio.ClientCallDetails(
-        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        details.method,
+        deadline.bounded_or_none(details.timeout),
+        metadata,
+        details.credentials,
+        details.wait_for_ready,
     )
     return _ClientCall(method, span, sent)
 

@@ -39,6 +39,7 @@ from contracts.events.stock import (
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
+    ReservationReturned,
     StockLine,
     StockReserved,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "ReservationCommitted",
     "ReservationExpired",
     "ReservationReleased",
+    "ReservationReturned",
     "StockLine",
     "StockReserved",
     "UnknownEventType",

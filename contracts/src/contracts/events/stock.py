@@ -75,4 +75,24 @@ class ReservationExpired(Event):
     occurred_at: str
 
 
-register(StockReserved, ReservationCommitted, ReservationReleased, ReservationExpired)
+@dataclass(frozen=True, slots=True)
+class ReservationReturned(Event):
+    """Committed stock came back on the shelf: the order it left for was cancelled."""
+
+    event_type: ClassVar[str] = "ReservationReturned"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str] = TOPIC
+    key_field: ClassVar[str] = "reservation_id"
+
+    reservation_id: str
+    lines: tuple[StockLine, ...]
+    occurred_at: str
+
+
+register(
+    StockReserved,
+    ReservationCommitted,
+    ReservationReleased,
+    ReservationExpired,
+    ReservationReturned,
+)

@@ -61,6 +61,7 @@ def create_app(settings: BffMobileSettings, *, upstreams: Upstreams | None = Non
                     session,
                     timeout=timeout,
                     connect_timeout=settings.connect_timeout,
+                    resilience=app.state.resilience,
                 )
 
             # The catalog is public; orders is called with each customer's own token.

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from bff_web.settings import BffWebSettings
+    from chassis.resilience import Resilience
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The storefront's own token (client credentials) only reads stock for product pages.
@@ -33,7 +34,9 @@ def create_app(settings: BffWebSettings) -> FastAPI:
 
     async def open_clients(app: FastAPI) -> None:
         database: chassis.Database = app.state.database
-        app.state.shop = await clients.open(SqlSessionStore(database.sessionmaker))
+        app.state.shop = await clients.open(
+            SqlSessionStore(database.sessionmaker), app.state.resilience
+        )
 
     async def close_clients(_: FastAPI) -> None:
         await clients.close()
@@ -60,7 +63,7 @@ class _Clients:
         self._settings = settings
         self._connections = Connections()
 
-    async def open(self, sessions: SqlSessionStore) -> Shop:
+    async def open(self, sessions: SqlSessionStore, resilience: Resilience) -> Shop:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         secret = settings.client_secret.get_secret_value()
@@ -77,6 +80,7 @@ class _Clients:
                 session,
                 timeout=timeout,
                 connect_timeout=settings.connect_timeout,
+                resilience=resilience,
             )
 
         return Shop(

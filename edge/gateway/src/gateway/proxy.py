@@ -17,6 +17,7 @@ from yarl import URL
 
 from chassis import ProblemError, get_logger
 from chassis.requests import FORWARDED_PREFIX_HEADER, INSTANCE_HEADER, outbound_headers
+from chassis.resilience import deadline
 from chassis.tracing import client_tracing
 from gateway.auth import caller_headers
 from gateway.balancer import RoundRobin
@@ -116,7 +117,16 @@ class Proxy:
         if forwarded_prefix:
             outbound.headers[FORWARDED_PREFIX_HEADER] = forwarded_prefix
         balancer = self.balancers[route.upstream]
+        # The request's deadline is the route's timeout (or less, if the client asked for
+        # less): it travels with every hop behind the gateway, which bound their work by it.
+        with deadline.within(route.timeout):
+            return await self._first_answer(route, balancer, outbound)
+
+    async def _first_answer(
+        self, route: Route, balancer: RoundRobin, outbound: _Outbound
+    ) -> Response:
         for base in balancer.candidates():
+            outbound.headers.update(deadline.outbound_header())
             try:
                 response = await self._attempt(route, base, outbound)
             except _InstanceFailedError:

@@ -15,6 +15,7 @@ from billing.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from billing.domain.errors import BillingError
 from billing.entrypoints import accounts
 from billing.entrypoints.problems import billing_problem
+from billing.entrypoints.reconciliation import Reconciliation
 from billing.entrypoints.routes import router
 from chassis.messaging.lifecycle import Messaging
 from chassis.tracing import client_tracing
@@ -53,10 +54,25 @@ def create_app(settings: BillingSettings) -> FastAPI:
             cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
         )
         app.state.http_session = session
-        app.state.providers = tuple(
-            HttpPaymentProvider(name, url, session, timeout=settings.provider_timeout)
+        app.state.providers = providers = tuple(
+            HttpPaymentProvider(
+                name,
+                url,
+                session,
+                timeout=settings.provider_timeout,
+                resilience=app.state.resilience,
+            )
             for name, url in provider_urls.items()
         )
+        reconciliation.start(uow_factory, providers)
+
+    reconciliation = Reconciliation(
+        interval=settings.reconcile_interval,
+        settle_after=timedelta(seconds=settings.settle_after),
+    )
+
+    async def stop_reconciling(_: FastAPI) -> None:
+        await reconciliation.stop()
 
     async def close_http_session(app: FastAPI) -> None:
         # Shutdown hooks also run after a failed start, before the session existed.
@@ -76,7 +92,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
         routers=[router, accounts.router],
         migrations=MIGRATIONS,
         on_startup=[wire],
-        on_shutdown=[close_http_session],
+        on_shutdown=[close_http_session, stop_reconciling],
         messaging=Messaging(settings),
     )
     app.add_exception_handler(BillingError, billing_problem)

@@ -34,6 +34,18 @@ class BillingSettings(ServiceSettings):
         ),
     )
 
+    reconcile_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two rounds of settling unanswered claims."
+    )
+    settle_after: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Seconds an unanswered claim is left free for its caller's retries before billing "
+            "settles it with the provider (longer than the saga's authorize-payment deadline)."
+        ),
+    )
+
     ledger_snapshot_every: int = Field(
         default=50,
         ge=0,

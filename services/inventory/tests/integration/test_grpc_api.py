@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from chassis.testing import readable_bearer
 from contracts.inventory.v1 import inventory_pb2 as pb
+from inventory.service_layer import handlers
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -288,3 +289,61 @@ async def test_an_abandoned_reservation_expires_and_its_stock_returns(
 
         assert status == pb.RESERVATION_STATUS_EXPIRED
         assert await level(inventory, SAFFRON) == (25, 0, 25)
+
+
+async def test_returning_a_committed_reservation_puts_its_stock_back_once(
+    inventory: Replicas, refused: Refused
+) -> None:
+    await inventory.stub.Reserve(reserve())
+    await inventory.stub.Commit(ref())
+    assert await level(inventory, SAFFRON) == (23, 0, 23)
+
+    first = await inventory.stub.Return(ref())
+    again = await inventory.stub.Return(ref())  # a redelivered compensation
+
+    assert first == again
+    assert first.status == pb.RESERVATION_STATUS_RETURNED
+    assert await level(inventory, SAFFRON) == (25, 0, 25)
+    await refused(inventory.stub.Release(ref()), grpc.StatusCode.FAILED_PRECONDITION)
+
+
+async def test_only_a_committed_reservation_can_be_returned(
+    inventory: Replicas, refused: Refused
+) -> None:
+    await inventory.stub.Reserve(reserve())
+
+    await refused(inventory.stub.Return(ref()), grpc.StatusCode.FAILED_PRECONDITION)
+    await refused(inventory.stub.Return(ref("nobody")), grpc.StatusCode.NOT_FOUND)
+    assert await level(inventory, SAFFRON) == (25, 2, 23)
+
+
+async def test_a_call_with_200_ms_left_does_not_keep_inventory_working_after_it(
+    inventory: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reserving takes 2 s this time (a lock held elsewhere, a slow disk): the caller gives
+    # up after 200 ms, and inventory must not go on to reserve for nobody.
+    reserve_stock = handlers.reserve_stock
+    finished: list[str] = []
+
+    async def slow_reserve(*args: Any, **kwargs: Any) -> Any:
+        await asyncio.sleep(2)
+        reservation = await reserve_stock(*args, **kwargs)
+        finished.append(reservation.id)
+        return reservation
+
+    monkeypatch.setattr(handlers, "reserve_stock", slow_reserve)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    with pytest.raises(grpc.aio.AioRpcError) as failed:
+        await inventory.stub.Reserve(reserve("late"), timeout=0.2)
+    await asyncio.sleep(2.5)
+
+    assert failed.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert loop.time() - started < 4
+    assert finished == []  # the work stopped at the deadline
+    monkeypatch.undo()
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await inventory.stub.GetReservation(ref("late"))
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    assert await level(inventory, SAFFRON) == (25, 0, 25)

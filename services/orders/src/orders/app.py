@@ -28,6 +28,7 @@ from orders.service_layer.saga import CheckoutSaga, restart_stalled
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from chassis.resilience import Resilience
     from orders.service_layer.ports import Billing, Catalog, Inventory, UnitOfWorkFactory
     from orders.settings import OrdersSettings
 
@@ -58,7 +59,7 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
     async def start_checkout(app: FastAPI) -> None:
         database: chassis.Database = app.state.database
         uow_factory: UnitOfWorkFactory = partial(SqlAlchemyUnitOfWork, database.sessionmaker)
-        ports = upstreams or await clients.open()
+        ports = upstreams or await clients.open(app.state.resilience)
         checkout = Checkout(
             catalog=ports.catalog,
             inventory=ports.inventory,
@@ -115,7 +116,7 @@ class _Clients:
         self._settings = settings
         self._connections = Connections()
 
-    async def open(self) -> Upstreams:
+    async def open(self, resilience: Resilience) -> Upstreams:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         session = self._connections.http_session()
@@ -139,6 +140,7 @@ class _Clients:
                 timeout=timeout,
                 connect_timeout=settings.connect_timeout,
                 tokens=tokens if authorized else None,
+                resilience=resilience,
             )
 
         # Browsing the catalog is public; billing and inventory check orders' token.

@@ -330,8 +330,34 @@ async def test_cancelling_a_confirmed_order_refunds_the_payment(
     payment = billing.payment_of(order_id)
     assert payment is not None
     assert (order.status, payment.status) == (OrderStatus.CANCELLED, "REFUNDED")
-    assert inventory.reservations[order_id].status == "COMMITTED"
-    assert log_of(order)[-1] == ("refund-payment", "done")
+    # The stock that left the shelf for the order comes back: cancelling is not free stock.
+    assert inventory.reservations[order_id].status == "RETURNED"
+    assert inventory.available[TEA.sku] == 5
+    assert log_of(order)[-2:] == [("return-stock", "done"), ("refund-payment", "done")]
+    assert order.settled
+
+
+async def test_a_return_of_stock_delivered_again_brings_the_stock_back_once(
+    drive: Drive,
+    place: Place,
+    store: FakeStore,
+    inventory: FakeInventory,
+) -> None:
+    order_id = await place((TEA.product_id, 1))
+    await drive(order_id)
+    await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))
+    # Inventory returns the stock but the answer is lost: the command comes round again.
+    inventory.fail("return", unavailable("inventory"), after_effect=True)
+
+    await drive(order_id)
+    order = await drive(order_id)
+    await cancel_order(CancelOrder(order_id, "c-1"), FakeUnitOfWork(store))  # cancelled twice
+    order = await drive(order_id)
+
+    assert order.status is OrderStatus.CANCELLED
+    assert inventory.available[TEA.sku] == 5
+    assert [step for step, _ in log_of(order)].count("return-stock") >= 1
+    assert order.settled
 
 
 async def test_a_compensation_that_fails_stays_due_and_is_done_on_redelivery(

@@ -301,7 +301,7 @@ def test_compensations_done_are_no_longer_due() -> None:
     assert order.settled
 
 
-def test_cancelling_a_confirmed_order_refunds_it_and_leaves_committed_stock_alone() -> None:
+def test_cancelling_a_confirmed_order_returns_its_committed_stock_and_refunds_it() -> None:
     order = through(new_order(), *CHECKOUT)
     order.confirm(AT)
 
@@ -309,7 +309,7 @@ def test_cancelling_a_confirmed_order_refunds_it_and_leaves_committed_stock_alon
 
     assert order.status is OrderStatus.CANCELLED
     assert order.reason == "cancelled by the customer"
-    assert order.compensations_due() == [Step.REFUND_PAYMENT]
+    assert order.compensations_due() == [Step.RETURN_STOCK, Step.REFUND_PAYMENT]
     assert published(order)[-1] == OrderCancelled(
         order_id=order.id,
         customer_id="c-1",
@@ -374,6 +374,7 @@ def test_a_second_command_is_not_sent_while_one_is_out() -> None:
 def test_a_step_is_not_timed_out_before_its_deadline() -> None:
     order = priced(new_order())
     order.advance(AT)
+    order.fail(Step.RESERVE_STOCK, "inventory: UNAVAILABLE", AT)  # its first attempt
 
     with pytest.raises(OrderMovedOn):
         order.time_out(Step.RESERVE_STOCK, AT + timedelta(seconds=29))
@@ -384,6 +385,19 @@ def test_a_step_is_not_timed_out_before_its_deadline() -> None:
         "reserve-stock got no answer in 30 s",
     )
     assert order.compensations_due() == [Step.RELEASE_STOCK]
+
+
+def test_a_step_never_attempted_is_not_overdue_until_a_timeout_after_its_first_attempt() -> None:
+    order = priced(new_order())
+    order.advance(AT)
+    queued_until = AT + timedelta(seconds=45)  # its command waited behind others
+
+    assert not order.overdue(queued_until)
+    assert order.waited_past_deadline(queued_until)
+    order.start_late(Step.RESERVE_STOCK, queued_until)
+
+    assert not order.overdue(queued_until + timedelta(seconds=29))
+    assert order.overdue(queued_until + timedelta(seconds=30))
 
 
 def test_a_compensation_begun_has_no_deadline() -> None:

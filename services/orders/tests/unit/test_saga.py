@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from orders.domain.model import Order
     from orders.service_layer.saga import CheckoutSaga
-    from services.orders.tests.conftest import FakeBilling, FakeInventory
+    from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
     from services.orders.tests.unit.conftest import Clock, FakeStore
 
     Place = Callable[..., Awaitable[str]]
@@ -136,6 +136,48 @@ async def test_a_step_unanswered_past_its_deadline_rejects_the_order_and_undoes_
     assert order.settled
 
 
+async def test_a_command_that_waited_in_the_queue_past_its_deadline_is_still_tried(
+    place: Place, drive: Drive, clock: Clock
+) -> None:
+    # Head-of-line blocking: the order's first command sat behind others stuck on a frozen
+    # dependency until after its deadline; the catalog it needs is healthy.
+    order_id = await place((TEA.product_id, 1))
+    past_deadline(clock, Step.PRICE)
+
+    order = await drive(order_id)
+
+    assert order.status is OrderStatus.CONFIRMED
+    assert (str(order.steps[0].step), str(order.steps[0].outcome)) == ("price", "failed")
+    assert "waited past its deadline" in order.steps[0].detail
+
+
+async def test_a_step_first_tried_late_times_out_a_full_timeout_after_that_attempt(
+    place: Place, drive: Drive, clock: Clock, catalog: FakeCatalog
+) -> None:
+    order_id = await place((TEA.product_id, 1))
+    past_deadline(clock, Step.PRICE)
+    catalog.fail("product", *(unavailable("catalog") for _ in range(3)))
+    late = await drive(order_id)
+    clock.now += timedelta(seconds=10)  # within the timeout counted from the late attempt
+
+    still = await drive(order_id)  # catalog is back: the step was not timed out
+    assert (late.status, still.status) == (OrderStatus.PENDING, OrderStatus.CONFIRMED)
+
+
+async def test_a_step_first_tried_late_that_keeps_failing_is_timed_out(
+    place: Place, drive: Drive, clock: Clock, catalog: FakeCatalog
+) -> None:
+    order_id = await place((TEA.product_id, 1))
+    past_deadline(clock, Step.PRICE)
+    catalog.fail("product", *(unavailable("catalog") for _ in range(3)))
+    await drive(order_id)
+    past_deadline(clock, Step.PRICE)
+
+    order = await drive(order_id)
+
+    assert (order.status, order.reason) == (OrderStatus.REJECTED, "price got no answer in 30 s")
+
+
 async def test_an_authorization_timed_out_is_found_at_billing_and_voided(
     place: Place,
     drive: Drive,
@@ -182,7 +224,7 @@ async def test_a_capture_in_doubt_timed_out_is_refunded_whether_it_was_taken_or_
     assert inventory.reservations[order_id].status == "RELEASED"
 
 
-async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_left_as_is(
+async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_returned(
     place: Place,
     drive: Drive,
     clock: Clock,
@@ -199,10 +241,13 @@ async def test_a_commit_in_doubt_timed_out_is_refunded_and_its_committed_stock_l
     payment = billing.payment_of(order_id)
     assert payment is not None
     assert (order.status, payment.status) == (OrderStatus.REJECTED, "REFUNDED")
-    # The stock left the shelf with the commit: releasing it ends without effect.
-    assert inventory.reservations[order_id].status == "COMMITTED"
-    assert [(str(r.step), str(r.outcome)) for r in order.steps][-3:] == [
+    # The stock left the shelf with the commit: the rejected order brings it back, and
+    # releasing it then ends without effect.
+    assert inventory.reservations[order_id].status == "RETURNED"
+    assert inventory.available[TEA.sku] == 5
+    assert [(str(r.step), str(r.outcome)) for r in order.steps][-4:] == [
         ("commit-stock", "timed-out"),
+        ("return-stock", "done"),
         ("refund-payment", "done"),
         ("release-stock", "done"),
     ]

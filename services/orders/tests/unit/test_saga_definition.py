@@ -27,12 +27,13 @@ def test_the_diagram_shows_every_step_its_timeout_and_every_compensation() -> No
     for stage in CHECKOUT_SAGA.stages:
         seconds = int(stage.timeout.total_seconds())
         assert f"{stage.step} refused, or no answer in {seconds} s" in diagram
-    for state in ("RefundingPayment", "VoidingPayment", "ReleasingStock"):
+    for state in ("ReturningStock", "RefundingPayment", "VoidingPayment", "ReleasingStock"):
         assert state in diagram
 
 
 def test_compensations_undo_the_latest_effect_first() -> None:
     assert CHECKOUT_SAGA.compensations == (
+        (Step.COMMIT_STOCK, Step.RETURN_STOCK),
         (Step.CAPTURE_PAYMENT, Step.REFUND_PAYMENT),
         (Step.AUTHORIZE_PAYMENT, Step.VOID_PAYMENT),
         (Step.RESERVE_STOCK, Step.RELEASE_STOCK),

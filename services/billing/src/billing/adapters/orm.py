@@ -5,12 +5,15 @@ from __future__ import annotations
 from sqlalchemy import (
     CHAR,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     Integer,
     MetaData,
     String,
     Table,
+    false,
+    text,
 )
 
 from billing.domain.model import CUSTOMER_ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH
@@ -46,4 +49,6 @@ idempotency_keys = Table(
     Column("locked_until", UTCDateTime(), nullable=True),
     Column("version", Integer, nullable=False),
     Column("asked_provider", String(64), nullable=True),
+    Column("settled", Boolean, nullable=False, server_default=false()),
+    Column("empty_lookups", Integer, nullable=False, server_default=text("0")),
 )

@@ -14,6 +14,8 @@ from billing.service_layer.ports import IdempotencyRecord
 from contracts import Money
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,7 +91,23 @@ class SqlAlchemyIdempotencyKeyRepository:
             locked_until=row.locked_until,
             version=row.version,
             asked_provider=row.asked_provider,
+            settled=row.settled,
+            empty_lookups=row.empty_lookups,
         )
+
+    async def unanswered(self, before: datetime) -> list[IdempotencyRecord]:
+        answered = select(payments.c.id).where(payments.c.id == idempotency_keys.c.payment_id)
+        rows = await self._session.execute(
+            select(idempotency_keys.c.key).where(
+                idempotency_keys.c.asked_provider.is_not(None),
+                idempotency_keys.c.settled.is_(False),
+                idempotency_keys.c.locked_until.is_not(None),
+                idempotency_keys.c.locked_until <= before,
+                ~answered.exists(),
+            )
+        )
+        found = [await self.get(key) for key in rows.scalars()]
+        return [record for record in found if record is not None]
 
     async def add(self, record: IdempotencyRecord) -> None:
         try:
@@ -101,6 +119,8 @@ class SqlAlchemyIdempotencyKeyRepository:
                     locked_until=record.locked_until,
                     version=record.version,
                     asked_provider=record.asked_provider,
+                    settled=record.settled,
+                    empty_lookups=record.empty_lookups,
                 )
             )
         except IntegrityError as error:
@@ -117,6 +137,8 @@ class SqlAlchemyIdempotencyKeyRepository:
             .values(
                 locked_until=record.locked_until,
                 asked_provider=record.asked_provider,
+                settled=record.settled,
+                empty_lookups=record.empty_lookups,
                 version=record.version + 1,
             )
         )

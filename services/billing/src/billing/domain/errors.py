@@ -68,6 +68,18 @@ class IdempotencyKeyReused(BillingError):
         self.key = key
 
 
+class PaymentAbandoned(BillingError):
+    """The request made under this Idempotency-Key got no answer and was given up on: billing
+    settled it with the provider (released whatever it held). A new payment needs a new key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"the payment requested with Idempotency-Key {key!r} went unanswered and was "
+            "released with its provider; send a new key to pay"
+        )
+        self.key = key
+
+
 class IdempotencyKeyInFlight(BillingError):
     """Another request with this Idempotency-Key is being handled right now."""
 

@@ -13,6 +13,7 @@ from billing.domain.errors import (
     InsufficientFunds,
     InvalidEntry,
     InvalidPayment,
+    PaymentAbandoned,
     PaymentNotFound,
     PaymentOutcomeUnknown,
     PaymentStateConflict,
@@ -100,6 +101,8 @@ def _problem_for(error: Exception) -> ProblemError:
                 provider=error.provider,
                 payment_id=error.payment_id,
             )
+        case PaymentAbandoned():
+            problem = ProblemError(409, "payment-abandoned", "Payment abandoned", str(error))
         case AccountNotFound() | InsufficientFunds() | AccountBusy() | InvalidEntry():
             problem = _ledger_problem(error)
         case _:

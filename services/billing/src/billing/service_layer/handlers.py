@@ -17,6 +17,7 @@ from billing.domain.errors import (
     AuthorizationLost,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    PaymentAbandoned,
     PaymentNotFound,
     PaymentOutcomeUnknown,
     PaymentStateConflict,
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from billing.service_layer.ports import PaymentProvider, ProviderDecline, UnitOfWork
 
 _log = get_logger("billing.handlers")
+_EMPTY_LOOKUPS_TO_SETTLE: Final = 2
 
 _ACTIONS: Final[dict[PaymentAction, Callable[[Payment], None]]] = {
     PaymentAction.CAPTURE: Payment.capture,
@@ -85,7 +87,9 @@ async def authorize_payment(
         provider, answer = await _first_answer(command, claim, uow, providers)
     except (ProviderUnavailable, PaymentOutcomeUnknown):
         async with uow:
-            claim.locked_until = None
+            # Free now, and when it was freed: an unanswered claim left so long is settled
+            # with its provider by ``reconcile_claims``.
+            claim.locked_until = datetime.now(UTC)
             await uow.idempotency_keys.save(claim)
             await uow.commit()
         raise
@@ -119,6 +123,67 @@ async def refund_payment(
     return await _advance(command.payment_id, PaymentAction.REFUND, uow, providers)
 
 
+async def reconcile_claims(
+    uow: UnitOfWork, providers: Sequence[PaymentProvider], *, settle_after: timedelta
+) -> int:
+    """Settle every claim whose request a provider never answered; how many were settled.
+
+    Such a request may still have been carried out (a frozen provider works through its
+    queue when it wakes): once a claim has been free for ``settle_after`` (longer than any
+    caller keeps retrying it), its provider is asked what it holds for the payment, any
+    authorization is voided, and the claim is settled so no retry asks again (a provider that
+    holds nothing is asked once more a settle-time later first). A provider that
+    does not answer leaves the claim for the next round: this runs until every claim is
+    settled, so no money stays held that nothing would release.
+    """
+    async with uow:
+        claims = await uow.idempotency_keys.unanswered(datetime.now(UTC) - settle_after)
+    settled = 0
+    for claim in claims:
+        provider = next((p for p in providers if p.name == claim.asked_provider), None)
+        if provider is None:
+            continue
+        try:
+            found = await provider.find(claim.payment_id)
+            for authorization in found:
+                if authorization.holds_money:
+                    await provider.void(
+                        authorization.reference,
+                        idempotency_key=_provider_key(claim.payment_id, PaymentAction.VOID),
+                    )
+        except (ProviderUnreachable, ProviderRefused, AuthorizationUnknown) as error:
+            _log.warning(
+                "could not settle an unanswered payment yet",
+                provider=provider.name,
+                payment_id=claim.payment_id,
+                error=str(error),
+            )
+            continue
+        held = sum(authorization.holds_money for authorization in found)
+        try:
+            async with uow:
+                if found:
+                    claim.settled = True
+                else:
+                    claim.empty_lookups += 1
+                    claim.settled = claim.empty_lookups >= _EMPTY_LOOKUPS_TO_SETTLE
+                    claim.locked_until = datetime.now(UTC)  # look again a settle-time later
+                await uow.idempotency_keys.save(claim)
+                await uow.commit()
+        except IdempotencyKeyInFlight:
+            continue  # retried meanwhile: that request decides, and a later round looks again
+        if not claim.settled:
+            continue
+        settled += 1
+        _log.warning(
+            "settled an unanswered payment with its provider",
+            provider=provider.name,
+            payment_id=claim.payment_id,
+            released=held,
+        )
+    return settled
+
+
 async def _claim(
     command: AuthorizePayment, uow: UnitOfWork, lease: timedelta
 ) -> IdempotencyRecord | Payment:
@@ -141,6 +206,8 @@ async def _claim(
             payment = await uow.payments.get(record.payment_id)
             if payment is not None:
                 return payment
+            if record.settled:
+                raise PaymentAbandoned(command.idempotency_key)
             if record.is_locked(now):
                 raise IdempotencyKeyInFlight(command.idempotency_key)
             record.locked_until = now + lease

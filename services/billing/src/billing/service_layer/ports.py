@@ -37,6 +37,12 @@ class IdempotencyRecord:
     # The provider this key's request was last sent to, noted before sending: it may hold
     # an authorization for the payment, so retries ask it again and no other.
     asked_provider: str | None = None
+    # Set once reconciliation found what the provider did with an unanswered request and
+    # released it: nothing more is asked under this key.
+    settled: bool = False
+    # Lookups at the provider that found nothing: one is not enough (a provider that was
+    # frozen may still be working through the request), two a settle-time apart are.
+    empty_lookups: int = 0
 
     def is_locked(self, now: datetime) -> bool:
         return self.locked_until is not None and now < self.locked_until
@@ -62,6 +68,10 @@ class IdempotencyKeyRepository(Protocol):
 
     async def add(self, record: IdempotencyRecord) -> None:
         """Store a new key; raises IdempotencyKeyInFlight if another request stored it first."""
+
+    async def unanswered(self, before: datetime) -> list[IdempotencyRecord]:
+        """Claims sent to a provider, never answered (no payment), not settled, and free
+        since before ``before``: what reconciliation must settle with the provider."""
 
     async def save(self, record: IdempotencyRecord) -> None:
         """Store a changed record and bump its version.
@@ -124,6 +134,14 @@ class ProviderDecline:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderAuthorization:
+    """An authorization as the provider lists it: its reference and whether it holds money."""
+
+    reference: str
+    holds_money: bool
+
+
 class ProviderUnreachable(Exception):  # noqa: N818 - a state of the provider, not a bug of ours
     """No usable answer: a timeout, a refused connection or a server error."""
 
@@ -151,6 +169,9 @@ class PaymentProvider(Protocol):
         self, *, amount: Money, card_token: str, reference: str, idempotency_key: str
     ) -> ProviderApproval | ProviderDecline:
         """Hold ``amount`` on the card; raises ProviderUnreachable."""
+
+    async def find(self, reference: str) -> list[ProviderAuthorization]:
+        """The authorizations made for billing's ``reference``; raises ProviderUnreachable."""
 
     async def capture(self, authorization: str, *, idempotency_key: str) -> None:
         """Take the held amount.

@@ -38,6 +38,11 @@ class ReleaseReservation:
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnReservation:
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class ExpireReservations:
     """Expire up to ``limit`` reservations still held past their expiry time."""
 

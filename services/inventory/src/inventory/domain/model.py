@@ -13,6 +13,7 @@ from contracts.events import (
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
+    ReservationReturned,
     StockLine,
     StockReserved,
     occurred_now,
@@ -116,6 +117,10 @@ class StockItem:
         self.reserved -= quantity
         self.on_hand -= quantity
 
+    def take_back(self, quantity: int) -> None:
+        """``quantity`` shipped units come back on the shelf."""
+        self.on_hand += quantity
+
     def __repr__(self) -> str:
         return f"StockItem(sku={self.sku!r}, on_hand={self.on_hand}, reserved={self.reserved})"
 
@@ -131,6 +136,7 @@ class ReservationStatus(StrEnum):
     COMMITTED = "committed"
     RELEASED = "released"
     EXPIRED = "expired"
+    RETURNED = "returned"
 
 
 def reservation_lines(lines: Iterable[ReservationLine]) -> tuple[ReservationLine, ...]:
@@ -248,6 +254,18 @@ class Reservation:
         self._unhold(stock)
         self.status = ReservationStatus.RELEASED
         self.events.append(ReservationReleased(self.id, self.stock_lines(), occurred_now()))
+
+    def return_stock(self, stock: Mapping[str, StockItem]) -> None:
+        """The committed units come back on the shelf, once; only a committed reservation
+        has units to return."""
+        if self.status is ReservationStatus.RETURNED:
+            return
+        if self.status is not ReservationStatus.COMMITTED:
+            raise ReservationClosed(self.id, status=self.status, action="returned")
+        for line in self.lines:
+            self._item(stock, line).take_back(line.quantity)
+        self.status = ReservationStatus.RETURNED
+        self.events.append(ReservationReturned(self.id, self.stock_lines(), occurred_now()))
 
     def expire(self, now: datetime, stock: Mapping[str, StockItem]) -> None:
         """Release an overdue reservation as expired; any other stays as it is."""

@@ -7,6 +7,8 @@ contract, hence CapWords (N802).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import grpc
 
+from chassis.resilience import deadline
 from chassis.unit_of_work import StorageUnavailableError
 from contracts.inventory.v1 import inventory_pb2 as pb
 from contracts.inventory.v1 import inventory_pb2_grpc
@@ -22,6 +25,7 @@ from inventory.domain.commands import (
     CommitReservation,
     ReleaseReservation,
     ReserveStock,
+    ReturnReservation,
 )
 from inventory.domain.errors import (
     ConcurrentChange,
@@ -53,6 +57,7 @@ REQUIRED_SCOPES: Final = {
         "Reserve": ["stock:write"],
         "Commit": ["stock:write"],
         "Release": ["stock:write"],
+        "Return": ["stock:write"],
     }.items()
 }
 # Below this, a call would most likely run out of time half-way: refuse it before starting.
@@ -68,6 +73,7 @@ _STATUSES: Final = {
     ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
     ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
     ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
+    ReservationStatus.RETURNED: pb.RESERVATION_STATUS_RETURNED,
 }
 
 
@@ -103,8 +109,18 @@ def _answered(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"{remaining * 1000:.0f} ms left of the deadline: too little to start",
             )
+        # The work is bounded by what is left of the caller's deadline: past it the caller
+        # has given up, so a wait for a lock or a slow statement is abandoned (rolled back),
+        # not finished for nobody.
+        bound = contextlib.nullcontext() if remaining is None else asyncio.timeout(remaining)
         try:
-            return await method(self, request)
+            with deadline.within(remaining):
+                async with bound:
+                    return await method(self, request)
+        except TimeoutError:
+            await context.abort(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "the deadline passed before the work was done"
+            )
         except InventoryError as error:
             await context.abort(status_code_for(error), str(error))
         except StorageUnavailableError as error:
@@ -155,6 +171,11 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServicer):
     async def Release(self, request: pb.ReservationRef) -> pb.Reservation:
         command = ReleaseReservation(reservation_id=request.reservation_id)
         return _reservation(await handlers.release_reservation(command, self._uow()))
+
+    @_answered
+    async def Return(self, request: pb.ReservationRef) -> pb.Reservation:
+        command = ReturnReservation(reservation_id=request.reservation_id)
+        return _reservation(await handlers.return_reservation(command, self._uow()))
 
     @_answered
     async def GetReservation(self, request: pb.ReservationRef) -> pb.Reservation:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         ImportStock,
         ReleaseReservation,
         ReserveStock,
+        ReturnReservation,
     )
     from inventory.service_layer.ports import Clock, UnitOfWork
 
@@ -111,6 +112,17 @@ async def release_reservation(command: ReleaseReservation, uow: UnitOfWork) -> R
     async with uow:
         reservation, stock = await _reservation_and_stock(uow, command.reservation_id)
         reservation.release(stock)
+        await _save(uow, reservation, stock)
+        await uow.commit()
+    return reservation
+
+
+@_retried
+async def return_reservation(command: ReturnReservation, uow: UnitOfWork) -> Reservation:
+    """The committed stock comes back on the shelf, once however often asked."""
+    async with uow:
+        reservation, stock = await _reservation_and_stock(uow, command.reservation_id)
+        reservation.return_stock(stock)
         await _save(uow, reservation, stock)
         await uow.commit()
     return reservation

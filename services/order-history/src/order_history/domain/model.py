@@ -36,6 +36,7 @@ from contracts.events import (
     ReservationCommitted,
     ReservationExpired,
     ReservationReleased,
+    ReservationReturned,
     StockLine,
     StockReserved,
 )
@@ -75,6 +76,7 @@ class StockState(StrEnum):
     COMMITTED = "COMMITTED"
     RELEASED = "RELEASED"
     EXPIRED = "EXPIRED"
+    RETURNED = "RETURNED"
 
 
 # The stage of each state along its stream: a later stage replaces an earlier one, never the
@@ -98,6 +100,7 @@ _STOCK_STAGE: Final = {
     StockState.COMMITTED: 2,
     StockState.RELEASED: 2,
     StockState.EXPIRED: 2,
+    StockState.RETURNED: 3,
 }
 
 
@@ -220,6 +223,8 @@ class OrderView:
                 self._stock(event.occurred_at, Stock(StockState.RELEASED, event.lines))
             case ReservationExpired():
                 self._stock(event.occurred_at, Stock(StockState.EXPIRED, event.lines))
+            case ReservationReturned():
+                self._stock(event.occurred_at, Stock(StockState.RETURNED, event.lines))
             case _:
                 raise TypeError(f"{event.event_type} is not about an order")
 
@@ -302,7 +307,11 @@ def order_id_of(event: Event) -> str | None:
         ):
             return event.order_id
         case (
-            StockReserved() | ReservationCommitted() | ReservationReleased() | ReservationExpired()
+            StockReserved()
+            | ReservationCommitted()
+            | ReservationReleased()
+            | ReservationExpired()
+            | ReservationReturned()
         ):
             return event.reservation_id
         case _:

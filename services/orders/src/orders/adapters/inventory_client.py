@@ -103,6 +103,19 @@ class InventoryClient:
                 return
             raise _failure("Release", error) from error
 
+    async def return_stock(self, reservation_id: str) -> None:
+        request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
+        try:
+            await self._stub.Return(
+                request, timeout=self._timeout, metadata=await self._metadata("Return")
+            )
+        except grpc.aio.AioRpcError as error:
+            # Never reserved, or never committed (released, expired, or a commit in doubt
+            # that did not happen): no stock left the shelf, so none comes back.
+            if error.code() in {grpc.StatusCode.NOT_FOUND, grpc.StatusCode.FAILED_PRECONDITION}:
+                return
+            raise _failure("Return", error) from error
+
     async def _metadata(self, method: str) -> tuple[tuple[str, str], ...]:
         if self._tokens is None:
             return ()

@@ -103,6 +103,9 @@ class Order:
         self.payment_id: str | None = None
         self.step_in_progress: Step | None = None
         self.step_deadline: datetime | None = None
+        # When the step in progress first failed: its first attempt, give or take that
+        # attempt's own time. Before it, the step has waited only in the queue.
+        self.step_first_failed_at: datetime | None = None
         self.steps: list[StepRecord] = []
         self._created_at: datetime | None = None
         self._updated_at: datetime | None = None
@@ -227,8 +230,38 @@ class Order:
             self.begin(step, at)
 
     def overdue(self, at: datetime) -> bool:
-        """Whether the step in progress is past its deadline at ``at``."""
-        return self.step_deadline is not None and at >= self.step_deadline
+        """Whether the step in progress is past its deadline at ``at``.
+
+        The deadline counts from the step's first attempt, not from when its command was
+        sent: a command that waited in a queue behind a stuck dependency (head-of-line) is
+        tried once before it can time out, so an unrelated order is not rejected for the
+        wait. A step never attempted is never overdue.
+        """
+        if self.step_deadline is None or at < self.step_deadline:
+            return False
+        if self.step_first_failed_at is None or self.step_in_progress is None:
+            return False
+        timeout = CHECKOUT_SAGA.timeout(self.step_in_progress)
+        if timeout is None:
+            return False
+        return at >= max(self.step_deadline, self.step_first_failed_at + timeout)
+
+    def waited_past_deadline(self, at: datetime) -> bool:
+        """Whether the step in progress reached its deadline before its first attempt."""
+        return (
+            self.step_deadline is not None
+            and at >= self.step_deadline
+            and self.step_first_failed_at is None
+        )
+
+    def start_late(self, step: Step, at: datetime) -> None:
+        """Note that ``step`` is first attempted only now, past its deadline: the deadline
+        counts from here, so even an attempt that never ends is timed out in time."""
+        if self.step_in_progress is not step or not self.waited_past_deadline(at):
+            raise OrderMovedOn(self.id, f"{step} did not wait past its deadline")
+        self._record_step(
+            step, Outcome.FAILED, at, "waited past its deadline in the queue; first attempt now"
+        )
 
     def time_out(self, step: Step, at: datetime) -> None:
         """Give up on a step that went unanswered past its deadline; a pending order is
@@ -336,6 +369,7 @@ class Order:
             case StepBegun():
                 self.step_in_progress = event.step
                 self.step_deadline = event.deadline
+                self.step_first_failed_at = None
             case StepRecorded():
                 self._apply_step(event)
             case OrderConfirmed():
@@ -358,6 +392,8 @@ class Order:
         self.steps.append(record)
         if record.outcome is Outcome.FAILED:
             self.last_error = f"{record.step}: {record.detail}"
+            if record.step is self.step_in_progress and self.step_first_failed_at is None:
+                self.step_first_failed_at = record.at
             return
         self.last_error = None
         if event.payment_id is not None:
@@ -365,6 +401,7 @@ class Order:
         if self.step_in_progress is record.step:
             self.step_in_progress = None
             self.step_deadline = None
+            self.step_first_failed_at = None
         if record.step is Step.AUTHORIZE_PAYMENT:
             # Kept only as long as the payment may have to be asked for (again).
             self.card_token = ""

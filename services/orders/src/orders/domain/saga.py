@@ -25,6 +25,7 @@ class Step(StrEnum):
     CAPTURE_PAYMENT = "capture-payment"
     COMMIT_STOCK = "commit-stock"
     RELEASE_STOCK = "release-stock"
+    RETURN_STOCK = "return-stock"
     VOID_PAYMENT = "void-payment"
     REFUND_PAYMENT = "refund-payment"
 
@@ -112,16 +113,19 @@ CHECKOUT_SAGA: Final = SagaDefinition(
             undo=Step.REFUND_PAYMENT,
             supersedes=Step.AUTHORIZE_PAYMENT,
         ),
+        # Cancelling a confirmed order brings its committed stock back on the shelf.
         Stage(
             Step.COMMIT_STOCK,
             "CommittingStock",
             timedelta(seconds=30),
+            undo=Step.RETURN_STOCK,
             supersedes=Step.RESERVE_STOCK,
         ),
     )
 )
 
 _COMPENSATION_STATES: Final = {
+    Step.RETURN_STOCK: "ReturningStock",
     Step.RELEASE_STOCK: "ReleasingStock",
     Step.VOID_PAYMENT: "VoidingPayment",
     Step.REFUND_PAYMENT: "RefundingPayment",

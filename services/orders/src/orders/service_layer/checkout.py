@@ -107,6 +107,8 @@ class Checkout:
                 await self._inventory.commit(order.id)
             case Step.RELEASE_STOCK:
                 await self._inventory.release(order.id)
+            case Step.RETURN_STOCK:
+                await self._inventory.return_stock(order.id)
             case Step.VOID_PAYMENT:
                 if (held := await self._payment_of(order)) is not None:
                     await self._billing.void(held)

@@ -118,6 +118,10 @@ class Inventory(Protocol):
         """The reserved stock goes back on the shelf; nothing reserved is fine, and a
         committed reservation (its stock gone) is left as it is. Raises UpstreamFailure."""
 
+    async def return_stock(self, reservation_id: str) -> None:
+        """The committed stock comes back on the shelf, once however often asked; nothing
+        committed is fine (there is nothing to return). Raises UpstreamFailure."""
+
 
 class Billing(Protocol):
     """Payments of orders; every call is idempotent (authorizing by the order id)."""

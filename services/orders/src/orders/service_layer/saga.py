@@ -110,16 +110,16 @@ class CheckoutSaga:
     async def _current(self, command: RunStep, delivery: Delivery) -> Order | None:
         """The order, if the command's step is still the one out and not overdue; otherwise
         the command is settled here (stale: acknowledged; overdue: timed out) and None."""
+        now = self._clock()
         async with self._uow_factory() as uow:
             if await uow.inbox.seen(delivery):
                 return None
             order = await uow.orders.get(command.order_id)
-            if (
-                order is not None
-                and order.step_in_progress is command.step
-                and not order.overdue(self._clock())
-            ):
-                return order
+        if order is not None and order.step_in_progress is command.step and not order.overdue(now):
+            if order.waited_past_deadline(now):
+                # Head-of-line: the command waited behind others. It gets its attempt.
+                await self._change(order.id, None, lambda o: o.start_late(command.step, now))
+            return order
         if order is None or order.step_in_progress is not command.step:
             _log.info("stale checkout command", order_id=command.order_id, step=command.step)
             await self._change(command.order_id, delivery, lambda _: None)
