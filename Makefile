@@ -34,6 +34,11 @@ $(STAMP): requirements/dev.txt requirements/constraints.txt $(addsuffix /pyproje
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt \
 		-r requirements/dev.txt $(addprefix -e ,$(PACKAGES))
+	@# xds-protos (the mesh's Envoy API) ships an old copy of opentelemetry-proto's modules
+	@# (no ScopeSpans) into the same folder; whichever installs last wins. Put the pinned
+	@# opentelemetry-proto back on top, or OTLP export and the console break.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
+		-c requirements/constraints.txt opentelemetry-proto
 	@touch $@
 
 clean:
