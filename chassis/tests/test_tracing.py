@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -30,7 +31,13 @@ from chassis.tracing import client_tracing, current_provider, tracer
 from chassis.upstream import HttpUpstream
 
 from .messaging.recording import DeadLetters, Recorder
-from .messaging.test_lifecycle import Greeter, dead_letters, greeter_app, publish
+from .messaging.test_lifecycle import (
+    Greeter,
+    GreeterUnitOfWork,
+    dead_letters,
+    greeter_app,
+    publish,
+)
 from .test_grpc import WHOAMI, serving, urls_of, whoami
 
 Running = Callable[[FastAPI], Any]
@@ -317,3 +324,33 @@ async def test_a_grpc_call_is_a_client_span_above_the_servers_and_both_sides_are
     for side in ("client", "server"):
         for code in ("OK", "NOT_FOUND"):
             assert f'grpc_{side}_handled_total{{code="{code}",method="{WHOAMI}"}} 1.0' in metrics
+
+
+async def test_a_handler_counts_how_long_after_its_write_the_event_reached_it(
+    greeter_app: tuple[FastAPI, Greeter], running: Running
+) -> None:
+    app, greeter = greeter_app
+    async with running(app) as client:
+        async with GreeterUnitOfWork(app.state.database.sessionmaker) as uow:
+            uow.outbox.add(
+                Message(
+                    topic="greetings",
+                    key="ada",
+                    event_type="Greeted",
+                    payload=b"late",
+                    written_at=time.time() - 5,
+                )
+            )
+            await uow.commit()
+        await publish(app, "prompt")
+
+        async def greeted() -> bool:
+            return greeter.greeted == ["late", "prompt"]
+
+        await eventually(greeted)
+        metrics = (await client.get("/metrics")).text
+
+    lag = 'messaging_consumer_lag_seconds_bucket{group="greeter",le="%s",topic="greetings"}'
+    assert f"{lag % '1.0'} 1.0" in metrics  # the prompt one, written a moment ago
+    assert f"{lag % '5.0'} 1.0" in metrics  # the late one waited at least 5 s
+    assert f"{lag % '30.0'} 2.0" in metrics

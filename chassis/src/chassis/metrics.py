@@ -120,6 +120,13 @@ class BusMetrics:
             registry=registry,
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
         )
+        self.consumer_lag = Histogram(
+            "messaging_consumer_lag_seconds",
+            "Time from an event's write to the outbox to the start of a delivery of it.",
+            ["topic", "group"],
+            registry=registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600),
+        )
         self.outbox_lag = Gauge(
             "messaging_outbox_lag_seconds",
             "Age of the oldest outbox row not yet published (0 when all are).",

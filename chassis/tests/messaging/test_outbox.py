@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from chassis import Database
 from chassis.messaging import Message
+from chassis.messaging.message import WRITTEN_AT
 from chassis.messaging.outbox import OutboxRelay
 from chassis.messaging.tables import outbox
 from chassis.unit_of_work import SqlAlchemyUnitOfWork
@@ -238,3 +240,28 @@ async def test_a_commit_during_a_relay_pass_is_relayed_without_waiting_for_the_p
         await eventually(both_published, within=5)
     finally:
         await relay.stop()
+
+
+async def test_a_published_message_says_when_the_outbox_wrote_it(database: Database) -> None:
+    bus = FakeBus()
+    before = time.time()
+    await place(database, "o-1", events=1)
+    relay = OutboxRelay(database.sessionmaker, bus, holder="orders-1")
+
+    await relay.relay_once()
+
+    [message] = bus.published
+    assert message.written_at is not None
+    assert before - 1 <= message.written_at <= time.time()
+    assert Message.from_headers(message.topic, message.headers(), b"").written_at == pytest.approx(
+        message.written_at, abs=1e-5
+    )
+
+
+def test_a_message_without_a_readable_written_at_is_still_a_message() -> None:
+    headers = Message(topic="orders", key="o-1", event_type="OrderPlaced", payload=b"").headers()
+
+    for unreadable in ("yesterday", "nan", "inf"):
+        message = Message.from_headers("orders", {**headers, WRITTEN_AT: unreadable}, b"")
+        assert message.written_at is None
+        assert message.key == "o-1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ SCHEMA_VERSION = "souk-schema-version"
 CAUSATION_ID = "souk-causation-id"
 CORRELATION_ID = "souk-correlation-id"
 KEY = "souk-key"
+WRITTEN_AT = "souk-written-at"
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -56,6 +58,8 @@ class Message:
     causation_id: str | None = None
     correlation_id: str | None = None
     trace_context: Mapping[str, str] = field(default_factory=dict)
+    written_at: float | None = field(default=None, compare=False)
+    """When the outbox wrote it (seconds since the epoch), so a consumer can tell its lag."""
 
     def headers(self) -> dict[str, str]:
         """The headers that carry everything but the topic and the payload."""
@@ -69,6 +73,8 @@ class Message:
             headers[CAUSATION_ID] = self.causation_id
         if self.correlation_id is not None:
             headers[CORRELATION_ID] = self.correlation_id
+        if self.written_at is not None:
+            headers[WRITTEN_AT] = f"{self.written_at:.6f}"
         headers.update({k: v for k, v in self.trace_context.items() if k in TRACE_HEADERS})
         return headers
 
@@ -86,9 +92,21 @@ class Message:
                 causation_id=headers.get(CAUSATION_ID),
                 correlation_id=headers.get(CORRELATION_ID),
                 trace_context={k: headers[k] for k in TRACE_HEADERS if k in headers},
+                written_at=_moment(headers.get(WRITTEN_AT)),
             )
         except KeyError as missing:
             raise MalformedMessageError(f"message on {topic!r} lacks header {missing}") from None
+
+
+def _moment(text: str | None) -> float | None:
+    """A ``written-at`` header as seconds since the epoch; an unreadable one is ignored."""
+    if text is None:
+        return None
+    try:
+        moment = float(text)
+    except ValueError:
+        return None
+    return moment if math.isfinite(moment) else None
 
 
 class MalformedMessageError(ValueError):

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from chassis.logs import get_logger
 from chassis.messaging.bus import BrokerUnavailableError
-from chassis.messaging.message import Message, check_name
+from chassis.messaging.message import WRITTEN_AT, Message, check_name
 from chassis.messaging.tables import outbox, outbox_relay_lease
 from chassis.messaging.telemetry import (
     outbox_published,
@@ -101,6 +101,7 @@ class Outbox:
         if not self._pending:
             return False
         now = dt.datetime.now(dt.UTC)
+        written_at = f"{now.timestamp():.6f}"
         messages, self._pending = self._pending, []
         rows = [
             {
@@ -110,7 +111,7 @@ class Outbox:
                 "event_type": m.event_type,
                 "schema_version": m.schema_version,
                 "payload": m.payload,
-                "headers": m.headers(),
+                "headers": {WRITTEN_AT: written_at, **m.headers()},
                 "created_at": now,
             }
             for m in messages

@@ -113,6 +113,9 @@ def consuming(delivery: Delivery) -> Iterator[ConsumerRun]:
         group=delivery.group,
     )
     started = time.perf_counter()
+    if message.written_at is not None:
+        lag = max(0.0, time.time() - message.written_at)
+        metrics.bus().consumer_lag.labels(message.topic, delivery.group).observe(lag)
     try:
         yield ConsumerRun(span, message.topic, delivery.group)
     finally:
