@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import ssl
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -34,11 +35,29 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoukSystem]:
     system = SoukSystem(topology, tmp_path_factory.mktemp("souk-mesh"), ready_timeout=90)
     system.start()
     try:
+        _wait_for_healthy_routes(system)
         yield system
     finally:
         # Stopping tier by tier takes longer with a sidecar beside every instance (and the
         # control plane last): up to ~30 s on a loaded machine after the saga's burst.
         system.stop(timeout=60)
+
+
+def _wait_for_healthy_routes(system: SoukSystem, timeout: float = 60.0) -> None:
+    """Until the gateway's sidecar has seen identity and catalog pass a health check.
+
+    A sidecar counts a new endpoint healthy only after its first active health check, so the
+    first requests after "ready" can meet `no healthy upstream` on a loaded machine.
+    """
+    deadline = time.monotonic() + timeout
+    paths = ["/.well-known/openid-configuration", "/api/catalog/categories"]
+    while paths:
+        answered = httpx.get(f"{system.gateway_url}{paths[0]}", timeout=5).status_code
+        if answered == 200:
+            paths.pop(0)
+            continue
+        assert time.monotonic() < deadline, f"{paths[0]} still answers {answered}"
+        time.sleep(0.5)
 
 
 def _stats(system: SoukSystem, instance: str) -> str:
