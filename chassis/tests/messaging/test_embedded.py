@@ -371,12 +371,17 @@ async def test_an_idle_subscription_costs_almost_no_cpu(open_bus: OpenBus) -> No
     await bus.publish(burst(TOPIC, keys=3, per_key=1))
     await asyncio.sleep(0.5)  # the polls back off to their slowest
 
-    cpu, wall = time.process_time(), time.monotonic()
-    await asyncio.sleep(2.0)
-    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    # process_time counts every thread of the test process, and threads an earlier test left
+    # (an exporter, a pool) can take a window: the quietest of three windows is the bus's own.
+    windows = []
+    for _ in range(3):
+        cpu, wall = time.process_time(), time.monotonic()
+        await asyncio.sleep(2.0)
+        windows.append((time.process_time() - cpu, time.monotonic() - wall))
+    cpu, wall = min(windows)
 
     # About 0.4% measured here; polls that never back off (every 5 ms) cost about 12%.
-    assert cpu < 0.05 * wall, f"{cpu:.3f} s of CPU in {wall:.1f} s idle"
+    assert cpu < 0.05 * wall, f"{cpu:.3f} s of CPU in {wall:.1f} s idle (windows: {windows})"
 
 
 def _hold_the_write_lock(database: Path, seconds: float, taken: threading.Event) -> None:
