@@ -17,28 +17,151 @@ from chassis.eventstore import RecordedEvent
 from contracts import Money
 from orders.adapters.event_codec import OrderEvents, OrderSnapshots
 from orders.domain.model import Order, OrderStatus
-from orders.domain.saga import Outcome, Step
+from orders.domain.saga_definition import Outcome, Step
 
 ORDER = "63b2c15d-3b20-429a-815a-620542c9e804"
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 STREAM: list[tuple[str, int, dict[str, Any]]] = [
-    ("OrderPlaced", 2, {"order_id": ORDER, "customer_id": "c-1", "items": [{"product_id": "p-mint", "quantity": 2}], "occurred_at": "2026-11-25T12:00:00+00:00"}),  # noqa: E501
-    ("CheckoutStepBegun", 1, {"order_id": ORDER, "step": "price", "deadline": "2026-11-25T12:00:30+00:00", "at": "2026-11-25T12:00:00+00:00"}),  # noqa: E501
-    ("CheckoutStepRecorded", 1, {"order_id": ORDER, "step": "price", "outcome": "failed", "detail": "catalog: 503", "at": "2026-11-25T12:00:01+00:00", "payment_id": None}),  # noqa: E501
-    ("OrderPriced", 1, {"order_id": ORDER, "lines": [{"product_id": "p-mint", "quantity": 2, "sku": "TEA-NANA-MINT-100G", "name": "Dried nana mint", "unit_price": {"amount": 490, "currency": "EUR"}}], "at": "2026-11-25T12:00:02+00:00"}),  # noqa: E501
-    ("CheckoutStepRecorded", 1, {"order_id": ORDER, "step": "price", "outcome": "done", "detail": "total 9.80 EUR", "at": "2026-11-25T12:00:02+00:00", "payment_id": None}),  # noqa: E501
-    ("CheckoutStepBegun", 1, {"order_id": ORDER, "step": "reserve-stock", "deadline": "2026-11-25T12:00:32+00:00", "at": "2026-11-25T12:00:02+00:00"}),  # noqa: E501
-    ("CheckoutStepRecorded", 1, {"order_id": ORDER, "step": "reserve-stock", "outcome": "done", "detail": "", "at": "2026-11-25T12:00:03+00:00", "payment_id": None}),  # noqa: E501
-    ("CheckoutStepBegun", 1, {"order_id": ORDER, "step": "authorize-payment", "deadline": "2026-11-25T12:01:03+00:00", "at": "2026-11-25T12:00:03+00:00"}),  # noqa: E501
-    ("CheckoutStepRecorded", 1, {"order_id": ORDER, "step": "authorize-payment", "outcome": "done", "detail": "payment pay-1", "at": "2026-11-25T12:00:04+00:00", "payment_id": "pay-1"}),  # noqa: E501
-    ("OrderCancelled", 1, {"order_id": ORDER, "customer_id": "c-1", "was_confirmed": False, "total": {"amount": 980, "currency": "EUR"}, "occurred_at": "2026-11-25T12:00:05+00:00"}),  # noqa: E501
-    ("CheckoutStepBegun", 1, {"order_id": ORDER, "step": "void-payment", "deadline": None, "at": "2026-11-25T12:00:05+00:00"}),  # noqa: E501
+    (
+        "OrderPlaced",
+        2,
+        {
+            "order_id": ORDER,
+            "customer_id": "c-1",
+            "items": [{"product_id": "p-mint", "quantity": 2}],
+            "occurred_at": "2026-11-25T12:00:00+00:00",
+        },
+    ),
+    (
+        "CheckoutStepBegun",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "price",
+            "deadline": "2026-11-25T12:00:30+00:00",
+            "at": "2026-11-25T12:00:00+00:00",
+        },
+    ),
+    (
+        "CheckoutStepRecorded",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "price",
+            "outcome": "failed",
+            "detail": "catalog: 503",
+            "at": "2026-11-25T12:00:01+00:00",
+            "payment_id": None,
+        },
+    ),
+    (
+        "OrderPriced",
+        1,
+        {
+            "order_id": ORDER,
+            "lines": [
+                {
+                    "product_id": "p-mint",
+                    "quantity": 2,
+                    "sku": "TEA-NANA-MINT-100G",
+                    "name": "Dried nana mint",
+                    "unit_price": {"amount": 490, "currency": "EUR"},
+                }
+            ],
+            "at": "2026-11-25T12:00:02+00:00",
+        },
+    ),
+    (
+        "CheckoutStepRecorded",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "price",
+            "outcome": "done",
+            "detail": "total 9.80 EUR",
+            "at": "2026-11-25T12:00:02+00:00",
+            "payment_id": None,
+        },
+    ),
+    (
+        "CheckoutStepBegun",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "reserve-stock",
+            "deadline": "2026-11-25T12:00:32+00:00",
+            "at": "2026-11-25T12:00:02+00:00",
+        },
+    ),
+    (
+        "CheckoutStepRecorded",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "reserve-stock",
+            "outcome": "done",
+            "detail": "",
+            "at": "2026-11-25T12:00:03+00:00",
+            "payment_id": None,
+        },
+    ),
+    (
+        "CheckoutStepBegun",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "authorize-payment",
+            "deadline": "2026-11-25T12:01:03+00:00",
+            "at": "2026-11-25T12:00:03+00:00",
+        },
+    ),
+    (
+        "CheckoutStepRecorded",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "authorize-payment",
+            "outcome": "done",
+            "detail": "payment pay-1",
+            "at": "2026-11-25T12:00:04+00:00",
+            "payment_id": "pay-1",
+        },
+    ),
+    (
+        "OrderCancelled",
+        1,
+        {
+            "order_id": ORDER,
+            "customer_id": "c-1",
+            "was_confirmed": False,
+            "total": {"amount": 980, "currency": "EUR"},
+            "occurred_at": "2026-11-25T12:00:05+00:00",
+        },
+    ),
+    (
+        "CheckoutStepBegun",
+        1,
+        {
+            "order_id": ORDER,
+            "step": "void-payment",
+            "deadline": None,
+            "at": "2026-11-25T12:00:05+00:00",
+        },
+    ),
 ]
 
 SNAPSHOT_FORMAT_1: dict[str, Any] = {
     "customer_id": "c-1",
-    "lines": [{"product_id": "p-mint", "quantity": 2, "sku": "TEA-NANA-MINT-100G", "name": "Dried nana mint", "unit_price": {"amount": 490, "currency": "EUR"}}],  # noqa: E501
+    "lines": [
+        {
+            "product_id": "p-mint",
+            "quantity": 2,
+            "sku": "TEA-NANA-MINT-100G",
+            "name": "Dried nana mint",
+            "unit_price": {"amount": 490, "currency": "EUR"},
+        }
+    ],
     "status": "CANCELLED",
     "reason": "cancelled by the customer",
     "last_error": None,
@@ -46,10 +169,30 @@ SNAPSHOT_FORMAT_1: dict[str, Any] = {
     "step_in_progress": "void-payment",
     "step_deadline": None,
     "steps": [
-        {"step": "price", "outcome": "failed", "detail": "catalog: 503", "at": "2026-11-25T12:00:01+00:00"},  # noqa: E501
-        {"step": "price", "outcome": "done", "detail": "total 9.80 EUR", "at": "2026-11-25T12:00:02+00:00"},  # noqa: E501
-        {"step": "reserve-stock", "outcome": "done", "detail": "", "at": "2026-11-25T12:00:03+00:00"},  # noqa: E501
-        {"step": "authorize-payment", "outcome": "done", "detail": "payment pay-1", "at": "2026-11-25T12:00:04+00:00"},  # noqa: E501
+        {
+            "step": "price",
+            "outcome": "failed",
+            "detail": "catalog: 503",
+            "at": "2026-11-25T12:00:01+00:00",
+        },
+        {
+            "step": "price",
+            "outcome": "done",
+            "detail": "total 9.80 EUR",
+            "at": "2026-11-25T12:00:02+00:00",
+        },
+        {
+            "step": "reserve-stock",
+            "outcome": "done",
+            "detail": "",
+            "at": "2026-11-25T12:00:03+00:00",
+        },
+        {
+            "step": "authorize-payment",
+            "outcome": "done",
+            "detail": "payment pay-1",
+            "at": "2026-11-25T12:00:04+00:00",
+        },
     ],
     "created_at": "2026-11-25T12:00:00+00:00",
     "updated_at": "2026-11-25T12:00:05+00:00",
@@ -145,6 +288,4 @@ def test_a_snapshot_stored_before_restores_the_order_its_stream_folds_into() -> 
 
 def test_a_stored_event_of_a_type_orders_never_wrote_is_refused() -> None:
     with pytest.raises(ValueError, match="PaymentAuthorized"):
-        OrderEvents().decode(
-            recorded([("PaymentAuthorized", 1, {"order_id": ORDER})])[0]
-        )
+        OrderEvents().decode(recorded([("PaymentAuthorized", 1, {"order_id": ORDER})])[0])
