@@ -381,9 +381,9 @@ def _outbound_listener(callee: str, port: int) -> Message:
     )
 
 
-_SAFE_RETRIES = "connect-failure,refused-stream,reset-before-request"
+SAFE_RETRIES = "connect-failure,refused-stream,reset-before-request"
 # GET and HEAD change nothing: a 5xx or a reset may be retried on another instance.
-_IDEMPOTENT_RETRIES = "5xx,reset,connect-failure,refused-stream"
+IDEMPOTENT_RETRIES = "5xx,reset,connect-failure,refused-stream"
 
 
 def _outbound_routes(callee: str, traffic: Traffic) -> Message:
@@ -430,7 +430,7 @@ def _outbound_routes(callee: str, traffic: Traffic) -> Message:
             route_components_pb2.VirtualHost(
                 name=callee,
                 domains=["*"],
-                routes=[route(_IDEMPOTENT_RETRIES, ["GET", "HEAD"]), route(_SAFE_RETRIES, None)],
+                routes=[route(IDEMPOTENT_RETRIES, ["GET", "HEAD"]), route(SAFE_RETRIES, None)],
             )
         ],
     )
