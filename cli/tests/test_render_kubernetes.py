@@ -3,9 +3,9 @@ policy), so the one file keeps describing the system on a cluster too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,17 @@ def render(directory: Path, name: str, text: str) -> dict[str, list[Manifest]]:
     topology.write_text(text)
     output = directory / name
     result = subprocess.run(
-        [sys.executable, "-m", "souk", "render", "kubernetes", "-t", str(topology), "-o", str(output)],
+        [
+            sys.executable,
+            "-m",
+            "souk",
+            "render",
+            "kubernetes",
+            "-t",
+            str(topology),
+            "-o",
+            str(output),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -128,7 +138,9 @@ def test_replicas_broker_and_databases_follow_the_topology(rendered: Rendered) -
     assert list(named(small, "RabbitmqCluster")) == ["souk-broker"]
     assert env_of(named(small, "Deployment")["orders"])["ORDERS_BROKER_URL"].startswith("amqp://")
     assert "RabbitmqCluster" not in busy
-    assert env_of(named(busy, "Deployment")["orders"])["ORDERS_BROKER_URL"] == "nats://souk-nats:4222"
+    assert (
+        env_of(named(busy, "Deployment")["orders"])["ORDERS_BROKER_URL"] == "nats://souk-nats:4222"
+    )
     busy_settings = named(busy, "ConfigMap")["orders-settings"]["data"]
     assert busy_settings["ORDERS_BROKER_PARTITIONS"] == "16"
     assert busy_settings["ORDERS_BROKER_NAMESPACE"] == "shop"
@@ -144,14 +156,20 @@ def test_replicas_broker_and_databases_follow_the_topology(rendered: Rendered) -
     (shared,) = busy["Database"]
     assert shared["spec"]["name"] == "shop"
     assert {s["name"] for s in shared["spec"]["schemas"]} == {
-        "shop_catalog", "shop_orders", "shop_inventory", "shop_identity"
+        "shop_catalog",
+        "shop_orders",
+        "shop_inventory",
+        "shop_identity",
     }
     assert env_of(named(busy, "Deployment")["orders"])["ORDERS_DATABASE_URL"].endswith(
         "@souk-postgres-rw:5432/shop"
     )
     assert "DATABASE_URL" not in str(env_of(named(small, "Deployment")["gateway"]))
     assert set(named(small, "Job")) == {
-        "catalog-migrate", "orders-migrate", "inventory-migrate", "identity-migrate"
+        "catalog-migrate",
+        "orders-migrate",
+        "inventory-migrate",
+        "identity-migrate",
     }
 
     # The console is the cluster's collector and Prometheus: no Deployment of its own.
@@ -185,7 +203,12 @@ def test_the_mesh_policy_of_the_topology_drives_istio_and_the_network_policies(
 
     # The shipped policy: catalog takes the gateway, the BFFs, orders, order-history, the CLI.
     assert catalog_callers(small) == {
-        "gateway", "bff-web", "bff-mobile", "orders", "order-history", "souk-cli"
+        "gateway",
+        "bff-web",
+        "bff-mobile",
+        "orders",
+        "order-history",
+        "souk-cli",
     }
     assert admitted(small, "catalog") == {"gateway", "orders", "souk-cli"}
     # The topology's own policy: only the gateway.

@@ -9,9 +9,6 @@ import json
 import re
 import shlex
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from souk.kubernetes import GRPC_PORT, HTTP_PORT, IMAGE_TAG, deployed_services
 from souk.topology import load_topology
@@ -75,9 +72,9 @@ def problems(text: str) -> list[str]:
     if not users or users[-1] in ("root", "0"):
         found.append("the final stage runs as root")
     exposed = {p.split("/")[0] for i in final if i.keyword == "EXPOSE" for p in i.arguments.split()}
-    for port in (HTTP_PORT, GRPC_PORT):
-        if str(port) not in exposed:
-            found.append(f"port {port} is not exposed")
+    found.extend(
+        f"port {port} is not exposed" for port in (HTTP_PORT, GRPC_PORT) if str(port) not in exposed
+    )
     checks = [i.arguments for i in final if i.keyword == "HEALTHCHECK"]
     if not any("/readyz" in check for check in checks):
         found.append("no HEALTHCHECK on /readyz")
@@ -116,8 +113,14 @@ def test_a_floating_tag_or_a_full_image_is_not_a_pinned_slim_base() -> None:
 
 def test_every_unit_the_manifests_run_is_installed_in_the_image() -> None:
     build = parse(CONTAINERFILE.read_text())[0]
-    installs = " ".join(i.arguments for i in build if i.keyword == "RUN" and "pip install" in i.arguments)
-    installed = {word.strip('"').rstrip("/") for word in shlex.split(installs) if word.startswith(("./", '"./'))}
+    installs = " ".join(
+        i.arguments for i in build if i.keyword == "RUN" and "pip install" in i.arguments
+    )
+    installed = {
+        word.strip('"').rstrip("/")
+        for word in shlex.split(installs)
+        if word.startswith(("./", '"./'))
+    }
     topology = load_topology(ROOT / "cli" / "src" / "souk" / "default_topology.yaml")
     for service in deployed_services(topology):
         module = topology.module_of(service)

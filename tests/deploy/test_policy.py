@@ -33,7 +33,10 @@ def of_kind(resources: list[Manifest], kind: str) -> dict[str, Manifest]:
 def pod_specs(resources: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
     for resource in resources:
         if resource["kind"] in ("Deployment", "Job"):
-            yield f"{resource['kind']}/{resource['metadata']['name']}", resource["spec"]["template"]["spec"]
+            yield (
+                f"{resource['kind']}/{resource['metadata']['name']}",
+                resource["spec"]["template"]["spec"],
+            )
 
 
 def container_problems(workload: str, pod: Manifest, *, probes: bool) -> list[str]:
@@ -176,7 +179,10 @@ def test_one_migration_job_per_service_with_a_database_and_replicas_skip_migrati
     assert set(jobs) == {f"{name}-migrate" for name in with_database}
     for name in with_database:
         prefix = name.upper().replace("-", "_")
-        env = {e["name"]: e.get("value") for e in jobs[f"{name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        env = {
+            e["name"]: e.get("value")
+            for e in jobs[f"{name}-migrate"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
         assert env[f"{prefix}_MIGRATE"] == "only"
         assert configs[f"{name}-settings"]["data"][f"{prefix}_MIGRATE"] == "skip"
     assert "gateway-migrate" not in jobs
@@ -192,7 +198,11 @@ def test_every_deployment_has_a_disruption_budget_and_an_autoscaler(
         labels = deployment["spec"]["selector"]["matchLabels"]
         assert budgets[name]["spec"]["selector"]["matchLabels"] == labels
         target = autoscalers[name]["spec"]
-        assert target["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert target["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": name,
+        }
         assert target["minReplicas"] == deployment["spec"]["replicas"] <= target["maxReplicas"]
 
 
@@ -205,7 +215,9 @@ def test_the_grace_period_outlasts_the_pre_stop_pause_and_the_drain(
     for name, deployment in of_kind(built[overlay], "Deployment").items():
         pod = deployment["spec"]["template"]["spec"]
         prefix = name.upper().replace("-", "_")
-        drain = float(configs[f"{name}-settings"]["data"].get(f"{prefix}_SHUTDOWN_TIMEOUT", default_drain))
+        drain = float(
+            configs[f"{name}-settings"]["data"].get(f"{prefix}_SHUTDOWN_TIMEOUT", default_drain)
+        )
         pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert pod["terminationGracePeriodSeconds"] >= pause + drain, name
 
@@ -225,4 +237,5 @@ def test_no_secret_value_is_committed(built: dict[str, list[Manifest]], overlay:
     assert of_kind(built[overlay], "Secret") == {}
     for config in of_kind(built[overlay], "ConfigMap").values():
         text = json.dumps(config["data"]).lower()
-        assert "secret" not in text and "password" not in text, config["metadata"]["name"]
+        assert "secret" not in text, config["metadata"]["name"]
+        assert "password" not in text, config["metadata"]["name"]

@@ -13,7 +13,7 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from souk import orchestrator
+from souk import kubernetes, orchestrator
 from souk import resilience as resilience_view
 from souk.databases import DatabaseProvisionError
 from souk.dead_letters import (
@@ -33,7 +33,6 @@ from souk.display import (
     instance_table,
     make_console,
 )
-from souk import kubernetes
 from souk.install_secrets import MissingSecretError, client_secret
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.mesh_status import MeshNotRunningError, gather, render

@@ -101,7 +101,7 @@ def database_secret(service: str) -> str:
     return f"souk-db-{service}"
 
 
-CLIENT_SECRETS = "souk-client-secrets"  # noqa: S105 - a Secret's name, not a secret
+CLIENT_SECRETS = "souk-client-secrets"
 REDIS_SECRET = "souk-redis"  # noqa: S105 - a Secret's name, not a secret
 
 
@@ -133,21 +133,21 @@ def render(
             _service_resources(topology, cluster, service, admitted.get(service, []))
         )
         base.append(path)
-    files["base/network/policies.yaml"] = _dump(_shared_network_policies(topology, cluster))
+    files["base/network/policies.yaml"] = _dump(_shared_network_policies(topology))
     base.append("network/policies.yaml")
-    files["base/data/postgres.yaml"] = _dump(_postgres(topology, cluster))
+    files["base/data/postgres.yaml"] = _dump(_postgres(topology))
     base.append("data/postgres.yaml")
     if topology.broker.kind == "nats":
-        files["nats-values.yaml"] = _dump([_nats_values(cluster)])
+        files["nats-values.yaml"] = _dump([_nats_values()])
     else:
-        files["base/broker/rabbitmq.yaml"] = _dump([_rabbitmq(cluster)])
+        files["base/broker/rabbitmq.yaml"] = _dump([_rabbitmq()])
         base.append("broker/rabbitmq.yaml")
     files["base/mesh/istio.yaml"] = istio_yaml
     base.append("mesh/istio.yaml")
-    files["base/observability/prometheus-rule.yaml"] = _dump([_prometheus_rule(cluster)])
+    files["base/observability/prometheus-rule.yaml"] = _dump([_prometheus_rule()])
     base.append("observability/prometheus-rule.yaml")
     if PUBLIC_SERVICE in services:
-        files["base/ingress/gateway.yaml"] = _dump(_ingress(cluster))
+        files["base/ingress/gateway.yaml"] = _dump(_ingress())
         base.append("ingress/gateway.yaml")
     files["base/kustomization.yaml"] = _dump(
         [
@@ -604,7 +604,9 @@ def _network_policy(topology: Topology, service: str, callers: Sequence[str]) ->
         ingress.append({"from": [_pods(c) for c in admitted], "ports": _tcp(*ports)})
     if service == PUBLIC_SERVICE:
         gateway_pods = {"gateway.networking.k8s.io/gateway-name": GATEWAY_NAME}
-        ingress.append({"from": [{"podSelector": {"matchLabels": gateway_pods}}], "ports": _tcp(*ports)})
+        ingress.append(
+            {"from": [{"podSelector": {"matchLabels": gateway_pods}}], "ports": _tcp(*ports)}
+        )
     # Prometheus scrapes Istio's merged metrics (the app's /metrics and Envoy's) on 15020.
     ingress.append({"from": [_namespace_pods("monitoring")], "ports": _tcp(15020)})
     egress: list[Resource] = [
@@ -652,7 +654,7 @@ def _broker_egress(topology: Topology) -> Resource:
     return {"to": [_broker_pods(topology)], "ports": _tcp(port)}
 
 
-def _shared_network_policies(topology: Topology, cluster: Cluster) -> list[Resource]:
+def _shared_network_policies(topology: Topology) -> list[Resource]:
     """Nothing reaches a pod of the namespace unless a policy admits it; the migration Jobs
     reach DNS and PostgreSQL only; the engines take their clients, each other and operator."""
     users = [_pods(name) for name in stateful(topology)]
@@ -699,7 +701,10 @@ def _shared_network_policies(topology: Topology, cluster: Cluster) -> list[Resou
                 "podSelector": _broker_pods(topology)["podSelector"],
                 "policyTypes": ["Ingress"],
                 "ingress": [
-                    {"from": [_pods(name) for name in deployed_services(topology)], "ports": _tcp(broker_port)},
+                    {
+                        "from": [_pods(name) for name in deployed_services(topology)],
+                        "ports": _tcp(broker_port),
+                    },
                     # Clustering between the broker's own nodes, and its operator.
                     {"from": [_broker_pods(topology)]},
                     {"from": [_namespace_pods("rabbitmq-system")], "ports": _tcp(15672)},
@@ -709,7 +714,7 @@ def _shared_network_policies(topology: Topology, cluster: Cluster) -> list[Resou
     ]
 
 
-def _postgres(topology: Topology, cluster: Cluster) -> list[Resource]:
+def _postgres(topology: Topology) -> list[Resource]:
     spec = topology.database
     users = stateful(topology)
     roles = [
@@ -781,7 +786,7 @@ def _postgres(topology: Topology, cluster: Cluster) -> list[Resource]:
     return found
 
 
-def _rabbitmq(cluster: Cluster) -> Resource:
+def _rabbitmq() -> Resource:
     return {
         "apiVersion": "rabbitmq.com/v1beta1",
         "kind": "RabbitmqCluster",
@@ -802,7 +807,7 @@ def _rabbitmq(cluster: Cluster) -> Resource:
     }
 
 
-def _nats_values(cluster: Cluster) -> Resource:
+def _nats_values() -> Resource:
     # Values for the official chart (helm install souk-nats nats/nats -f nats-values.yaml):
     # JetStream on, every write synced (a crash must not lose acknowledged messages).
     return {
@@ -818,7 +823,7 @@ def _nats_values(cluster: Cluster) -> Resource:
     }
 
 
-def _prometheus_rule(cluster: Cluster) -> Resource:
+def _prometheus_rule() -> Resource:
     text = resources.files("souk").joinpath("prometheus_rules/rules.yml").read_text()
     groups = yaml.safe_load(text)["groups"]
     return {
@@ -829,7 +834,7 @@ def _prometheus_rule(cluster: Cluster) -> Resource:
     }
 
 
-def _ingress(cluster: Cluster) -> list[Resource]:
+def _ingress() -> list[Resource]:
     return [
         {
             "apiVersion": "gateway.networking.k8s.io/v1",
@@ -900,19 +905,20 @@ def _secrets_script(topology: Topology, cluster: Cluster) -> str:
         "# your secret store (or replace this with ExternalSecrets pointing at it).",
         "set -eu",
         f"NS={namespace}",
-        'secret() { openssl rand -hex 24; }',
-        "kubectl -n \"$NS\" create secret generic " + CLIENT_SECRETS + " \\",
+        "secret() { openssl rand -hex 24; }",
+        'kubectl -n "$NS" create secret generic ' + CLIENT_SECRETS + " \\",
     ]
     clients = client_ids(topology)
     for index, client in enumerate(clients):
         end = " \\" if index < len(clients) - 1 else ""
         lines.append(f'  --from-literal={client}="$(secret)"{end}')
-    for service in stateful(topology):
-        lines.append(
-            f'kubectl -n "$NS" create secret generic {database_secret(service)} '
-            f"--type=kubernetes.io/basic-auth --from-literal=username={role_name(topology, service)} "
-            '--from-literal=password="$(secret)"'
-        )
+    lines.extend(
+        f'kubectl -n "$NS" create secret generic {database_secret(service)} '
+        "--type=kubernetes.io/basic-auth "
+        f"--from-literal=username={role_name(topology, service)} "
+        '--from-literal=password="$(secret)"'
+        for service in stateful(topology)
+    )
     lines.append(
         f'kubectl -n "$NS" create secret generic {REDIS_SECRET} '
         '--from-literal=redis-password="$(secret)"'

@@ -113,7 +113,8 @@ def _rules(policy: CalleePolicy, namespace: str, trust_domain: str) -> list[Reso
                     {
                         "source": {
                             "principals": [
-                                principal(caller, namespace, trust_domain) for caller in rule.callers
+                                principal(caller, namespace, trust_domain)
+                                for caller in rule.callers
                             ]
                         }
                     }

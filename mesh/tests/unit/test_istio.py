@@ -26,13 +26,33 @@ NAMESPACE = "souk"
 TRUST_DOMAIN = "souk.local"
 INGRESS = f"{TRUST_DOMAIN}/ns/{NAMESPACE}/sa/souk-istio"
 CALLERS = [
-    "gateway", "bff-web", "bff-mobile", "catalog", "inventory", "orders", "billing",
-    "notifications", "order-history", "identity", "payment-primary", "souk-cli", "stranger",
+    "gateway",
+    "bff-web",
+    "bff-mobile",
+    "catalog",
+    "inventory",
+    "orders",
+    "billing",
+    "notifications",
+    "order-history",
+    "identity",
+    "payment-primary",
+    "souk-cli",
+    "stranger",
 ]
 PATHS = [
-    "/", "/products", "/orders/1", "/souk.inventory.v1.Inventory/Reserve", "/internal/",
-    "/internal/dead-letters", "/internal/dead-letters/7/replay", "/internal/revocations",
-    "/internal/keys/rotate", "/internal/rebuild", "/v1/simulation", "/v1/payments",
+    "/",
+    "/products",
+    "/orders/1",
+    "/souk.inventory.v1.Inventory/Reserve",
+    "/internal/",
+    "/internal/dead-letters",
+    "/internal/dead-letters/7/replay",
+    "/internal/revocations",
+    "/internal/keys/rotate",
+    "/internal/rebuild",
+    "/v1/simulation",
+    "/v1/payments",
     *HEALTH_ROUTES,
 ]
 CUSTOM_TRAFFIC = {
@@ -134,10 +154,17 @@ def shipped() -> MeshSettings:
 
 
 def test_the_istio_evaluator_is_not_a_yes_man() -> None:
-    policy = {"spec": {"action": "ALLOW", "rules": [{
-        "from": [{"source": {"principals": ["td/ns/a/sa/orders"]}}],
-        "to": [{"operation": {"paths": ["/*"], "notPaths": ["/internal/*"]}}],
-    }]}}
+    policy = {
+        "spec": {
+            "action": "ALLOW",
+            "rules": [
+                {
+                    "from": [{"source": {"principals": ["td/ns/a/sa/orders"]}}],
+                    "to": [{"operation": {"paths": ["/*"], "notPaths": ["/internal/*"]}}],
+                }
+            ],
+        }
+    }
     assert istio_allows(policy, "td/ns/a/sa/orders", "/orders")
     assert not istio_allows(policy, "td/ns/a/sa/orders", "/internal/x")
     assert not istio_allows(policy, "td/ns/a/sa/billing", "/orders")
@@ -196,7 +223,10 @@ def test_destination_rules_carry_the_local_balancing_pool_and_ejection(
         pool = policy["connectionPool"]
         thresholds = cluster.circuit_breakers.thresholds[0]
         assert pool["tcp"]["maxConnections"] == thresholds.max_connections.value
-        assert pool["tcp"]["connectTimeout"] == f"{cluster.connect_timeout.ToTimedelta().total_seconds():g}s"
+        assert (
+            pool["tcp"]["connectTimeout"]
+            == f"{cluster.connect_timeout.ToTimedelta().total_seconds():g}s"
+        )
         assert pool["http"]["http1MaxPendingRequests"] == thresholds.max_pending_requests.value
         assert pool["http"]["http2MaxRequests"] == thresholds.max_requests.value
         assert pool["http"]["maxRetries"] == thresholds.max_retries.value
