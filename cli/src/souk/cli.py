@@ -1,4 +1,4 @@
-"""The `souk` command: up, down, status, logs, dlq, token, replay."""
+"""The `souk` command: up, down, status, logs, dlq, token, replay, mesh, render."""
 
 from __future__ import annotations
 
