@@ -228,17 +228,6 @@ def test_an_overlay_is_printed_built(run_souk: RunSouk, tmp_path: Path) -> None:
     assert (tmp_path / "k8s" / "overlays" / "dev" / "kustomization.yaml").is_file()
 
 
-def test_a_broker_the_cluster_shape_cannot_run_is_refused(
-    run_souk: RunSouk, tmp_path: Path
-) -> None:
-    topology = tmp_path / "souk.yaml"
-    topology.write_text(SMALL_SHOP.replace("broker: rabbitmq", "broker: kafka"))
-    result = run_souk("render", "kubernetes", "--output", "k8s")
-    assert result.returncode == 1
-    assert "broker: kafka is not rendered for Kubernetes" in result.stderr
-    assert not (tmp_path / "k8s").exists()
-
-
 def test_an_unknown_overlay_is_refused(run_souk: RunSouk, tmp_path: Path) -> None:
     result = run_souk("render", "kubernetes", "--overlay", "staging")
     assert result.returncode == 1

@@ -33,7 +33,8 @@ def build(directory: Path) -> list[Resource]:
         [kubectl(), "kustomize", str(directory)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    # libyaml: the built overlays are thousands of lines, read several times a run.
+    return [doc for doc in yaml.load_all(done.stdout, Loader=yaml.CSafeLoader) if doc]
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,8 @@ CRD_FILES = (
     "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
     "gateway-api/gateway.networking.k8s.io_gateways.yaml",
     "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
+    "strimzi/040-Crd-kafka.yaml",
+    "strimzi/045-Crd-kafkanodepool.yaml",
 )
 Manifest = dict[str, Any]
 # The API groups the Kubernetes release itself serves (kubernetes-validate knows them).
@@ -100,11 +102,16 @@ def closed(schema: Any) -> Any:
     return schema
 
 
+@cache
+def crd_validator(api_version: str, kind: str) -> jsonschema.Validator | None:
+    schema = crd_schemas().get((api_version, kind))
+    return None if schema is None else jsonschema.Draft7Validator(schema)
+
+
 def crd_problems(resource: Manifest) -> list[str]:
-    schema = crd_schemas().get((resource["apiVersion"], resource["kind"]))
-    if schema is None:
+    validator = crd_validator(resource["apiVersion"], resource["kind"])
+    if validator is None:
         return [f"no vendored CRD defines {resource['apiVersion']} {resource['kind']}"]
-    validator = jsonschema.Draft7Validator(schema)
     return [
         f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
         for error in validator.iter_errors(resource)

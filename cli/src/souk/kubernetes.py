@@ -9,7 +9,8 @@ What replaces what (docs/deploy.md has the whole table):
 - SQLite or `souk up`'s PostgreSQL → a CloudNativePG ``Cluster`` with a role each, and a
   ``Database`` each (``per-service``) or one database with a schema each (``shared``);
 - the embedded broker or a local server → a ``RabbitmqCluster`` (RabbitMQ cluster operator),
-  or the official NATS chart's values for ``broker: nats``;
+  a Strimzi ``Kafka`` with a ``KafkaNodePool`` for ``broker: kafka``, or the official NATS
+  chart's values for ``broker: nats``;
 - the sidecars and Souk's control plane → Istio resources rendered by ``python -m mesh.istio``
   from the same policy and traffic settings (the command line does not import the mesh);
 - the console → the cluster's OpenTelemetry collector and Prometheus (a ``PrometheusRule``
@@ -109,11 +110,6 @@ def render(
     topology: Topology, cluster: Cluster = Cluster(), *, istio: IstioRenderer | None = None
 ) -> dict[str, str]:
     """Every file of the kustomize tree, by path relative to its root."""
-    if topology.broker.kind == "kafka":
-        raise RenderError(
-            "broker: kafka is not rendered for Kubernetes yet (use rabbitmq or nats; the "
-            "embedded broker becomes RabbitMQ)"
-        )
     services = deployed_services(topology)
     render_istio = istio or istio_by_subprocess
     istio_yaml = render_istio(
@@ -137,11 +133,13 @@ def render(
     base.append("network/policies.yaml")
     files["base/data/postgres.yaml"] = _dump(_postgres(topology))
     base.append("data/postgres.yaml")
-    if topology.broker.kind == "nats":
+    broker = broker_engine(topology)
+    if broker.kind == "nats":
         files["nats-values.yaml"] = _dump([_nats_values()])
     else:
-        files["base/broker/rabbitmq.yaml"] = _dump([_rabbitmq()])
-        base.append("broker/rabbitmq.yaml")
+        path = f"broker/{broker.kind}.yaml"
+        files[f"base/{path}"] = _dump(_kafka() if broker.kind == "kafka" else [_rabbitmq()])
+        base.append(path)
     files["base/mesh/istio.yaml"] = istio_yaml
     base.append("mesh/istio.yaml")
     files["base/observability/prometheus-rule.yaml"] = _dump([_prometheus_rule()])
@@ -160,7 +158,9 @@ def render(
         ]
     )
     for overlay in OVERLAYS:
-        files[f"overlays/{overlay}/kustomization.yaml"] = _dump([_overlay(overlay, cluster)])
+        files[f"overlays/{overlay}/kustomization.yaml"] = _dump(
+            [_overlay(overlay, cluster, broker)]
+        )
     files["create-secrets.sh"] = _secrets_script(topology, cluster)
     return files
 
@@ -237,10 +237,47 @@ def _upstream_url(topology: Topology, service: str) -> str:
     return f"http://{service}:{HTTP_PORT}"
 
 
-def _broker_url(topology: Topology) -> str:
-    if topology.broker.kind == "nats":
-        return "nats://souk-nats:4222"
-    return f"amqp://$(SOUK_BROKER_USERNAME):$(SOUK_BROKER_PASSWORD)@{BROKER_NAME}:5672/"
+@dataclass(frozen=True)
+class BrokerEngine:
+    """The engine that runs the topology's broker on the cluster, and how pods reach it."""
+
+    kind: str  # rabbitmq (also for the embedded broker), nats, kafka
+    url: str
+    port: int
+    pods: Mapping[str, str]
+    operator_namespace: str | None = None
+    operator_port: int | None = None
+    # With credentials: the Secret the engine makes, whose username/password the URL names.
+    credentials: str | None = None
+
+
+KAFKA_CLUSTER = "souk-kafka"
+
+
+def broker_engine(topology: Topology) -> BrokerEngine:
+    """RabbitMQ by its cluster operator (for `rabbitmq` and the embedded broker, which needs a
+    shared filesystem), NATS by its chart, Kafka by Strimzi."""
+    kind = topology.broker.kind
+    if kind == "nats":
+        return BrokerEngine("nats", "nats://souk-nats:4222", 4222, {NAME_LABEL: "nats"})
+    if kind == "kafka":
+        return BrokerEngine(
+            "kafka",
+            f"kafka://{KAFKA_CLUSTER}-kafka-bootstrap:9092",
+            9092,
+            {"strimzi.io/cluster": KAFKA_CLUSTER, "strimzi.io/kind": "Kafka"},
+            operator_namespace="strimzi",
+            operator_port=9091,
+        )
+    return BrokerEngine(
+        "rabbitmq",
+        f"amqp://$(SOUK_BROKER_USERNAME):$(SOUK_BROKER_PASSWORD)@{BROKER_NAME}:5672/",
+        5672,
+        {NAME_LABEL: BROKER_NAME},
+        operator_namespace="rabbitmq-system",
+        operator_port=15672,
+        credentials=f"{BROKER_NAME}-default-user",
+    )
 
 
 def shutdown_timeout(topology: Topology, service: str) -> float:
@@ -310,11 +347,11 @@ def secret_env(topology: Topology, service: str) -> list[Resource]:
                 f"{POSTGRES_CLUSTER}-rw:5432/{database}",
             }
         )
-    if topology.broker.kind != "nats":
-        default_user = f"{BROKER_NAME}-default-user"
-        env.append(_secret_ref("SOUK_BROKER_USERNAME", default_user, "username"))
-        env.append(_secret_ref("SOUK_BROKER_PASSWORD", default_user, "password"))
-    env.append({"name": f"{prefix}BROKER_URL", "value": _broker_url(topology)})
+    broker = broker_engine(topology)
+    if broker.credentials:
+        env.append(_secret_ref("SOUK_BROKER_USERNAME", broker.credentials, "username"))
+        env.append(_secret_ref("SOUK_BROKER_PASSWORD", broker.credentials, "password"))
+    env.append({"name": f"{prefix}BROKER_URL", "value": broker.url})
     client_id = _client_id(topology, service)
     if client_id and f"{prefix}CLIENT_SECRET" not in spec.env:
         env.append(_secret_ref(f"{prefix}CLIENT_SECRET", CLIENT_SECRETS, client_id))
@@ -644,14 +681,11 @@ def _postgres_pods() -> Resource:
 
 
 def _broker_pods(topology: Topology) -> Resource:
-    if topology.broker.kind == "nats":
-        return {"podSelector": {"matchLabels": {NAME_LABEL: "nats"}}}
-    return {"podSelector": {"matchLabels": {NAME_LABEL: BROKER_NAME}}}
+    return {"podSelector": {"matchLabels": dict(broker_engine(topology).pods)}}
 
 
 def _broker_egress(topology: Topology) -> Resource:
-    port = 4222 if topology.broker.kind == "nats" else 5672
-    return {"to": [_broker_pods(topology)], "ports": _tcp(port)}
+    return {"to": [_broker_pods(topology)], "ports": _tcp(broker_engine(topology).port)}
 
 
 def _shared_network_policies(topology: Topology) -> list[Resource]:
@@ -659,7 +693,17 @@ def _shared_network_policies(topology: Topology) -> list[Resource]:
     reach DNS and PostgreSQL only; the engines take their clients, each other and operator."""
     users = [_pods(name) for name in stateful(topology)]
     migrations = {"podSelector": {"matchLabels": {COMPONENT_LABEL: "migration"}}}
-    broker_port = 4222 if topology.broker.kind == "nats" else 5672
+    broker = broker_engine(topology)
+    operator = (
+        [
+            {
+                "from": [_namespace_pods(broker.operator_namespace)],
+                "ports": _tcp(broker.operator_port),
+            }
+        ]
+        if broker.operator_namespace and broker.operator_port
+        else []
+    )
     return [
         {
             "apiVersion": "networking.k8s.io/v1",
@@ -703,11 +747,11 @@ def _shared_network_policies(topology: Topology) -> list[Resource]:
                 "ingress": [
                     {
                         "from": [_pods(name) for name in deployed_services(topology)],
-                        "ports": _tcp(broker_port),
+                        "ports": _tcp(broker.port),
                     },
                     # Clustering between the broker's own nodes, and its operator.
                     {"from": [_broker_pods(topology)]},
-                    {"from": [_namespace_pods("rabbitmq-system")], "ports": _tcp(15672)},
+                    *operator,
                 ],
             },
         },
@@ -807,6 +851,62 @@ def _rabbitmq() -> Resource:
     }
 
 
+def _kafka() -> list[Resource]:
+    # KRaft: one pool of nodes that are controllers and brokers; Strimzi names the bootstrap
+    # Service <cluster>-kafka-bootstrap. Replication factors of 1 here; `prod` raises them.
+    labels = {**PART_OF, **NO_SIDECAR}
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1",
+            "kind": "KafkaNodePool",
+            "metadata": {
+                "name": f"{KAFKA_CLUSTER}-nodes",
+                "labels": {**PART_OF, "strimzi.io/cluster": KAFKA_CLUSTER},
+            },
+            "spec": {
+                "replicas": 1,
+                "roles": ["controller", "broker"],
+                "storage": {
+                    "type": "jbod",
+                    "volumes": [
+                        {
+                            "id": 0,
+                            "type": "persistent-claim",
+                            "size": "10Gi",
+                            "kraftMetadata": "shared",
+                        }
+                    ],
+                },
+                "resources": {
+                    "requests": {"cpu": "250m", "memory": "1Gi"},
+                    "limits": {"cpu": "2", "memory": "2Gi"},
+                },
+                "template": {"pod": {"metadata": {"labels": labels}}},
+            },
+        },
+        {
+            "apiVersion": "kafka.strimzi.io/v1",
+            "kind": "Kafka",
+            "metadata": _meta(KAFKA_CLUSTER),
+            "spec": {
+                "kafka": {
+                    "listeners": [
+                        {"name": "plain", "port": 9092, "type": "internal", "tls": False}
+                    ],
+                    "config": {
+                        "offsets.topic.replication.factor": 1,
+                        "transaction.state.log.replication.factor": 1,
+                        "transaction.state.log.min.isr": 1,
+                        "default.replication.factor": 1,
+                        "min.insync.replicas": 1,
+                    },
+                },
+                "entityOperator": {"topicOperator": {}},
+            },
+        },
+    ]
+
+
 def _nats_values() -> Resource:
     # Values for the official chart (helm install souk-nats nats/nats -f nats-values.yaml):
     # JetStream on, every write synced (a crash must not lose acknowledged messages).
@@ -868,7 +968,7 @@ def _replace(*changes: tuple[str, Any]) -> str:
     return yaml.safe_dump(operations, sort_keys=False)
 
 
-def _overlay(name: str, cluster: Cluster) -> Resource:
+def _overlay(name: str, cluster: Cluster, broker: BrokerEngine) -> Resource:
     overlay: Resource = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -885,14 +985,35 @@ def _overlay(name: str, cluster: Cluster) -> Resource:
                 "patch": _replace(("/spec/instances", 3), ("/spec/storage/size", "50Gi")),
             },
             {
-                "target": {"group": "rabbitmq.com", "kind": "RabbitmqCluster"},
-                "patch": _replace(("/spec/replicas", 3)),
-            },
-            {
                 "target": {"group": "autoscaling", "kind": "HorizontalPodAutoscaler"},
                 "patch": _replace(("/spec/maxReplicas", 10)),
             },
         ]
+        if broker.kind == "rabbitmq":
+            overlay["patches"].append(
+                {
+                    "target": {"group": "rabbitmq.com", "kind": "RabbitmqCluster"},
+                    "patch": _replace(("/spec/replicas", 3)),
+                }
+            )
+        elif broker.kind == "kafka":
+            config = "/spec/kafka/config"
+            overlay["patches"] += [
+                {
+                    "target": {"group": "kafka.strimzi.io", "kind": "KafkaNodePool"},
+                    "patch": _replace(("/spec/replicas", 3)),
+                },
+                {
+                    "target": {"group": "kafka.strimzi.io", "kind": "Kafka"},
+                    "patch": _replace(
+                        (f"{config}/offsets.topic.replication.factor", 3),
+                        (f"{config}/transaction.state.log.replication.factor", 3),
+                        (f"{config}/transaction.state.log.min.isr", 2),
+                        (f"{config}/default.replication.factor", 3),
+                        (f"{config}/min.insync.replicas", 2),
+                    ),
+                },
+            ]
     return overlay
 
 

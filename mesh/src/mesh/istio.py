@@ -29,9 +29,8 @@ from typing import Any
 import yaml
 
 from mesh.policy import HEALTH_ROUTES, CalleePolicy
-from mesh.resources import IDEMPOTENT_RETRIES, SAFE_RETRIES
-from mesh.server import MeshSettings
-from mesh.traffic import Traffic
+from mesh.settings import MeshSettings
+from mesh.traffic import IDEMPOTENT_RETRIES, SAFE_RETRIES, Traffic
 
 SECURITY = "security.istio.io/v1"
 NETWORKING = "networking.istio.io/v1"

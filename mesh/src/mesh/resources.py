@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 from mesh.authority import service_id
 from mesh.policy import HEALTH_ROUTES, CalleePolicy
 from mesh.registry import Sidecar
-from mesh.traffic import Traffic, TrafficSettings
+from mesh.traffic import IDEMPOTENT_RETRIES, SAFE_RETRIES, Traffic, TrafficSettings
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -379,11 +379,6 @@ def _outbound_listener(callee: str, port: int) -> Message:
             )
         ],
     )
-
-
-SAFE_RETRIES = "connect-failure,refused-stream,reset-before-request"
-# GET and HEAD change nothing: a 5xx or a reset may be retried on another instance.
-IDEMPOTENT_RETRIES = "5xx,reset,connect-failure,refused-stream"
 
 
 def _outbound_routes(callee: str, traffic: Traffic) -> Message:
