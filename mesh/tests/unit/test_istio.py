@@ -19,7 +19,7 @@ from mesh.istio import istio_resources, principal
 from mesh.policy import HEALTH_ROUTES, Policy
 from mesh.registry import Sidecar
 from mesh.resources import CLUSTER, LISTENER, MeshView, resources_for
-from mesh.server import MeshSettings
+from mesh.settings import MeshSettings
 from mesh.traffic import TrafficSettings
 
 NAMESPACE = "souk"
