@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
 from chassis import ServiceSettings
 from mesh.policy import Policy
@@ -239,3 +240,23 @@ def test_no_secret_value_is_committed(built: dict[str, list[Manifest]], overlay:
         text = json.dumps(config["data"]).lower()
         assert "secret" not in text, config["metadata"]["name"]
         assert "password" not in text, config["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_telemetry_goes_to_the_clusters_tools_under_the_services_names(
+    built: dict[str, list[Manifest]], overlay: str
+) -> None:
+    rules_file = ROOT / "cli" / "src" / "souk" / "prometheus_rules" / "rules.yml"
+    (rule,) = of_kind(built[overlay], "PrometheusRule").values()
+    assert rule["spec"]["groups"] == yaml.safe_load(rules_file.read_text())["groups"]
+    (monitor,) = of_kind(built[overlay], "PodMonitor").values()
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    configs = of_kind(built[overlay], "ConfigMap")
+    for name, deployment in of_kind(built[overlay], "Deployment").items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert selector.items() <= labels.items(), name
+        # Souk's rules group by `job`: the PodMonitor takes it from the label naming the service.
+        assert labels[monitor["spec"]["jobLabel"]] == name
+        prefix = name.upper().replace("-", "_")
+        endpoint = configs[f"{name}-settings"]["data"][f"{prefix}_OTLP_ENDPOINT"]
+        assert endpoint.startswith("http://otel-collector.")

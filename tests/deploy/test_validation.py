@@ -25,6 +25,7 @@ CRD_FILES = (
     "rabbitmq-cluster-operator/rabbitmq.com_rabbitmqclusters.yaml",
     "istio/crd-all.gen.yaml",
     "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
+    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
     "gateway-api/gateway.networking.k8s.io_gateways.yaml",
     "gateway-api/gateway.networking.k8s.io_httproutes.yaml",
     "strimzi/040-Crd-kafka.yaml",

@@ -13,8 +13,8 @@ What replaces what (docs/deploy.md has the whole table):
   chart's values for ``broker: nats``;
 - the sidecars and Souk's control plane → Istio resources rendered by ``python -m mesh.istio``
   from the same policy and traffic settings (the command line does not import the mesh);
-- the console → the cluster's OpenTelemetry collector and Prometheus (a ``PrometheusRule``
-  with Souk's rules, scrape annotations on every pod);
+- the console → the cluster's OpenTelemetry collector and Prometheus (a ``PodMonitor`` and a
+  ``PrometheusRule`` with Souk's rules; scrape annotations on every pod for Istio to merge);
 - the gateway's public port → a Gateway API ``Gateway`` and ``HTTPRoute``.
 No secret value is written: ``create-secrets.sh`` makes the Secrets the manifests name.
 """
@@ -142,8 +142,8 @@ def render(
         base.append(path)
     files["base/mesh/istio.yaml"] = istio_yaml
     base.append("mesh/istio.yaml")
-    files["base/observability/prometheus-rule.yaml"] = _dump([_prometheus_rule()])
-    base.append("observability/prometheus-rule.yaml")
+    files["base/observability/prometheus.yaml"] = _dump([_pod_monitor(), _prometheus_rule()])
+    base.append("observability/prometheus.yaml")
     if PUBLIC_SERVICE in services:
         files["base/ingress/gateway.yaml"] = _dump(_ingress())
         base.append("ingress/gateway.yaml")
@@ -645,7 +645,7 @@ def _network_policy(topology: Topology, service: str, callers: Sequence[str]) ->
             {"from": [{"podSelector": {"matchLabels": gateway_pods}}], "ports": _tcp(*ports)}
         )
     # Prometheus scrapes Istio's merged metrics (the app's /metrics and Envoy's) on 15020.
-    ingress.append({"from": [_namespace_pods("monitoring")], "ports": _tcp(15020)})
+    ingress.append({"from": [_namespace_pods("monitoring")], "ports": _tcp(ISTIO_MERGED_METRICS)})
     egress: list[Resource] = [
         _dns(),
         # istiod: the sidecar's configuration and certificates.
@@ -920,6 +920,27 @@ def _nats_values() -> Resource:
             },
         },
         "podTemplate": {"merge": {"metadata": {"labels": {**PART_OF, **NO_SIDECAR}}}},
+    }
+
+
+ISTIO_MERGED_METRICS = 15020
+
+
+def _pod_monitor() -> Resource:
+    # Istio merges the application's /metrics (named by the prometheus.io annotations) with
+    # its own on 15020, outside mTLS. `job` is the service, as `souk up` names it, so Souk's
+    # rules group by service here too.
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _meta("souk"),
+        "spec": {
+            "selector": {"matchLabels": {**PART_OF, COMPONENT_LABEL: "service"}},
+            "jobLabel": NAME_LABEL,
+            "podMetricsEndpoints": [
+                {"portNumber": ISTIO_MERGED_METRICS, "path": "/stats/prometheus"}
+            ],
+        },
     }
 
 
