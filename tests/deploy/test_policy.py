@@ -260,3 +260,17 @@ def test_telemetry_goes_to_the_clusters_tools_under_the_services_names(
         prefix = name.upper().replace("-", "_")
         endpoint = configs[f"{name}-settings"]["data"][f"{prefix}_OTLP_ENDPOINT"]
         assert endpoint.startswith("http://otel-collector.")
+
+
+def test_in_prod_every_service_keeps_a_pod_through_a_node_drain(
+    built: dict[str, list[Manifest]], topology: Topology
+) -> None:
+    budgets = of_kind(built["prod"], "PodDisruptionBudget")
+    autoscalers = of_kind(built["prod"], "HorizontalPodAutoscaler")
+    for name, deployment in of_kind(built["prod"], "Deployment").items():
+        replicas = deployment["spec"]["replicas"]
+        assert replicas == max(2, topology.services[name].replicas), name
+        assert autoscalers[name]["spec"]["minReplicas"] == replicas
+        assert budgets[name]["spec"]["maxUnavailable"] < replicas
+    dev = of_kind(built["dev"], "Deployment")
+    assert dev["orders"]["spec"]["replicas"] == topology.services["orders"].replicas == 1

@@ -159,7 +159,7 @@ def render(
     )
     for overlay in OVERLAYS:
         files[f"overlays/{overlay}/kustomization.yaml"] = _dump(
-            [_overlay(overlay, cluster, broker)]
+            [_overlay(overlay, cluster, broker, topology)]
         )
     files["create-secrets.sh"] = _secrets_script(topology, cluster)
     return files
@@ -194,8 +194,24 @@ def istio_by_subprocess(
     return done.stdout
 
 
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: a value used twice is written twice, never as an anchor and alias, and a
+    text of several lines (a kustomize patch) as a block."""
+
+    def ignore_aliases(self, _data: Any) -> bool:
+        return True
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def _dump(resources_: Iterable[Resource]) -> str:
-    return yaml.safe_dump_all(list(resources_), sort_keys=False, width=100)
+    return yaml.dump_all(list(resources_), Dumper=_Dumper, sort_keys=False, width=100)
 
 
 def _meta(name: str, labels: Mapping[str, str] | None = None) -> Resource:
@@ -989,7 +1005,10 @@ def _replace(*changes: tuple[str, Any]) -> str:
     return yaml.safe_dump(operations, sort_keys=False)
 
 
-def _overlay(name: str, cluster: Cluster, broker: BrokerEngine) -> Resource:
+PROD_MIN_REPLICAS = 2
+
+
+def _overlay(name: str, cluster: Cluster, broker: BrokerEngine, topology: Topology) -> Resource:
     overlay: Resource = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
@@ -1010,6 +1029,26 @@ def _overlay(name: str, cluster: Cluster, broker: BrokerEngine) -> Resource:
                 "patch": _replace(("/spec/maxReplicas", 10)),
             },
         ]
+        # A single pod has no disruption budget worth the name: a node drain takes the service
+        # down. In prod every service keeps at least two (several replicas of a consumer are
+        # how Souk scales: a partition has one active consumer at a time, ADR 7).
+        for service in deployed_services(topology):
+            if topology.services[service].replicas >= PROD_MIN_REPLICAS:
+                continue
+            overlay["patches"] += [
+                {
+                    "target": {"group": "apps", "kind": "Deployment", "name": service},
+                    "patch": _replace(("/spec/replicas", PROD_MIN_REPLICAS)),
+                },
+                {
+                    "target": {
+                        "group": "autoscaling",
+                        "kind": "HorizontalPodAutoscaler",
+                        "name": service,
+                    },
+                    "patch": _replace(("/spec/minReplicas", PROD_MIN_REPLICAS)),
+                },
+            ]
         if broker.kind == "rabbitmq":
             overlay["patches"].append(
                 {

@@ -193,6 +193,13 @@ def _virtual_service(service: str, host: str, namespace: str, traffic: Traffic) 
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Plain YAML: a value used twice is written twice, never as an anchor and alias."""
+
+    def ignore_aliases(self, _data: Any) -> bool:
+        return True
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m mesh.istio", description=__doc__)
     parser.add_argument("--settings", default="{}", help="the mesh section of souk.yaml, as JSON")
@@ -208,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         public=arguments.public,
         ingress_principal=arguments.ingress_principal,
     )
-    yaml.safe_dump_all(resources, sys.stdout, sort_keys=False)
+    yaml.dump_all(resources, sys.stdout, Dumper=_Dumper, sort_keys=False)
 
 
 if __name__ == "__main__":
