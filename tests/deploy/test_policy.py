@@ -6,6 +6,8 @@ an autoscaler per Deployment, and a grace period longer than the drain."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -274,3 +276,34 @@ def test_in_prod_every_service_keeps_a_pod_through_a_node_drain(
         assert budgets[name]["spec"]["maxUnavailable"] < replicas
     dev = of_kind(built["dev"], "Deployment")
     assert dev["orders"]["spec"]["replicas"] == topology.services["orders"].replicas == 1
+
+
+def secret_refs(resources: list[Manifest]) -> set[tuple[str, str]]:
+    found = set()
+    for _, pod in pod_specs(resources):
+        for container in pod["containers"]:
+            for variable in container.get("env", []):
+                ref = variable.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    found.add((ref["name"], ref["key"]))
+    return found
+
+
+def test_every_secret_the_pods_read_is_made_by_the_script_or_by_its_engine(
+    built: dict[str, list[Manifest]],
+) -> None:
+    script = (ROOT / "deploy" / "kubernetes" / "create-secrets.sh").read_text()
+    made = set()
+    for command in script.replace("\\\n", " ").splitlines():
+        match = re.search(r"create secret generic (\S+)", command)
+        if match:
+            made |= {
+                (match.group(1), key) for key in re.findall(r"--from-literal=([\w-]+)=", command)
+            }
+    # The RabbitMQ cluster operator makes its default user's Secret itself.
+    by_engine = {("souk-broker-default-user", "username"), ("souk-broker-default-user", "password")}
+    needed = secret_refs(built["prod"])
+    assert needed - made - by_engine == set()
+    assert ("souk-client-secrets", "orders") in needed & made
+    assert "openssl rand" in script
+    assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
