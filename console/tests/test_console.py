@@ -276,7 +276,7 @@ async def test_the_charts_draw_rates_per_service_from_the_scraped_counters(
         await store.add_samples([("catalog", "requests", requests), ("orders", "requests", 10)])
         await asyncio.sleep(0.05)
     page = (await client.get("/charts")).text
-    assert page.count("<figure") == 7
+    assert page.count("<figure") == 10
     assert "<polyline" in page
     assert "catalog:" in page
 
