@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 propagator = W3CTraceContextPropagator()
 # Spans wait here while the collector is away; past this, new spans are dropped, not queued.
 _QUEUE_SIZE = 4096
+_BATCH_SIZE = 512
 # Bounds how long a stopping process waits for an unreachable collector, retries included.
 _EXPORT_TIMEOUT_SECONDS = 2
 _STATEMENT_LIMIT = 500
@@ -73,6 +74,7 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
             BatchSpanProcessor(
                 exporter,
                 max_queue_size=_QUEUE_SIZE,
+                max_export_batch_size=min(_BATCH_SIZE, _QUEUE_SIZE),
                 schedule_delay_millis=500,
                 export_timeout_millis=_EXPORT_TIMEOUT_SECONDS * 1000,
             )
