@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
+from sqlalchemy import Connection, text
 
 from chassis import Database, ServiceSettings
 from chassis.grpc import channel_for
@@ -30,6 +31,7 @@ from chassis.testing import eventually
 from chassis.tracing import client_tracing, current_provider, tracer
 from chassis.upstream import HttpUpstream
 
+from .conftest import LogCapture
 from .messaging.recording import DeadLetters, Recorder
 from .messaging.test_lifecycle import (
     Greeter,
@@ -38,7 +40,6 @@ from .messaging.test_lifecycle import (
     greeter_app,
     publish,
 )
-from .conftest import LogCapture
 from .test_grpc import WHOAMI, serving, urls_of, whoami
 
 Running = Callable[[FastAPI], Any]
@@ -213,6 +214,31 @@ async def test_a_sql_statement_in_a_trace_is_an_event_with_its_text_and_duration
     assert statement.attributes is not None
     assert statement.attributes["db.system"] == "sqlite"
     assert "SELECT" in str(statement.attributes["db.query.text"]).upper()
+    assert float(statement.attributes["db.duration_ms"]) >= 0  # type: ignore[arg-type]
+
+
+async def test_a_read_on_the_sqlite_read_path_is_an_event_of_the_request_too(
+    make_app: Callable[..., FastAPI], spans: InMemorySpanExporter, tmp_path: Any
+) -> None:
+    make_app()
+    recorded(spans)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}")
+
+    def query(connection: Connection) -> int:
+        return int(connection.execute(text("SELECT 41 + 1")).scalar_one())
+
+    try:
+        await database.check()  # creates the file the read path opens
+        assert await database.read(query) == 42  # outside a trace: no event anywhere
+        with tracer("test").start_as_current_span("GET /products/{product_id}"):
+            assert await database.read(query) == 42
+    finally:
+        await database.dispose()
+
+    [request] = spans.get_finished_spans()
+    [statement] = [e for e in request.events if e.name == "db.statement"]
+    assert statement.attributes is not None
+    assert statement.attributes["db.query.text"] == "SELECT 41 + 1"
     assert float(statement.attributes["db.duration_ms"]) >= 0  # type: ignore[arg-type]
 
 

@@ -22,14 +22,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.trace_context import W3CTraceContextPropagator
 
 if TYPE_CHECKING:
     from types import SimpleNamespace
-
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from chassis.settings import ServiceSettings
 
@@ -167,7 +166,7 @@ async def _request_fails(
     span.end()
 
 
-def trace_statements(engine: AsyncEngine) -> None:
+def trace_statements(engine: AsyncEngine | Engine) -> None:
     """A ``db.statement`` event per SQL statement run on ``engine`` inside a trace, on the
     span that ran it, with the statement, its duration and its outcome.
 
@@ -175,9 +174,10 @@ def trace_statements(engine: AsyncEngine) -> None:
     would triple what every process exports for it.
     """
     dialect = engine.dialect.name
-    event.listen(engine.sync_engine, "before_cursor_execute", _statement_starts)
-    event.listen(engine.sync_engine, "after_cursor_execute", _statement_ends(dialect))
-    event.listen(engine.sync_engine, "handle_error", _statement_fails(dialect))
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    event.listen(sync_engine, "before_cursor_execute", _statement_starts)
+    event.listen(sync_engine, "after_cursor_execute", _statement_ends(dialect))
+    event.listen(sync_engine, "handle_error", _statement_fails(dialect))
 
 
 def _statement_starts(
