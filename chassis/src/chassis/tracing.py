@@ -9,7 +9,6 @@ a request never waits for it, and an unreachable collector only costs dropped sp
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -58,16 +57,11 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     sampler = ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
     provider = TracerProvider(resource=resource, sampler=sampler)
     if settings.otlp_endpoint:
-        # Imported only when spans leave the process: it brings requests and the OTLP protos.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
+        # Imported only when spans leave the process (it brings requests).
+        from chassis.otlp import OtlpSpanExporter  # noqa: PLC0415
 
-        # One error line per lost batch is enough; not a warning per retry as well.
-        logging.getLogger(OTLPSpanExporter.__module__).setLevel(logging.ERROR)
-        exporter = OTLPSpanExporter(
-            endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces",
-            timeout=_EXPORT_TIMEOUT_SECONDS,
+        exporter = OtlpSpanExporter(
+            settings.otlp_endpoint.rstrip("/") + "/v1/traces", timeout=_EXPORT_TIMEOUT_SECONDS
         )
         provider.add_span_processor(
             BatchSpanProcessor(
