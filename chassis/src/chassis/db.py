@@ -212,6 +212,7 @@ def _sqlite_reader(path: Path) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 1},
     )
     event.listen(reader, "connect", _sqlite_reader_pragmas)
+    trace_statements(reader)  # the read path is the hot path: its statements are in traces
     return reader
 
 
