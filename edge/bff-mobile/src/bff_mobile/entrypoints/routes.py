@@ -22,7 +22,8 @@ from bff_mobile.service_layer.home import Sources, home_screen
 from bff_mobile.service_layer.orders import DEFAULT_LIMIT, MAX_LIMIT, orders_page
 from bff_mobile.service_layer.ports import Catalog, Orders, UnitOfWork
 from bff_mobile.settings import BffMobileSettings
-from chassis.auth import AccessToken, require_scopes
+from chassis.auth import AccessToken
+from chassis.customers import require_customer
 from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(prefix="/mobile", tags=["mobile"])
@@ -57,8 +58,8 @@ CatalogDep = Annotated[Catalog, Depends(catalog_of)]
 OrdersDep = Annotated[Orders, Depends(orders_of)]
 Settings = Annotated[BffMobileSettings, Depends(settings_of)]
 BearerToken = Annotated[str, Depends(bearer_token)]
-Reader = Annotated[AccessToken, require_scopes("orders:read")]
-Writer = Annotated[AccessToken, require_scopes("orders:write")]
+Reader = Annotated[AccessToken, require_customer("orders:read")]
+Writer = Annotated[AccessToken, require_customer("orders:write")]
 ProductId = Annotated[str, Path(min_length=1, max_length=100, description="A catalog product.")]
 
 

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from chassis.auth import AccessToken, require_scopes
+from chassis.auth import AccessToken
+from chassis.customers import require_customer
 from chassis.etags import conditional_json
 from chassis.idempotency import idempotency_key
 from chassis.problems import problem_responses
@@ -29,9 +30,10 @@ IdempotencyKey = Annotated[
         "order", description="A new UUID per order; sending the same request again with it is safe."
     ),
 ]
-# The customer is always the token's subject: a customer places, reads and cancels their own.
-Reader = Annotated[AccessToken, require_scopes("orders:read")]
-Writer = Annotated[AccessToken, require_scopes("orders:write")]
+# The customer is always the token's subject: a customer places, reads and cancels their own;
+# a client's own token (client credentials, no customer signed in) is refused here too.
+Reader = Annotated[AccessToken, require_customer("orders:read")]
+Writer = Annotated[AccessToken, require_customer("orders:write")]
 
 
 @router.post(
