@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 from chassis import health
 from chassis.auth import TokenValidator, issuer_validator
 from chassis.db import Database
+from chassis.head import HeadAsGetMiddleware
 from chassis.health import Readiness, ReadinessCheck
 from chassis.logs import configure_logging, get_logger
 from chassis.messaging import routes as dead_letter_routes
@@ -123,6 +124,8 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
         instance=settings.instance_id,
     )
     install_resilience(app, settings)
+    # Outermost: every layer inside sees the GET a HEAD stands for.
+    app.add_middleware(HeadAsGetMiddleware)
     return app
 
 
