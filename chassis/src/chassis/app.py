@@ -17,6 +17,7 @@ from chassis.logs import configure_logging, get_logger
 from chassis.messaging import routes as dead_letter_routes
 from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
+from chassis.openapi import document_as_answered
 from chassis.middleware import RequestContextMiddleware
 from chassis.problems import install_problem_handlers
 from chassis.resilience.composition import install_resilience
@@ -124,6 +125,7 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
         instance=settings.instance_id,
     )
     install_resilience(app, settings)
+    document_as_answered(app)
     # Outermost: every layer inside sees the GET a HEAD stands for.
     app.add_middleware(HeadAsGetMiddleware)
     return app
