@@ -144,7 +144,7 @@ def test_a_405_allows_every_method_any_route_serves_the_path_with(
     router = APIRouter()
     router.add_api_route("/things", lambda: [], methods=["GET"])
     router.add_api_route("/things", lambda: {}, methods=["POST"])
-    router.add_api_route("/things/{thing_id}", lambda thing_id: {}, methods=["PUT"])
+    router.add_api_route("/things/{thing_id}", lambda thing_id: {"id": thing_id}, methods=["PUT"])
 
     with TestClient(make_app(router)) as client:
         listing = client.delete("/things")

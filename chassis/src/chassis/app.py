@@ -17,8 +17,8 @@ from chassis.logs import configure_logging, get_logger
 from chassis.messaging import routes as dead_letter_routes
 from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
-from chassis.openapi import document_as_answered
 from chassis.middleware import RequestContextMiddleware
+from chassis.openapi import document_as_answered
 from chassis.problems import install_problem_handlers
 from chassis.resilience.composition import install_resilience
 from chassis.tracing import build_tracer_provider

@@ -106,9 +106,7 @@ def _idempotency_key(parameter: Spec) -> None:
     if parameter.get("in") != "header" or parameter.get("name", "").lower() != "idempotency-key":
         return
     parameter["required"] = True
-    schema = {
-        key: value for key, value in parameter.get("schema", {}).items() if key != "anyOf"
-    }
+    schema = {key: value for key, value in parameter.get("schema", {}).items() if key != "anyOf"}
     schema.update(
         type="string",
         pattern=IDEMPOTENCY_KEY_PATTERN,
@@ -129,8 +127,8 @@ def _refers(value: object, ref: str) -> bool:
 def links(status: int, **targets: tuple[str, dict[str, str]]) -> dict[int | str, Spec]:
     """A route's ``responses`` entry naming what its answer leads to (OpenAPI links).
 
-    ``links(201, GetOrder=("get_order_orders__order_id__get", {"order_id": "$response.body#/id"}))``:
-    a client (and schemathesis's stateful runs) reads the created order back with its id.
+    ``links(201, GetOrder=("get_order", {"order_id": "$response.body#/id"}))``: a client (and
+    schemathesis's stateful runs) reads the created order back with its id.
     """
     return {
         status: {

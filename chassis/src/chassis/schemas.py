@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Final, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from contracts import Currency, Money
 from contracts.money import MINOR_UNITS
@@ -26,6 +26,9 @@ MinorUnits = Annotated[
 """An amount in integer minor units; narrow it with ``Annotated[MinorUnits, Field(gt=0)]``."""
 
 
+_CURRENCIES: list[JsonValue] = [*sorted(MINOR_UNITS)]
+
+
 def _supported_currency(code: str) -> str:
     # Currency raises MoneyError, a ValueError, which pydantic reports as a validation error.
     return str(Currency(code))
@@ -44,7 +47,7 @@ class MoneyModel(BaseModel):
         description="An ISO 4217 code Souk supports, such as EUR.",
         examples=["EUR"],
         # What _supported_currency takes, so the document says it too.
-        json_schema_extra={"enum": sorted(MINOR_UNITS)},
+        json_schema_extra={"enum": _CURRENCIES},
     )
 
     @classmethod

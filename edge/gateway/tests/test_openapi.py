@@ -236,3 +236,22 @@ async def test_upstream_documents_are_reused_for_a_short_while(kit):
 )
 def test_an_upstream_path_is_public_where_the_route_sends_it_back(route, upstream_path, public):
     assert public_path(route, upstream_path) == public
+
+
+async def test_every_operation_documents_what_the_gateway_itself_may_answer(kit):
+    async with shop(kit) as client:
+        document = await published(client)
+    products = document["paths"]["/api/catalog/products"]["get"]["responses"]
+    order = document["paths"]["/api/orders/{order_id}"]["get"]["responses"]
+
+    gateway_problem = {"$ref": "#/components/schemas/GatewayProblem"}
+    for status in ("404", "429", "502", "503", "504"):
+        assert products[status]["content"]["application/problem+json"]["schema"] == (
+            gateway_problem
+        )
+    # The service's own 404 (no such order) or the gateway's (no route): either fits.
+    assert order["404"]["content"]["application/problem+json"]["schema"]["anyOf"][1] == (
+        gateway_problem
+    )
+    # No body, no 413.
+    assert "413" not in products

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bff_mobile.entrypoints.problems import ErrorCode
-
 from chassis.testing import readable_client_bearer
 
 from .conftest import PROBLEM, bearer

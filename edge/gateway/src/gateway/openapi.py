@@ -160,6 +160,7 @@ def public_document(
                 published.append((route.upstream, operation))
                 if route.auth == "required":
                     _guard(operation, route, gateway_ref)
+                _gateway_answers(operation, gateway_ref)
             paths[path] = public_item
     for upstream, operation in published:
         _relink(operation, published_ids.get(upstream, {}))
@@ -307,17 +308,54 @@ def _guard(operation: Spec, route: Route, gateway_ref: Mapping[tuple[str, str], 
             continue
         # The service's own problem, or the gateway's when the gateway refused first (a
         # problem of its own shape: bff-mobile's has a `code` the gateway's lacks).
-        content = service_says.setdefault("content", {})
-        body = content.setdefault(PROBLEM_MEDIA_TYPE, {})
-        schema = body.get("schema")
-        body["schema"] = (
-            {"anyOf": [schema, gateway_problem]}
-            if schema and schema != gateway_problem
-            else gateway_problem
-        )
+        _or_gateway_problem(service_says, gateway_problem)
         service_says.setdefault("headers", {}).setdefault(
             "WWW-Authenticate", _problem_response("", challenge=True)["headers"]["WWW-Authenticate"]
         )
+
+
+# What the gateway itself may answer on any route, before or instead of the service: no
+# route for the path (404), a body too large (413, with a body), a rate limit (429), and an
+# upstream that failed (502), cannot be reached (503) or did not answer in time (504).
+_GATEWAY_STATUSES = {
+    "404": "No route serves the path (an id that is no path segment, say).",
+    "429": "A rate limit of the gateway; retry after Retry-After.",
+    "502": "The service dropped the request.",
+    "503": "No instance of the service is reachable; retry after Retry-After.",
+    "504": "The service did not answer within the route's timeout.",
+}
+
+
+def _gateway_answers(operation: Spec, gateway_ref: Mapping[tuple[str, str], str]) -> None:
+    """Document the gateway's own answers on this operation, next to the service's."""
+    responses = operation.setdefault("responses", {})
+    gateway_problem = {"$ref": f"{_REF_HEAD}schemas/{gateway_ref['schemas', 'GatewayProblem']}"}
+    statuses = dict(_GATEWAY_STATUSES)
+    if "requestBody" in operation:
+        statuses["413"] = "The body is larger than the route takes."
+    for status, description in statuses.items():
+        service_says = responses.get(status)
+        if service_says is None or "$ref" in service_says:
+            responses.setdefault(
+                status,
+                {
+                    "description": description,
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": gateway_problem}},
+                },
+            )
+            continue
+        _or_gateway_problem(service_says, gateway_problem)
+
+
+def _or_gateway_problem(response: Spec, gateway_problem: Spec) -> None:
+    """Let ``response``'s problem be the gateway's too (anyOf the service's and the gateway's)."""
+    content = response.setdefault("content", {})
+    body = content.setdefault(PROBLEM_MEDIA_TYPE, {})
+    schema = body.get("schema")
+    if schema and schema != gateway_problem and "anyOf" not in schema:
+        body["schema"] = {"anyOf": [schema, gateway_problem]}
+    elif not schema:
+        body["schema"] = gateway_problem
 
 
 class PublicApiDocument:

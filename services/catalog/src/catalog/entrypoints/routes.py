@@ -97,7 +97,10 @@ async def get_product(request: Request, product_id: str, reads: Reads) -> Respon
         **problem_responses(401, 403, 409, 422),
         **links(
             201,
-            GetProduct=("get_product_products__product_id__get", {"product_id": "$response.body#/id"}),
+            GetProduct=(
+                "get_product_products__product_id__get",
+                {"product_id": "$response.body#/id"},
+            ),
             UpdateProduct=(
                 "update_product_products__product_id__patch",
                 {"product_id": "$response.body#/id"},
