@@ -268,9 +268,11 @@ def test_no_cross_origin_reads_by_default(gateway, shopper):
 
 def test_the_storefronts_forms_need_their_csrf_token_and_origin(souk):
     with httpx.Client(base_url=souk.gateway_url, timeout=10.0) as browser:
-        page = browser.get("/")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
         product = browser.get("/api/catalog/products", params={"page_size": 1}).json()["items"][0]
+        page = browser.get(f"/products/{product['id']}")
+        found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+        assert found, page.text[:500]
+        token = found.group(1)
         form = {"product_id": product["id"]}
         without = browser.post("/cart/items", data=form)
         forged = browser.post("/cart/items", data={**form, "csrf_token": "forged"})
