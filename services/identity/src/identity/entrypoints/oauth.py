@@ -27,6 +27,7 @@ from identity.domain.errors import (
     WrongCredentials,
 )
 from identity.domain.model import format_scope, parse_scope
+from identity.entrypoints import oauth_docs
 from identity.entrypoints.deps import IdentityDep, identity
 from identity.service_layer import accounts
 from identity.service_layer.throttle import TooManySignInAttempts
@@ -82,7 +83,12 @@ async def oauth_error_response(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-@router.get("/authorize", response_class=HTMLResponse, summary="Ask the user to sign in")
+@router.get(
+    "/authorize",
+    response_class=HTMLResponse,
+    summary="Ask the user to sign in",
+    openapi_extra=oauth_docs.AUTHORIZE,
+)
 async def authorize(request: Request, identity: IdentityDep) -> Response:
     parameters = request.query_params
     try:
@@ -97,6 +103,7 @@ async def authorize(request: Request, identity: IdentityDep) -> Response:
     response_class=RedirectResponse,
     status_code=302,
     summary="Sign in and consent (or deny): redirects to the client with a code (or an error)",
+    openapi_extra=oauth_docs.SIGN_IN,
 )
 async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Response:
     form = await request.form()
@@ -135,7 +142,11 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
     )
 
 
-@router.post("/token", summary="Exchange a grant for an access token (RFC 6749 §3.2)")
+@router.post(
+    "/token",
+    summary="Exchange a grant for an access token (RFC 6749 §3.2)",
+    openapi_extra=oauth_docs.TOKEN,
+)
 async def token(request: Request) -> JSONResponse:
     parts = identity(request)
     server = parts.server
@@ -162,7 +173,12 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(_token_body(tokens), headers=NO_STORE)
 
 
-@router.post("/revoke", summary="Revoke a refresh token and its family (RFC 7009)")
+@router.post(
+    "/revoke",
+    response_class=Response,
+    summary="Revoke a refresh token and its family (RFC 7009)",
+    openapi_extra=oauth_docs.REVOKE,
+)
 async def revoke(request: Request) -> Response:
     server = identity(request).server
     form = await request.form()
