@@ -8,6 +8,7 @@ its own state, through :class:`IdempotencyKeys` (:mod:`~chassis.idempotency.stor
 
 from chassis.idempotency.header import (
     IDEMPOTENCY_KEY_MAX_LENGTH,
+    IDEMPOTENCY_KEY_PATTERN,
     check_idempotency_key,
     idempotency_key,
 )
@@ -21,6 +22,7 @@ from chassis.idempotency.store import (
 __all__ = [
     "IDEMPOTENCY_KEY_COLUMN_LENGTH",
     "IDEMPOTENCY_KEY_MAX_LENGTH",
+    "IDEMPOTENCY_KEY_PATTERN",
     "IdempotencyKeys",
     "IdempotencyRecord",
     "check_idempotency_key",
