@@ -580,7 +580,9 @@ def _terminal(ours: dict[str, dict[str, Any]], burst: Burst) -> Check:
     summary = " ".join(f"{n} {status.lower()}" for status, n in sorted(statuses.items()))
     if problems:
         return Check("terminal", False, "; ".join(problems))
-    return Check("terminal", True, f"{len(ours)}/{len(ours)} ({summary})")
+    reasons = Counter(o["reason"] for o in ours.values() if o["status"] == "REJECTED")
+    why = "".join(f"; {n}× {reason}" for reason, n in reasons.most_common(2))
+    return Check("terminal", True, f"{len(ours)}/{len(ours)} ({summary}){why}")
 
 
 async def _stock(
