@@ -147,6 +147,9 @@ class ServiceSettings(BaseSettings):
     resilience: dict[str, DependencyPolicy] = Field(default_factory=dict)
     max_concurrent_reads: int = Field(default=256, ge=1)
     max_concurrent_writes: int = Field(default=64, ge=1)
+    # gRPC calls worked on at once (health and reflection not counted); over it a call is
+    # answered RESOURCE_EXHAUSTED at once instead of queueing.
+    max_concurrent_grpc: int = Field(default=64, ge=1)
 
     @classmethod
     def for_service(cls, service: str) -> Self:

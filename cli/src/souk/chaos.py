@@ -296,6 +296,13 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("kill-identity", "identity dies and is restarted", "identity-1", "kill"),
         Scenario(
+            "freeze-identity",
+            "identity stops answering (SIGSTOP): signing keys and revocations go stale",
+            "identity-1",
+            "freeze",
+            30,
+        ),
+        Scenario(
             "restart-broker",
             "the broker server restarts (RabbitMQ, NATS, Kafka)",
             "",
