@@ -394,7 +394,6 @@ async def test_a_server_that_checks_tokens_will_not_start_without_a_validator() 
         await server.start(FastAPI())
 
 
-
 async def test_calls_over_the_limit_are_refused_at_once_and_health_still_answers() -> None:
     app = FastAPI()
     app.state.lanes = lanes = Lanes.of(reads=1, writes=1, calls=1)
@@ -403,8 +402,8 @@ async def test_calls_over_the_limit_are_refused_at_once_and_health_still_answers
     try:
         async with channel_for(urls_of(server)) as channel:
             slow = asyncio.create_task(whoami(channel, b"slow", deadline=30))
-            while lanes.calls.working < 1:  # the slow call holds the one place
-                await asyncio.sleep(0.01)
+            while lanes.calls.working < 1:  # noqa: ASYNC110 - the server's counter, polled
+                await asyncio.sleep(0.01)  # until the slow call holds the one place
             # Refused, not queued: a queued call would still be waiting when its 3 s are up
             # (the slow one takes 5 s) and end DEADLINE_EXCEEDED.
             with pytest.raises(grpc.aio.AioRpcError) as refused:

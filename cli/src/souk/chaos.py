@@ -8,7 +8,7 @@ name), and then asks each service whether the system is whole again:
 
 - **terminal**: every order of the burst reached an end (confirmed, rejected, cancelled,
   with nothing left to undo) within the bound, and each Idempotency-Key made one order;
-- **stock**: on-hand before − after = the units of the confirmed orders, and no
+- **stock**: on-hand before - after = the units of the confirmed orders, and no
   reservation is left held;
 - **payments**: across both providers exactly one capture per confirmed order, none for any
   other, and no authorization left holding money;
@@ -108,7 +108,9 @@ class Outcome:
             "scenario": self.scenario,
             "fault": self.fault,
             "skipped": self.skipped,
-            "checks": {c.invariant: {"verdict": c.verdict, "detail": c.detail} for c in self.checks},
+            "checks": {
+                c.invariant: {"verdict": c.verdict, "detail": c.detail} for c in self.checks
+            },
         }
 
 
@@ -150,27 +152,27 @@ class RunningSystem:
         os.kill(record.pid, signum)
         return record.pid
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def wait_ready(self, within: float) -> None:
         """Until every instance is ready (the supervisor restarted what was killed)."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             state = self.state()
             late = [r.instance for r in state.instances if r.state is not InstanceState.READY]
             if not late:
                 return
             if time.monotonic() > deadline:
-                raise ChaosError(f"not ready after {timeout:g} s: {', '.join(late)}")
+                raise ChaosError(f"not ready after {within:g} s: {', '.join(late)}")
             await asyncio.sleep(0.2)
 
-    async def wait_replaced(self, instance_id: str, pid: int, timeout: float) -> int:
+    async def wait_replaced(self, instance_id: str, pid: int, within: float) -> int:
         """Until the supervisor runs a new, ready process for the instance; its pid."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while True:
             record = self.instance(instance_id)
             if record.pid not in (None, pid) and record.state is InstanceState.READY:
                 return record.pid
             if time.monotonic() > deadline:
-                raise ChaosError(f"{instance_id} was not back within {timeout:g} s")
+                raise ChaosError(f"{instance_id} was not back within {within:g} s")
             await asyncio.sleep(0.1)
 
     def broker_kind(self) -> str:
@@ -393,7 +395,9 @@ class Burst:
         while True:
             wait = delay
             try:
-                answer = await client.post("/api/orders", json=order_body(product.id), headers=headers)
+                answer = await client.post(
+                    "/api/orders", json=order_body(product.id), headers=headers
+                )
             except httpx.TransportError:
                 pass
             else:
@@ -588,25 +592,27 @@ def _terminal(ours: dict[str, dict[str, Any]], burst: Burst) -> Check:
     if problems:
         return Check("terminal", False, "; ".join(problems))
     reasons = Counter(o["reason"] for o in ours.values() if o["status"] == "REJECTED")
-    why = "".join(f"; {n}× {reason}" for reason, n in reasons.most_common(2))
+    why = "".join(f"; {n}x {reason}" for reason, n in reasons.most_common(2))
     return Check("terminal", True, f"{len(ours)}/{len(ours)} ({summary}){why}")
 
 
-async def _stock(
-    services: Services, before: Before, confirmed: dict[str, dict[str, Any]]
-) -> Check:
+async def _stock(services: Services, before: Before, confirmed: dict[str, dict[str, Any]]) -> Check:
     after = await services.stock(before.stock)
     sold: Counter[str] = Counter()
     for order in confirmed.values():
         for line in order["items"]:
             sold[line["sku"] or line["product_id"]] += line["quantity"]
     taken = {sku: before.stock[sku][0] - after[sku][0] for sku in before.stock}
-    wrong = [f"{sku}: −{taken[sku]} on hand, {sold[sku]} sold" for sku in taken if taken[sku] != sold[sku]]
+    wrong = [
+        f"{sku}: -{taken[sku]} on hand, {sold[sku]} sold"
+        for sku in taken
+        if taken[sku] != sold[sku]
+    ]
     held = {sku: after[sku][1] - before.stock[sku][1] for sku in before.stock}
     still = [f"{sku}: {n} reserved" for sku, n in held.items() if n]
     if wrong or still:
         return Check("stock", False, "; ".join([*wrong, *still][:3]))
-    return Check("stock", True, f"−{sum(taken.values())} on hand = {sum(sold.values())} sold")
+    return Check("stock", True, f"-{sum(taken.values())} on hand = {sum(sold.values())} sold")
 
 
 def _payments(
@@ -616,54 +622,74 @@ def _payments(
     before: Before,
     restarted: set[str],
 ) -> Check:
+    captures, held, stray = _books(payments, authorizations, before)
+    forgotten = _forgotten(payments, authorizations, restarted)
+    captures.update(forgotten)
+    confirmed = [oid for oid, order in ours.items() if order["status"] == "CONFIRMED"]
+    wrong = [oid for oid in confirmed if captures[oid] != 1]
+    others = [oid for oid in ours if oid not in confirmed and captures[oid]]
+    problems = [
+        text
+        for count, text in (
+            (len(wrong), f"{len(wrong)} confirmed without exactly one capture ({_few(wrong)})"),
+            (len(others), f"{len(others)} unconfirmed captured ({_few(others)})"),
+            (stray, f"{stray} captures for no payment of billing's"),
+            (held, f"{held} authorizations still held"),
+        )
+        if count
+    ]
+    if problems:
+        return Check("payments", False, "; ".join(problems))
+    total = sum(forgotten.values())
+    note = f" ({total} from billing: provider restarted)" if total else ""
+    return Check("payments", True, f"{sum(captures.values())} captures, 0 held{note}")
+
+
+def _books(
+    payments: dict[str, list[dict[str, Any]]],
+    authorizations: dict[str, list[dict[str, Any]]],
+    before: Before,
+) -> tuple[Counter[str], int, int]:
+    """From the providers' books, made since ``before``: captures per order, authorizations
+    still holding money, and captures for no payment billing knows."""
     order_of = {p["id"]: oid for oid, found in payments.items() for p in found}
     captures: Counter[str] = Counter()
-    problems: list[str] = []
     held = stray = 0
-    for provider, found in authorizations.items():
+    for found in authorizations.values():
         for authorization in found:
             if authorization["id"] in before.authorizations:
                 continue
             order_id = order_of.get(authorization["reference"])
             status = authorization["status"]
-            if status == "authorized":
-                held += 1
-            if status in ("captured", "refunded") and order_id is not None:
-                captures[order_id] += 1
-            elif status in ("captured", "refunded"):
-                stray += 1
-            _ = provider
-    # A restarted provider forgot its books: billing's word stands for the payments it held.
-    forgotten = 0
+            held += status == "authorized"
+            if status in ("captured", "refunded"):  # a refund was a capture first
+                if order_id is None:
+                    stray += 1
+                else:
+                    captures[order_id] += 1
+    return captures, held, stray
+
+
+def _forgotten(
+    payments: dict[str, list[dict[str, Any]]],
+    authorizations: dict[str, list[dict[str, Any]]],
+    restarted: set[str],
+) -> Counter[str]:
+    """Captures a restarted provider forgot (its books live in memory): billing's word."""
+    forgotten: Counter[str] = Counter()
     for order_id, found in payments.items():
         for payment in found:
-            if payment["provider"] in restarted and payment["status"] in ("CAPTURED", "REFUNDED"):
-                known = any(
-                    a["reference"] == payment["id"] for a in authorizations[payment["provider"]]
-                )
-                if not known:
-                    captures[order_id] += 1
-                    forgotten += 1
-    confirmed = [oid for oid, order in ours.items() if order["status"] == "CONFIRMED"]
-    wrong = [oid for oid in confirmed if captures[oid] != 1]
-    others = [oid for oid in ours if oid not in confirmed and captures[oid]]
-    if wrong:
-        problems.append(f"{len(wrong)} confirmed without exactly one capture ({_few(wrong)})")
-    if others:
-        problems.append(f"{len(others)} unconfirmed captured ({_few(others)})")
-    if stray:
-        problems.append(f"{stray} captures for no payment of billing's")
-    if held:
-        problems.append(f"{held} authorizations still held")
-    if problems:
-        return Check("payments", False, "; ".join(problems))
-    note = f" ({forgotten} from billing: provider restarted)" if forgotten else ""
-    return Check("payments", True, f"{sum(captures.values())} captures, 0 held{note}")
+            provider = payment["provider"]
+            if provider not in restarted or payment["status"] not in ("CAPTURED", "REFUNDED"):
+                continue
+            if not any(a["reference"] == payment["id"] for a in authorizations[provider]):
+                forgotten[order_id] += 1
+    return forgotten
 
 
 def _notifications(found: list[dict[str, Any]], ours: dict[str, dict[str, Any]]) -> Check:
     told = Counter((n["order_id"], n["subject"]) for n in found if n["order_id"] in ours)
-    twice = [f"{order_id[:8]} {subject} ×{n}" for (order_id, subject), n in told.items() if n > 1]
+    twice = [f"{order_id[:8]} {subject} x{n}" for (order_id, subject), n in told.items() if n > 1]
     if twice:
         return Check("notifications", False, f"{len(twice)} duplicates: {', '.join(twice[:2])}")
     return Check("notifications", True, f"{sum(told.values())}, none twice")
@@ -672,7 +698,9 @@ def _notifications(found: list[dict[str, Any]], ours: dict[str, dict[str, Any]])
 def _history(found: dict[str, dict[str, Any]], ours: dict[str, dict[str, Any]]) -> Check:
     missing = [oid for oid in ours if oid not in found]
     differ = [
-        oid for oid, order in ours.items() if oid in found and found[oid]["status"] != order["status"]
+        oid
+        for oid, order in ours.items()
+        if oid in found and found[oid]["status"] != order["status"]
     ]
     if missing or differ:
         return Check("history", False, f"{len(missing)} missing, {len(differ)} differ")
@@ -699,7 +727,9 @@ async def run_scenario(
     gateway = system.url("gateway")
     async with httpx.AsyncClient(timeout=options.request_timeout, trust_env=False) as client:
         services = Services(system, client)
-        products = await in_stock(client, gateway, system.url("inventory"), await services.service_token())
+        products = await in_stock(
+            client, gateway, system.url("inventory"), await services.service_token()
+        )
         wanted = _spread(products, options.burst)
         before = await services.before(customers, {p.sku for p in wanted})
         providers_before = {p: system.instance(f"{p}-1").pid for p in PROVIDERS}
@@ -715,7 +745,9 @@ async def run_scenario(
         report(f"{scenario.name}: {fault}")
         await shopping
         await system.wait_ready(90)
-        restarted = {p for p, pid in providers_before.items() if system.instance(f"{p}-1").pid != pid}
+        restarted = {
+            p for p, pid in providers_before.items() if system.instance(f"{p}-1").pid != pid
+        }
         report(f"{scenario.name}: checking the invariants (up to {options.settle:g} s)")
         deadline = time.monotonic() + options.settle
         while True:
@@ -772,7 +804,7 @@ async def run(
 
 
 def outcome_table(outcomes: list[Outcome]) -> Table:
-    """Scenario × invariant, each cell PASS/FAIL/SKIP with its numbers."""
+    """Scenario x invariant, each cell PASS/FAIL/SKIP with its numbers."""
     table = Table(title="souk chaos", title_justify="left", header_style="bold", show_lines=True)
     table.add_column("scenario")
     table.add_column("fault")
@@ -780,9 +812,7 @@ def outcome_table(outcomes: list[Outcome]) -> Table:
         table.add_column(name)
     style = {"PASS": "green", "FAIL": "bold red", "SKIP": "dim"}
     for outcome in outcomes:
-        cells = [
-            f"[{style[c.verdict]}]{c.verdict}[/] {_escape(c.detail)}" for c in outcome.checks
-        ]
+        cells = [f"[{style[c.verdict]}]{c.verdict}[/] {_escape(c.detail)}" for c in outcome.checks]
         if outcome.skipped is not None:
             cells = [f"[dim]SKIP[/] {_escape(outcome.skipped)}", *["[dim]SKIP[/]"] * 5]
         table.add_row(outcome.scenario, _escape(outcome.fault), *cells)

@@ -167,13 +167,12 @@ def resilience(data_dir: DataDirOption = None) -> None:
 
 @app.command()
 def chaos(
+    *,
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(help="Scenarios to run, in order (default: all of them; see --list)."),
     ] = None,
-    list_them: Annotated[
-        bool, typer.Option("--list", help="List the scenarios and exit.")
-    ] = False,
+    list_them: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
     burst: Annotated[int, typer.Option(help="Checkouts per scenario.", min=1)] = 40,
     concurrency: Annotated[int, typer.Option(help="Shoppers at once.", min=1)] = 8,
     customers: Annotated[int, typer.Option(help="Customers signed up for the run.", min=1)] = 4,

@@ -79,7 +79,9 @@ class GrpcServer:
         self._stopping = False
         # The app's lane, so /metrics shows its occupancy and shed calls; else one of its own.
         lanes: Lanes | None = getattr(app.state, "lanes", None) if app else None
-        lane = lanes.calls if lanes is not None else Lane("grpc", self._settings.max_concurrent_grpc)
+        lane = (
+            lanes.calls if lanes is not None else Lane("grpc", self._settings.max_concurrent_grpc)
+        )
         # Over the limit a call is refused before its token is even checked.
         interceptors: list[grpc.aio.ServerInterceptor] = [ConcurrencyLimitInterceptor(lane)]
         if self._scopes is not None:
