@@ -1,12 +1,14 @@
 """`souk chaos` against one booted system on the embedded broker: each scenario's fault
 during a short burst of checkouts, then every invariant asked of the services.
 
-All of `souk chaos --list` runs here, on one system, with bursts of 12 checkouts and 3 s
-freezes, so the module stays within a few minutes on 2 cores. Scaled down from the command's
-defaults (40 checkouts; freezes of 20 s, and 65 s for orders):
+Every scenario of `souk chaos --list` but ``freeze-orders`` runs here, on one system, with
+bursts of 12 checkouts and 3 s freezes (about 5 minutes on a loaded 2-core machine, most of
+it kill-orders-twice and kill-gateway waiting for restarts). ``freeze-orders`` runs only with
+SOUK_CHAOS_ALL=1: frozen 3 s it stays within the saga's step deadlines (30-60 s, not
+settable), so it adds a minute and little that kill-orders-twice does not prove; past the
+deadlines (65 s, the command's default) it is for `souk chaos` by hand. Scaled down from the
+command's defaults (40 checkouts; freezes of 20 s):
 
-- ``freeze-orders`` freezes orders 3 s, within the saga's step deadlines (30-60 s, not
-  settable); the command's default of 65 s, past them, is for `souk chaos` by hand;
 - billing settles a claim a frozen provider never answered after 8 s here (120 s by
   default, past the saga's 60 s authorize deadline), so "no authorization left held" is
   proven within the test's bound;
@@ -17,6 +19,7 @@ defaults (40 checkouts; freezes of 20 s, and 65 s for orders):
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -40,7 +43,23 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoukSystem]:
         yield system
 
 
-@pytest.mark.parametrize("scenario", list(SCENARIOS))
+# Left out unless SOUK_CHAOS_ALL=1 (see the module's docstring).
+LONG = {"freeze-orders"}
+EVERY = os.environ.get("SOUK_CHAOS_ALL") == "1"
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.skipif(
+                name in LONG and not EVERY, reason="within the deadlines: SOUK_CHAOS_ALL=1"
+            ),
+        )
+        for name in SCENARIOS
+    ],
+)
 def test_scenario_keeps_every_invariant(system: SoukSystem, scenario: str) -> None:
     ran = system.souk("chaos", scenario, *BURST, *FAULT, "--json", timeout=300)
     evidence = f"exit {ran.returncode}\n{ran.stdout}\n{ran.stderr[-3000:]}"

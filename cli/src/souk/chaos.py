@@ -34,7 +34,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -718,11 +718,6 @@ async def run_scenario(
     report: Callable[[str], None],
 ) -> Outcome:
     """Burst, fault, then the invariants until they hold or ``options.settle`` passes."""
-    skip = scenario.skip_reason(system, options)
-    if skip is not None:
-        outcome = Outcome(scenario.name, "-", skipped=skip)
-        outcome.checks = [Check(name, None, skip) for name in INVARIANTS]
-        return outcome
     await system.wait_ready(90)
     gateway = system.url("gateway")
     async with httpx.AsyncClient(timeout=options.request_timeout, trust_env=False) as client:
@@ -775,31 +770,30 @@ def _spread(products: list[Product], count: int) -> list[Product]:
 
 
 async def run(
-    system: RunningSystem,
-    names: list[str],
-    options: Options,
-    report: Callable[[str], None],
-    on_outcome: Callable[[Outcome], Awaitable[None] | None] | None = None,
+    system: RunningSystem, names: list[str], options: Options, report: Callable[[str], None]
 ) -> list[Outcome]:
     """Run the named scenarios one after another on a system `souk up` runs."""
     unknown = [name for name in names if name not in SCENARIOS]
     if unknown:
         raise ChaosError(f"no scenario {', '.join(unknown)} (known: {', '.join(SCENARIOS)})")
     await system.wait_ready(30)
-    gateway = system.url("gateway")
-    customers = await asyncio.to_thread(sign_up, gateway, options.customers)
-    signed_in = time.monotonic()
+    customers: list[Customer] = []
+    signed_in = 0.0
     outcomes = []
     for name in names:
-        if time.monotonic() - signed_in > TOKEN_REFRESH:  # access tokens live 10 minutes
-            customers = await asyncio.to_thread(sign_in_again, system.url("gateway"), customers)
+        scenario = SCENARIOS[name]
+        skip = scenario.skip_reason(system, options)
+        if skip is not None:
+            outcomes.append(Outcome(name, "-", [Check(i, None, skip) for i in INVARIANTS], skip))
+            continue
+        gateway = system.url("gateway")
+        if not customers:
+            customers = await asyncio.to_thread(sign_up, gateway, options.customers)
             signed_in = time.monotonic()
-        outcome = await run_scenario(SCENARIOS[name], system, options, customers, report)
-        outcomes.append(outcome)
-        if on_outcome is not None:
-            result = on_outcome(outcome)
-            if result is not None:
-                await result
+        elif time.monotonic() - signed_in > TOKEN_REFRESH:  # access tokens live 10 minutes
+            customers = await asyncio.to_thread(sign_in_again, gateway, customers)
+            signed_in = time.monotonic()
+        outcomes.append(await run_scenario(scenario, system, options, customers, report))
     return outcomes
 
 
