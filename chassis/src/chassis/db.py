@@ -27,7 +27,6 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import await_
 
 from chassis.resilience import deadline
-
 from chassis.tracing import trace_statements
 
 if TYPE_CHECKING:
