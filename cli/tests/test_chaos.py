@@ -6,22 +6,30 @@ checks are fed what the services would answer.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from rich.console import Console
 
 from souk.chaos import (
     Before,
     Burst,
+    ChaosError,
     Check,
     Options,
     Outcome,
+    RunningSystem,
     _history,
     _notifications,
     _payments,
     _terminal,
     outcome_table,
+    run,
 )
+from souk.state import SoukState, write_state
 
 
 def order(
@@ -205,3 +213,45 @@ def test_the_table_shows_each_verdict_with_its_numbers() -> None:
     assert "FAIL 1 authorizations still held" in text
     assert outcome.failed
     assert outcome.as_dict()["checks"]["payments"]["verdict"] == "FAIL"
+
+
+# -- skipping -------------------------------------------------------------------------------
+
+
+def _running_on(tmp_path: Path, broker: str | None) -> RunningSystem:
+    """A state file naming this very process as `souk up`, its topology with ``broker``."""
+    topology = tmp_path / "souk.yaml"
+    shape: dict[str, Any] = {"services": {"gateway": {"port": 8080}}}
+    if broker is not None:
+        shape["broker"] = broker
+    topology.write_text(yaml.safe_dump(shape), encoding="utf-8")
+    state = SoukState(
+        pid=os.getpid(), started_at="2026-01-01T00:00:00+00:00", topology=str(topology),
+        data_dir=str(tmp_path), instances=[],
+    )  # fmt: skip
+    write_state(tmp_path, state)
+    return RunningSystem(tmp_path)
+
+
+async def test_restart_broker_is_skipped_on_the_embedded_broker_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    # No customer is signed up for a skipped scenario: nothing here listens to be asked.
+    [outcome] = await run(_running_on(tmp_path, None), ["restart-broker"], Options(), print)
+    assert outcome.skipped is not None
+    assert "embedded broker" in outcome.skipped
+    assert {check.verdict for check in outcome.checks} == {"SKIP"}
+    assert not outcome.failed
+
+
+async def test_restart_broker_on_a_server_needs_the_command_that_restarts_it(
+    tmp_path: Path,
+) -> None:
+    system = _running_on(tmp_path, "rabbitmq")
+    [outcome] = await run(system, ["restart-broker"], Options(), print)
+    assert outcome.skipped == "a rabbitmq server is not run by souk: give --broker-restart-command"
+
+
+async def test_an_unknown_scenario_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    with pytest.raises(ChaosError, match="no scenario pull-the-plug"):
+        await run(_running_on(tmp_path, None), ["pull-the-plug"], Options(), print)

@@ -220,8 +220,8 @@ def chaos(
 
     try:
         outcomes = asyncio.run(chaos_run.run(system, names, options, report))
-    except chaos_run.ChaosError as exc:
-        _fail(str(exc))
+    except (chaos_run.ChaosError, TokenError, httpx.HTTPError) as exc:
+        _fail(f"chaos stopped: {exc}")
     if as_json:
         typer.echo(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
     else:
