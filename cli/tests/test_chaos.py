@@ -255,3 +255,18 @@ async def test_restart_broker_on_a_server_needs_the_command_that_restarts_it(
 async def test_an_unknown_scenario_is_refused_before_anything_runs(tmp_path: Path) -> None:
     with pytest.raises(ChaosError, match="no scenario pull-the-plug"):
         await run(_running_on(tmp_path, None), ["pull-the-plug"], Options(), print)
+
+
+async def test_a_scenario_that_cannot_run_fails_and_the_next_one_still_runs(
+    tmp_path: Path,
+) -> None:
+    # A system whose state names no instance at all: no gateway to shop through.
+    system = _running_on(tmp_path, None)
+    names = ["kill-identity", "restart-broker"]
+    outcomes = await run(system, names, Options(), print)
+    assert [outcome.scenario for outcome in outcomes] == names
+    failed, skipped = outcomes
+    assert failed.failed
+    assert all(c.detail.startswith("could not run: ") for c in failed.checks)
+    assert "gateway" in failed.checks[0].detail
+    assert skipped.skipped is not None

@@ -47,7 +47,7 @@ from souk.dead_letters import ServiceDeadLetters, list_everywhere, ready_urls
 from souk.install_secrets import client_secret
 from souk.shop import ORDERS_CLIENT, Product, in_stock, order_body
 from souk.state import InstanceRecord, InstanceState, SoukState, pid_alive, read_state
-from souk.tokens import client_token, customer_token
+from souk.tokens import TokenError, client_token, customer_token
 from souk.topology import load_topology
 
 INVARIANTS = ("terminal", "stock", "payments", "notifications", "history", "dead letters")
@@ -55,6 +55,7 @@ PROVIDERS = ("payment-primary", "payment-backup")
 PASSWORD = "chaos-opens-the-souk"  # noqa: S105 - the throwaway customers of a chaos run
 # Answers after which a client sends the same order again, with the same Idempotency-Key.
 _RETRIED = frozenset({409, 425, 429, 500, 502, 503, 504})
+_SETUP_ATTEMPTS = 5
 TOKEN_REFRESH = 300.0  # seconds after which the customers sign in again
 _TERMINAL = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
 
@@ -718,15 +719,10 @@ async def run_scenario(
     report: Callable[[str], None],
 ) -> Outcome:
     """Burst, fault, then the invariants until they hold or ``options.settle`` passes."""
-    await system.wait_ready(90)
-    gateway = system.url("gateway")
     async with httpx.AsyncClient(timeout=options.request_timeout, trust_env=False) as client:
         services = Services(system, client)
-        products = await in_stock(
-            client, gateway, system.url("inventory"), await services.service_token()
-        )
-        wanted = _spread(products, options.burst)
-        before = await services.before(customers, {p.sku for p in wanted})
+        wanted, before = await _ready_to_shop(scenario, services, customers, options, report)
+        gateway = system.url("gateway")
         providers_before = {p: system.instance(f"{p}-1").pid for p in PROVIDERS}
         burst = Burst(gateway, customers, wanted, options)
         report(f"{scenario.name}: {options.burst} checkouts, {options.concurrency} at once")
@@ -748,12 +744,46 @@ async def run_scenario(
         while True:
             try:
                 checks = await check(services, before, burst, customers, restarted)
-            except (httpx.HTTPError, ChaosError) as error:
-                checks = [Check(name, False, f"could not ask: {error}") for name in INVARIANTS]
+            except (httpx.HTTPError, TokenError, ChaosError) as error:
+                checks = [
+                    Check(name, False, f"could not ask: {described(error)}") for name in INVARIANTS
+                ]
             if all(c.ok for c in checks) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(2)
     return Outcome(scenario.name, fault, checks)
+
+
+def described(error: BaseException) -> str:
+    """The error's message, or its kind when it has none (httpx's timeouts)."""
+    return str(error) or type(error).__name__
+
+
+async def _ready_to_shop(
+    scenario: Scenario,
+    services: Services,
+    customers: list[Customer],
+    options: Options,
+    report: Callable[[str], None],
+) -> tuple[list[Product], Before]:
+    """The products of the burst and the services' word before it, once they answer: the
+    previous scenario may have restarted an instance that is ready but still slow."""
+    system = services.system
+    for attempt in range(1, _SETUP_ATTEMPTS + 1):
+        try:
+            await system.wait_ready(90)
+            token = await services.service_token()
+            products = await in_stock(
+                services.client, system.url("gateway"), system.url("inventory"), token
+            )
+            wanted = _spread(products, options.burst)
+            return wanted, await services.before(customers, {p.sku for p in wanted})
+        except (httpx.HTTPError, TokenError) as error:
+            if attempt == _SETUP_ATTEMPTS:
+                raise
+            report(f"{scenario.name}: the system does not answer yet ({described(error)})")
+            await asyncio.sleep(3)
+    raise AssertionError("unreachable")
 
 
 def _spread(products: list[Product], count: int) -> list[Product]:
@@ -786,14 +816,20 @@ async def run(
         if skip is not None:
             outcomes.append(Outcome(name, "-", [Check(i, None, skip) for i in INVARIANTS], skip))
             continue
-        gateway = system.url("gateway")
-        if not customers:
-            customers = await asyncio.to_thread(sign_up, gateway, options.customers)
-            signed_in = time.monotonic()
-        elif time.monotonic() - signed_in > TOKEN_REFRESH:  # access tokens live 10 minutes
-            customers = await asyncio.to_thread(sign_in_again, gateway, customers)
-            signed_in = time.monotonic()
-        outcomes.append(await run_scenario(scenario, system, options, customers, report))
+        try:
+            gateway = system.url("gateway")
+            if not customers:
+                customers = await asyncio.to_thread(sign_up, gateway, options.customers)
+                signed_in = time.monotonic()
+            elif time.monotonic() - signed_in > TOKEN_REFRESH:  # access tokens live 10 min
+                customers = await asyncio.to_thread(sign_in_again, gateway, customers)
+                signed_in = time.monotonic()
+            outcomes.append(await run_scenario(scenario, system, options, customers, report))
+        except (httpx.HTTPError, TokenError, ChaosError) as error:
+            # The scenario could not be run to its end: a failure, and the next one goes on.
+            why = f"could not run: {described(error)}"
+            report(f"{name}: {why}")
+            outcomes.append(Outcome(name, "-", [Check(i, False, why) for i in INVARIANTS]))
     return outcomes
 
 

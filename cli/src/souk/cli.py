@@ -227,7 +227,7 @@ def chaos(
     try:
         outcomes = asyncio.run(chaos_run.run(system, names, options, report))
     except (chaos_run.ChaosError, TokenError, httpx.HTTPError) as exc:
-        _fail(f"chaos stopped: {exc}")
+        _fail(f"chaos stopped: {chaos_run.described(exc)}")
     if as_json:
         typer.echo(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
     else:
