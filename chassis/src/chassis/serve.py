@@ -10,8 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
+    import asyncio
     from types import FrameType
 
     from fastapi import FastAPI
@@ -40,6 +42,52 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class _HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers are not all in
+    within ``header_timeout`` seconds of the request's first byte (of the connection, before
+    any byte): uvicorn bounds only the idle time between requests, so a client sending its
+    headers a byte at a time (or never) held a connection and its memory for good."""
+
+    header_timeout: float = 5.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def _protocol(header_timeout: float) -> type[HttpToolsProtocol]:
+    return type(
+        "HeaderDeadlineProtocol", (_HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
+    )
+
+
 def _already_handled(signum: int, frame: FrameType | None) -> None:
     """The stop signal was acted on by the server; nothing is left to do."""
 
@@ -60,6 +108,8 @@ def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
+        http=_protocol(settings.header_timeout),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout),
     )
 
 

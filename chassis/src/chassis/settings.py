@@ -165,6 +165,11 @@ class ServiceSettings(BaseSettings):
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # Slow or idle clients cannot hold a connection: the headers of each request must be in
+    # within header_timeout seconds of its first byte (of the connection, for the first), an
+    # idle keep-alive connection is closed after keep_alive_timeout.
+    header_timeout: float = Field(default=5.0, gt=0)
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
     # Whose X-Forwarded-For / -Proto to believe: behind the gateway, the local gateway's.
     # An edge process (the gateway) believes nobody unless a load balancer is named here.
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
@@ -194,6 +199,9 @@ class ServiceSettings(BaseSettings):
     resilience: dict[str, DependencyPolicy] = Field(default_factory=dict)
     max_concurrent_reads: int = Field(default=256, ge=1)
     max_concurrent_writes: int = Field(default=64, ge=1)
+    # gRPC calls worked on at once (health and reflection not counted); over it a call is
+    # answered RESOURCE_EXHAUSTED at once instead of queueing.
+    max_concurrent_grpc: int = Field(default=64, ge=1)
 
     @classmethod
     def for_service(cls, service: str) -> Self:

@@ -13,6 +13,7 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+from souk import chaos as chaos_run
 from souk import kubernetes, orchestrator
 from souk import resilience as resilience_view
 from souk.databases import DatabaseProvisionError
@@ -168,6 +169,72 @@ def resilience(data_dir: DataDirOption = None) -> None:
         _fail(str(exc))
     found = asyncio.run(resilience_view.scrape(state.instances))
     make_console().print(resilience_view.resilience_table(found))
+
+
+@app.command()
+def chaos(
+    *,
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(help="Scenarios to run, in order (default: all of them; see --list)."),
+    ] = None,
+    list_them: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+    burst: Annotated[int, typer.Option(help="Checkouts per scenario.", min=1)] = 40,
+    concurrency: Annotated[int, typer.Option(help="Shoppers at once.", min=1)] = 8,
+    customers: Annotated[int, typer.Option(help="Customers signed up for the run.", min=1)] = 4,
+    fault_seconds: Annotated[
+        float | None,
+        typer.Option(help="How long every freeze lasts (default: each scenario's own).", min=0),
+    ] = None,
+    settle: Annotated[
+        float,
+        typer.Option(help="Seconds the invariants get to hold after the burst.", min=0),
+    ] = 180.0,
+    broker_restart_command: Annotated[
+        str | None,
+        typer.Option(help="A command that restarts the broker server (restart-broker)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Inject faults during bursts of checkouts and check that nothing is lost; exit 1 if any
+    invariant fails.
+
+    Run it against a system `souk up` runs (and nothing else is using): each scenario places
+    its own checkouts, injects one fault into one instance, and asks every service whether
+    each order ended, stock is conserved, each confirmed order was captured once and nothing
+    else was, and no customer was told twice.
+    """
+    if list_them:
+        for scenario in chaos_run.SCENARIOS.values():
+            typer.echo(f"{scenario.name:26} {scenario.summary}")
+        return
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    options = chaos_run.Options(
+        burst=burst,
+        concurrency=concurrency,
+        customers=customers,
+        fault_seconds=fault_seconds,
+        settle=settle,
+        broker_restart_command=broker_restart_command,
+    )
+    names = scenarios or list(chaos_run.SCENARIOS)
+    system = chaos_run.RunningSystem(directory)
+
+    def report(line: str) -> None:
+        typer.echo(line, err=True)
+
+    try:
+        outcomes = asyncio.run(chaos_run.run(system, names, options, report))
+    except (chaos_run.ChaosError, TokenError, httpx.HTTPError) as exc:
+        _fail(f"chaos stopped: {chaos_run.described(exc)}")
+    if as_json:
+        typer.echo(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
+    else:
+        make_console(pipe_width=DEAD_LETTER_PIPE_WIDTH).print(chaos_run.outcome_table(outcomes))
+    failed = [outcome.scenario for outcome in outcomes if outcome.failed]
+    if failed:
+        _fail(f"invariants failed in {', '.join(failed)}")
 
 
 @app.command()
