@@ -27,7 +27,15 @@ class FakeCatalog:
         return [Category("spices", "Spices", len(self.products_by_id))]
 
     async def products(
-        self, *, category: str | None, query: str | None, page: int, page_size: int
+        self,
+        *,
+        category: str | None,
+        query: str | None,
+        page: int,
+        page_size: int,
+        sort: str | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
     ) -> ProductPage:
         if self.listing_fails:
             raise UpstreamFailure("catalog", "down", transient=True)

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from bff_web.domain.errors import SignInFailed, SignInRequired
 from bff_web.service_layer.ports import Authorization
@@ -59,19 +59,63 @@ def safe_return_path(candidate: str | None) -> str:
 
 def begin_sign_in(session: Session, client: OAuthClient, return_to: str | None) -> str:
     """Remember a new sign-in in the session; the URL of identity's sign-in page for it."""
-    pending = session.begin_sign_in(safe_return_path(return_to))
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": client.client_id,
-            "redirect_uri": client.redirect_uri,
-            "scope": " ".join(CUSTOMER_SCOPES),
-            "state": pending.state,
-            "code_challenge": s256_challenge(pending.code_verifier),
-            "code_challenge_method": "S256",
-        }
-    )
+    query = urlencode(_authorization_request(session, client, return_to))
     return f"{client.authorize_url}?{query}"
+
+
+def _authorization_request(
+    session: Session, client: OAuthClient, return_to: str | None
+) -> dict[str, str]:
+    pending = session.begin_sign_in(safe_return_path(return_to))
+    return {
+        "response_type": "code",
+        "client_id": client.client_id,
+        "redirect_uri": client.redirect_uri,
+        "scope": " ".join(CUSTOMER_SCOPES),
+        "state": pending.state,
+        "code_challenge": s256_challenge(pending.code_verifier),
+        "code_challenge_method": "S256",
+    }
+
+
+async def sign_up_and_in(
+    session: Session,
+    *,
+    email: str,
+    password: str,
+    client: OAuthClient,
+    issuer: str,
+    identity: Identity,
+    store: SessionStore,
+    now: datetime,
+    ttl: timedelta,
+) -> Session:
+    """Open the account, then sign the new customer in at once: the same code flow with
+    PKCE and state as a sign-in, the credentials they just chose given to identity's
+    authorization endpoint from here rather than typed a second time on its page.
+
+    Returns the signed-in session (rotated). Raises SignUpRefused; SignInFailed or
+    UpstreamFailure when the account is open but the sign-in did not complete (the caller
+    then sends the browser to identity's sign-in page).
+    """
+    await identity.register(email, password)
+    parameters = _authorization_request(session, client, "/")
+    await store.save(session)
+    location = await identity.authorize(parameters, email, password)
+    answer = dict(parse_qsl(urlsplit(location).query))
+    if answer.get("iss", "").rstrip("/") != issuer or "code" not in answer:
+        raise SignInFailed("identity's answer was not a code from our issuer")
+    signed_in, _ = await finish_sign_in(
+        session,
+        code=answer["code"],
+        state=answer.get("state", ""),
+        client=client,
+        identity=identity,
+        store=store,
+        now=now,
+        ttl=ttl,
+    )
+    return signed_in
 
 
 async def finish_sign_in(
