@@ -389,9 +389,9 @@ async def test_a_rejected_order_gives_the_cart_back_and_says_why_in_words(
     assert '<span class="badge" data-testid="cart-count">2</span>' in rejected.text
     # Seen twice, the cart is given back once.
     await browser.get(f"/orders/{order_id}")
-    assert '<span class="badge" data-testid="cart-count">2</span>' in (
-        await browser.get("/cart")
-    ).text
+    assert (
+        '<span class="badge" data-testid="cart-count">2</span>' in (await browser.get("/cart")).text
+    )
 
 
 @pytest.mark.parametrize(

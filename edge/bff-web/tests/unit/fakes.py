@@ -42,8 +42,13 @@ class FakeCatalog:
         items = [
             p
             for p in self.products_by_id.values()
-            if category in (None, p.category) and (query or "") in p.name
+            if category in (None, p.category)
+            and (query or "") in p.name
+            and (min_price is None or p.price.amount >= min_price)
+            and (max_price is None or p.price.amount <= max_price)
         ]
+        if sort in {"price", "-price"}:
+            items.sort(key=lambda p: p.price.amount, reverse=sort == "-price")
         return ProductPage(items[:page_size], page, 1, len(items))
 
     async def product(self, product_id: str) -> Product:

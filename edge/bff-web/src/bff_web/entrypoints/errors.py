@@ -147,9 +147,7 @@ async def _no_such_page(request: Request, _: Exception) -> Response:
     # A browser gets a page; an API client that strayed here (the gateway sends every path
     # no other route claims) gets the problem document it expects.
     if "text/html" in request.headers.get("accept", ""):
-        return await error_page(
-            request, 404, "No such page", "There is nothing at this address."
-        )
+        return await error_page(request, 404, "No such page", "There is nothing at this address.")
     return problem_response(404, "not-found", "Not Found", instance=request.url.path)
 
 

@@ -43,6 +43,7 @@ Price = Annotated[str | None, Query(max_length=12, pattern=PRICE_PATTERN)]
 
 @router.get("/")
 async def storefront(
+    *,
     visit: VisitDep,
     category: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9-]*$")] = None,
     q: Annotated[str | None, Query(max_length=SEARCH_MAX_LENGTH)] = None,
@@ -100,15 +101,15 @@ async def add_to_cart(visit: VisitDep) -> Response:
 async def change_cart_line(visit: VisitDep, product_id: str) -> Response:
     form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
     cart = visit.session.cart
+    if product_id not in cart.quantities:
+        return await _answer(visit, "/cart", f"Not changed: {NotInCart.MESSAGE}", ok=False)
     try:
         quantity = _quantity(form.get("quantity"), default=0)
-        if product_id not in cart.quantities:
-            raise NotInCart("that product is not in your cart")
         if quantity > cart.quantities[product_id]:
             product = await visit.shop.catalog.product(product_id)
             await _check_stock(visit, product, quantity, in_cart=cart.quantities[product_id])
         cart.change(product_id, quantity)
-    except (CartLimitReached, InvalidQuantity, NotInCart) as error:
+    except (CartLimitReached, InvalidQuantity) as error:
         return await _answer(visit, "/cart", f"Not changed: {error}", ok=False)
     return await _answer(visit, "/cart", "Removed from your cart." if not quantity else "", ok=True)
 
@@ -186,7 +187,8 @@ async def order_history(visit: VisitDep, page: Page = 1) -> Response:
 @router.get("/orders/{order_id}")
 async def order_status(visit: VisitDep, order_id: str) -> Response:
     shop = visit.shop
-    view = await orders.order_view(shop.customer(visit.session), shop.orders, shop.catalog, order_id)
+    customer = shop.customer(visit.session)
+    view = await orders.order_view(customer, shop.orders, shop.catalog, order_id)
     return await visit.page("order.html", view=view, order=view.order)
 
 

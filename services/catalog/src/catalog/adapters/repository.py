@@ -10,10 +10,10 @@ from sqlalchemy import (
     CursorResult,
     Integer,
     bindparam,
+    column,
     func,
     insert,
     literal_column,
-    column,
     select,
     table,
     update,
@@ -194,7 +194,7 @@ def search_statements(criteria: ProductSearch, *, dialect: str) -> tuple[Executa
             # Nothing searchable (only punctuation): nothing matches.
             conditions.append(literal_column("1") == literal_column("0"))
         elif dialect == "sqlite":
-            fts = literal_column("products_fts")
+            fts: ColumnElement[Any] = literal_column("products_fts")
             source = products.join(_FTS, _FTS.c.rowid == literal_column("products.rowid"))
             conditions.append(fts.op("MATCH")(" ".join(f'"{word}"*' for word in words)))
             rank = literal_column(_BM25)
@@ -203,7 +203,7 @@ def search_statements(criteria: ProductSearch, *, dialect: str) -> tuple[Executa
                 literal_column("'english'::regconfig"),
                 " & ".join(f"{word}:*" for word in words),
             )
-            vector = literal_column("products.search_vector")
+            vector: ColumnElement[Any] = literal_column("products.search_vector")
             conditions.append(vector.op("@@")(query))
             # ts_rank is "higher is better"; weights D, C, B, A (description .. name).
             rank = -func.ts_rank(literal_column("'{0.1, 0.3, 0.5, 1.0}'::float4[]"), vector, query)
