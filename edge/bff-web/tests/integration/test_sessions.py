@@ -508,6 +508,21 @@ async def test_when_signing_in_at_once_fails_sign_up_falls_back_to_the_sign_in_p
     assert upstreams.access_tokens == {}
 
 
+async def test_a_slow_identity_sends_the_new_customer_to_sign_in_within_the_budget(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    browser = await storefront_factory(sign_up_seconds=0.5)
+    upstreams.authorize_delay = 3.0
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    done = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": "sesame-opens"},
+    )
+    # Identity would have signed them in after 3 s: the budget sent them to sign in instead.
+    assert done.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
+    assert upstreams.accounts == {"amina@example.com": "sesame-opens"}
+
+
 async def test_a_token_orders_no_longer_honours_means_signing_in_again_not_a_loop(
     browser: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:

@@ -105,6 +105,7 @@ async def sign_up(visit: VisitDep) -> Response:
             store=shop.sessions,
             now=shop.clock(),
             ttl=shop.session_ttl,
+            within=shop.settings.sign_up_seconds,
         )
     except SignUpRefused as refusal:
         return await visit.page("sign_up.html", status_code=422, email=email, problem=str(refusal))
