@@ -532,3 +532,19 @@ async def test_a_token_orders_no_longer_honours_means_signing_in_again_not_a_loo
     assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
     again = await browser.get(page.headers["location"])
     assert again.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
+
+
+async def test_a_sign_up_identity_does_not_answer_is_a_503_page_not_a_sign_in(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    # Whether the account was opened is unknown: the shopper is not told it was.
+    browser = await storefront_factory(urls={"identity": "http://127.0.0.1:9"})
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    done = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": "sesame-opens"},
+        headers={"Accept": "text/html"},
+    )
+    assert done.status_code == 503
+    assert "Your account is open" not in done.text
+    assert upstreams.accounts == {}

@@ -96,10 +96,10 @@ async def sign_up_and_in(
     PKCE and state as a sign-in, the credentials they just chose given to identity's
     authorization endpoint from here rather than typed a second time on its page.
 
-    Returns the signed-in session (rotated). Raises SignUpRefused; SignInFailed or
-    UpstreamFailure when the account is open but the sign-in did not complete, within
-    ``within`` seconds of the start (the caller then sends the browser to identity's
-    sign-in page).
+    Returns the signed-in session (rotated). Raises SignUpRefused, or UpstreamFailure if
+    identity did not answer the sign-up (the account may or may not be open); SignInFailed
+    when the account is open but the sign-in did not complete within ``within`` seconds of
+    the start (the caller then sends the browser to identity's sign-in page).
     """
     started = time.monotonic()
     await identity.register(email, password)
@@ -131,6 +131,9 @@ async def sign_up_and_in(
         raise SignInFailed(
             f"identity took more than {within:g} s to sign the account in"
         ) from error
+    except UpstreamFailure as failure:
+        # The account is open (identity said so); only the sign-in did not complete.
+        raise SignInFailed(f"the new account was not signed in: {failure}") from failure
     return signed_in
 
 
