@@ -177,7 +177,9 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
-async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:
+    """The 422 problem of a request FastAPI could not validate (also for an app's own
+    handler of RequestValidationError to fall back on, as bff-web's HTML pages do)."""
     assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for this type only
     errors = [
         {
@@ -229,6 +231,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Render framework, validation and unexpected errors as problem+json."""
     app.add_exception_handler(ProblemError, _on_problem)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(StorageUnavailableError, _on_storage_unavailable)
     app.add_exception_handler(Exception, _on_unexpected)

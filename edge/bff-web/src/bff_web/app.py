@@ -12,6 +12,7 @@ from bff_web.adapters.inventory_client import InventoryClient
 from bff_web.adapters.orders_client import OrdersClient
 from bff_web.adapters.session_store import SqlSessionStore
 from bff_web.entrypoints import assets, auth, pages
+from bff_web.entrypoints.canonical_host import CanonicalHost
 from bff_web.entrypoints.deps import Shop
 from bff_web.entrypoints.errors import install_error_pages
 from chassis.connections import Connections
@@ -53,6 +54,7 @@ def create_app(settings: BffWebSettings) -> FastAPI:
     )
     app.mount("/static", assets.static_files(), name="static")
     install_error_pages(app)
+    app.add_middleware(CanonicalHost, public_url=settings.public_url)
     return app
 
 

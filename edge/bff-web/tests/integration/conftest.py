@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import grpc
 import httpx
@@ -68,7 +68,10 @@ PRODUCTS = [SAFFRON, CUMIN, TEAPOT]
 class Upstreams:
     """The fakes' state, and switches to break them."""
 
-    stock: dict[str, int] = field(default_factory=lambda: {"SPC-SAFFRON-2G": 12})
+    stock: dict[str, int] = field(
+        # Cumin is not stocked at all: sold out.
+        default_factory=lambda: {"SPC-SAFFRON-2G": 12, "TEA-POT-BRASS": 3}
+    )
     inventory_delay: float = 0.0
     catalog_down: bool = False
     product_delay: float = 0.0
@@ -86,6 +89,11 @@ class Upstreams:
     refuse_orders: str | None = None
     """a detail: orders answers 422 with it"""
     accounts: dict[str, str] = field(default_factory=dict)
+    listings: list[dict[str, str]] = field(default_factory=list)
+    """every GET /products: its query"""
+    authorize_delay: float = 0.0
+    authorize_refuses: bool = False
+    """identity's sign-in form answers 401 to every password"""
     stock_tokens: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
 
@@ -189,7 +197,21 @@ def identity_app(state: Upstreams) -> web.Application:
         state.accounts[body["email"]] = body["password"]
         return web.json_response({"id": uuid.uuid4().hex, "email": body["email"]}, status=201)
 
+    async def authorize(request: web.Request) -> web.Response:
+        """Identity's sign-in form, posted: a code for a known account's password."""
+        form = await request.post()
+        await asyncio.sleep(state.authorize_delay)
+        email = str(form.get("email"))
+        if state.authorize_refuses or state.accounts.get(email) != form.get("password"):
+            return web.Response(status=401, text="wrong email or password")
+        assert form.get("redirect_uri") == f"{PUBLIC_URL}/auth/callback"
+        code = uuid.uuid4().hex
+        state.codes[code] = (str(form.get("code_challenge")), email)
+        query = urlencode({"code": code, "state": str(form.get("state")), "iss": PUBLIC_URL})
+        raise web.HTTPFound(f"{form.get('redirect_uri')}?{query}")
+
     app = web.Application()
+    app.router.add_post("/oauth/authorize", authorize)
     app.router.add_post("/oauth/token", token)
     app.router.add_post("/oauth/revoke", revoke)
     app.router.add_post("/users", register)
@@ -213,6 +235,7 @@ def catalog_app(state: Upstreams) -> web.Application:
         )
 
     async def products(request: web.Request) -> web.Response:
+        state.listings.append(dict(request.query))
         category, q = request.query.get("category"), request.query.get("q", "").lower()
         items = [
             p

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from .conftest import PUBLIC_URL, csrf_token_of, sign_in, unused_grpc_url
 
 if TYPE_CHECKING:
@@ -288,3 +290,170 @@ async def test_an_order_orders_refuses_keeps_the_cart_and_says_why(
     assert placed.headers["location"].startswith("/orders/")
     first_key, second_key = (request["key"] for request in upstreams.placed)
     assert first_key != second_key
+
+
+# -- stock in the cart, a forgiving checkout, pages that keep their context ------------------
+
+
+async def test_a_sold_out_product_cannot_go_in_the_cart(browser: httpx.AsyncClient) -> None:
+    page = await browser.get("/products/p-cumin")  # not stocked
+    assert "Add to cart" not in page.text
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    refused = await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-cumin", "quantity": "1"}
+    )
+    assert refused.headers["location"] == "/products/p-cumin"
+    back = await browser.get("/products/p-cumin")
+    assert "Not added: Cumin seeds, 100 g has sold out." in back.text
+    assert '<span class="badge" data-testid="cart-count">0</span>' in back.text
+
+
+async def test_no_more_than_the_stock_goes_in_the_cart(browser: httpx.AsyncClient) -> None:
+    token = csrf_token_of((await browser.get("/products/p-teapot")).text)  # 3 in stock
+    await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-teapot", "quantity": "2"}
+    )
+    await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-teapot", "quantity": "2"}
+    )
+    page = await browser.get("/products/p-teapot")
+    assert "Not added: only 3 of Brass teapot left; you have 2 in your cart." in page.text
+    raised = await browser.post("/cart/items/p-teapot", data={"csrf_token": token, "quantity": "4"})
+    assert raised.headers["location"] == "/cart"
+    cart = await browser.get("/cart")
+    assert "Not changed: only 3 of Brass teapot left" in cart.text
+    assert '<span class="badge" data-testid="cart-count">2</span>' in cart.text
+
+
+async def test_stock_that_ran_out_in_the_cart_holds_the_checkout_back(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-teapot", "quantity": "3"}
+    )
+    upstreams.stock["TEA-POT-BRASS"] = 1  # others bought them meanwhile
+    cart = await browser.get("/cart")
+    assert "Only 1 of Brass teapot left: lower the quantity." in cart.text
+    assert "Place order" not in cart.text
+    refused = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    assert refused.headers["location"] == "/cart"
+    assert upstreams.placed == []
+
+
+async def test_a_script_adds_to_the_cart_and_stays_on_the_page(browser: httpx.AsyncClient) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    added = await browser.post(
+        "/cart/items",
+        data={"csrf_token": token, "product_id": "p-saffron", "quantity": "2"},
+        headers={"Accept": "application/json"},
+    )
+    assert added.status_code == 200
+    assert added.json() == {
+        "ok": True,
+        "notice": "Added Taliouine saffron threads, 2 g to your cart.",
+        "cart_count": 2,
+    }
+    refused = await browser.post(
+        "/cart/items/p-saffron",
+        data={"csrf_token": token, "quantity": "13"},
+        headers={"Accept": "application/json"},
+    )
+    assert refused.status_code == 409
+    assert refused.json()["cart_count"] == 2
+    assert "only 12" in refused.json()["notice"]
+
+
+async def test_a_rejected_order_gives_the_cart_back_and_says_why_in_words(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post(
+        "/cart/items", data={"csrf_token": token, "product_id": "p-saffron", "quantity": "2"}
+    )
+    placed = await browser.post("/checkout", data={"csrf_token": token, "card_token": "tok_ok"})
+    order_id = placed.headers["location"].rsplit("/", 1)[1]
+    pending = await browser.get(f"/orders/{order_id}")
+    assert "Thank you" not in pending.text
+    assert "Taliouine saffron threads, 2 g" in pending.text  # named while pending
+    assert "Your cart is empty" in (await browser.get("/cart")).text
+    order = upstreams.orders[order_id]["public"]
+    order.update(status="REJECTED", reason="out of stock: SPC-SAFFRON-2G (1 available)")
+    rejected = await browser.get(f"/orders/{order_id}")
+    assert "Taliouine saffron threads, 2 g: only 1 left, fewer than you asked for." in rejected.text
+    assert "SPC-SAFFRON-2G" not in rejected.text.replace("SKU SPC", "")
+    assert "Thank you" not in rejected.text
+    assert "Try again" in rejected.text
+    assert '<span class="badge" data-testid="cart-count">2</span>' in rejected.text
+    # Seen twice, the cart is given back once.
+    await browser.get(f"/orders/{order_id}")
+    assert (
+        '<span class="badge" data-testid="cart-count">2</span>' in (await browser.get("/cart")).text
+    )
+
+
+@pytest.mark.parametrize(
+    ("address", "part"),
+    [
+        ("/?page=0", "the page number"),
+        ("/?page=abc", "the page number"),
+        ("/?category=Not%20A%20Slug", "the shelf"),
+        ("/?max_price=cheap", "the highest price"),
+        ("/orders?page=-1", "the page number"),
+    ],
+)
+async def test_a_bad_address_is_an_html_page_that_keeps_the_cart(
+    browser: httpx.AsyncClient, address: str, part: str
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    page = await browser.get(address, headers={"Accept": "text/html"})
+    assert page.status_code == 400
+    assert page.headers["content-type"].startswith("text/html")
+    assert part in page.text
+    assert '<span class="badge" data-testid="cart-count">1</span>' in page.text
+    assert "Sign in" in page.text
+    api = await browser.get(address, headers={"Accept": "application/json"})
+    assert api.status_code == 422
+    assert api.headers["content-type"] == "application/problem+json"
+
+
+async def test_an_unknown_address_keeps_the_cart_and_account_links(
+    browser: httpx.AsyncClient,
+) -> None:
+    token = csrf_token_of((await browser.get("/products/p-saffron")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    for address in ("/no/such/page", "/products/nope"):
+        page = await browser.get(address, headers={"Accept": "text/html"})
+        assert page.status_code == 404
+        assert '<span class="badge" data-testid="cart-count">1</span>' in page.text
+        assert "Sign up" in page.text
+
+
+async def test_a_price_range_and_an_order_go_to_the_catalog_in_its_units(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    page = await browser.get(
+        "/", params={"q": "saffron", "sort": "price", "min_price": "10", "max_price": "14,5"}
+    )
+    assert page.status_code == 200
+    assert upstreams.listings[-1]["min_price"] == "1000"
+    assert upstreams.listings[-1]["max_price"] == "1450"
+    assert upstreams.listings[-1]["sort"] == "price"
+    assert '<option value="price" selected>' in page.text
+    assert 'name="min_price" size="5" value="10.00"' in page.text
+    assert "<h1" in page.text.split('class="refine"')[0]  # a main heading on results
+
+
+async def test_a_page_asked_for_under_another_host_name_goes_to_the_public_address(
+    browser: httpx.AsyncClient,
+) -> None:
+    moved = await browser.get(
+        "/cart?x=1", headers={"X-Forwarded-Host": "127.0.0.1:8080", "Accept": "text/html"}
+    )
+    assert moved.status_code == 308
+    assert moved.headers["location"] == f"{PUBLIC_URL}/cart?x=1"
+    same = await browser.get("/cart", headers={"X-Forwarded-Host": "shop.test"})
+    assert same.status_code == 200

@@ -27,15 +27,28 @@ class FakeCatalog:
         return [Category("spices", "Spices", len(self.products_by_id))]
 
     async def products(
-        self, *, category: str | None, query: str | None, page: int, page_size: int
+        self,
+        *,
+        category: str | None,
+        query: str | None,
+        page: int,
+        page_size: int,
+        sort: str | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
     ) -> ProductPage:
         if self.listing_fails:
             raise UpstreamFailure("catalog", "down", transient=True)
         items = [
             p
             for p in self.products_by_id.values()
-            if category in (None, p.category) and (query or "") in p.name
+            if category in (None, p.category)
+            and (query or "") in p.name
+            and (min_price is None or p.price.amount >= min_price)
+            and (max_price is None or p.price.amount <= max_price)
         ]
+        if sort in {"price", "-price"}:
+            items.sort(key=lambda p: p.price.amount, reverse=sort == "-price")
         return ProductPage(items[:page_size], page, 1, len(items))
 
     async def product(self, product_id: str) -> Product:

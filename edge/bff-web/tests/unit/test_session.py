@@ -42,7 +42,7 @@ def test_placing_an_order_empties_the_cart_and_takes_a_new_checkout_key() -> Non
     session = Session.start(NOW, TTL)
     session.cart.add("saffron")
     key = session.checkout_key
-    session.order_placed()
+    session.order_placed("order-1")
     assert session.cart.is_empty
     assert session.checkout_key != key
 
@@ -52,3 +52,27 @@ def test_notices_are_shown_once() -> None:
     session.flash("Added to your cart.")
     assert session.take_flashes() == ["Added to your cart."]
     assert session.take_flashes() == []
+
+
+def test_a_rejected_orders_cart_comes_back_added_to_what_was_put_in_since() -> None:
+    session = Session.start(NOW, TTL)
+    session.cart.add("saffron", 2)
+    session.order_placed("order-1")
+    session.cart.add("teapot")
+    assert session.order_settled("order-1", rejected=True)
+    assert session.cart.quantities == {"teapot": 1, "saffron": 2}
+    assert session.held_cart is None
+    # Seen again (a reload of the rejected order's page): nothing is added twice.
+    assert not session.order_settled("order-1", rejected=True)
+    assert session.cart.quantities == {"teapot": 1, "saffron": 2}
+
+
+def test_a_confirmed_or_another_orders_settling_gives_nothing_back() -> None:
+    session = Session.start(NOW, TTL)
+    session.cart.add("saffron")
+    session.order_placed("order-1")
+    assert not session.order_settled("order-0", rejected=True)
+    assert session.held_cart is not None
+    assert not session.order_settled("order-1", rejected=False)
+    assert session.cart.is_empty
+    assert session.held_cart is None

@@ -122,6 +122,21 @@ def test_a_listing_can_be_sorted_by_price_either_way(client: TestClient) -> None
     assert [item["price"]["amount"] for item in dearest["items"]] == sorted(prices, reverse=True)
 
 
+def test_a_search_ranks_by_relevance_unless_asked_otherwise_and_filters_by_price(
+    client: TestClient,
+) -> None:
+    ranked = client.get("/products", params={"q": "saffron", "page_size": 100}).json()
+    by_price = client.get(
+        "/products", params={"q": "lamp", "sort": "price", "min_price": 5000, "max_price": 9000}
+    ).json()
+
+    assert ranked["items"][0]["name"] == "Taliouine saffron threads, 2 g"
+    prices = [item["price"]["amount"] for item in by_price["items"]]
+    assert prices
+    assert prices == sorted(prices)
+    assert all(5000 <= price <= 9000 for price in prices)
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -135,6 +150,10 @@ def test_a_listing_can_be_sorted_by_price_either_way(client: TestClient) -> None
         {"sort": "cheapest"},
         {"category": "Not A Slug"},
         {"q": "x" * 101},
+        {"min_price": "-1"},
+        {"max_price": "cheap"},
+        {"max_price": str(2**63)},
+        {"sort": "best"},
     ],
 )
 def test_a_bad_listing_parameter_is_a_422_problem_never_a_crash(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Self
 
+from catalog.adapters.repository import search_words
 from catalog.domain.errors import DuplicateSku
 from catalog.domain.model import Category, Product
 from catalog.service_layer.ports import CategorySummary, ProductSort
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    from catalog.service_layer.ports import ProductSearch
 
 
 CATEGORIES = (
@@ -42,27 +45,33 @@ class FakeProductRepository:
     async def save(self, product: Product) -> None:
         self._products[product.id] = copy.deepcopy(product)
 
-    async def search(
-        self,
-        *,
-        category: str | None,
-        text: str | None,
-        sort: ProductSort,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Product], int]:
+    async def search(self, criteria: ProductSearch) -> tuple[list[Product], int]:
+        words = search_words(criteria.text) if criteria.text is not None else None
+
+        def matches(p: Product) -> bool:
+            if words is None:
+                return True
+            text = f"{p.name}\n{p.category}\n{p.description}".lower()
+            return bool(words) and all(word in text for word in words)
+
         found = [
             p
             for p in self._products.values()
-            if (category is None or p.category == category)
-            and (text is None or text.lower() in f"{p.name}\n{p.description}".lower())
+            if (criteria.category is None or p.category == criteria.category)
+            and (criteria.min_price is None or p.price.amount >= criteria.min_price)
+            and (criteria.max_price is None or p.price.amount <= criteria.max_price)
+            and matches(p)
         ]
         found.sort(key=lambda p: (p.name.lower(), p.id))
-        if sort is ProductSort.PRICE:
+        if criteria.sort is ProductSort.PRICE:
             found.sort(key=lambda p: p.price.amount)
-        elif sort is ProductSort.PRICE_DESCENDING:
+        elif criteria.sort is ProductSort.PRICE_DESCENDING:
             found.sort(key=lambda p: -p.price.amount)
-        return copy.deepcopy(found[offset : offset + limit]), len(found)
+        elif criteria.sort is ProductSort.RELEVANCE and words:
+            # The engines' ranking, roughly: more words in the name first.
+            found.sort(key=lambda p: -sum(word in p.name.lower() for word in words))
+        window = found[criteria.offset : criteria.offset + criteria.limit]
+        return copy.deepcopy(window), len(found)
 
 
 class FakeCategoryRepository:

@@ -26,13 +26,27 @@ class CatalogClient:
         )
 
     async def products(
-        self, *, category: str | None, query: str | None, page: int, page_size: int
+        self,
+        *,
+        category: str | None,
+        query: str | None,
+        page: int,
+        page_size: int,
+        sort: str | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
     ) -> ProductPage:
         parameters: dict[str, str | int] = {"page": page, "page_size": page_size}
         if category:
             parameters["category"] = category
         if query:
             parameters["q"] = query
+        if sort:
+            parameters["sort"] = sort
+        if min_price is not None:
+            parameters["min_price"] = min_price
+        if max_price is not None:
+            parameters["max_price"] = max_price
         path = f"/products?{urlencode(parameters)}"
         body = await self._get(path)
         return read_answer(

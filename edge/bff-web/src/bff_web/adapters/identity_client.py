@@ -91,6 +91,28 @@ class IdentityClient:
         if answer.status != 201:
             raise self._accounts.unexpected("POST", "/users", answer)
 
+    async def authorize(self, parameters: Mapping[str, str], email: str, password: str) -> str:
+        path = "/oauth/authorize"
+        form = {**parameters, "email": email, "password": password, "decision": "allow"}
+        try:
+            async with self._session.post(
+                next(self._bases) + path,
+                data=form,
+                headers=outbound_headers(),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as response:
+                status, location = response.status, response.headers.get("Location")
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as error:
+            raise UpstreamFailure(
+                _NAME, f"POST {path}: {type(error).__name__}", transient=True
+            ) from error
+        if status in {302, 303} and location:
+            return location
+        if status in {400, 401, 429}:
+            raise SignInFailed(f"identity did not sign the new account in ({status})")
+        raise UpstreamFailure(_NAME, f"POST {path} answered {status}", transient=status >= 500)
+
     async def _post(self, path: str, form: Mapping[str, str]) -> tuple[int, Any]:
         headers = {
             **outbound_headers(),

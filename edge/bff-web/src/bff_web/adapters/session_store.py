@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 
 from bff_web.adapters.orm import sessions
 from bff_web.domain.cart import Cart
-from bff_web.domain.session import CustomerTokens, PendingSignIn, Session
+from bff_web.domain.session import CustomerTokens, HeldCart, PendingSignIn, Session
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -89,11 +89,14 @@ def encode(session: Session) -> dict[str, Any]:
         },
         "checkout_key": session.checkout_key,
         "flashes": session.flashes,
+        "held_cart": None
+        if session.held_cart is None
+        else {"order_id": session.held_cart.order_id, "cart": session.held_cart.quantities},
     }
 
 
 def decode(session_id: str, data: dict[str, Any]) -> Session:
-    tokens, pending = data["tokens"], data["pending_sign_in"]
+    tokens, pending, held = data["tokens"], data["pending_sign_in"], data.get("held_cart")
     return Session(
         id=session_id,
         csrf_token=data["csrf_token"],
@@ -109,4 +112,6 @@ def decode(session_id: str, data: dict[str, Any]) -> Session:
         pending_sign_in=None if pending is None else PendingSignIn(**pending),
         checkout_key=data["checkout_key"],
         flashes=list(data["flashes"]),
+        # Sessions stored before carts were held have none.
+        held_cart=None if held is None else HeldCart(held["order_id"], dict(held["cart"])),
     )

@@ -33,7 +33,7 @@ class Cart:
     def change(self, product_id: str, quantity: int) -> None:
         """Make a line the cart has hold ``quantity``; only ``add`` puts a product in."""
         if product_id not in self.quantities:
-            raise NotInCart("that product is not in your cart")
+            raise NotInCart(NotInCart.MESSAGE)
         self.set_quantity(product_id, quantity)
 
     def set_quantity(self, product_id: str, quantity: int) -> None:

@@ -18,6 +18,8 @@ class InvalidQuantity(StorefrontError):
 class NotInCart(StorefrontError):
     """A change to a line the cart does not have."""
 
+    MESSAGE = "that product is not in your cart"
+
 
 class ProductNotFound(StorefrontError):
     """The catalog has no product with this id."""

@@ -39,6 +39,15 @@ class PendingSignIn:
     return_to: str
 
 
+@dataclass(frozen=True, slots=True)
+class HeldCart:
+    """The cart an order was placed from, kept until the order is settled: a rejected order
+    gives it back, so the shopper can try again or use another card."""
+
+    order_id: str
+    quantities: dict[str, int]
+
+
 @dataclass(slots=True)
 class Session:
     """One browser's session. ``id`` is the cookie's value; ``csrf_token`` is in every form."""
@@ -53,6 +62,8 @@ class Session:
     checkout_key: str = field(default_factory=new_secret)
     # Notices shown once on the next page (``Signed out``, ``Added to cart``).
     flashes: list[str] = field(default_factory=list)
+    # The cart of the last order placed, until that order is confirmed or rejected.
+    held_cart: HeldCart | None = None
 
     @classmethod
     def start(cls, now: datetime, ttl: timedelta) -> Session:
@@ -90,10 +101,27 @@ class Session:
             cart=Cart(dict(self.cart.quantities)),
         )
 
-    def order_placed(self) -> None:
-        """Empty the cart and take a new key, so the next checkout is a new order."""
+    def order_placed(self, order_id: str) -> None:
+        """Hold the cart for the order, empty it, and take a new key, so the next checkout
+        is a new order."""
+        self.held_cart = HeldCart(order_id, dict(self.cart.quantities))
         self.cart.clear()
         self.checkout_key = new_secret()
+
+    def order_settled(self, order_id: str, *, rejected: bool) -> bool:
+        """Forget the held cart of a settled order; a rejected one's goes back into the cart
+        (added to whatever the shopper put there since). Whether the cart came back."""
+        held = self.held_cart
+        if held is None or held.order_id != order_id:
+            return False
+        self.held_cart = None
+        if not rejected:
+            return False
+        for product_id, quantity in held.quantities.items():
+            self.cart.set_quantity(
+                product_id, max(quantity, self.cart.quantities.get(product_id, 0))
+            )
+        return True
 
     def flash(self, notice: str) -> None:
         self.flashes.append(notice)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # An order in one of these has finished its checkout: its page stops watching it.
 SETTLED_STATUSES: Final = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
+# An order in one of these was not placed: the shopper's cart comes back.
+REJECTED_STATUSES: Final = frozenset({"REJECTED", "CANCELLED"})
 _SYMBOLS: Final = {"EUR": "€", "USD": "$", "GBP": "£"}
 
 
@@ -95,3 +101,42 @@ class OrderPage:
     page: int
     pages: int
     total: int
+
+
+# Orders' reasons, as its saga words them: "payment declined: card_declined",
+# "out of stock: SKU (2 available), SKU (0 available)", "<step> got no answer in 5 s".
+_SHORTAGE: Final = re.compile(r"([A-Z0-9][A-Z0-9-]*) \((\d+) available\)")
+_DECLINES: Final = {
+    "card_declined": "Your card was declined",
+    "insufficient_funds": "Your card was declined for insufficient funds",
+    "expired_card": "Your card has expired",
+}
+NOTHING_CHARGED: Final = "Nothing was charged."
+
+
+def explain_rejection(reason: str | None, names_by_sku: Mapping[str, str]) -> str:
+    """Why an order was not placed, in words for the shopper: products by name, no codes."""
+    reason = (reason or "").strip()
+    if reason.startswith("payment declined"):
+        code = reason.partition(":")[2].strip()
+        said = _DECLINES.get(code, "Your payment was not accepted")
+        return f"{said}. {NOTHING_CHARGED} Try again, or pay with another card."
+    if reason.startswith("out of stock"):
+        short = [
+            _shortage(names_by_sku.get(sku, "One of the products"), int(available))
+            for sku, available in _SHORTAGE.findall(reason)
+        ]
+        said = " ".join(short) or "Some of the products sold out before we could reserve them."
+        return f"{said} {NOTHING_CHARGED} Change the quantities in your cart and try again."
+    if "no answer" in reason:
+        return (
+            "Part of the shop did not answer in time, so we could not complete the order. "
+            f"{NOTHING_CHARGED} Please try again in a moment."
+        )
+    return f"We could not complete this order. {NOTHING_CHARGED} Please try again."
+
+
+def _shortage(name: str, available: int) -> str:
+    if available == 0:
+        return f"{name} has sold out."
+    return f"{name}: only {available} left, fewer than you asked for."

@@ -19,8 +19,11 @@ from bff_web.entrypoints.csrf import checked_form
 from bff_web.entrypoints.errors import error_page
 from bff_web.entrypoints.visits import Visit, VisitDep
 from bff_web.service_layer import accounts
+from chassis import get_logger
 
 router = APIRouter(prefix="/auth", include_in_schema=False)
+
+_log = get_logger("bff_web.auth")
 
 Text = Annotated[str | None, Query(max_length=2000)]
 
@@ -76,7 +79,7 @@ async def callback(
 
 
 async def _refused(visit: Visit, detail: str) -> Response:
-    return await visit.respond(error_page(visit.request, 400, "Sign-in failed", detail))
+    return await visit.respond(await error_page(visit.request, 400, "Sign-in failed", detail))
 
 
 @router.get("/sign-up")
@@ -89,13 +92,30 @@ async def sign_up(visit: VisitDep) -> Response:
     form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
     email = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
+    shop = visit.shop
     try:
-        await visit.shop.identity.register(email, password)
+        signed_in = await accounts.sign_up_and_in(
+            visit.session,
+            email=email,
+            password=password,
+            client=shop.oauth_client,
+            issuer=shop.settings.public_url,
+            identity=shop.identity,
+            store=shop.sessions,
+            now=shop.clock(),
+            ttl=shop.session_ttl,
+            within=shop.settings.sign_up_seconds,
+        )
     except SignUpRefused as refusal:
         return await visit.page("sign_up.html", status_code=422, email=email, problem=str(refusal))
-    visit.session.flash("Your account is open. Sign in with it to shop.")
-    url = accounts.begin_sign_in(visit.session, visit.shop.oauth_client, "/")
-    return await visit.redirect(url)
+    except SignInFailed as failure:
+        # The account is open; only signing in at once failed: the usual sign-in page.
+        _log.warning("sign-in after sign-up failed", error=str(failure))
+        visit.session.flash("Your account is open. Sign in with it to shop.")
+        return await visit.redirect(accounts.begin_sign_in(visit.session, shop.oauth_client, "/"))
+    signed_in.flash("Welcome to the souk! Your account is open and you are signed in.")
+    visit.continue_as(signed_in, saved=False)
+    return await visit.redirect("/")
 
 
 @router.post("/sign-out")

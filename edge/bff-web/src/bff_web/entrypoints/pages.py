@@ -6,15 +6,18 @@ checks its CSRF token first and answers See Other, so a reload never sends it ag
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import TYPE_CHECKING, Annotated, Final
 
 from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse, Response
 
 from bff_web.domain.errors import CartLimitReached, CheckoutRefused, InvalidQuantity, NotInCart
 from bff_web.entrypoints.csrf import checked_form
-from bff_web.entrypoints.visits import PAGE_HEADERS, VisitDep
+from bff_web.entrypoints.visits import PAGE_HEADERS, Visit, VisitDep
 from bff_web.service_layer import orders, pages
+
+if TYPE_CHECKING:
+    from bff_web.domain.shop import Product
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,21 +30,42 @@ SEARCH_MAX_LENGTH: Final = 100
 Page = Annotated[int, Query(ge=1, le=MAX_PAGE)]
 
 
+SORTS: Final = {
+    "relevance": "Best match",
+    "price": "Price, low to high",
+    "-price": "Price, high to low",
+    "name": "Name",
+}
+# A price as a shopper types it: euros, with up to two decimals ("12", "12.5", "12,50").
+PRICE_PATTERN: Final = r"^\s*(\d{1,7}([.,]\d{1,2})?)?\s*$"
+Price = Annotated[str | None, Query(max_length=12, pattern=PRICE_PATTERN)]
+
+
 @router.get("/")
 async def storefront(
+    *,
     visit: VisitDep,
     category: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9-]*$")] = None,
     q: Annotated[str | None, Query(max_length=SEARCH_MAX_LENGTH)] = None,
+    sort: Annotated[str | None, Query(pattern=r"^(relevance|price|-price|name)?$")] = None,
+    min_price: Price = None,
+    max_price: Price = None,
     page: Page = 1,
 ) -> Response:
-    front = await pages.storefront(
-        visit.shop.catalog,
+    query = (q or "").strip() or None
+    listing = pages.Listing(
         category=category or None,
-        query=(q or "").strip() or None,
+        query=query,
+        # Without words there is nothing to rank by; the catalog would list by name anyway.
+        sort=sort or None,
+        min_price=_cents(min_price),
+        max_price=_cents(max_price),
         page=page,
-        page_size=visit.shop.settings.products_per_page,
     )
-    return await visit.page("storefront.html", front=front)
+    front = await pages.storefront(
+        visit.shop.catalog, listing, page_size=visit.shop.settings.products_per_page
+    )
+    return await visit.page("storefront.html", front=front, sorts=SORTS)
 
 
 @router.get("/products/{product_id}")
@@ -52,7 +76,7 @@ async def product(visit: VisitDep, product_id: str) -> Response:
 
 @router.get("/cart")
 async def cart(visit: VisitDep) -> Response:
-    view = await pages.cart_view(visit.shop.catalog, visit.session.cart)
+    view = await pages.cart_view(visit.shop.catalog, visit.shop.stock, visit.session.cart)
     return await visit.page("cart.html", view=view, cards=TEST_CARDS)
 
 
@@ -62,23 +86,71 @@ async def add_to_cart(visit: VisitDep) -> Response:
     product_id = str(form.get("product_id") or "")
     # The product must exist: a cart holds only what the shop sells.
     product = await visit.shop.catalog.product(product_id)
+    back = _back_to(form.get("return_to"), f"/products/{product.id}")
     try:
-        visit.session.cart.add(product.id, _quantity(form.get("quantity"), default=1))
+        quantity = _quantity(form.get("quantity"), default=1)
+        in_cart = visit.session.cart.quantities.get(product.id, 0)
+        await _check_stock(visit, product, in_cart + quantity, in_cart=in_cart)
+        visit.session.cart.add(product.id, quantity)
     except (CartLimitReached, InvalidQuantity) as error:
-        visit.session.flash(f"Not added: {error}.")
-        return await visit.redirect(f"/products/{product.id}")
-    visit.session.flash(f"Added {product.name} to your cart.")
-    return await visit.redirect("/cart")
+        return await _answer(visit, back, f"Not added: {error}", ok=False)
+    return await _answer(visit, back, f"Added {product.name} to your cart.", ok=True)
 
 
 @router.post("/cart/items/{product_id}")
 async def change_cart_line(visit: VisitDep, product_id: str) -> Response:
     form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
+    cart = visit.session.cart
+    if product_id not in cart.quantities:
+        return await _answer(visit, "/cart", f"Not changed: {NotInCart.MESSAGE}", ok=False)
     try:
-        visit.session.cart.change(product_id, _quantity(form.get("quantity"), default=0))
-    except (CartLimitReached, InvalidQuantity, NotInCart) as error:
-        visit.session.flash(f"Not changed: {error}.")
-    return await visit.redirect("/cart")
+        quantity = _quantity(form.get("quantity"), default=0)
+        if quantity > cart.quantities[product_id]:
+            product = await visit.shop.catalog.product(product_id)
+            await _check_stock(visit, product, quantity, in_cart=cart.quantities[product_id])
+        cart.change(product_id, quantity)
+    except (CartLimitReached, InvalidQuantity) as error:
+        return await _answer(visit, "/cart", f"Not changed: {error}", ok=False)
+    return await _answer(visit, "/cart", "Removed from your cart." if not quantity else "", ok=True)
+
+
+async def _check_stock(visit: Visit, product: Product, wanted: int, *, in_cart: int) -> None:
+    """Raises CartLimitReached when fewer than ``wanted`` are in stock; an inventory that
+    cannot say lets the order's own reservation decide."""
+    available = await pages.stock_of(visit.shop.stock, product)
+    if available is None or wanted <= available:
+        return
+    if available == 0:
+        raise CartLimitReached(f"{product.name} has sold out")
+    have = f"; you have {in_cart} in your cart" if in_cart else ""
+    raise CartLimitReached(f"only {available} of {product.name} left{have}")
+
+
+async def _answer(visit: Visit, back: str, notice: str, *, ok: bool) -> Response:
+    """A cart change's answer: JSON for the page's script (it stays where it is), else See
+    Other back to the page, with the notice shown there."""
+    if "application/json" in visit.request.headers.get("accept", ""):
+        body = {"ok": ok, "notice": notice, "cart_count": visit.session.cart.count}
+        return await visit.respond(JSONResponse(body, status_code=200 if ok else 409))
+    if notice:
+        visit.session.flash(notice + ("" if notice.endswith(".") else "."))
+    return await visit.redirect(back)
+
+
+def _back_to(value: object, default: str) -> str:
+    """Where a form sends the shopper back: a path of this shop's, else ``default``."""
+    if isinstance(value, str) and value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return default
+
+
+def _cents(value: str | None) -> int | None:
+    """A price typed in euros (already matched by PRICE_PATTERN) in cents; blank is None."""
+    text = (value or "").strip().replace(",", ".")
+    if not text:
+        return None
+    units, _, cents = text.partition(".")
+    return int(units) * 100 + int((cents + "00")[:2])
 
 
 @router.post("/checkout")
@@ -88,6 +160,12 @@ async def checkout(visit: VisitDep) -> Response:
     if card not in TEST_CARDS:
         visit.session.flash("Choose a card to pay with.")
         return await visit.redirect("/cart")
+    # Stock is checked before payment: a line the shop cannot fill goes back to the cart.
+    view = await pages.cart_view(visit.shop.catalog, visit.shop.stock, visit.session.cart)
+    if view.problems:
+        for problem in view.problems:
+            visit.session.flash(problem)
+        return await visit.redirect("/cart")
     try:
         order = await orders.checkout(
             visit.shop.customer(visit.session), visit.shop.orders, card_token=card
@@ -95,7 +173,6 @@ async def checkout(visit: VisitDep) -> Response:
     except CheckoutRefused as error:
         visit.session.flash(f"Your order could not be placed: {error}")
         return await visit.redirect("/cart")
-    visit.session.flash("Thank you! Your order is placed; we are confirming it now.")
     return await visit.redirect(f"/orders/{order.id}")
 
 
@@ -109,8 +186,10 @@ async def order_history(visit: VisitDep, page: Page = 1) -> Response:
 
 @router.get("/orders/{order_id}")
 async def order_status(visit: VisitDep, order_id: str) -> Response:
-    order = await orders.order(visit.shop.customer(visit.session), visit.shop.orders, order_id)
-    return await visit.page("order.html", order=order)
+    shop = visit.shop
+    customer = shop.customer(visit.session)
+    view = await orders.order_view(customer, shop.orders, shop.catalog, order_id)
+    return await visit.page("order.html", view=view, order=view.order)
 
 
 @router.get("/orders/{order_id}/status")

@@ -131,6 +131,13 @@ class Visit:
 
 async def visit(request: Request, shop: ShopDep) -> Visit:
     """The visit of the browser's session, or of a new one if it has none (or a stale one)."""
+    found = await _visit(request, shop)
+    # An error page of this request shows the same session (its cart, its account links).
+    request.state.visit = found
+    return found
+
+
+async def _visit(request: Request, shop: Shop) -> Visit:
     cookie = request.cookies.get(COOKIE_NAME)
     session = await shop.sessions.load(cookie, shop.clock()) if cookie else None
     if session is not None:

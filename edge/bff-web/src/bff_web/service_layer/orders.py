@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from bff_web.domain.errors import CheckoutRefused, SignInRequired
+from bff_web.domain.errors import CheckoutRefused, ProductNotFound, SignInRequired
 from bff_web.domain.session import new_secret
+from bff_web.domain.shop import REJECTED_STATUSES, explain_rejection
 from bff_web.service_layer import accounts
+from chassis.upstream import UpstreamFailure
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from datetime import datetime, timedelta
 
     from bff_web.domain.session import Session
-    from bff_web.domain.shop import Order, OrderPage
-    from bff_web.service_layer.ports import Identity, Orders, SessionStore
+    from bff_web.domain.shop import Order, OrderLine, OrderPage, Product
+    from bff_web.service_layer.ports import Catalog, Identity, Orders, SessionStore
 
 T = TypeVar("T")
 
@@ -76,7 +79,7 @@ async def checkout(customer: Customer, orders: Orders, *, card_token: str) -> Or
         session.checkout_key = new_secret()
         await customer.store.save(session)
         raise
-    session.order_placed()
+    session.order_placed(order.id)
     await customer.store.save(session)
     return order
 
@@ -84,6 +87,54 @@ async def checkout(customer: Customer, orders: Orders, *, card_token: str) -> Or
 async def order(customer: Customer, orders: Orders, order_id: str) -> Order:
     """Raises OrderNotFound, SignInRequired or UpstreamFailure."""
     return await customer.call(lambda token: orders.order(token, order_id))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    """An order as its page shows it: every line named, a refusal explained in words, and
+    whether this visit put the cart back (the order was rejected)."""
+
+    order: Order
+    names: dict[str, str]
+    explanation: str | None
+    cart_restored: bool
+
+    def name_of(self, line: OrderLine) -> str:
+        return line.name or self.names.get(line.product_id) or "A product no longer sold"
+
+
+async def order_view(
+    customer: Customer, orders: Orders, catalog: Catalog, order_id: str
+) -> OrderView:
+    """The order, its products' names from the catalog where orders has none yet (pending)
+    or a refusal names SKUs; a settled order releases the cart held for it.
+
+    Raises OrderNotFound, SignInRequired or UpstreamFailure (from orders only: a catalog
+    that cannot answer leaves names out).
+    """
+    placed = await order(customer, orders, order_id)
+    rejected = placed.status in REJECTED_STATUSES
+    wanted = {line.product_id for line in placed.lines if rejected or line.name is None}
+    products = await asyncio.gather(*(_product(catalog, pid) for pid in sorted(wanted)))
+    found = [product for product in products if product is not None]
+    names = {product.id: product.name for product in found}
+    restored = False
+    if placed.settled:
+        restored = customer.session.order_settled(placed.id, rejected=rejected)
+        if restored:
+            await customer.store.save(customer.session)
+    explanation = None
+    if rejected:
+        by_sku = {product.sku: product.name for product in found}
+        explanation = explain_rejection(placed.reason, by_sku)
+    return OrderView(placed, names, explanation, restored)
+
+
+async def _product(catalog: Catalog, product_id: str) -> Product | None:
+    try:
+        return await catalog.product(product_id)
+    except (ProductNotFound, UpstreamFailure):
+        return None
 
 
 async def history(customer: Customer, orders: Orders, *, page: int, page_size: int) -> OrderPage:

@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
 
+from bff_web.domain.cart import MAX_QUANTITY
 from bff_web.domain.errors import ProductNotFound
 from chassis import get_logger
 from chassis.upstream import UpstreamFailure
@@ -32,14 +33,37 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """What a shopper asked the front page for: a shelf, words, a price range, an order.
+
+    Prices are in minor units; ``sort`` is the catalog's (relevance, name, price, -price).
+    """
+
+    category: str | None = None
+    query: str | None = None
+    sort: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    page: int = 1
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.category or self.query or self.min_price or self.max_price)
+
+
+@dataclass(frozen=True, slots=True)
 class Storefront:
     """The shop's front page: the categories, and a page of products (maybe filtered)."""
 
     categories: list[Category]
     products: ProductPage
     category: Category | None
-    query: str | None
+    listing: Listing
     notices: list[str] = field(default_factory=list)
+
+    @property
+    def query(self) -> str | None:
+        return self.listing.query
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,18 +81,39 @@ class ProductView:
 
 @dataclass(frozen=True, slots=True)
 class CartItem:
+    """A line of the cart; ``available`` is the stock (None when inventory could not say)."""
+
     product: Product
     quantity: int
+    available: int | None = None
 
     @property
     def line_total(self) -> Money:
         return self.product.price.times(self.quantity)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this line cannot be ordered as it is, in words; None if it can."""
+        if self.available is None or self.quantity <= self.available:
+            return None
+        if self.available == 0:
+            return f"{self.product.name} has sold out: remove it to check out."
+        return f"Only {self.available} of {self.product.name} left: lower the quantity."
+
+    @property
+    def most(self) -> int:
+        """The most the shopper may ask for: the stock, within one order line's limit."""
+        return MAX_QUANTITY if self.available is None else min(self.available, MAX_QUANTITY)
 
 
 @dataclass(frozen=True, slots=True)
 class CartView:
     items: list[CartItem]
     notices: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for item in self.items if (problem := item.problem) is not None]
 
     @property
     def total(self) -> Money | None:
@@ -88,17 +133,25 @@ async def _optional(call: Awaitable[T], what: str) -> T | None:
         return None
 
 
-async def storefront(
-    catalog: Catalog, *, category: str | None, query: str | None, page: int, page_size: int
-) -> Storefront:
+async def storefront(catalog: Catalog, listing: Listing, *, page_size: int) -> Storefront:
     """The categories and one page of products, asked for at once."""
     categories, products = await asyncio.gather(
         _optional(catalog.categories(), "categories"),
-        catalog.products(category=category, query=query, page=page, page_size=page_size),
+        catalog.products(
+            category=listing.category,
+            query=listing.query,
+            page=listing.page,
+            page_size=page_size,
+            sort=listing.sort,
+            min_price=listing.min_price,
+            max_price=listing.max_price,
+        ),
     )
-    chosen = next((c for c in categories or [] if c.slug == category), None)
+    chosen = next((c for c in categories or [] if c.slug == listing.category), None)
     notices = [] if categories is not None else [CATEGORIES_UNAVAILABLE]
-    return Storefront(categories or [], products, chosen, query, notices)
+    if listing.category and categories is not None and chosen is None:
+        notices.append("There is no such shelf in the souk; here is everything else you asked for.")
+    return Storefront(categories or [], products, chosen, listing, notices)
 
 
 async def product_view(catalog: Catalog, stock: Stock, product_id: str) -> ProductView:
@@ -137,8 +190,18 @@ async def _stock_of(stock: Stock, sku: str) -> tuple[StockLevel | None, bool]:
         return None, False
 
 
-async def cart_view(catalog: Catalog, cart: Cart) -> CartView:
-    """The cart's products, asked for at once; a product gone from the catalog leaves it.
+async def stock_of(stock: Stock, product: Product) -> int | None:
+    """How many of a product can be ordered: 0 if inventory does not stock it, None if
+    inventory could not say (then the order's own reservation decides)."""
+    level, known = await _stock_of(stock, product.sku)
+    if not known:
+        return None
+    return 0 if level is None else max(level.available, 0)
+
+
+async def cart_view(catalog: Catalog, stock: Stock, cart: Cart) -> CartView:
+    """The cart's products and their stock, asked for at once; a product gone from the
+    catalog leaves the cart.
 
     Raises UpstreamFailure if the catalog cannot say what the cart holds.
     """
@@ -146,9 +209,10 @@ async def cart_view(catalog: Catalog, cart: Cart) -> CartView:
 
     async def item(product_id: str, quantity: int) -> CartItem | None:
         try:
-            return CartItem(await catalog.product(product_id), quantity)
+            product = await catalog.product(product_id)
         except ProductNotFound:
             return None
+        return CartItem(product, quantity, await stock_of(stock, product))
 
     found = await asyncio.gather(*(item(line.product_id, line.quantity) for line in lines))
     items = [entry for entry in found if entry is not None]
@@ -158,4 +222,6 @@ async def cart_view(catalog: Catalog, cart: Cart) -> CartView:
             if entry is None:
                 cart.set_quantity(line.product_id, 0)
         notices.append("A product in your cart is no longer sold; it was taken out.")
+    if items and any(item.available is None for item in items):
+        notices.append(STOCK_UNAVAILABLE)
     return CartView(items, notices)

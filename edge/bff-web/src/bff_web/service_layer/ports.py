@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime
 
     from bff_web.domain.cart import CartLine
@@ -29,8 +29,18 @@ class Catalog(Protocol):
     async def categories(self) -> list[Category]: ...
 
     async def products(
-        self, *, category: str | None, query: str | None, page: int, page_size: int
-    ) -> ProductPage: ...
+        self,
+        *,
+        category: str | None,
+        query: str | None,
+        page: int,
+        page_size: int,
+        sort: str | None = None,
+        min_price: int | None = None,
+        max_price: int | None = None,
+    ) -> ProductPage:
+        """``sort``: relevance, name, price or -price; prices in minor units."""
+        ...
 
     async def product(self, product_id: str) -> Product:
         """Raises ProductNotFound."""
@@ -83,6 +93,13 @@ class Identity(Protocol):
 
     async def register(self, email: str, password: str) -> None:
         """Raises SignUpRefused with identity's reason."""
+        ...
+
+    async def authorize(self, parameters: Mapping[str, str], email: str, password: str) -> str:
+        """Sign in at identity's authorization endpoint with the customer's credentials, as
+        its form does; where identity sends the browser next (the redirect URI with a code).
+
+        Raises SignInFailed if identity refuses them."""
         ...
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy import Connection
 
-    from catalog.service_layer.ports import CategorySummary, ProductSort
+    from catalog.service_layer.ports import CategorySummary, ProductSearch
     from chassis import Database
 
 
@@ -58,20 +58,9 @@ class ProductReader:
 
         return await self._database.read(query)
 
-    async def search(
-        self,
-        *,
-        category: str | None,
-        text: str | None,
-        sort: ProductSort,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Product], int]:
-        count, page = search_statements(
-            category=category, text=text, sort=sort, offset=offset, limit=limit
-        )
-
+    async def search(self, criteria: ProductSearch) -> tuple[list[Product], int]:
         def query(connection: Connection) -> tuple[list[Product], int]:
+            count, page = search_statements(criteria, dialect=connection.dialect.name)
             # One connection, one snapshot-less pair of reads: the count and the page may
             # straddle a concurrent write, as two statements in autocommit always could.
             total = connection.scalar(count) or 0

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+import re
+from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import CursorResult, Integer, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    CursorResult,
+    Integer,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal_column,
+    select,
+    table,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from catalog.adapters.orm import categories, products
 from catalog.domain.errors import ConcurrentUpdate, DuplicateSku
 from catalog.domain.model import Category, Product
-from catalog.service_layer.ports import CategorySummary, ProductSort
+from catalog.service_layer.ports import CategorySummary, ProductSearch, ProductSort
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -22,6 +34,8 @@ if TYPE_CHECKING:
 
 _ORDER: dict[ProductSort, tuple[ColumnElement[Any], ...]] = {
     ProductSort.NAME: (func.lower(products.c.name), products.c.id),
+    # Without search text there is nothing to rank by: by name.
+    ProductSort.RELEVANCE: (func.lower(products.c.name), products.c.id),
     ProductSort.PRICE: (
         products.c.price_currency,
         products.c.price_amount,
@@ -88,18 +102,8 @@ class SqlAlchemyProductRepository:
         self._versions[product.id] = product.version
         self._written(product)
 
-    async def search(
-        self,
-        *,
-        category: str | None,
-        text: str | None,
-        sort: ProductSort,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Product], int]:
-        count, page = search_statements(
-            category=category, text=text, sort=sort, offset=offset, limit=limit
-        )
+    async def search(self, criteria: ProductSearch) -> tuple[list[Product], int]:
+        count, page = search_statements(criteria, dialect=self._session.get_bind().dialect.name)
         total = await self._session.scalar(count)
         rows = await self._session.execute(page)
         return [self._track(row) for row in rows], total or 0
@@ -143,28 +147,78 @@ def product_by_id(product_id: str) -> Executable:
     return _PRODUCT_BY_ID.params(product_id=product_id)
 
 
-def search_statements(
-    *, category: str | None, text: str | None, sort: ProductSort, offset: int, limit: int
-) -> tuple[Executable, Executable]:
-    """How many products match, and the slice of them asked for."""
-    if text is None:
+# At most this many words of a search are looked up; the rest are ignored.
+MAX_SEARCH_WORDS: Final = 8
+# Each word is matched as a prefix ("lant" finds lanterns) of the stemmed words indexed.
+# Letters and digits, as both engines' tokenizers split text ("low_cost" is two words).
+_WORD = re.compile(r"[^\W_]+")
+# SQLite FTS5's bm25 weights of the indexed columns: name, category, description.
+_BM25 = "bm25(products_fts, 10.0, 4.0, 1.0)"
+# The FTS5 index (migration 0003): not in the ORM's metadata, which describes only what
+# every backend has.
+_FTS = table("products_fts", column("rowid"))
+
+
+def search_words(text: str) -> list[str]:
+    """The words of a search, as the engines are asked for them: no operators, no quotes."""
+    return _WORD.findall(text.lower())[:MAX_SEARCH_WORDS]
+
+
+def search_statements(criteria: ProductSearch, *, dialect: str) -> tuple[Executable, Executable]:
+    """How many products match, and the slice of them asked for.
+
+    Text is looked up in the backend's full-text index (``dialect`` "sqlite": FTS5;
+    otherwise PostgreSQL's ``tsvector``): every word must match, stemmed, as a prefix, and
+    ``relevance`` ranks a match in the name above one in the category, above the
+    description.
+    """
+    category, text, sort = criteria.category, criteria.text, criteria.sort
+    if text is None and criteria.min_price is None and criteria.max_price is None:
         # Browsing (no search text) is most listings: its statements are built once.
         count, page = _browsing_statements(by_category=category is not None, sort=sort)
         return count.params(category=category), page.params(
-            category=category, offset=offset, limit=limit
+            category=category, offset=criteria.offset, limit=criteria.limit
         )
-    conditions = [
-        # icontains renders ILIKE on PostgreSQL and lower() LIKE lower() on SQLite;
-        # autoescape makes %, _ and the escape character in the text match literally.
-        or_(
-            products.c.name.icontains(text, autoescape=True),
-            products.c.description.icontains(text, autoescape=True),
-        )
-    ]
+    conditions: list[ColumnElement[bool]] = []
     if category is not None:
         conditions.append(products.c.category == category)
-    count = select(func.count()).select_from(products).where(*conditions)
-    page = select(products).where(*conditions).order_by(*_ORDER[sort]).offset(offset).limit(limit)
+    if criteria.min_price is not None:
+        conditions.append(products.c.price_amount >= criteria.min_price)
+    if criteria.max_price is not None:
+        conditions.append(products.c.price_amount <= criteria.max_price)
+    source: Any = products
+    rank: ColumnElement[Any] | None = None
+    if text is not None:
+        words = search_words(text)
+        if not words:
+            # Nothing searchable (only punctuation): nothing matches.
+            conditions.append(literal_column("1") == literal_column("0"))
+        elif dialect == "sqlite":
+            fts: ColumnElement[Any] = literal_column("products_fts")
+            source = products.join(_FTS, _FTS.c.rowid == literal_column("products.rowid"))
+            conditions.append(fts.op("MATCH")(" ".join(f'"{word}"*' for word in words)))
+            rank = literal_column(_BM25)
+        else:
+            query = func.to_tsquery(
+                literal_column("'english'::regconfig"),
+                " & ".join(f"{word}:*" for word in words),
+            )
+            vector: ColumnElement[Any] = literal_column("products.search_vector")
+            conditions.append(vector.op("@@")(query))
+            # ts_rank is "higher is better"; weights D, C, B, A (description .. name).
+            rank = -func.ts_rank(literal_column("'{0.1, 0.3, 0.5, 1.0}'::float4[]"), vector, query)
+    order = _ORDER[sort]
+    if sort is ProductSort.RELEVANCE and rank is not None:
+        order = (rank, *order)
+    count = select(func.count()).select_from(source).where(*conditions)
+    page = (
+        select(products)
+        .select_from(source)
+        .where(*conditions)
+        .order_by(*order)
+        .offset(criteria.offset)
+        .limit(criteria.limit)
+    )
     return count, page
 
 

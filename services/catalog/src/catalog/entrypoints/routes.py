@@ -26,6 +26,8 @@ from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(tags=["catalog"])
+# A price bound beyond any amount a database integer holds is refused, not overflowed.
+MAX_PRICE = 2**62
 
 
 # A coroutine: FastAPI runs a plain ``def`` dependency on a worker thread.
@@ -63,17 +65,34 @@ async def list_products(
         str | None,
         Query(
             max_length=queries.MAX_SEARCH_LENGTH,
-            description="Text the name or description contains (any case).",
+            description="Words to search for in the name, category and description "
+            "(full-text: stemmed, each a prefix, all required).",
         ),
+    ] = None,
+    min_price: Annotated[
+        int | None, Query(ge=0, le=MAX_PRICE, description="Lowest price, in minor units.")
+    ] = None,
+    max_price: Annotated[
+        int | None, Query(ge=0, le=MAX_PRICE, description="Highest price, in minor units.")
     ] = None,
     page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=queries.MAX_PAGE_SIZE, description="Products per page.")
     ] = queries.DEFAULT_PAGE_SIZE,
-    sort: Annotated[ProductSort, Query(description="name, price or -price.")] = ProductSort.NAME,
+    sort: Annotated[
+        ProductSort | None,
+        Query(description="relevance (the default with q), name (without), price or -price."),
+    ] = None,
 ) -> Response:
     result = await queries.list_products(
-        reads, category=category, q=q, page=page, page_size=page_size, sort=sort
+        reads,
+        category=category,
+        q=q,
+        page=page,
+        page_size=page_size,
+        sort=sort,
+        min_price=min_price,
+        max_price=max_price,
     )
     return conditional_json(request, ProductPage.from_page(result).model_dump(mode="json"))
 

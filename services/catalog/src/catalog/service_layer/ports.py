@@ -14,11 +14,33 @@ if TYPE_CHECKING:
 
 
 class ProductSort(StrEnum):
-    """Orders a product listing can come in; ties are broken by name, then id."""
+    """Orders a product listing can come in; ties are broken by name, then id.
 
+    ``relevance`` ranks by the search text's match (name above category above description);
+    without text it is by name.
+    """
+
+    RELEVANCE = "relevance"
     NAME = "name"
     PRICE = "price"
     PRICE_DESCENDING = "-price"
+
+
+@dataclass(frozen=True, slots=True)
+class ProductSearch:
+    """Which products a listing shows, in which order, and which slice of them.
+
+    ``text``: words every match has, stemmed, in its name, category or description.
+    ``min_price``/``max_price``: bounds on the price in minor units, both inclusive.
+    """
+
+    category: str | None = None
+    text: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    sort: ProductSort = ProductSort.NAME
+    offset: int = 0
+    limit: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,19 +63,8 @@ class ProductRepository(Protocol):
     async def save(self, product: Product) -> None:
         """Store a revised product; raises StaleProduct if it changed since it was loaded."""
 
-    async def search(
-        self,
-        *,
-        category: str | None,
-        text: str | None,
-        sort: ProductSort,
-        offset: int,
-        limit: int,
-    ) -> tuple[list[Product], int]:
-        """One slice of the matching products and how many match in all.
-
-        ``text`` matches name or description, case-insensitively, as a literal substring.
-        """
+    async def search(self, criteria: ProductSearch) -> tuple[list[Product], int]:
+        """One slice of the matching products and how many match in all."""
 
 
 class CategoryRepository(Protocol):

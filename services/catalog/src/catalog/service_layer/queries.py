@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from catalog.domain.errors import ProductNotFound
-from catalog.service_layer.ports import ProductSort
+from catalog.service_layer.ports import ProductSearch, ProductSort
 from chassis.pagination import Page
 
 if TYPE_CHECKING:
@@ -25,23 +25,31 @@ async def list_products(
     q: str | None = None,
     page: int = 1,
     page_size: int = DEFAULT_PAGE_SIZE,
-    sort: ProductSort = ProductSort.NAME,
+    sort: ProductSort | None = None,
+    min_price: int | None = None,
+    max_price: int | None = None,
 ) -> Page[Product]:
-    """Products, optionally of one category and/or containing ``q`` in name or description.
+    """Products, optionally of one category, within a price range, and/or matching ``q``.
 
-    ``page`` counts from 1. Page, page size and ``q`` are held within MAX_PAGE,
-    MAX_PAGE_SIZE and MAX_SEARCH_LENGTH so no caller can ask for unbounded work.
+    ``q`` is full-text search (see ProductSearch); the default order is by relevance with
+    ``q`` and by name without. ``page`` counts from 1. Page, page size and ``q`` are held
+    within MAX_PAGE, MAX_PAGE_SIZE and MAX_SEARCH_LENGTH so no caller can ask for unbounded
+    work.
     """
     page = min(max(page, 1), MAX_PAGE)
     page_size = min(max(page_size, 1), MAX_PAGE_SIZE)
     text = (q or "").strip()[:MAX_SEARCH_LENGTH] or None
     async with uow:
         items, total = await uow.products.search(
-            category=category,
-            text=text,
-            sort=sort,
-            offset=(page - 1) * page_size,
-            limit=page_size,
+            ProductSearch(
+                category=category,
+                text=text,
+                min_price=min_price,
+                max_price=max_price,
+                sort=sort or (ProductSort.RELEVANCE if text else ProductSort.NAME),
+                offset=(page - 1) * page_size,
+                limit=page_size,
+            )
         )
     return Page(items=items, page=page, page_size=page_size, total=total)
 

@@ -49,15 +49,16 @@ SCOPE_WORDS = {
 _PAGE_STYLE = """
 body{margin:0;min-height:100vh;display:grid;place-items:center;background:#f6f1e7;
 font:16px/1.5 system-ui,sans-serif;color:#2b2118}
-.card{background:#fff;padding:2rem 2.5rem;border-radius:12px;width:min(22rem,90vw);
+.card{background:#fff;padding:2rem clamp(1rem,6vw,2.5rem);border-radius:12px;
+width:min(22rem,92vw);box-sizing:border-box;
 box-shadow:0 8px 30px rgba(60,40,20,.12)}
 .brand{font-weight:700;letter-spacing:.08em;color:#b4532a;margin:0}
 h1{margin:.2rem 0 1rem}
 label{display:block;margin:.8rem 0}
 input{display:block;width:100%;box-sizing:border-box;padding:.55rem;margin-top:.25rem;
 border:1px solid #cbb9a4;border-radius:6px;font:inherit}
-button{margin-top:1rem;margin-right:.5rem;padding:.6rem 1.1rem;border:0;border-radius:6px;
-background:#b4532a;color:#fff;font:inherit;cursor:pointer}
+button{margin-top:1rem;margin-right:.5rem;padding:.6rem 1.1rem;min-height:2.75rem;border:0;
+border-radius:6px;background:#b4532a;color:#fff;font:inherit;cursor:pointer}
 button.secondary{background:#e9e0d4;color:#2b2118}
 .error{background:#fbe3dc;color:#8a2a10;padding:.6rem;border-radius:6px}
 .small{font-size:.85rem;color:#6b5a4a}
