@@ -25,7 +25,7 @@ def prometheus_config(plans: Sequence[InstancePlan], rules: Path) -> dict[str, o
     """A Prometheus configuration with one scrape job per service, named after it."""
     jobs: dict[str, list[str]] = {}
     for plan in plans:
-        jobs.setdefault(plan.service, []).append(f"127.0.0.1:{plan.port}")
+        jobs.setdefault(plan.service, []).append(plan.url.removeprefix("http://"))
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rules)],
