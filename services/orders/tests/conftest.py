@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chassis.upstream import UpstreamFailure
 from contracts import Money
 from orders.domain.errors import CheckoutRefused, OutOfStock, PaymentDeclined, UnknownProduct
 from orders.domain.model import ProductSnapshot
+from orders.service_layer.ports import NoUsableAnswer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -52,8 +52,8 @@ def bearer(subject: str = CUSTOMER, *scopes: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {subject};{','.join(scopes or CUSTOMER_SCOPES)}"}
 
 
-def unavailable(upstream: str = "fake") -> UpstreamFailure:
-    return UpstreamFailure(upstream, "connection refused", transient=True)
+def unavailable(upstream: str = "fake") -> NoUsableAnswer:
+    return NoUsableAnswer(f"{upstream}: connection refused", transient=True)
 
 
 class Scripted:

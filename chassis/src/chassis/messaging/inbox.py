@@ -24,13 +24,7 @@ class Inbox:
 
     async def seen(self, delivery: Delivery) -> bool:
         """Whether ``delivery``'s message already had its effect in its group."""
-        found = await self._session.execute(
-            select(inbox.c.message_id).where(
-                inbox.c.consumer_group == delivery.group,
-                inbox.c.message_id == delivery.message.message_id,
-            )
-        )
-        return found.first() is not None
+        return await self.seen_message(delivery.group, delivery.message.message_id)
 
     async def record(self, delivery: Delivery) -> None:
         """Record the message as handled, in the same transaction as its effects.
@@ -38,10 +32,23 @@ class Inbox:
         Two deliveries of one message racing each other cannot both commit: the second breaks
         the primary key, rolls back, and is delivered again — to find it ``seen``.
         """
+        await self.record_message(delivery.group, delivery.message.message_id)
+
+    async def seen_message(self, group: str, message_id: str) -> bool:
+        """:meth:`seen`, by the consumer group and the message's id."""
+        found = await self._session.execute(
+            select(inbox.c.message_id).where(
+                inbox.c.consumer_group == group, inbox.c.message_id == message_id
+            )
+        )
+        return found.first() is not None
+
+    async def record_message(self, group: str, message_id: str) -> None:
+        """:meth:`record`, by the consumer group and the message's id."""
         await self._session.execute(
             insert(inbox).values(
-                consumer_group=delivery.group,
-                message_id=delivery.message.message_id,
+                consumer_group=group,
+                message_id=message_id,
                 handled_at=dt.datetime.now(dt.UTC),
             )
         )

@@ -82,19 +82,25 @@ class Outbox:
         *,
         causation_id: str | None = None,
         correlation_id: str | None = None,
+        message_id: str | None = None,
     ) -> None:
-        """Publish ``event`` (a ``contracts`` event) on ``topic`` under ``key`` once committed."""
-        self.add(
-            Message(
-                topic=topic,
-                key=key,
-                event_type=event.event_type,
-                schema_version=event.schema_version,
-                payload=event.to_json(),
-                causation_id=causation_id,
-                correlation_id=correlation_id,
-            )
+        """Publish ``event`` (a ``contracts`` event) on ``topic`` under ``key`` once committed.
+
+        ``message_id``: the id of what caused it (a stored event's id), so that a consumer's
+        inbox knows the message again if it is ever published twice; a new one by default.
+        """
+        message = Message(
+            topic=topic,
+            key=key,
+            event_type=event.event_type,
+            schema_version=event.schema_version,
+            payload=event.to_json(),
+            causation_id=causation_id,
+            correlation_id=correlation_id,
         )
+        if message_id is not None:
+            message = dataclasses.replace(message, message_id=message_id)
+        self.add(message)
 
     async def write(self, session: AsyncSession) -> bool:
         """Insert what was added into ``session``'s transaction; whether there was anything."""

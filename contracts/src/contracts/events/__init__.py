@@ -31,9 +31,12 @@ from contracts.events.schema import (
     UnknownEventType,
     UnsupportedSchemaVersion,
     decode,
+    decode_data,
+    from_json_object,
     occurred_now,
     schemas,
     timestamp,
+    to_json_object,
 )
 from contracts.events.stock import (
     ReservationCommitted,
@@ -71,6 +74,8 @@ __all__ = [
     "UnsupportedSchemaVersion",
     "catalog",
     "decode",
+    "decode_data",
+    "from_json_object",
     "ledger",
     "occurred_now",
     "orders",
@@ -78,4 +83,5 @@ __all__ = [
     "schemas",
     "stock",
     "timestamp",
+    "to_json_object",
 ]

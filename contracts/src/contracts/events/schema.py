@@ -17,6 +17,7 @@ Compatibility rules, so that producers and consumers can be upgraded one at a ti
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import types
 import typing
@@ -30,6 +31,7 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 """Turns the JSON object of one version of an event into that of the next version."""
 
 EventT = TypeVar("EventT", bound=type["Event"])
+_T = TypeVar("_T")
 
 _schemas: dict[str, type[Event]] = {}
 _upcasters: dict[tuple[str, int], Upcaster] = {}
@@ -81,6 +83,21 @@ class Event:
         return _decode_dataclass(cls, data, cls.__name__)
 
 
+def to_json_object(value: object) -> dict[str, Any]:
+    """A dataclass (an event, or a state a snapshot keeps) as a JSON object: the serializer
+    every event uses, for the fields events may hold (text, numbers, booleans, Money,
+    datetimes, enums, nested dataclasses, tuples, None)."""
+    if not dataclasses.is_dataclass(value) or isinstance(value, type):
+        raise TypeError(f"{type(value).__name__} is not a dataclass instance")
+    return _encode_fields(value)
+
+
+def from_json_object(cls: type[_T], data: Mapping[str, Any]) -> _T:
+    """The dataclass ``cls`` a JSON object of :func:`to_json_object`'s holds; MalformedEvent
+    if it holds none."""
+    return _decode_dataclass(cls, data, cls.__name__)
+
+
 def register(*schemas: EventT) -> None:
     """Make ``schemas`` known to :func:`decode` by their event type."""
     for schema in schemas:
@@ -105,12 +122,38 @@ def schemas() -> dict[str, type[Event]]:
     return dict(_schemas)
 
 
-def decode(event_type: str, schema_version: int, payload: bytes | str) -> Event:
+def decode(
+    event_type: str,
+    schema_version: int,
+    payload: bytes | str,
+    *,
+    schema: type[Event] | None = None,
+) -> Event:
     """The event in ``payload``, upcast from ``schema_version`` to the schema's version.
 
+    The schema is the registered one of ``event_type``, or ``schema`` (a type private to
+    one service, such as a command or an event its stream keeps to itself).
     Raises UnknownEventType, UnsupportedSchemaVersion or MalformedEvent (all EventError).
     """
-    schema = _schemas.get(event_type)
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise MalformedEvent(f"{event_type} payload is not JSON: {error}") from None
+    return decode_data(event_type, schema_version, data, schema=schema)
+
+
+def decode_data(
+    event_type: str,
+    schema_version: int,
+    data: object,
+    *,
+    schema: type[Event] | None = None,
+) -> Event:
+    """:func:`decode` for a payload already parsed (as an event store's JSON column is)."""
+    if schema is None:
+        schema = _schemas.get(event_type)
+    elif schema.event_type != event_type:
+        schema = None  # a message of another type than the one expected
     if schema is None:
         known = ", ".join(sorted(_schemas))
         raise UnknownEventType(f"unknown event type {event_type!r}; known types: {known}")
@@ -119,12 +162,9 @@ def decode(event_type: str, schema_version: int, payload: bytes | str) -> Event:
             f"{event_type} version {schema_version} is not known here: "
             f"this consumer reads versions 1 to {schema.schema_version}"
         )
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise MalformedEvent(f"{event_type} payload is not JSON: {error}") from None
-    if not isinstance(data, dict):
+    if not isinstance(data, Mapping):
         raise MalformedEvent(f"{event_type} payload is not a JSON object")
+    data = dict(data)
     for version in range(schema_version, schema.schema_version):
         upcast = _upcasters.get((event_type, version))
         if upcast is None:
@@ -157,14 +197,15 @@ def _encode_fields(value: Any) -> dict[str, Any]:
 def _encode(value: object) -> object:
     if isinstance(value, Money):
         return value.to_dict()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _encode_fields(value)
     if isinstance(value, tuple | list):
         return [_encode(item) for item in value]
     return value
-
-
-_T = TypeVar("_T")
 
 
 def _decode_dataclass(cls: type[_T], data: object, path: str) -> _T:
@@ -198,18 +239,38 @@ def _decode(hint: Any, value: object, path: str) -> object:
             raise MalformedEvent(f"{path}: expected a list, got {type(value).__name__}")
         (item, _) = typing.get_args(hint)
         return tuple(_decode(item, element, f"{path}[{i}]") for i, element in enumerate(value))
-    if hint is Money:
-        if not isinstance(value, Mapping):
-            raise MalformedEvent(f"{path}: expected an amount and a currency")
-        try:
-            return Money(value["amount"], value["currency"])
-        except (KeyError, MoneyError) as error:
-            raise MalformedEvent(f"{path}: not money: {error}") from None
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and hint is not Money:
         return _decode_dataclass(hint, value, path)
+    return _decode_leaf(hint, value, path)
+
+
+def _decode_leaf(hint: Any, value: object, path: str) -> object:
+    if hint is Money:
+        return _decode_money(value, path)
+    if hint is datetime or (isinstance(hint, type) and issubclass(hint, enum.Enum)):
+        return _decode_text(hint, value, path)
     if hint in _SCALARS:
         # Exact types: JSON's true is no integer, and 1 is no boolean.
         if type(value) is not hint:
             raise MalformedEvent(f"{path}: expected {_SCALARS[hint]}, got {value!r}")
         return value
     raise TypeError(f"{path}: events hold no {hint!r}")  # a schema bug, not a bad payload
+
+
+def _decode_money(value: object, path: str) -> Money:
+    if not isinstance(value, Mapping):
+        raise MalformedEvent(f"{path}: expected an amount and a currency")
+    try:
+        return Money(value["amount"], value["currency"])
+    except (KeyError, MoneyError) as error:
+        raise MalformedEvent(f"{path}: not money: {error}") from None
+
+
+def _decode_text(hint: Any, value: object, path: str) -> object:
+    """A datetime (ISO 8601) or an enum member (its value), from the text JSON holds."""
+    if not isinstance(value, str):
+        raise MalformedEvent(f"{path}: expected text, got {value!r}")
+    try:
+        return datetime.fromisoformat(value) if hint is datetime else hint(value)
+    except ValueError:
+        raise MalformedEvent(f"{path}: {value!r} is no {hint.__name__}") from None

@@ -9,16 +9,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from billing.app import create_app
 from billing.settings import BillingSettings
 from chassis.resilience import DependencyPolicy
-from chassis.testing import ReadableTokens
 
-from .conftest import ORDERS_TOKEN, PROVIDER_TIMEOUT
+from .conftest import PROVIDER_TIMEOUT
 from .test_api import pay, problem_of
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from fastapi import FastAPI
@@ -29,7 +26,7 @@ FROZEN_MS = int((PROVIDER_TIMEOUT + 1.0) * 1000)
 
 
 @pytest.fixture
-def settings(
+def settings(  # billing_app and billing (conftest.py) start billing with these
     tmp_path: Path, primary: SimulatedProvider, backup: SimulatedProvider
 ) -> BillingSettings:
     return BillingSettings(
@@ -43,24 +40,6 @@ def settings(
         # settle time is minutes): a lookup before then could miss what it is still doing.
         settle_after=FROZEN_MS / 1000 + 0.5,
     )
-
-
-@pytest.fixture
-async def billing_app(settings: BillingSettings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    app.state.token_validator = ReadableTokens()
-    async with app.router.lifespan_context(app):
-        yield app
-
-
-@pytest.fixture
-async def billing(billing_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=billing_app),
-        base_url="http://billing",
-        headers=ORDERS_TOKEN,
-    ) as client:
-        yield client
 
 
 async def eventually_settled(

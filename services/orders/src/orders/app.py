@@ -23,7 +23,7 @@ from orders.entrypoints.problems import orders_problem
 from orders.entrypoints.routes import router
 from orders.entrypoints.saga_consumer import SagaConsumer, saga_consumer
 from orders.service_layer.checkout import Checkout, RetryPolicy
-from orders.service_layer.saga import CheckoutSaga, restart_stalled
+from orders.service_layer.saga_handler import CheckoutSaga, restart_stalled
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from chassis.upstream import UpstreamFailure
 from orders.entrypoints.cursors import cursor_of
-from orders.service_layer.ports import ListPosition
+from orders.service_layer.ports import ListPosition, NoUsableAnswer
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer, unavailable
 from services.orders.tests.integration.conftest import (
     order_body,
@@ -372,9 +371,8 @@ def test_a_cursor_this_listing_did_not_give_is_a_400_invalid_cursor(
 def test_a_stuck_orders_error_shows_no_internal_address(
     client: TestClient, billing: FakeBilling
 ) -> None:
-    refused = UpstreamFailure(
-        "billing",
-        "POST /payments: Cannot connect to host 127.0.0.1:43211 ssl:default "
+    refused = NoUsableAnswer(
+        "billing: POST /payments: Cannot connect to host 127.0.0.1:43211 ssl:default "
         "(http://127.0.0.1:43211/payments, ipv4:10.1.2.3:50051, localhost:8003)",
         transient=True,
     )

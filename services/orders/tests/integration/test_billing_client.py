@@ -18,10 +18,11 @@ from starlette.responses import JSONResponse, Response
 
 from chassis.auth import TokenUnavailableError
 from chassis.requests import request_id_var
-from chassis.upstream import HttpUpstream, UpstreamFailure
+from chassis.upstream import HttpUpstream
 from contracts import Money
 from orders.adapters.billing_client import BillingClient
 from orders.domain.errors import CheckoutRefused, PaymentDeclined
+from orders.service_layer.ports import NoUsableAnswer
 from services.orders.tests.integration.conftest import free_port
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ async def test_no_token_from_identity_fails_the_call_before_billing_is_asked(
 ) -> None:
     tokens.refusal = TokenUnavailableError("identity refused client 'orders'", transient=transient)
 
-    with pytest.raises(UpstreamFailure, match="identity refused client 'orders'") as failed:
+    with pytest.raises(NoUsableAnswer, match="identity refused client 'orders'") as failed:
         await billing.void("pay-1")
 
     assert failed.value.transient is transient
@@ -218,7 +219,7 @@ async def test_billing_busy_or_unavailable_is_a_transient_failure(
 ) -> None:
     stand_in.will_answer_problem(status, slug, "try again")
 
-    with pytest.raises(UpstreamFailure) as caught:
+    with pytest.raises(NoUsableAnswer) as caught:
         await billing.authorize("o-1", Money(3830, "EUR"), "tok_ok", customer_id="c-1")
 
     assert caught.value.transient
@@ -257,7 +258,7 @@ async def test_a_void_billing_fails_is_a_failure_left_for_later(
 ) -> None:
     stand_in.will_answer_problem(404, "payment-not-found", "no payment pay-1")
 
-    with pytest.raises(UpstreamFailure) as caught:
+    with pytest.raises(NoUsableAnswer) as caught:
         await billing.void("pay-1")
 
     assert not caught.value.transient
@@ -283,7 +284,7 @@ async def test_a_slow_billing_is_a_transient_failure_after_the_timeout(
 ) -> None:
     stand_in.will_answer(200, {"sleep": 1})
 
-    with pytest.raises(UpstreamFailure) as caught:
+    with pytest.raises(NoUsableAnswer) as caught:
         await billing.capture("pay-1")
 
     assert caught.value.transient
@@ -298,7 +299,7 @@ async def test_a_replica_that_refuses_connections_is_transient_and_the_next_call
     )
     stand_in.will_answer(200, payment("CAPTURED"))
 
-    with pytest.raises(UpstreamFailure) as caught:
+    with pytest.raises(NoUsableAnswer) as caught:
         await billing.capture("pay-1")
     await billing.capture("pay-1")
 

@@ -22,9 +22,9 @@ from orders.app import MIGRATIONS
 from orders.domain.commands import CancelOrder, RequestedItem
 from orders.domain.errors import StaleOrder
 from orders.domain.model import Order, OrderStatus, StepDone
-from orders.domain.saga import Outcome, Step
+from orders.domain.saga_definition import Outcome, Step
 from orders.service_layer.handlers import cancel_order
-from orders.service_layer.saga import restart_stalled
+from orders.service_layer.saga_handler import restart_stalled
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
 from souk.testing import scratch_database
 

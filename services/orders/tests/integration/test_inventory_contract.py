@@ -17,12 +17,11 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from chassis.auth import ClientCredentials, client_credentials_for
 from chassis.grpc import channel_for
-from chassis.upstream import UpstreamFailure
 from contracts.inventory.v1 import inventory_pb2
 from orders.adapters.inventory_client import InventoryClient
 from orders.app import CLIENT_SCOPES
 from orders.domain.errors import CheckoutRefused, OutOfStock
-from orders.service_layer.ports import StockLine
+from orders.service_layer.ports import NoUsableAnswer, StockLine
 from orders.settings import OrdersSettings
 from services.orders.tests.integration.conftest import free_port, service_process
 
@@ -155,7 +154,7 @@ async def test_without_orders_token_the_real_inventory_refuses_to_reserve(
 ) -> None:
     channel = channel_for([inventory_target])
     try:
-        with pytest.raises(UpstreamFailure, match="Reserve: UNAUTHENTICATED") as refused:
+        with pytest.raises(NoUsableAnswer, match="Reserve: UNAUTHENTICATED") as refused:
             await InventoryClient(channel, timeout=5).reserve(
                 new_id(), [StockLine(SAFFRON, 1)], ttl_seconds=60
             )
@@ -231,7 +230,7 @@ async def test_a_released_reservation_cannot_be_committed_nor_reserved_again(
 async def test_an_inventory_that_cannot_be_reached_is_a_transient_failure() -> None:
     channel = channel_for([f"grpc://127.0.0.1:{free_port()}"])
     try:
-        with pytest.raises(UpstreamFailure) as caught:
+        with pytest.raises(NoUsableAnswer) as caught:
             await InventoryClient(channel, timeout=2).release(new_id())
     finally:
         await channel.close()

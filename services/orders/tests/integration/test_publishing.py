@@ -27,12 +27,12 @@ from contracts.events import (
 )
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.app import Upstreams
-from orders.domain.commands import CancelOrder
+from orders.domain.commands import CancelOrder, RunStep
 from orders.domain.errors import StaleOrder
+from orders.entrypoints.saga_consumer import command_of, receipt_of
 from orders.service_layer.checkout import Checkout, RetryPolicy
 from orders.service_layer.handlers import cancel_order, place_order
-from orders.service_layer.saga import TOPIC as CHECKOUT_TOPIC
-from orders.service_layer.saga import CheckoutSaga, command_of
+from orders.service_layer.saga_handler import CheckoutSaga
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer
 from services.orders.tests.integration.conftest import order_body, orders_app
 from services.orders.tests.unit.conftest import place_command
@@ -51,8 +51,8 @@ async def published(database: Database) -> list[tuple[str, Event]]:
         rows = (await session.execute(select(outbox).order_by(outbox.c.id))).all()
     found = []
     for row in rows:
-        assert row.topic in {"orders", CHECKOUT_TOPIC}
-        if row.topic == CHECKOUT_TOPIC:
+        assert row.topic in {"orders", RunStep.topic}
+        if row.topic == RunStep.topic:
             continue
         assert row.headers["souk-key"] == row.key
         assert row.headers["souk-event-type"] == row.event_type
@@ -63,7 +63,7 @@ async def published(database: Database) -> list[tuple[str, Event]]:
 async def commands_sent(database: Database) -> list[tuple[str, str]]:
     """The saga's commands in the outbox, oldest first, as (key, step)."""
     async with database.sessionmaker() as session:
-        query = select(outbox).where(outbox.c.topic == CHECKOUT_TOPIC).order_by(outbox.c.id)
+        query = select(outbox).where(outbox.c.topic == RunStep.topic).order_by(outbox.c.id)
         rows = (await session.execute(query)).all()
     return [(row.key, str(command_of(_message(row)).step)) for row in rows]
 
@@ -85,7 +85,7 @@ class Saga:
             async with self._database.sessionmaker() as session:
                 query = (
                     select(outbox)
-                    .where(outbox.c.topic == CHECKOUT_TOPIC, outbox.c.sent_at.is_(None))
+                    .where(outbox.c.topic == RunStep.topic, outbox.c.sent_at.is_(None))
                     .order_by(outbox.c.id)
                 )
                 row = (await session.execute(query)).first()
@@ -97,7 +97,8 @@ class Saga:
                 await session.commit()
             message = _message(row)
             await self._saga.handle(
-                command_of(message), Delivery(message, group="orders", partition=0, attempt=1)
+                command_of(message),
+                receipt_of(Delivery(message, group="orders", partition=0, attempt=1)),
             )
 
 

@@ -18,7 +18,7 @@ from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.domain.commands import RequestedItem
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.domain.model import Order, OrderStatus, StepDone
-from orders.domain.saga import Step
+from orders.domain.saga_definition import Step
 from orders.service_layer.ports import IdempotencyRecord, ListPosition
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
 

@@ -8,23 +8,24 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from chassis.upstream import UpstreamFailure
 from contracts import Money
 from orders.domain.commands import CancelOrder
 from orders.domain.errors import CheckoutRefused
 from orders.domain.model import OrderStatus, Outcome
-from orders.domain.saga import Step
+from orders.domain.saga_definition import Step
 from orders.service_layer.checkout import RetryPolicy
 from orders.service_layer.handlers import cancel_order
+from orders.service_layer.ports import NoUsableAnswer
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
-from services.orders.tests.unit.conftest import RESERVATION_TTL, FakeUnitOfWork
+from services.orders.tests.unit.conftest import RESERVATION_TTL
+from services.orders.tests.unit.fakes import FakeUnitOfWork
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from orders.domain.model import Order
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
-    from services.orders.tests.unit.conftest import FakeStore
+    from services.orders.tests.unit.fakes import FakeStore
 
     Place = Callable[..., Awaitable[str]]
     Drive = Callable[[str], Awaitable[Order]]
@@ -172,7 +173,7 @@ async def test_a_failure_that_is_not_transient_is_not_retried(
     drive: Drive, place: Place, inventory: FakeInventory
 ) -> None:
     order_id = await place((TEA.product_id, 1))
-    inventory.fail("reserve", UpstreamFailure("inventory", "INTERNAL", transient=False))
+    inventory.fail("reserve", NoUsableAnswer("inventory: INTERNAL", transient=False))
 
     order = await drive(order_id)
 

@@ -12,10 +12,11 @@ from orders.domain.errors import IdempotencyKeyReused, OrderNotCancellable, Orde
 from orders.domain.model import OrderStatus, Step
 from orders.service_layer.handlers import cancel_order, place_order
 from orders.service_layer.queries import MAX_PAGE_SIZE, get_order, list_orders
-from services.orders.tests.unit.conftest import FakeUnitOfWork, place_command
+from services.orders.tests.unit.conftest import place_command
+from services.orders.tests.unit.fakes import FakeUnitOfWork
 
 if TYPE_CHECKING:
-    from services.orders.tests.unit.conftest import FakeStore
+    from services.orders.tests.unit.fakes import FakeStore
 
 
 async def test_placing_an_order_stores_it_pending_with_its_key(

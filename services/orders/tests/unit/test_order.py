@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from contracts import Money
+from contracts.events import OrderItem, PricedItem, timestamp
 from orders.domain.commands import RequestedItem
 from orders.domain.errors import CheckoutRefused, InvalidOrder, OrderMovedOn, OrderNotCancellable
 from orders.domain.events import (
@@ -26,7 +27,7 @@ from orders.domain.model import (
     ProductSnapshot,
     StepDone,
 )
-from orders.domain.saga import Outcome, Step
+from orders.domain.saga_definition import Outcome, Step
 from services.orders.tests.conftest import GOOD_CARD
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -79,7 +80,10 @@ def test_a_new_order_is_pending_with_its_items_as_unpriced_lines() -> None:
     assert order.total is None
     assert published(order) == [
         OrderPlaced(
-            order_id=order.id, customer_id="c-1", items=(("p-mint", 2), ("p-lamp", 1)), at=AT
+            order_id=order.id,
+            customer_id="c-1",
+            items=(OrderItem("p-mint", 2), OrderItem("p-lamp", 1)),
+            occurred_at=timestamp(AT),
         )
     ]
 
@@ -162,9 +166,12 @@ def test_the_checkout_steps_come_in_order_and_end_in_confirmation() -> None:
     assert published(order)[-1] == OrderConfirmed(
         order_id=order.id,
         customer_id="c-1",
-        lines=tuple(order.lines),
+        items=(
+            PricedItem("p-mint", "TEA-NANA-MINT-100G", "Dried nana mint", 2, Money(490, "EUR")),
+            PricedItem("p-lamp", "LMP-STAR-S", "Star lantern, small", 1, Money(3900, "EUR")),
+        ),
         total=Money(4880, "EUR"),
-        at=AT,
+        occurred_at=timestamp(AT),
     )
 
 
@@ -238,7 +245,7 @@ def test_a_refused_step_rejects_a_pending_order_with_the_reason() -> None:
         order_id=order.id,
         customer_id="c-1",
         reason="out of stock: LMP-STAR-S (0 available)",
-        at=AT,
+        occurred_at=timestamp(AT),
     )
 
 
@@ -315,7 +322,7 @@ def test_cancelling_a_confirmed_order_returns_its_committed_stock_and_refunds_it
         customer_id="c-1",
         was_confirmed=True,
         total=Money(4880, "EUR"),
-        at=AT,
+        occurred_at=timestamp(AT),
     )
 
 

@@ -16,7 +16,7 @@ from orders.adapters.event_codec import OrderEvents, OrderSnapshots
 from orders.domain.commands import RequestedItem
 from orders.domain.errors import CheckoutRefused, OrderMovedOn, OrderNotCancellable
 from orders.domain.model import Order, ProductSnapshot, StepDone
-from orders.domain.saga import CHECKOUT_SAGA, Step
+from orders.domain.saga_definition import CHECKOUT_SAGA, Step
 from services.orders.tests.conftest import GOOD_CARD
 
 AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

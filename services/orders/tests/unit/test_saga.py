@@ -12,28 +12,20 @@ from chassis.messaging.message import Message
 from orders.domain.commands import RunStep
 from orders.domain.errors import StaleOrder
 from orders.domain.model import OrderStatus, Outcome
-from orders.domain.saga import CHECKOUT_SAGA, Step
-from orders.service_layer.saga import (
-    MAX_CONFLICTS,
-    StepUnfinished,
-    command_message,
-    command_of,
-    restart_stalled,
-)
+from orders.domain.saga_definition import CHECKOUT_SAGA, Step
+from orders.entrypoints.saga_consumer import command_of
+from orders.service_layer.saga_handler import MAX_CONFLICTS, StepUnfinished, restart_stalled
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
-from services.orders.tests.unit.conftest import (
-    FakeOrderRepository,
-    FakeUnitOfWork,
-    delivery_of,
-)
+from services.orders.tests.unit.conftest import receipt_for
+from services.orders.tests.unit.fakes import FakeOrderRepository, FakeUnitOfWork, command_message
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from orders.domain.model import Order
-    from orders.service_layer.saga import CheckoutSaga
+    from orders.service_layer.saga_handler import CheckoutSaga
     from services.orders.tests.conftest import FakeBilling, FakeCatalog, FakeInventory
-    from services.orders.tests.unit.conftest import Clock, FakeStore
+    from services.orders.tests.unit.fakes import Clock, FakeStore
 
     Place = Callable[..., Awaitable[str]]
     Drive = Callable[[str], Awaitable[Order]]
@@ -64,7 +56,7 @@ async def test_each_step_done_sends_the_next_until_the_order_is_confirmed(
     while store.commands:
         message = store.commands.pop(0)
         sent.append(command_of(message).step)
-        await saga.handle(command_of(message), delivery_of(message))
+        await saga.handle(command_of(message), receipt_for(message))
 
     assert sent == list(CHECKOUT_SAGA.steps)
     assert store.orders[order_id].status is OrderStatus.CONFIRMED
@@ -75,12 +67,12 @@ async def test_a_command_handled_already_is_acknowledged_without_calling_anyone(
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     price = store.commands.pop(0)
-    await saga.handle(command_of(price), delivery_of(price))
+    await saga.handle(command_of(price), receipt_for(price))
     reserve = store.commands.pop(0)
-    await saga.handle(command_of(reserve), delivery_of(reserve))
+    await saga.handle(command_of(reserve), receipt_for(reserve))
     version = store.orders[order_id].version
 
-    await saga.handle(command_of(reserve), delivery_of(reserve, attempt=2))
+    await saga.handle(command_of(reserve), receipt_for(reserve))
 
     assert inventory.count("reserve") == 1
     assert store.orders[order_id].version == version
@@ -94,7 +86,7 @@ async def test_a_command_for_a_step_no_longer_out_is_stale_and_changes_nothing(
     await drive(order_id)
     stale = command_message(RunStep(order_id, Step.CAPTURE_PAYMENT), message_id="m-1")
 
-    await saga.handle(command_of(stale), delivery_of(stale))
+    await saga.handle(command_of(stale), receipt_for(stale))
 
     assert billing.count("capture") == 1
     assert store.orders[order_id].status is OrderStatus.CONFIRMED
@@ -275,12 +267,12 @@ async def test_an_unanswered_step_raises_so_the_bus_delivers_its_command_again(
 ) -> None:
     order_id = await place((TEA.product_id, 1))
     price = store.commands.pop(0)
-    await saga.handle(command_of(price), delivery_of(price))
+    await saga.handle(command_of(price), receipt_for(price))
     inventory.fail("reserve", *(unavailable("inventory") for _ in range(3)))
     reserve = store.commands[0]
 
     with pytest.raises(StepUnfinished):
-        await saga.handle(command_of(reserve), delivery_of(reserve))
+        await saga.handle(command_of(reserve), receipt_for(reserve))
 
     order = store.orders[order_id]
     assert order.last_error == "reserve-stock: inventory: connection refused"
@@ -334,7 +326,7 @@ async def test_a_command_that_keeps_losing_races_gives_up_and_is_delivered_again
     monkeypatch.setattr(FakeOrderRepository, "save", always_stale)
 
     with pytest.raises(StaleOrder):
-        await saga.handle(command_of(price), delivery_of(price))
+        await saga.handle(command_of(price), receipt_for(price))
 
     assert saves == MAX_CONFLICTS
     assert price.message_id not in store.handled

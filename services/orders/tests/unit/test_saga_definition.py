@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-from orders.domain.saga import CHECKOUT_SAGA, Step, mermaid
+from orders.domain.saga_definition import CHECKOUT_SAGA, Step, mermaid
 
 SAGA_DOC = Path(__file__).parents[4] / "docs" / "saga.md"
 
@@ -17,7 +17,7 @@ def test_the_diagram_in_the_docs_is_the_one_the_definition_draws() -> None:
     assert committed is not None, "docs/saga.md has no mermaid block"
     assert committed.group(1) == mermaid(), (
         "docs/saga.md is out of date: paste the output of "
-        "python -c 'from orders.domain.saga import mermaid; print(mermaid())'"
+        "python -c 'from orders.domain.saga_definition import mermaid; print(mermaid())'"
     )
 
 

@@ -7,7 +7,6 @@ in the outbox, keyed by account id, in the same transaction.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, assert_never
 
@@ -15,7 +14,7 @@ from billing.domain.account import Account
 from billing.domain.events import AccountCredited, AccountDebited, CreditReason, DebitReason
 from chassis.eventstore import AggregateStore, EventStore, NewEvent, RecordedEvent, publish_on
 from contracts import Money
-from contracts.events import decode, ledger, timestamp
+from contracts.events import decode_data, ledger, timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,7 +41,7 @@ class AccountEvents:
 
     def decode(self, event: RecordedEvent) -> AccountEvent:
         # Through decode, so events stored under an older schema version are upcast.
-        published = decode(event.event_type, event.schema_version, json.dumps(event.data))
+        published = decode_data(event.event_type, event.schema_version, event.data)
         match published:
             case ledger.AccountCredited():
                 return AccountCredited(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from chassis.upstream import UpstreamFailure
+from orders.adapters.upstream_errors import port_errors
 from orders.domain.errors import CheckoutRefused, PaymentDeclined
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class BillingClient:
     def __init__(self, upstream: HttpUpstream) -> None:
         self._upstream = upstream
 
+    @port_errors
     async def authorize(
         self, order_id: str, amount: Money, card_token: str, *, customer_id: str
     ) -> str:
@@ -57,6 +59,7 @@ class BillingClient:
             raise PaymentDeclined(answer.body.get("decline_reason") or "no reason given")
         return payment_id
 
+    @port_errors
     async def held_payment(self, order_id: str) -> str | None:
         path = f"/payments?order_id={quote(order_id, safe='')}"
         answer = await self._upstream.call("GET", path)
@@ -67,6 +70,7 @@ class BillingClient:
             raise self._upstream.unexpected("GET", path, answer) from error
         return held[-1] if held else None
 
+    @port_errors
     async def capture(self, payment_id: str) -> None:
         path = _action(payment_id, "capture")
         answer = await self._post(path)
@@ -74,9 +78,11 @@ class BillingClient:
             raise CheckoutRefused(f"payment not captured: {answer.problem_detail()}")
         self._require_success(path, answer)
 
+    @port_errors
     async def void(self, payment_id: str) -> None:
         await self._undo(payment_id, "void")
 
+    @port_errors
     async def refund(self, payment_id: str) -> None:
         await self._undo(payment_id, "refund")
 

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from chassis.upstream import UpstreamFailure
 from contracts import Money, MoneyError
+from orders.adapters.upstream_errors import port_errors
 from orders.domain.errors import UnknownProduct
 from orders.domain.model import ProductSnapshot
 
@@ -20,6 +21,7 @@ class CatalogClient:
     def __init__(self, upstream: HttpUpstream) -> None:
         self._upstream = upstream
 
+    @port_errors
     async def product(self, product_id: str) -> ProductSnapshot:
         path = f"/products/{quote(product_id, safe='')}"
         answer = await self._upstream.call("GET", path)

@@ -14,6 +14,7 @@ import grpc
 from chassis.auth import TokenUnavailableError
 from chassis.upstream import UpstreamFailure
 from contracts.inventory.v1 import inventory_pb2, inventory_pb2_grpc
+from orders.adapters.upstream_errors import port_errors
 from orders.domain.errors import CheckoutRefused, OutOfStock
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class InventoryClient:
         self._timeout = timeout
         self._tokens = tokens
 
+    @port_errors
     async def reserve(
         self, reservation_id: str, lines: Sequence[StockLine], *, ttl_seconds: int
     ) -> None:
@@ -77,6 +79,7 @@ class InventoryClient:
             # The id was reserved before (a repeated step) and that reservation has lapsed.
             raise CheckoutRefused(f"stock reservation {_status_name(reservation.status)}")
 
+    @port_errors
     async def commit(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
@@ -88,6 +91,7 @@ class InventoryClient:
                 raise CheckoutRefused(f"stock reservation lapsed: {error.details()}") from error
             raise _failure("Commit", error) from error
 
+    @port_errors
     async def release(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
@@ -103,6 +107,7 @@ class InventoryClient:
                 return
             raise _failure("Release", error) from error
 
+    @port_errors
     async def return_stock(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:

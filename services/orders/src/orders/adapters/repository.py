@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from chassis.eventstore import AggregateStore, ConcurrencyConflict, EventStore
 from orders.adapters.event_codec import OrderEvents, OrderSnapshots
 from orders.adapters.orm import idempotency_keys, order_card_tokens, orders
-from orders.adapters.publishing import publication
+from orders.adapters.publishing import publish
 from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.domain.model import Order
 from orders.service_layer.ports import IdempotencyRecord, ListPosition
@@ -42,8 +42,9 @@ class EventSourcedOrderRepository:
 
     def __init__(self, session: AsyncSession, outbox: Outbox, *, snapshot_every: int) -> None:
         self._session = session
+        self._outbox = outbox
         self._streams: AggregateStore[Order, Event] = AggregateStore(
-            EventStore(session, outbox=outbox, publish=publication),
+            EventStore(session),
             category=CATEGORY,
             create=Order,
             codec=OrderEvents(),
@@ -114,10 +115,13 @@ class EventSourcedOrderRepository:
         return list(found)
 
     async def _append(self, order: Order) -> None:
+        appended = list(order.pending_events)
         try:
-            await self._streams.save(order)
+            stored = await self._streams.save(order)
         except ConcurrencyConflict as conflict:
             raise StaleOrder(order.id) from conflict
+        for event, recorded in zip(appended, stored, strict=True):
+            publish(self._outbox, event, event_id=recorded.event_id)
 
     async def _card_token(self, order_id: str) -> str:
         token = await self._session.scalar(

@@ -13,8 +13,24 @@ from orders.adapters.repository import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from chassis.messaging.inbox import Inbox
+    from orders.service_layer.ports import Receipt
+
 # A checkout appends about a dozen events: one snapshot per order, taken as it settles.
 SNAPSHOT_EVERY = 10
+
+
+class HandledCommandsInbox:
+    """The saga's HandledCommands port on the chassis's inbox table."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    async def seen(self, receipt: Receipt) -> bool:
+        return await self._inbox.seen_message(receipt.group, receipt.command_id)
+
+    async def record(self, receipt: Receipt) -> None:
+        await self._inbox.record_message(receipt.group, receipt.command_id)
 
 
 class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
@@ -23,6 +39,7 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
 
     orders: EventSourcedOrderRepository
     idempotency_keys: SqlAlchemyIdempotencyKeyRepository
+    handled_commands: HandledCommandsInbox
 
     def __init__(
         self,
@@ -38,3 +55,4 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
             session, self.outbox, snapshot_every=self._snapshot_every
         )
         self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)
+        self.handled_commands = HandledCommandsInbox(self.inbox)

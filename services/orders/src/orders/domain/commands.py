@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
-if TYPE_CHECKING:
-    from orders.domain.saga import Step
+from contracts.events.schema import Event as Schema
+from orders.domain.saga_definition import Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,18 @@ class CancelOrder:
 
 
 @dataclass(frozen=True, slots=True)
-class RunStep:
+class RunStep(Schema):
     """The saga's command to run ``step`` of an order: the order records it as it notes the
-    step begun, and it is sent in the same transaction, so no step is begun and forgotten."""
+    step begun, and it is sent in the same transaction, so no step is begun and forgotten.
+
+    A ``contracts`` schema of orders' own, on its own topic, keyed by the order: the commands
+    of one order come one at a time, in order.
+    """
+
+    event_type: ClassVar[str] = "RunCheckoutStep"
+    schema_version: ClassVar[int] = 1
+    topic: ClassVar[str] = "checkout"
+    key_field: ClassVar[str] = "order_id"
 
     order_id: str
     step: Step

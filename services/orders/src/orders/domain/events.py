@@ -1,21 +1,49 @@
 """What happens to an order, as the events its stream holds: the Order is folded from them.
 
-Four of them are also what the ``orders`` topic publishes (placed, confirmed, rejected,
-cancelled); the others (priced, a step begun, a step's outcome) only record the saga's
-progress. An order stored before the orders were event sourced starts with OrderImported,
-which carries its whole state as it was then.
+Four of them are the very events the ``orders`` topic publishes (``contracts.events.orders``:
+placed, confirmed, rejected, cancelled). The others record the saga's progress and are
+orders' own (priced, a step begun, a step's outcome); an order stored before the orders were
+event sourced starts with OrderImported, which carries its whole state as it was then. All
+are ``contracts`` event schemas, so one serializer, with its upcasters, writes and reads
+every one of them, in the stream as on the bus.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import ClassVar, Final
 
-if TYPE_CHECKING:
-    from datetime import datetime
+from contracts import Money
+from contracts.events.orders import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderItem,
+    OrderPlaced,
+    OrderRejected,
+    PricedItem,
+)
+from contracts.events.schema import Event as Schema
+from orders.domain.saga_definition import Outcome, Step
+from orders.domain.step_log import StepRecord
 
-    from contracts import Money
-    from orders.domain.saga import Outcome, Step
+__all__ = [
+    "PRIVATE",
+    "PUBLISHED",
+    "Event",
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderImported",
+    "OrderItem",
+    "OrderLine",
+    "OrderPlaced",
+    "OrderPriced",
+    "OrderRejected",
+    "PricedItem",
+    "StepBegun",
+    "StepRecord",
+    "StepRecorded",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +62,11 @@ class OrderLine:
 
 
 @dataclass(frozen=True, slots=True)
-class StepRecord:
-    """One entry of an order's checkout log."""
-
-    step: Step
-    outcome: Outcome
-    at: datetime
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class OrderPlaced:
-    order_id: str
-    customer_id: str
-    items: tuple[tuple[str, int], ...]
-    """(product id, quantity) pairs."""
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OrderPriced:
+class OrderPriced(Schema):
     """The catalog's prices, names and SKUs, one priced line per line of the order."""
+
+    event_type: ClassVar[str] = "OrderPriced"
+    schema_version: ClassVar[int] = 1
 
     order_id: str
     lines: tuple[OrderLine, ...]
@@ -62,8 +74,11 @@ class OrderPriced:
 
 
 @dataclass(frozen=True, slots=True)
-class StepBegun:
+class StepBegun(Schema):
     """The saga's command for ``step`` went out; a forward step has until ``deadline``."""
+
+    event_type: ClassVar[str] = "CheckoutStepBegun"
+    schema_version: ClassVar[int] = 1
 
     order_id: str
     step: Step
@@ -72,43 +87,30 @@ class StepBegun:
 
 
 @dataclass(frozen=True, slots=True)
-class StepRecorded:
+class StepRecorded(Schema):
     """A step's outcome; ``payment_id`` is what an authorization that succeeded made."""
 
+    event_type: ClassVar[str] = "CheckoutStepRecorded"
+    schema_version: ClassVar[int] = 1
+
     order_id: str
-    record: StepRecord
+    step: Step
+    outcome: Outcome
+    detail: str
+    at: datetime
     payment_id: str | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class OrderConfirmed:
-    order_id: str
-    customer_id: str
-    lines: tuple[OrderLine, ...]
-    total: Money
-    at: datetime
+    @property
+    def record(self) -> StepRecord:
+        return StepRecord(self.step, self.outcome, self.at, self.detail)
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRejected:
-    order_id: str
-    customer_id: str
-    reason: str
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OrderCancelled:
-    order_id: str
-    customer_id: str
-    was_confirmed: bool
-    total: Money | None
-    at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OrderImported:
+class OrderImported(Schema):
     """An order as it stood in the tables before event sourcing: its whole state at once."""
+
+    event_type: ClassVar[str] = "OrderImported"
+    schema_version: ClassVar[int] = 1
 
     order_id: str
     customer_id: str
@@ -134,5 +136,7 @@ Event = (
     | OrderCancelled
     | OrderImported
 )
-PUBLISHED = (OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled)
+PUBLISHED: Final = (OrderPlaced, OrderConfirmed, OrderRejected, OrderCancelled)
 """The events the ``orders`` topic carries."""
+PRIVATE: Final = (OrderPriced, StepBegun, StepRecorded, OrderImported)
+"""The events only the Order's stream holds."""

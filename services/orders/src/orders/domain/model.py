@@ -1,6 +1,6 @@
 """The Order aggregate: a customer's order, folded from the events of its stream.
 
-The checkout is a saga of idempotent steps (``orders.domain.saga`` defines it); the order
+The checkout is a saga of idempotent steps (``orders.domain.saga_definition`` defines it); the order
 keeps a log of their outcomes and derives everything else from it: which step comes next,
 which compensations are due, whether it is settled. The step whose command is out is noted
 with its deadline, so a step that never answers is timed out and its effect, in doubt,
@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final, assert_never
 
+from contracts import Money
+from contracts.events import timestamp
 from orders.domain.errors import (
     CheckoutRefused,
     InvalidOrder,
@@ -30,21 +33,21 @@ from orders.domain.events import (
     OrderCancelled,
     OrderConfirmed,
     OrderImported,
+    OrderItem,
     OrderLine,
     OrderPlaced,
     OrderPriced,
     OrderRejected,
+    PricedItem,
     StepBegun,
-    StepRecord,
     StepRecorded,
 )
-from orders.domain.saga import CHECKOUT_SAGA, Outcome, Step
+from orders.domain.saga_definition import CHECKOUT_SAGA, Outcome, Step
+from orders.domain.step_log import StepLog, StepRecord
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from datetime import datetime
 
-    from contracts import Money
     from orders.domain.commands import RequestedItem
 
 MAX_QUANTITY: Final = 100
@@ -72,6 +75,24 @@ class ProductSnapshot:
     sku: str
     name: str
     price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class OrderState:
+    """An order's whole state at one version, as a snapshot keeps it (the card token and
+    the first failure of the step in progress aside: a snapshot is taken as it settles)."""
+
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    status: OrderStatus
+    reason: str | None
+    last_error: str | None
+    payment_id: str | None
+    step_in_progress: Step | None
+    step_deadline: datetime | None
+    steps: tuple[StepRecord, ...]
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +127,39 @@ class Order:
         # When the step in progress first failed: its first attempt, give or take that
         # attempt's own time. Before it, the step has waited only in the queue.
         self.step_first_failed_at: datetime | None = None
-        self.steps: list[StepRecord] = []
+        self.log = StepLog()
+        """The checkout's log: every step's outcome, oldest first."""
         self._created_at: datetime | None = None
         self._updated_at: datetime | None = None
         self.version = 0
         """How many events made this order, those not yet stored included."""
         self.pending_events: list[Event] = []
         """The events recorded since the order was loaded, for the store to append."""
+
+    @classmethod
+    def restored(cls, id: str, version: int, state: OrderState) -> Order:  # noqa: A002
+        """The order as a snapshot of it at ``version`` holds it."""
+        order = cls(id)
+        order._restore(state)
+        order._updated_at = state.updated_at
+        order.version = version
+        return order
+
+    def state(self) -> OrderState:
+        """The order's state, for a snapshot."""
+        return OrderState(
+            customer_id=self.customer_id,
+            lines=tuple(self.lines),
+            status=self.status,
+            reason=self.reason,
+            last_error=self.last_error,
+            payment_id=self.payment_id,
+            step_in_progress=self.step_in_progress,
+            step_deadline=self.step_deadline,
+            steps=self.log.records,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
 
     @classmethod
     def place(
@@ -132,8 +179,8 @@ class Order:
             OrderPlaced(
                 order_id=order.id,
                 customer_id=customer_id,
-                items=tuple((line.product_id, line.quantity) for line in lines),
-                at=at,
+                items=tuple(OrderItem(line.product_id, line.quantity) for line in lines),
+                occurred_at=timestamp(at),
             )
         )
         return order
@@ -143,6 +190,11 @@ class Order:
         if self._created_at is None:
             raise ValueError(f"order {self.id} has no events")
         return self._created_at
+
+    @property
+    def steps(self) -> list[StepRecord]:
+        """The checkout's log, oldest first."""
+        return list(self.log.records)
 
     @property
     def updated_at(self) -> datetime:
@@ -159,27 +211,19 @@ class Order:
         return sum(totals[1:], start=totals[0])
 
     def has_done(self, step: Step) -> bool:
-        return any(r.step is step and r.outcome is Outcome.DONE for r in self.steps)
-
-    def _has_outcome(self, step: Step) -> bool:
-        return any(r.step is step and r.outcome is not Outcome.FAILED for r in self.steps)
-
-    def _maybe_done(self, step: Step) -> bool:
-        return any(
-            r.step is step and r.outcome in {Outcome.DONE, Outcome.TIMED_OUT} for r in self.steps
-        )
+        return self.log.has_done(step)
 
     @property
     def awaiting_confirmation(self) -> bool:
         """Pending with every checkout step done."""
-        return self.status is OrderStatus.PENDING and all(self.has_done(s) for s in CHECKOUT)
+        return self.status is OrderStatus.PENDING and self.log.checkout_done
 
     def next_step(self) -> Step | None:
         """What to do next: a step in doubt first, then the checkout or the compensations."""
         if self.step_in_progress is not None:
             return self.step_in_progress
         if self.status is OrderStatus.PENDING:
-            return next((step for step in CHECKOUT if not self.has_done(step)), None)
+            return self.log.next_forward_step()
         due = self.compensations_due()
         return due[0] if due else None
 
@@ -190,16 +234,7 @@ class Order:
         """
         if self.status not in {OrderStatus.REJECTED, OrderStatus.CANCELLED}:
             return []
-        due = []
-        for step, undo in CHECKOUT_SAGA.compensations:
-            superseded_by = CHECKOUT_SAGA.superseded_by(step)
-            if (
-                self._maybe_done(step)
-                and not (superseded_by and self.has_done(superseded_by))
-                and not self.has_done(undo)
-            ):
-                due.append(undo)
-        return due
+        return self.log.compensations_due()
 
     @property
     def settled(self) -> bool:
@@ -299,7 +334,7 @@ class Order:
 
     def refuse(self, step: Step, reason: str, at: datetime) -> None:
         """Record that a step was refused for good; a pending order is rejected for it."""
-        if self._has_outcome(step):
+        if self.log.has_outcome(step):
             return
         self._record_step(step, Outcome.REFUSED, at, reason)
         if self.status is OrderStatus.PENDING:
@@ -311,11 +346,9 @@ class Order:
         A failure repeating the one before it is not logged again, so an outage that lasts
         through many redeliveries leaves one entry, not one per attempt.
         """
-        if self._has_outcome(step):
+        if self.log.has_outcome(step) or self.log.repeats_failure(step):
             return
-        last = self.steps[-1] if self.steps else None
-        if last is None or (last.step, last.outcome) != (step, Outcome.FAILED):
-            self._record_step(step, Outcome.FAILED, at, error)
+        self._record_step(step, Outcome.FAILED, at, error)
 
     def confirm(self, at: datetime) -> None:
         total = self.total
@@ -325,9 +358,9 @@ class Order:
             OrderConfirmed(
                 order_id=self.id,
                 customer_id=self.customer_id,
-                lines=tuple(self.lines),
+                items=tuple(_priced_item(self.id, line) for line in self.lines),
                 total=total,
-                at=at,
+                occurred_at=timestamp(at),
             )
         )
 
@@ -335,7 +368,12 @@ class Order:
         if self.status is not OrderStatus.PENDING:
             raise OrderMovedOn(self.id, f"cannot reject a {self.status} order")
         self._record(
-            OrderRejected(order_id=self.id, customer_id=self.customer_id, reason=reason, at=at)
+            OrderRejected(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                reason=reason,
+                occurred_at=timestamp(at),
+            )
         )
 
     def cancel(self, at: datetime) -> None:
@@ -353,7 +391,7 @@ class Order:
                 customer_id=self.customer_id,
                 was_confirmed=self.status is OrderStatus.CONFIRMED,
                 total=self.total,
-                at=at,
+                occurred_at=timestamp(at),
             )
         )
 
@@ -362,8 +400,8 @@ class Order:
         match event:
             case OrderPlaced():
                 self.customer_id = event.customer_id
-                self.lines = [OrderLine(product_id=p, quantity=q) for p, q in event.items]
-                self._created_at = event.at
+                self.lines = [OrderLine(i.product_id, i.quantity) for i in event.items]
+                self._created_at = datetime.fromisoformat(event.occurred_at)
             case OrderPriced():
                 self.lines = list(event.lines)
             case StepBegun():
@@ -381,7 +419,21 @@ class Order:
                 self.status = OrderStatus.CANCELLED
                 self.reason = CANCELLED_BY_CUSTOMER
             case OrderImported():
-                self._apply_import(event)
+                self._restore(
+                    OrderState(
+                        customer_id=event.customer_id,
+                        lines=event.lines,
+                        status=OrderStatus(event.status),
+                        reason=event.reason,
+                        last_error=event.last_error,
+                        payment_id=event.payment_id,
+                        step_in_progress=event.step_in_progress,
+                        step_deadline=event.step_deadline,
+                        steps=event.steps,
+                        created_at=event.created_at,
+                        updated_at=event.updated_at,
+                    )
+                )
             case _:
                 assert_never(event)
         self._updated_at = _at(event)
@@ -389,7 +441,7 @@ class Order:
 
     def _apply_step(self, event: StepRecorded) -> None:
         record = event.record
-        self.steps.append(record)
+        self.log = self.log.with_record(record)
         if record.outcome is Outcome.FAILED:
             self.last_error = f"{record.step}: {record.detail}"
             if record.step is self.step_in_progress and self.step_first_failed_at is None:
@@ -406,17 +458,17 @@ class Order:
             # Kept only as long as the payment may have to be asked for (again).
             self.card_token = ""
 
-    def _apply_import(self, event: OrderImported) -> None:
-        self.customer_id = event.customer_id
-        self.lines = list(event.lines)
-        self.status = OrderStatus(event.status)
-        self.reason = event.reason
-        self.last_error = event.last_error
-        self.payment_id = event.payment_id
-        self.step_in_progress = event.step_in_progress
-        self.step_deadline = event.step_deadline
-        self.steps = list(event.steps)
-        self._created_at = event.created_at
+    def _restore(self, state: OrderState) -> None:
+        self.customer_id = state.customer_id
+        self.lines = list(state.lines)
+        self.status = state.status
+        self.reason = state.reason
+        self.last_error = state.last_error
+        self.payment_id = state.payment_id
+        self.step_in_progress = state.step_in_progress
+        self.step_deadline = state.step_deadline
+        self.log = StepLog(state.steps)
+        self._created_at = state.created_at
 
     def _record(self, event: Event) -> None:
         self.apply(event)
@@ -431,8 +483,16 @@ class Order:
         *,
         payment_id: str | None = None,
     ) -> None:
-        record = StepRecord(step, outcome, at, detail)
-        self._record(StepRecorded(order_id=self.id, record=record, payment_id=payment_id))
+        self._record(
+            StepRecorded(
+                order_id=self.id,
+                step=step,
+                outcome=outcome,
+                detail=detail,
+                at=at,
+                payment_id=payment_id,
+            )
+        )
 
     def _priced_total(self) -> Money:
         total = self.total
@@ -453,8 +513,8 @@ class Order:
 def _at(event: Event) -> datetime:
     """When ``event`` happened."""
     match event:
-        case StepRecorded():
-            return event.record.at
+        case OrderPlaced() | OrderConfirmed() | OrderRejected() | OrderCancelled():
+            return datetime.fromisoformat(event.occurred_at)
         case OrderImported():
             return event.updated_at
         case _:
@@ -510,3 +570,15 @@ def _priced_lines(
         )
         for line in lines
     ]
+
+
+def _priced_item(order_id: str, line: OrderLine) -> PricedItem:
+    if line.sku is None or line.name is None or line.unit_price is None:
+        raise ValueError(f"order {order_id} is confirmed with an unpriced line")
+    return PricedItem(
+        product_id=line.product_id,
+        sku=line.sku,
+        name=line.name,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+    )

@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 from chassis.messaging.bus import SubscribeOptions
 from chassis.messaging.lifecycle import Consumer
-from orders.service_layer.saga import TOPIC, command_of
+from contracts.events import EventError, decode
+from orders.domain.commands import RunStep
+from orders.service_layer.ports import Receipt
 
 if TYPE_CHECKING:
-    from chassis.messaging.message import Delivery
-    from orders.service_layer.saga import CheckoutSaga
+    from chassis.messaging.message import Delivery, Message
+    from orders.service_layer.saga_handler import CheckoutSaga
 
 StepTimer = Callable[[str, str, float], None]
 """``timer(step, outcome, seconds)``: told of every command handled ("ok") or not ("failed")."""
@@ -27,6 +29,24 @@ StepTimer = Callable[[str, str, float], None]
 # about half an hour of an outage before a compensation's command goes to the dead letters
 # (`souk dlq replay` sends it again), and the most a malformed command holds its partition.
 MAX_ATTEMPTS = 1_000
+
+
+def command_of(message: Message) -> RunStep:
+    """The command a ``checkout`` message carries; ValueError if it carries none."""
+    try:
+        command = decode(
+            message.event_type, message.schema_version, message.payload, schema=RunStep
+        )
+    except EventError as error:
+        raise ValueError(f"not a checkout command: {error}") from error
+    if not isinstance(command, RunStep):  # pragma: no cover - decode answers the schema's type
+        raise TypeError(type(command).__name__)
+    return command
+
+
+def receipt_of(delivery: Delivery) -> Receipt:
+    """The command's identity as the inbox keeps it."""
+    return Receipt(group=delivery.group, command_id=delivery.message.message_id)
 
 
 class SagaConsumer:
@@ -53,7 +73,7 @@ class SagaConsumer:
         started = time.perf_counter()
         outcome = "failed"
         try:
-            await self._saga.handle(command, delivery)
+            await self._saga.handle(command, receipt_of(delivery))
             outcome = "ok"
         finally:
             if self._timer is not None:
@@ -65,7 +85,7 @@ def saga_consumer(
 ) -> Consumer:
     """The subscription to ``checkout``: a handler gets ``step_timeout`` per attempt."""
     return Consumer(
-        TOPIC,
+        RunStep.topic,
         handler,
         SubscribeOptions(
             concurrency=concurrency,

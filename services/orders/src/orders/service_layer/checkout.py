@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, assert_never
 
 from chassis import get_logger
-from chassis.upstream import UpstreamFailure
 from orders.domain.model import StepDone
-from orders.domain.saga import Step
-from orders.service_layer.ports import StockLine
+from orders.domain.saga_definition import Step
+from orders.service_layer.ports import NoUsableAnswer, StockLine
 
 if TYPE_CHECKING:
     from contracts import Money
@@ -64,14 +63,14 @@ class Checkout:
     async def perform(self, step: Step, order: Order) -> StepDone:
         """Run one step against the other services, retrying transient failures.
 
-        Raises CheckoutRefused when a service refuses for good, UpstreamFailure when none
+        Raises CheckoutRefused when a service refuses for good, NoUsableAnswer when none
         of the attempts got a usable answer.
         """
         retry = 0
         while True:
             try:
                 return await self._call(step, order)
-            except UpstreamFailure as failure:
+            except NoUsableAnswer as failure:
                 retry += 1
                 if not failure.transient or retry >= self._retry.attempts:
                     raise

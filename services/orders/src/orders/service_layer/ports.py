@@ -12,9 +12,40 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from chassis.messaging.inbox import Inbox
     from contracts import Money
     from orders.domain.model import Order, ProductSnapshot
+
+
+class NoUsableAnswer(Exception):  # noqa: N818 - a state of another service, not a bug of ours
+    """Another service gave no usable answer: whether the call took effect is unknown.
+
+    ``transient`` failures (it could not be reached, it said to come back later) are worth
+    trying again soon; the others (an answer that cannot be read) are not.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Which command is being handled, as the inbox remembers it: its id within the group
+    of consumers that took it (a command published twice has one id)."""
+
+    group: str
+    command_id: str
+
+
+class HandledCommands(Protocol):
+    """The saga's commands already handled, recorded in the transaction they changed."""
+
+    async def seen(self, receipt: Receipt) -> bool:
+        """Whether the command already had its effect."""
+
+    async def record(self, receipt: Receipt) -> None:
+        """Note the command handled; two transactions recording one command cannot both
+        commit."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +114,7 @@ class UnitOfWork(unit_of_work.UnitOfWork, Protocol):
     def idempotency_keys(self) -> IdempotencyKeyRepository: ...
 
     @property
-    def inbox(self) -> Inbox:
-        """The saga's commands already handled, recorded in the transaction they changed."""
+    def handled_commands(self) -> HandledCommands: ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -98,7 +128,7 @@ class StockLine:
 
 class Catalog(Protocol):
     async def product(self, product_id: str) -> ProductSnapshot:
-        """The product as the catalog sells it now; raises UnknownProduct, UpstreamFailure."""
+        """The product as the catalog sells it now; raises UnknownProduct, NoUsableAnswer."""
 
 
 class Inventory(Protocol):
@@ -108,19 +138,19 @@ class Inventory(Protocol):
         self, reservation_id: str, lines: Sequence[StockLine], *, ttl_seconds: int
     ) -> None:
         """Hold every line or none; raises OutOfStock, CheckoutRefused (the reservation has
-        lapsed), UpstreamFailure."""
+        lapsed), NoUsableAnswer."""
 
     async def commit(self, reservation_id: str) -> None:
         """The reserved stock leaves the shelf; raises CheckoutRefused (the reservation has
-        lapsed), UpstreamFailure."""
+        lapsed), NoUsableAnswer."""
 
     async def release(self, reservation_id: str) -> None:
         """The reserved stock goes back on the shelf; nothing reserved is fine, and a
-        committed reservation (its stock gone) is left as it is. Raises UpstreamFailure."""
+        committed reservation (its stock gone) is left as it is. Raises NoUsableAnswer."""
 
     async def return_stock(self, reservation_id: str) -> None:
         """The committed stock comes back on the shelf, once however often asked; nothing
-        committed is fine (there is nothing to return). Raises UpstreamFailure."""
+        committed is fine (there is nothing to return). Raises NoUsableAnswer."""
 
 
 class Billing(Protocol):
@@ -130,21 +160,21 @@ class Billing(Protocol):
         self, order_id: str, amount: Money, card_token: str, *, customer_id: str
     ) -> str:
         """Hold the amount on the card and answer the payment id; raises PaymentDeclined,
-        CheckoutRefused (billing refuses the payment), UpstreamFailure.
+        CheckoutRefused (billing refuses the payment), NoUsableAnswer.
 
         ``customer_id`` goes with the payment, so that billing's events name the customer."""
 
     async def held_payment(self, order_id: str) -> str | None:
         """The id of the order's payment that holds or took money, or None; raises
-        UpstreamFailure."""
+        NoUsableAnswer."""
 
     async def capture(self, payment_id: str) -> None:
-        """Take the held amount; raises CheckoutRefused (it cannot be taken), UpstreamFailure."""
+        """Take the held amount; raises CheckoutRefused (it cannot be taken), NoUsableAnswer."""
 
     async def void(self, payment_id: str) -> None:
         """Release the held amount; a payment that holds nothing (never captured, or
-        captured, or voided already) is left as it is. Raises UpstreamFailure."""
+        captured, or voided already) is left as it is. Raises NoUsableAnswer."""
 
     async def refund(self, payment_id: str) -> None:
         """Give the captured amount back; a payment that was never captured, or was
-        refunded already, is left as it is. Raises UpstreamFailure."""
+        refunded already, is left as it is. Raises NoUsableAnswer."""

@@ -1,11 +1,12 @@
-"""The checkout saga, driven by commands on the bus.
+"""The handler of the checkout saga's commands (the saga itself is defined, as data, in
+``orders.domain.saga_definition``).
 
 Each step is a ``RunStep`` command on topic ``checkout``, keyed by the order id, sent through
-the outbox in the transaction that appends the order's StepBegun event (the event store
-publishes it: ``orders.adapters.publishing``). Orders' own consumer takes it: it
-runs the step (idempotent by ids derived from the order id), then, in one transaction,
-records the outcome, notes the next step begun (which sends its command) and records the
-message in the inbox. A crash anywhere means the command is delivered again and the step
+the outbox in the transaction that appends the order's StepBegun event (the repository
+publishes it: ``orders.adapters.publishing``). Orders' own consumer takes it: it loads the
+order once, runs the step (idempotent by ids derived from the order id), then, in one
+transaction, records the outcome, notes the next step begun (which sends its command) and
+records the command as handled. A crash anywhere means the command is delivered again and the step
 run again, to the same effect; a command whose step is no longer the one out is stale and
 only acknowledged. A step that goes unanswered past its deadline is timed out when its
 command comes round again: the order is rejected and what the step may have done undone.
@@ -14,28 +15,23 @@ command comes round again: the order is rejected and what the step may have done
 from __future__ import annotations
 
 import contextlib
-import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final, NoReturn
 
 from chassis import get_logger
-from chassis.messaging.message import Message
-from chassis.upstream import UpstreamFailure
-from orders.domain.commands import RunStep
 from orders.domain.errors import CheckoutRefused, OrderMovedOn, StaleOrder
 from orders.domain.model import CHECKOUT
-from orders.domain.saga import Step
+from orders.service_layer.ports import NoUsableAnswer
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from chassis.messaging.message import Delivery
+    from orders.domain.commands import RunStep
     from orders.domain.model import Order
+    from orders.domain.saga_definition import Step
     from orders.service_layer.checkout import Checkout
-    from orders.service_layer.ports import UnitOfWorkFactory
+    from orders.service_layer.ports import Receipt, UnitOfWorkFactory
 
-TOPIC: Final = "checkout"
-RUN_STEP: Final = "RunCheckoutStep"
 MAX_CONFLICTS: Final = 10
 
 _log = get_logger("orders.saga")
@@ -43,27 +39,6 @@ _log = get_logger("orders.saga")
 
 class StepUnfinished(Exception):  # noqa: N818 - says what happened to the step
     """The step got no usable answer this time: the bus delivers its command again."""
-
-
-def command_message(command: RunStep, *, message_id: str) -> Message:
-    """The command as the ``checkout`` topic carries it, keyed by its order."""
-    payload = {"order_id": command.order_id, "step": str(command.step)}
-    return Message(
-        topic=TOPIC,
-        key=command.order_id,
-        event_type=RUN_STEP,
-        schema_version=1,
-        payload=json.dumps(payload, separators=(",", ":")).encode(),
-        message_id=message_id,
-    )
-
-
-def command_of(message: Message) -> RunStep:
-    """The command a ``checkout`` message carries; ValueError if it carries none."""
-    if message.event_type != RUN_STEP or message.schema_version != 1:
-        raise ValueError(f"not a checkout command: {message.event_type}")
-    data = json.loads(message.payload)
-    return RunStep(order_id=str(data["order_id"]), step=Step(data["step"]))
 
 
 class CheckoutSaga:
@@ -80,10 +55,10 @@ class CheckoutSaga:
         self._checkout = checkout
         self._clock = clock
 
-    async def handle(self, command: RunStep, delivery: Delivery) -> None:
+    async def handle(self, command: RunStep, receipt: Receipt) -> None:
         """Run the command's step and move the saga on; raises StepUnfinished (and the bus
         delivers the command again) when the step got no usable answer."""
-        order = await self._current(command, delivery)
+        order = await self._current(command, receipt)
         if order is None:
             return
         step = command.step
@@ -92,12 +67,14 @@ class CheckoutSaga:
         except CheckoutRefused as refusal:
             if step not in CHECKOUT:
                 # What was done must be undone whatever the answer: ask again later.
-                await self._unfinished(order.id, step, refusal.reason)
+                await self._unfinished(order, step, refusal.reason)
             reason = refusal.reason
-            await self._change(order.id, delivery, lambda o: o.refuse(step, reason, self._clock()))
+            await self._change(
+                order.id, receipt, lambda o: o.refuse(step, reason, self._clock()), loaded=order
+            )
             return
-        except UpstreamFailure as failure:
-            await self._unfinished(order.id, step, str(failure))
+        except NoUsableAnswer as failure:
+            await self._unfinished(order, step, str(failure))
 
         def record(order: Order) -> None:
             try:
@@ -105,45 +82,60 @@ class CheckoutSaga:
             except CheckoutRefused as refusal:  # priced in several currencies
                 order.refuse(step, refusal.reason, self._clock())
 
-        await self._change(order.id, delivery, record)
+        await self._change(order.id, receipt, record, loaded=order)
 
-    async def _current(self, command: RunStep, delivery: Delivery) -> Order | None:
+    async def _current(self, command: RunStep, receipt: Receipt) -> Order | None:
         """The order, if the command's step is still the one out and not overdue; otherwise
         the command is settled here (stale: acknowledged; overdue: timed out) and None."""
         now = self._clock()
         async with self._uow_factory() as uow:
-            if await uow.inbox.seen(delivery):
+            if await uow.handled_commands.seen(receipt):
                 return None
             order = await uow.orders.get(command.order_id)
         if order is not None and order.step_in_progress is command.step and not order.overdue(now):
             if order.waited_past_deadline(now):
                 # Head-of-line: the command waited behind others. It gets its attempt.
-                await self._change(order.id, None, lambda o: o.start_late(command.step, now))
+                return await self._change(
+                    order.id, None, lambda o: o.start_late(command.step, now), loaded=order
+                )
             return order
         if order is None or order.step_in_progress is not command.step:
             _log.info("stale checkout command", order_id=command.order_id, step=command.step)
-            await self._change(command.order_id, delivery, lambda _: None)
+            await self._change(command.order_id, receipt, lambda _: None, loaded=order)
             return None
         _log.warning("checkout step timed out", order_id=order.id, step=command.step)
-        await self._change(order.id, delivery, lambda o: o.time_out(command.step, self._clock()))
+        await self._change(
+            order.id, receipt, lambda o: o.time_out(command.step, self._clock()), loaded=order
+        )
         return None
 
-    async def _unfinished(self, order_id: str, step: Step, error: str) -> NoReturn:
-        _log.warning("checkout step failed; its command comes again", order_id=order_id, step=step)
-        await self._change(order_id, None, lambda o: o.fail(step, error, self._clock()))
+    async def _unfinished(self, order: Order, step: Step, error: str) -> NoReturn:
+        _log.warning("checkout step failed; its command comes again", order_id=order.id, step=step)
+        await self._change(
+            order.id, None, lambda o: o.fail(step, error, self._clock()), loaded=order
+        )
         raise StepUnfinished(f"{step}: {error}")
 
     async def _change(
-        self, order_id: str, delivery: Delivery | None, change: Callable[[Order], None]
-    ) -> None:
-        """Apply ``change`` to the newest version of the order and move the saga on, with
-        the command's inbox record, in one transaction; a change that no longer applies is
-        dropped (the inbox record still commits)."""
+        self,
+        order_id: str,
+        receipt: Receipt | None,
+        change: Callable[[Order], None],
+        *,
+        loaded: Order | None = None,
+    ) -> Order | None:
+        """Apply ``change`` to the order and move the saga on, with the command's record in
+        the inbox, in one transaction; a change that no longer applies is dropped (the
+        command's record still commits). The order as the handler ``loaded`` it is changed
+        first; if another writer stored a newer version since, that one is loaded and
+        changed instead. Answers the order as stored."""
+        order = loaded
         for _ in range(MAX_CONFLICTS):
             async with self._uow_factory() as uow:
-                if delivery is not None and await uow.inbox.seen(delivery):
-                    return
-                order = await uow.orders.get(order_id)
+                if receipt is not None and await uow.handled_commands.seen(receipt):
+                    return None
+                if order is None:
+                    order = await uow.orders.get(order_id)
                 if order is not None:
                     with contextlib.suppress(OrderMovedOn):
                         change(order)
@@ -152,11 +144,12 @@ class CheckoutSaga:
                         await uow.orders.save(order)
                     except StaleOrder:
                         # The customer cancelled meanwhile: decide again on their version.
+                        order = None
                         continue
-                if delivery is not None:
-                    await uow.inbox.record(delivery)
+                if receipt is not None:
+                    await uow.handled_commands.record(receipt)
                 await uow.commit()
-                return
+                return order
         raise StaleOrder(order_id)
 
 

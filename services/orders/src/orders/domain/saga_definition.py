@@ -3,7 +3,7 @@ step is out, what undoes each step, which later step makes an undo moot, and how
 step may go unanswered.
 
 Everything else reads this definition: the Order derives its next step and the compensations
-due from it, the saga handler (``orders.service_layer.saga``) times steps out by it, and
+due from it, the saga handler (``orders.service_layer.saga_handler``) times steps out by it, and
 ``docs/saga.md`` holds the diagram :func:`mermaid` draws from it (a test compares the two),
 so the picture cannot drift from what runs.
 """
