@@ -190,6 +190,10 @@ def test_a_host_cut_off_for_20s_mid_burst_loses_no_order_and_charges_none_twice(
     assert len({order["id"] for order in settled}) == BURST, "one order per idempotency key"
     not_terminal = [(o["id"], o["status"]) for o in settled if o["status"] not in TERMINAL]
     assert not not_terminal, f"orders left unsettled after the link came back: {not_terminal}"
+    # Every step waits 30 s or more before giving up, longer than the cut: a rejection is
+    # allowed (it is terminal, nothing charged), but the burst must not be rejected whole,
+    # or the checks on captures and stock below would hold for nothing.
+    assert any(o["status"] == "CONFIRMED" for o in settled), [o["reason"] for o in settled]
     taken: Counter[str] = Counter()
     for index, settled_order in enumerate(settled):
         payments = _payments(cluster, reader, settled_order["id"])
