@@ -135,10 +135,13 @@ def _start_all(systems: dict[str, SoukSystem]) -> None:
         system.wait_started()
 
 
+STOP_TIMEOUT = 45.0  # a host stops in tiers; a loaded 2-core machine took up to 16 s
+
+
 def _stop_all(systems: dict[str, SoukSystem]) -> None:
     # Side by side too; each stop still checks that no process of its host is left behind.
     with ThreadPoolExecutor(len(systems)) as pool:
-        futures = [pool.submit(system.stop) for system in systems.values()]
+        futures = [pool.submit(system.stop, STOP_TIMEOUT) for system in systems.values()]
         errors = [future.exception() for future in futures]
     for error in errors:
         if error is not None:
