@@ -72,7 +72,8 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
             if migrations is not None:
                 database = Database(settings.database_url_or_default(), migrations=migrations)
                 app.state.database = database
-                await database.migrate()
+                if settings.migrate == "at-start":
+                    await database.migrate()
                 readiness.add("database", database.check)
             if messaging is not None and database is not None:
                 await messaging.start(database)
@@ -107,6 +108,7 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
     )
     app.state.settings = settings
     app.state.readiness = readiness
+    app.state.migrations = migrations
     app.state.http_metrics = metrics = HttpMetrics.create()
     install_problem_handlers(app)
     app.include_router(health.router)

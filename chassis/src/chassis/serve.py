@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import signal
 import sys
@@ -17,11 +18,14 @@ if TYPE_CHECKING:
 
     from chassis.health import Readiness
 
+from chassis.db import Database
+from chassis.logs import get_logger
 from chassis.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 
 EXIT_STARTUP_FAILED = 3
+_log = get_logger("chassis.serve")
 
 
 class _DrainingServer(uvicorn.Server):
@@ -66,6 +70,9 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     for up to ``settings.shutdown_timeout`` seconds, then runs the app's shutdown hooks.
     """
     app = create_app(settings)
+    if settings.migrate == "only":
+        asyncio.run(migrate_only(app, settings))
+        return
     server = _DrainingServer(server_config(app, settings), app.state.readiness)
     # uvicorn hands a caught SIGTERM/SIGINT back to the previous handler once it has drained;
     # with the default handler the process would die by the signal (exit 143) after a clean
@@ -75,3 +82,17 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     server.run()
     if not server.started:
         sys.exit(EXIT_STARTUP_FAILED)
+
+
+async def migrate_only(app: FastAPI, settings: ServiceSettings) -> None:
+    """Upgrade the app's schema to the newest revision and return (a migration Job's run)."""
+    migrations = app.state.migrations
+    if migrations is None:
+        _log.info("nothing to migrate")
+        return
+    database = Database(settings.database_url_or_default(), migrations=migrations)
+    try:
+        await database.migrate()
+        _log.info("migrated", revision=database.head_revision())
+    finally:
+        await database.dispose()

@@ -109,6 +109,10 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".souk")
     database_url: str | None = None
+    # When the schema is migrated: at start-up (under a lock, `souk up`), or by a run of its
+    # own that migrates and exits (`only`: a Kubernetes Job) while the replicas `skip` it and
+    # stay unready until the schema is at the newest revision.
+    migrate: Literal["at-start", "only", "skip"] = "at-start"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
     grpc_port: int | None = Field(default=None, ge=0, le=65535)

@@ -1,4 +1,4 @@
-"""The `souk` command: up, down, status, logs, dlq, token, replay."""
+"""The `souk` command: up, down, status, logs, dlq, token, replay, mesh, render."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from souk import orchestrator
+from souk import kubernetes, orchestrator
 from souk import resilience as resilience_view
 from souk.databases import DatabaseProvisionError
 from souk.dead_letters import (
@@ -40,7 +40,7 @@ from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
 from souk.tokens import CUSTOMER_SCOPES, TokenError, client_token, customer_token
-from souk.topology import TopologyError
+from souk.topology import TopologyError, load_topology, resolve_topology
 
 app = typer.Typer(
     name="souk",
@@ -59,6 +59,12 @@ mesh = typer.Typer(
     name="mesh", help="Inspect the service mesh (with `mesh: on`).", no_args_is_help=True
 )
 app.add_typer(mesh)
+render_app = typer.Typer(
+    name="render",
+    help="Write the topology for another platform (today: Kubernetes).",
+    no_args_is_help=True,
+)
+app.add_typer(render_app)
 
 DataDirOption = Annotated[
     Path | None,
@@ -467,3 +473,44 @@ def mesh_status(
         typer.echo(json.dumps(status, indent=2))
         return
     render(status, make_console())
+
+
+@render_app.command("kubernetes")
+def render_kubernetes(
+    topology: Annotated[
+        Path | None,
+        typer.Option(
+            "--topology",
+            "-t",
+            help="Topology file (default: ./souk.yaml, else the built-in topology).",
+            dir_okay=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The kustomize tree's directory.", file_okay=False),
+    ] = Path("deploy/kubernetes"),
+    namespace: Annotated[str, typer.Option(help="The namespace of every resource.")] = "souk",
+    overlay: Annotated[
+        str | None,
+        typer.Option(help="Also print this overlay's built manifests (dev or prod)."),
+    ] = None,
+) -> None:
+    """Write Kubernetes manifests (kustomize base, overlays dev and prod) for the topology."""
+    if overlay is not None and overlay not in kubernetes.OVERLAYS:
+        _fail(f"unknown overlay {overlay!r} (one of {', '.join(kubernetes.OVERLAYS)})")
+    path, is_default = resolve_topology(topology, Path.cwd())
+    try:
+        loaded = load_topology(path, display_name="default topology" if is_default else None)
+        files = kubernetes.render(loaded, kubernetes.Cluster(namespace=namespace))
+        kubernetes.write(files, output)
+        built = kubernetes.build_overlay(output, overlay) if overlay else None
+    except TopologyError as exc:
+        _fail("invalid topology:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    except kubernetes.RenderError as exc:
+        _fail(str(exc))
+    if built is not None:
+        typer.echo(built, nl=False)
+    else:
+        shown = "the default topology" if is_default else str(path)
+        typer.echo(f"wrote {len(files)} files for {shown} to {output}", err=True)
