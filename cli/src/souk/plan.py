@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from souk.topology import BrokerSpec, Topology, env_value
+from souk.topology import Topology, env_value
 
 HOST = "127.0.0.1"
 BROKER_CONNECT_TIMEOUT = 2.0
@@ -126,16 +126,6 @@ def check_broker(topology: Topology) -> None:
         ) from None
 
 
-def broker_env(broker: BrokerSpec, data_dir: Path, prefix: str) -> dict[str, str]:
-    """The broker settings every service reads (``chassis.settings.BrokerSettings``): the
-    broker's URL, and the topology's partitions and namespace each in a variable of its own."""
-    return {
-        f"{prefix}BROKER_URL": broker.base_url(data_dir),
-        f"{prefix}BROKER_PARTITIONS": str(broker.partitions),
-        f"{prefix}BROKER_NAMESPACE": broker.namespace,
-    }
-
-
 def _address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -185,6 +175,7 @@ def build_plan(
     }
     telemetry = otlp_endpoint(topology, urls)
     callees = {upstream for spec in topology.services.values() for upstream in spec.upstreams}
+    broker = topology.broker.settings(data_dir)
     plans: list[InstancePlan] = []
     for name, spec in topology.services.items():
         prefix = env_prefix(name)
@@ -199,7 +190,7 @@ def build_plan(
                 f"{prefix}PORT": str(port),
                 f"{prefix}DATA_DIR": str(data_dir),
                 f"{prefix}UPSTREAMS": upstreams,
-                **broker_env(topology.broker, data_dir, prefix),
+                **broker.env(prefix),
                 **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
                 **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
                 "PYTHONUNBUFFERED": "1",

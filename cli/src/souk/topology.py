@@ -7,7 +7,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -22,6 +22,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from chassis.settings import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_PARTITIONS,
+    DEFAULT_URLS,
+    SCHEMES,
+    URL_OPTIONS,
+    BrokerKind,
+    BrokerSettings,
+)
 from souk.mesh_settings import MeshSpec
 
 DEFAULT_TOPOLOGY_NAME = "souk.yaml"
@@ -35,23 +44,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-BrokerKind = Literal["embedded", "rabbitmq", "nats", "kafka"]
-BROKER_KINDS: tuple[str, ...] = get_args(BrokerKind)
-# The URL schemes `chassis.messaging.connect` understands, by broker kind.
-BROKER_SCHEMES: dict[str, tuple[str, ...]] = {
-    "embedded": ("embedded",),
-    "rabbitmq": ("amqp", "amqps"),
-    "nats": ("nats",),
-    "kafka": ("kafka",),
-}
-DEFAULT_BROKER_URLS: dict[str, str] = {
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
-    "nats": "nats://127.0.0.1:4222",
-    "kafka": "kafka://127.0.0.1:9092",
-}
-_DEFAULT_BROKER_PORTS = {"amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
-# Set by the topology's own keys; a URL that also sets them would be ambiguous.
-_BROKER_URL_OPTIONS = ("partitions", "namespace")
+# The broker's kinds, URL schemes, defaults and embedded directory are the chassis's
+# (``chassis.settings``): the topology names them, and hands services a BrokerSettings.
+_BROKER_KINDS = ", ".join(SCHEMES)
 
 
 class TopologyError(Exception):
@@ -212,9 +207,9 @@ class BrokerSpec(BaseModel):
     kind: BrokerKind = "embedded"
     # None: the kind's local default (embedded: a directory in the data dir).
     url: str | None = None
-    partitions: int = Field(8, ge=1)
+    partitions: int = Field(DEFAULT_PARTITIONS, ge=1)
     # Every broker-side name starts with it, so several systems can share one broker.
-    namespace: str = Field("souk", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    namespace: str = Field(DEFAULT_NAMESPACE, pattern=r"^[a-z][a-z0-9_-]{0,30}$")
 
     @model_validator(mode="before")
     @classmethod
@@ -227,11 +222,11 @@ class BrokerSpec(BaseModel):
             raise PydanticCustomError(
                 "broker",
                 "give a broker kind ({kinds}), a url, or a mapping with kind and url",
-                {"kinds": ", ".join(BROKER_KINDS)},
+                {"kinds": _BROKER_KINDS},
             )
         if "kind" not in data and isinstance(data.get("url"), str):
             scheme = urlsplit(data["url"]).scheme
-            kind = next((k for k, schemes in BROKER_SCHEMES.items() if scheme in schemes), None)
+            kind = next((k for k, schemes in SCHEMES.items() if scheme in schemes), None)
             if kind is not None:
                 data = {**data, "kind": kind}
         return data
@@ -239,11 +234,11 @@ class BrokerSpec(BaseModel):
     @field_validator("kind", mode="before")
     @classmethod
     def _known_kind(cls, value: Any) -> Any:
-        if value not in BROKER_KINDS:
+        if value not in SCHEMES:
             raise PydanticCustomError(
                 "broker_kind",
                 "unknown broker kind {kind} (one of {kinds})",
-                {"kind": repr(value), "kinds": ", ".join(BROKER_KINDS)},
+                {"kind": repr(value), "kinds": _BROKER_KINDS},
             )
         return value
 
@@ -255,40 +250,30 @@ class BrokerSpec(BaseModel):
                 _raise_if_any("BrokerSpec", [_error(("url",), "broker_url", problem, self.url)])
         return self
 
-    def base_url(self, data_dir: Path) -> str:
-        """The broker's URL without the topology's options; embedded lives in the data dir."""
-        if self.url is not None:
-            return self.url
-        if self.kind == "embedded":
-            return f"embedded://{data_dir.resolve() / 'broker'}"
-        return DEFAULT_BROKER_URLS[self.kind]
+    def settings(self, data_dir: Path) -> BrokerSettings:
+        """What every service is handed: the broker's URL (embedded: in ``data_dir``) and how
+        its topics are laid out."""
+        if self.url is None:
+            return BrokerSettings.local(
+                self.kind, data_dir, partitions=self.partitions, namespace=self.namespace
+            )
+        return BrokerSettings(self.url, partitions=self.partitions, namespace=self.namespace)
 
     def server(self) -> tuple[str, int] | None:
         """The host and port of a networked broker; None for the embedded one."""
         if self.kind == "embedded":
             return None
-        return _server(self.url or DEFAULT_BROKER_URLS[self.kind])
+        return BrokerSettings(self.url or DEFAULT_URLS[self.kind]).server()
 
 
-def _server(url: str) -> tuple[str, int]:
+def _broker_url_problem(kind: BrokerKind, url: str) -> str | None:
     parts = urlsplit(url)
-    if not parts.hostname:
-        raise ValueError("names no host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    return parts.hostname, port or _DEFAULT_BROKER_PORTS[parts.scheme]
-
-
-def _broker_url_problem(kind: str, url: str) -> str | None:
-    parts = urlsplit(url)
-    expected = BROKER_SCHEMES[kind]
+    expected = SCHEMES[kind]
     shown = " or ".join(f"{scheme}://" for scheme in expected)
     if parts.scheme not in expected:
         given = f"{parts.scheme}://" if "://" in url else repr(url)
         return f"a {kind} broker's url starts with {shown}, not {given}"
-    clashing = [option for option in _BROKER_URL_OPTIONS if option in parse_qs(parts.query)]
+    clashing = [option for option in URL_OPTIONS if option in parse_qs(parts.query)]
     if clashing:
         return f"give {' and '.join(clashing)} under broker, not in the url"
     if kind == "embedded":
@@ -296,7 +281,7 @@ def _broker_url_problem(kind: str, url: str) -> str | None:
             return "an embedded broker's url is embedded:///absolute/directory"
         return None
     try:
-        _server(url)
+        BrokerSettings(url).server()
     except ValueError as exc:
         return f"{url!r} {exc} (expected {shown}host:port)"
     return None
