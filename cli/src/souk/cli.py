@@ -101,10 +101,17 @@ def up(
     grace: Annotated[
         float, typer.Option(help="Seconds instances get to exit after SIGTERM.", min=0.0)
     ] = 15.0,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-host topologies: run only the instances placed on this host "
+            "(a name under `hosts:`)."
+        ),
+    ] = None,
 ) -> None:
     """Start every instance of the topology and keep them running until Ctrl-C."""
     request = orchestrator.UpRequest(
-        topology=topology, data_dir=data_dir, ready_timeout=ready_timeout, grace=grace
+        topology=topology, data_dir=data_dir, ready_timeout=ready_timeout, grace=grace, host=host
     )
     try:
         code = orchestrator.up(request)
@@ -117,6 +124,32 @@ def up(
     except DatabaseProvisionError as exc:
         _fail(f"{exc}; nothing was started")
     raise typer.Exit(code)
+
+
+@app.command()
+def secrets(
+    topology: Annotated[
+        Path | None,
+        typer.Option(
+            "--topology",
+            "-t",
+            help="Topology file (default: ./souk.yaml, else the built-in topology).",
+            dir_okay=False,
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make the installation's secrets in the data dir without starting anything.
+
+    A topology on several hosts needs the same secrets on each: make them once, then copy
+    the files printed into every host's data dir (as any secret is distributed).
+    """
+    try:
+        made = orchestrator.make_secrets(topology, data_dir, Path.cwd())
+    except TopologyError as exc:
+        _fail("invalid topology:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    for path in made:
+        typer.echo(str(path))
 
 
 @app.command()

@@ -34,7 +34,7 @@ def prometheus_config(plans: Sequence[InstancePlan], rules: Path) -> dict[str, o
     for plan in plans:
         if plan.service == CONTROL_PLANE:
             continue
-        jobs.setdefault(plan.service, []).append(f"127.0.0.1:{plan.port}")
+        jobs.setdefault(plan.service, []).append(plan.url.removeprefix("http://"))
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rules)],

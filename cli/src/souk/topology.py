@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from importlib import resources
@@ -82,6 +83,9 @@ class ServiceSpec(BaseModel):
     grpc: bool = False
     # Whether the service keeps state: only those get a database on a shared server.
     database: bool = True
+    # Multi-host topologies: the host (a name under `hosts:`) of every replica, or one host
+    # for all of them.
+    hosts: list[str] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ServiceSpec:
@@ -138,6 +142,16 @@ class ServiceSpec(BaseModel):
             for key in self.env
             if not _ENV_NAME.fullmatch(key)
         )
+        if self.hosts is not None and len(self.hosts) not in (1, self.replicas):
+            errors.append(
+                _error(
+                    ("hosts",),
+                    "hosts_count",
+                    f"hosts lists {len(self.hosts)} hosts but replicas is {self.replicas}: "
+                    "give one host for all replicas or one per replica",
+                    self.hosts,
+                )
+            )
         _raise_if_any("ServiceSpec", errors)
         return self
 
@@ -146,6 +160,29 @@ class ServiceSpec(BaseModel):
         if self.port is not None:
             return [self.port]
         return list(self.ports) if self.ports is not None else None
+
+
+class HostSpec(BaseModel):
+    """One machine of a multi-host topology: where its instances listen and are reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The address its instances bind and the other hosts call them on (no name lookup).
+    address: str
+    # Instances without a fixed port get the next free one from here, in topology order, so
+    # every host computes the same ports for every other host without asking it.
+    ports_from: Port = 20000
+
+    @field_validator("address")
+    @classmethod
+    def _an_ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "host_address", "{value} is not an IP address", {"value": repr(value)}
+            ) from None
+        return value
 
 
 class DatabaseSpec(BaseModel):
@@ -275,6 +312,9 @@ class Topology(BaseModel):
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     mesh: MeshSpec = Field(default_factory=lambda: MeshSpec(enabled=False))
+    # Multi-host: the machines (name → address) the services' `hosts` place instances on;
+    # `souk up --host NAME` runs one machine's share. None: everything on 127.0.0.1.
+    hosts: dict[str, HostSpec] | None = Field(None, min_length=1)
     services: dict[str, ServiceSpec] = Field(min_length=1)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     # `file:line` of the broker's settings, for messages about the server they name.
@@ -306,6 +346,7 @@ class Topology(BaseModel):
                             upstream,
                         )
                     )
+            errors.extend(self._placement_errors(name, spec))
             fixed = spec.fixed_ports() or []
             for index, port in enumerate(fixed):
                 loc: tuple[str | int, ...] = (
@@ -313,7 +354,7 @@ class Topology(BaseModel):
                     if spec.port is not None
                     else ("services", name, "ports", index)
                 )
-                if port in owners and owners[port] != name:
+                if self.hosts is None and port in owners and owners[port] != name:
                     errors.append(
                         _error(
                             loc,
@@ -323,8 +364,99 @@ class Topology(BaseModel):
                         )
                     )
                 owners.setdefault(port, name)
+        errors.extend(self._multi_host_errors())
         _raise_if_any("Topology", errors)
         return self
+
+    def _placement_errors(self, name: str, spec: ServiceSpec) -> list[InitErrorDetails]:
+        if self.hosts is None:
+            if spec.hosts is None:
+                return []
+            return [
+                _error(
+                    ("services", name, "hosts"),
+                    "no_hosts",
+                    "the topology names no hosts: add a `hosts:` mapping (name: {address})",
+                    spec.hosts,
+                )
+            ]
+        if spec.hosts is None:
+            return [
+                _error(
+                    ("services", name),
+                    "no_placement",
+                    f"the topology runs on several hosts: say which in hosts: [...] "
+                    f"(one of {', '.join(self.hosts)})",
+                    name,
+                )
+            ]
+        return [
+            _error(
+                ("services", name, "hosts", index),
+                "unknown_host",
+                f"unknown host {host!r} (hosts in this file: {', '.join(self.hosts)})",
+                host,
+            )
+            for index, host in enumerate(spec.hosts)
+            if host not in self.hosts
+        ]
+
+    def _multi_host_errors(self) -> list[InitErrorDetails]:
+        if self.hosts is None:
+            return []
+        errors: list[InitErrorDetails] = []
+        if self.database.backend == "sqlite":
+            errors.append(
+                _error(
+                    ("database",),
+                    "multi_host_sqlite",
+                    "a topology on several hosts keeps its data on a server: "
+                    "database: {backend: postgres, url: ...}",
+                    None,
+                )
+            )
+        if self.broker.kind == "embedded":
+            errors.append(
+                _error(
+                    ("broker",),
+                    "multi_host_embedded",
+                    "a topology on several hosts needs a broker server (rabbitmq, nats or "
+                    "kafka with its url), not the embedded one",
+                    None,
+                )
+            )
+        if self.mesh.enabled:
+            errors.append(
+                _error(
+                    ("mesh",),
+                    "multi_host_mesh",
+                    "the local mesh (mesh: on) runs on one host; on several, use the "
+                    "cluster's mesh (docs/deploy.md)",
+                    None,
+                )
+            )
+        # A fixed port is taken on its own host only.
+        owners: dict[tuple[str, int], str] = {}
+        for name, spec in self.services.items():
+            for index, port in enumerate(spec.fixed_ports() or []):
+                host = self.host_of(name, index + 1)
+                if owners.setdefault((host, port), name) != name:
+                    errors.append(
+                        _error(
+                            ("services", name),
+                            "duplicate_port",
+                            f"port {port} on host {host} is also used by {owners[(host, port)]}",
+                            port,
+                        )
+                    )
+        return errors
+
+    def host_of(self, service: str, index: int) -> str:
+        """The host name of a service's index-th (1-based) instance; "" on one host."""
+        hosts = self.services[service].hosts
+        if self.hosts is None or not hosts:
+            return ""
+        return hosts[0] if len(hosts) == 1 else hosts[index - 1]
 
     @property
     def broker_origin(self) -> str:
