@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from prometheus_client import CollectorRegistry, generate_latest
 from rich.console import Console
 
+from chassis.resilience import Resilience
+from chassis.resilience.metrics import ResilienceCollector
 from souk.resilience import InstanceResilience, parse, resilience_table
 
 ORDERS_METRICS = """\
@@ -47,3 +50,25 @@ def test_the_table_shows_an_open_breaker_and_an_unreachable_instance() -> None:
     assert "open" in text
     assert "3/64" in text
     assert "unreachable" in text
+
+
+def test_each_inventory_replicas_breaker_is_listed_from_orders_real_metrics() -> None:
+    # The series as orders' collector writes them for a GrpcUpstream's per-replica pipelines.
+    resilience = Resilience()
+    frozen = resilience.pipeline("inventory@127.0.0.1:50051", family="inventory")
+    resilience.pipeline("inventory@127.0.0.1:50052", family="inventory")
+    for _ in range(frozen.policy.failure_threshold):
+        frozen.breaker.record_failure()
+    registry = CollectorRegistry()
+    registry.register(ResilienceCollector(resilience))
+
+    found = parse("orders-1", generate_latest(registry).decode())
+    console = Console(width=140, record=True)
+    console.print(resilience_table([found]))
+
+    replicas = found.dependencies
+    assert replicas["inventory@127.0.0.1:50051"].breaker == "open"
+    assert replicas["inventory@127.0.0.1:50052"].breaker == "closed"
+    text = console.export_text()
+    assert "inventory@127.0.0.1:50051" in text
+    assert "inventory@127.0.0.1:50052" in text

@@ -2,7 +2,8 @@
 all closed at shutdown, in the reverse order, whatever was made.
 
 ``connections = Connections()`` in the composition root; in the lifespan,
-``session = connections.http_session()``, ``channel = connections.grpc_channel(urls)``,
+``session = connections.http_session()``, ``channel = connections.grpc_channel(urls)`` (or
+``connections.grpc_upstream(name, urls, ...)``),
 ``tokens = connections.client_credentials(settings, ...)``; ``await connections.close()``
 on the way out.
 """
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     import grpc
 
     from chassis.auth import ClientCredentials
+    from chassis.grpc import GrpcUpstream
+    from chassis.resilience import Resilience
     from chassis.settings import ServiceSettings
 
 
@@ -47,6 +50,17 @@ class Connections:
         channel = channel_for(urls)
         self._opened.push_async_callback(channel.close)
         return channel
+
+    def grpc_upstream(
+        self, name: str, urls: Sequence[str], *, timeout: float, resilience: Resilience | None
+    ) -> GrpcUpstream:
+        """A channel per replica in ``urls``, each behind its own breaker and bulkhead in
+        ``resilience`` (``chassis.grpc.GrpcUpstream``)."""
+        from chassis.grpc import GrpcUpstream  # noqa: PLC0415 - gRPC only where a process uses it
+
+        upstream = GrpcUpstream(name, urls, timeout=timeout, resilience=resilience)
+        self._opened.push_async_callback(upstream.close)
+        return upstream
 
     def client_credentials(
         self, settings: ServiceSettings, *, client_id: str, secret: str, scopes: Collection[str]

@@ -11,8 +11,15 @@ loop (in ``start`` and by callers at start-up), never at import time.
 passes through on either side (trace, request id, metrics, access log, tokens).
 """
 
-from chassis.grpc.client import channel_for, grpc_target
+from chassis.grpc.client import GrpcUpstream, channel_for, grpc_target
 from chassis.grpc.interceptors import BearerTokenInterceptor
 from chassis.grpc.server import GrpcServer, Register
 
-__all__ = ["BearerTokenInterceptor", "GrpcServer", "Register", "channel_for", "grpc_target"]
+__all__ = [
+    "BearerTokenInterceptor",
+    "GrpcServer",
+    "GrpcUpstream",
+    "Register",
+    "channel_for",
+    "grpc_target",
+]

@@ -70,6 +70,14 @@ class CircuitBreaker:
             self._move(BreakerState.HALF_OPEN)
         return self._state
 
+    @property
+    def admits(self) -> bool:
+        """Whether ``acquire`` would let a call through now (asking takes no probe)."""
+        state = self.state
+        return state is BreakerState.CLOSED or (
+            state is BreakerState.HALF_OPEN and self._probes_out < self.half_open_probes
+        )
+
     def acquire(self) -> None:
         """Let one call through, or raise CircuitOpen (nothing is sent then)."""
         state = self.state

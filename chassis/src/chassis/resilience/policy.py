@@ -124,7 +124,7 @@ class Pipeline:
     ) -> T:
         for retry in self._retries():
             try:
-                return await self._once(attempt, is_failure)
+                return await self.once(attempt, is_failure)
             except Exception as error:
                 if (
                     retry >= self.backoff.attempts
@@ -139,9 +139,11 @@ class Pipeline:
     def _retries(self) -> Iterator[int]:
         yield from range(1, self.backoff.attempts + 1)
 
-    async def _once(
+    async def once(
         self, attempt: Callable[[], Awaitable[T]], is_failure: Callable[[BaseException], bool]
     ) -> T:
+        """One try through the breaker and the bulkhead, no timeout and no retry: for a
+        caller that retries across several pipelines itself (a replica each)."""
         self.breaker.acquire()
         try:
             async with self.bulkhead.slot():
@@ -179,13 +181,23 @@ class Resilience:
         self.budget = RetryBudget(ratio=retry_ratio)
         self._pipelines: dict[str, Pipeline] = {}
 
-    def pipeline(self, dependency: str, defaults: DependencyPolicy | None = None) -> Pipeline:
+    def pipeline(
+        self,
+        dependency: str,
+        defaults: DependencyPolicy | None = None,
+        *,
+        family: str | None = None,
+    ) -> Pipeline:
         """The pipeline of ``dependency`` (made on first use): ``defaults`` (the caller's
-        own, else the process's), with what the settings set for this dependency."""
+        own, else the process's), with what the settings set for its ``family`` (an
+        upstream, for one of its replicas), then for this dependency itself."""
         existing = self._pipelines.get(dependency)
         if existing is not None:
             return existing
-        policy = (defaults or self.defaults).merged(self._overrides.get(dependency))
+        policy = (defaults or self.defaults).merged(
+            None if family is None else self._overrides.get(family)
+        )
+        policy = policy.merged(self._overrides.get(dependency))
         made = self._pipelines[dependency] = Pipeline(dependency, policy, self.budget)
         return made
 

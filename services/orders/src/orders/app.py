@@ -109,8 +109,8 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
 
 
 class _Clients:
-    """The process's one aiohttp session, one gRPC channel and its own access token, and
-    the clients on them."""
+    """The process's one aiohttp session, a gRPC channel per inventory replica and its own
+    access token, and the clients on them."""
 
     def __init__(self, settings: OrdersSettings) -> None:
         self._settings = settings
@@ -120,7 +120,12 @@ class _Clients:
         # They belong to the running event loop, so they are made at start-up, not before.
         settings = self._settings
         session = self._connections.http_session()
-        channel = self._connections.grpc_channel(settings.upstream("inventory"))
+        inventory = self._connections.grpc_upstream(
+            "inventory",
+            settings.upstream("inventory"),
+            timeout=settings.inventory_timeout,
+            resilience=resilience,
+        )
         tokens = (
             None
             if settings.client_secret is None
@@ -146,7 +151,7 @@ class _Clients:
         # Browsing the catalog is public; billing and inventory check orders' token.
         return Upstreams(
             catalog=CatalogClient(http("catalog", settings.catalog_timeout)),
-            inventory=InventoryClient(channel, timeout=settings.inventory_timeout, tokens=tokens),
+            inventory=InventoryClient(inventory, timeout=settings.inventory_timeout, tokens=tokens),
             billing=BillingClient(http("billing", settings.billing_timeout, authorized=True)),
         )
 

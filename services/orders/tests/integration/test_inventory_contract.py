@@ -16,7 +16,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from chassis.auth import ClientCredentials, client_credentials_for
-from chassis.grpc import channel_for
+from chassis.grpc import GrpcUpstream
 from contracts.inventory.v1 import inventory_pb2
 from orders.adapters.inventory_client import InventoryClient
 from orders.app import CLIENT_SCOPES
@@ -144,22 +144,22 @@ async def orders_tokens(identity_url: str) -> AsyncIterator[ClientCredentials]:
 async def inventory(
     inventory_target: str, orders_tokens: ClientCredentials
 ) -> AsyncIterator[InventoryClient]:
-    channel = channel_for([inventory_target])
-    yield InventoryClient(channel, timeout=5, tokens=orders_tokens)
-    await channel.close()
+    upstream = GrpcUpstream("inventory", [inventory_target], timeout=5)
+    yield InventoryClient(upstream, timeout=5, tokens=orders_tokens)
+    await upstream.close()
 
 
 async def test_without_orders_token_the_real_inventory_refuses_to_reserve(
     inventory_target: str,
 ) -> None:
-    channel = channel_for([inventory_target])
+    upstream = GrpcUpstream("inventory", [inventory_target], timeout=5)
     try:
         with pytest.raises(NoUsableAnswer, match="Reserve: UNAUTHENTICATED") as refused:
-            await InventoryClient(channel, timeout=5).reserve(
+            await InventoryClient(upstream, timeout=5).reserve(
                 new_id(), [StockLine(SAFFRON, 1)], ttl_seconds=60
             )
     finally:
-        await channel.close()
+        await upstream.close()
 
     assert not refused.value.transient
 
@@ -228,11 +228,11 @@ async def test_a_released_reservation_cannot_be_committed_nor_reserved_again(
 
 
 async def test_an_inventory_that_cannot_be_reached_is_a_transient_failure() -> None:
-    channel = channel_for([f"grpc://127.0.0.1:{free_port()}"])
+    upstream = GrpcUpstream("inventory", [f"grpc://127.0.0.1:{free_port()}"], timeout=2)
     try:
         with pytest.raises(NoUsableAnswer) as caught:
-            await InventoryClient(channel, timeout=2).release(new_id())
+            await InventoryClient(upstream, timeout=2).release(new_id())
     finally:
-        await channel.close()
+        await upstream.close()
 
     assert caught.value.transient

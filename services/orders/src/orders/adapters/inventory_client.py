@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from chassis.auth import AccessTokenSource
+    from chassis.grpc import GrpcUpstream
     from orders.service_layer.ports import StockLine
 
 # Codes that say "not now": the same call may succeed later, or on another replica.
@@ -38,21 +39,30 @@ _HOLDING: Final = frozenset(
 
 
 class InventoryClient:
-    """Implements the Inventory port on one channel to every inventory replica.
+    """Implements the Inventory port on the inventory replicas (a ``GrpcUpstream``).
 
-    With ``tokens``, every call carries orders' access token as ``authorization`` metadata.
+    Every call is idempotent by the reservation id, so each is retried on the next replica
+    when one does not answer, and a replica whose breaker is open gets none. With
+    ``tokens``, every call carries orders' access token as ``authorization`` metadata.
     """
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        upstream: GrpcUpstream,
         *,
         timeout: float,
         tokens: AccessTokenSource | None = None,
     ) -> None:
-        self._stub = inventory_pb2_grpc.InventoryStub(channel)
+        self._upstream = upstream
+        self._stubs: dict[int, inventory_pb2_grpc.InventoryStub] = {}
         self._timeout = timeout
         self._tokens = tokens
+
+    def _stub(self, channel: grpc.aio.Channel) -> inventory_pb2_grpc.InventoryStub:
+        stub = self._stubs.get(id(channel))
+        if stub is None:
+            stub = self._stubs[id(channel)] = inventory_pb2_grpc.InventoryStub(channel)
+        return stub
 
     @port_errors
     async def reserve(
@@ -67,8 +77,12 @@ class InventoryClient:
             ttl_seconds=ttl_seconds,
         )
         try:
-            reservation = await self._stub.Reserve(
-                request, timeout=self._timeout, metadata=await self._metadata("Reserve")
+            metadata = await self._metadata("Reserve")
+            reservation = await self._upstream.call(
+                lambda channel: self._stub(channel).Reserve(
+                    request, timeout=self._timeout, metadata=metadata
+                ),
+                safe=True,
             )
         except grpc.aio.AioRpcError as error:
             # NOT_FOUND: a SKU the inventory does not stock, which is none available.
@@ -83,8 +97,12 @@ class InventoryClient:
     async def commit(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
-            await self._stub.Commit(
-                request, timeout=self._timeout, metadata=await self._metadata("Commit")
+            metadata = await self._metadata("Commit")
+            await self._upstream.call(
+                lambda channel: self._stub(channel).Commit(
+                    request, timeout=self._timeout, metadata=metadata
+                ),
+                safe=True,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND}:
@@ -95,8 +113,12 @@ class InventoryClient:
     async def release(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
-            await self._stub.Release(
-                request, timeout=self._timeout, metadata=await self._metadata("Release")
+            metadata = await self._metadata("Release")
+            await self._upstream.call(
+                lambda channel: self._stub(channel).Release(
+                    request, timeout=self._timeout, metadata=metadata
+                ),
+                safe=True,
             )
         except grpc.aio.AioRpcError as error:
             if error.code() is grpc.StatusCode.NOT_FOUND:
@@ -111,8 +133,12 @@ class InventoryClient:
     async def return_stock(self, reservation_id: str) -> None:
         request = inventory_pb2.ReservationRef(reservation_id=reservation_id)
         try:
-            await self._stub.Return(
-                request, timeout=self._timeout, metadata=await self._metadata("Return")
+            metadata = await self._metadata("Return")
+            await self._upstream.call(
+                lambda channel: self._stub(channel).Return(
+                    request, timeout=self._timeout, metadata=metadata
+                ),
+                safe=True,
             )
         except grpc.aio.AioRpcError as error:
             # Never reserved, or never committed (released, expired, or a commit in doubt
@@ -137,12 +163,17 @@ class InventoryClient:
         short = []
         for line in named:
             try:
-                level = await self._stub.GetStock(
-                    inventory_pb2.GetStockRequest(sku=line.sku),
-                    timeout=self._timeout,
-                    metadata=await self._metadata("GetStock"),
+                metadata = await self._metadata("GetStock")
+                asked = inventory_pb2.GetStockRequest(sku=line.sku)
+                level = await self._upstream.call(
+                    lambda channel, asked=asked, metadata=metadata: self._stub(channel).GetStock(
+                        asked, timeout=self._timeout, metadata=metadata
+                    ),
+                    safe=True,
                 )
                 available = level.available
+            except UpstreamFailure:
+                return details
             except grpc.aio.AioRpcError as error:
                 if error.code() is not grpc.StatusCode.NOT_FOUND:
                     return details
