@@ -15,6 +15,7 @@ import yaml
 from rich.console import Console
 
 from souk.chaos import (
+    INVARIANTS,
     Before,
     Burst,
     ChaosError,
@@ -26,7 +27,9 @@ from souk.chaos import (
     _notifications,
     _payments,
     _terminal,
+    checkout_latency,
     outcome_table,
+    percentile,
     run,
 )
 from souk.state import SoukState, write_state
@@ -213,6 +216,67 @@ def test_the_table_shows_each_verdict_with_its_numbers() -> None:
     assert "FAIL 1 authorizations still held" in text
     assert outcome.failed
     assert outcome.as_dict()["checks"]["payments"]["verdict"] == "FAIL"
+
+
+# -- checkout latency -----------------------------------------------------------------------
+
+
+def test_the_p99_is_the_nearest_rank_of_the_samples() -> None:
+    samples = [float(n) for n in range(100, 0, -1)]  # 1..100, out of order
+
+    assert percentile(samples, 0.99) == 99.0
+    assert percentile(samples, 0.5) == 50.0
+    assert percentile([*samples, 1000.0], 0.99) == 100.0  # 101 samples: rank ceil(99.99) = 100
+    assert percentile([7.0], 0.99) == 7.0
+    with pytest.raises(ValueError, match="no samples"):
+        percentile([], 0.99)
+
+
+def test_checkout_latency_runs_from_the_first_send_to_the_order_seen_terminal() -> None:
+    sent_at = {"k1": 10.0, "k2": 10.5, "k3": 11.0, "k4": 12.0}
+    placed = {"k1": "o1", "k2": "o2", "k3": "o3", "k4": "o4"}
+    terminal_at = {"o1": 11.0, "o2": 13.5, "o3": 30.0}  # o4 never seen terminal
+
+    latency = checkout_latency(sent_at, placed, terminal_at)
+
+    assert latency is not None
+    assert (latency.count, latency.unseen) == (3, 1)
+    assert (latency.p50, latency.p99, latency.longest) == (3.0, 19.0, 19.0)
+    assert str(latency) == "19.00 s (p50 3.00, max 19.00, n=3), 1 not seen terminal"
+
+
+def test_a_key_never_answered_has_no_latency_and_no_order_seen_gives_none() -> None:
+    # A key never answered made no order the client knows of: it is not a sample.
+    latency = checkout_latency({"k1": 0.0, "k2": 0.0}, {"k1": "o1"}, {"o1": 2.0})
+    assert latency is not None
+    assert (latency.count, latency.p99, latency.unseen) == (1, 2.0, 0)
+    assert checkout_latency({"k1": 0.0}, {"k1": "o1"}, {}) is None
+
+
+def test_the_table_and_the_json_give_each_scenarios_p99_checkout_latency() -> None:
+    measured = Outcome(
+        "freeze-inventory",
+        "SIGSTOP inventory-2 20 s",
+        [Check(name, True, "ok") for name in INVARIANTS],
+        latency=checkout_latency(
+            {"k1": 0.0, "k2": 0.0}, {"k1": "o1", "k2": "o2"}, {"o1": 1.5, "o2": 4.25}
+        ),
+    )
+    unmeasured = Outcome("kill-orders", "-", [Check(name, False, "x") for name in INVARIANTS])
+    console = Console(width=300, record=True)
+    console.print(outcome_table([measured, unmeasured]))
+    text = console.export_text()
+
+    assert "p99 checkout" in text
+    assert "4.25 s (p50 1.50, max 4.25, n=2)" in text
+    assert measured.as_dict()["checkout_latency_seconds"] == {
+        "p50": 1.5,
+        "p99": 4.25,
+        "max": 4.25,
+        "count": 2,
+        "unseen": 0,
+    }
+    assert unmeasured.as_dict()["checkout_latency_seconds"] is None
 
 
 # -- skipping -------------------------------------------------------------------------------

@@ -16,6 +16,10 @@ name), and then asks each service whether the system is whole again:
 - **history**: order-history shows each order with the status orders gives it;
 - **dead letters**: no message given up on during the scenario.
 
+Each row also gives the burst's checkout latency: from the moment the client first sent an
+order to the moment a watcher (asking for each open order every half second) saw it
+terminal; its p99 shows whether a fault costs what the breaker allows, not timeout times retries.
+
 Invariants that settle by themselves (a saga compensating, billing settling a claim a
 frozen provider never answered) are asked again until they hold or ``settle`` seconds pass.
 """
@@ -26,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import os
 import random
 import secrets
@@ -91,6 +96,51 @@ class Check:
         return "SKIP" if self.ok is None else "PASS" if self.ok else "FAIL"
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Seconds from an order's first send to its terminal state, over a burst's orders."""
+
+    count: int
+    p50: float
+    p99: float
+    longest: float
+    unseen: int = 0  # orders never seen terminal while they were watched
+
+    def __str__(self) -> str:
+        text = f"{self.p99:.2f} s (p50 {self.p50:.2f}, max {self.longest:.2f}, n={self.count})"
+        return text + (f", {self.unseen} not seen terminal" if self.unseen else "")
+
+
+def percentile(samples: Iterable[float], fraction: float) -> float:
+    """The nearest-rank percentile: the smallest sample with ``fraction`` of them at or
+    below it (``percentile(xs, 0.99)`` of 100 samples is the 99th smallest)."""
+    ordered = sorted(samples)
+    if not ordered:
+        raise ValueError("no samples")
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def checkout_latency(
+    sent_at: dict[str, float], placed: dict[str, str], terminal_at: dict[str, float]
+) -> Latency | None:
+    """The latency of each placed order (key → first send, key → order id, order id → seen
+    terminal); None when no order was seen terminal."""
+    seconds = [
+        terminal_at[order_id] - sent_at[key]
+        for key, order_id in placed.items()
+        if order_id in terminal_at and key in sent_at
+    ]
+    if not seconds:
+        return None
+    return Latency(
+        count=len(seconds),
+        p50=percentile(seconds, 0.5),
+        p99=percentile(seconds, 0.99),
+        longest=max(seconds),
+        unseen=len(placed) - len(seconds),
+    )
+
+
 @dataclass
 class Outcome:
     """What a scenario did and what it found."""
@@ -99,6 +149,7 @@ class Outcome:
     fault: str
     checks: list[Check] = field(default_factory=list)
     skipped: str | None = None
+    latency: Latency | None = None
 
     @property
     def failed(self) -> bool:
@@ -109,6 +160,15 @@ class Outcome:
             "scenario": self.scenario,
             "fault": self.fault,
             "skipped": self.skipped,
+            "checkout_latency_seconds": None
+            if self.latency is None
+            else {
+                "p50": self.latency.p50,
+                "p99": self.latency.p99,
+                "max": self.latency.longest,
+                "count": self.latency.count,
+                "unseen": self.latency.unseen,
+            },
             "checks": {
                 c.invariant: {"verdict": c.verdict, "detail": c.detail} for c in self.checks
             },
@@ -362,6 +422,10 @@ class Burst:
     unanswered: list[str] = field(default_factory=list)  # keys never answered
     resent: int = 0
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    sent_at: dict[str, float] = field(default_factory=dict)  # key → first send (monotonic)
+    terminal_at: dict[str, float] = field(default_factory=dict)  # order id → seen terminal
+    _tokens: dict[str, str] = field(default_factory=dict)  # order id → its customer's token
+    _done: bool = False
 
     async def run(self) -> None:
         work = iter(range(self.options.burst))
@@ -387,11 +451,42 @@ class Burst:
 
             await asyncio.gather(*(shopper() for _ in range(self.options.concurrency)))
         self.started.set()
+        self._done = True
+
+    async def watch(self, within: float) -> None:
+        """Note when each placed order is first seen terminal, asking for every open one
+        every half second, until the burst is over and none is open (or ``within`` s)."""
+        give_up = time.monotonic() + within
+        asking = asyncio.Semaphore(self.options.concurrency)
+        async with httpx.AsyncClient(
+            base_url=self.gateway, timeout=self.options.request_timeout, trust_env=False
+        ) as client:
+
+            async def look(order_id: str) -> None:
+                async with asking:
+                    try:
+                        answer = await client.get(
+                            f"/api/orders/{order_id}",
+                            headers={"Authorization": f"Bearer {self._tokens[order_id]}"},
+                        )
+                        order = answer.json() if answer.status_code == 200 else None
+                    except (httpx.HTTPError, ValueError):
+                        return  # the gateway may be the fault: asked again next round
+                if order is not None and _is_terminal(order):
+                    self.terminal_at.setdefault(order_id, time.monotonic())
+
+            while time.monotonic() < give_up:
+                open_orders = [oid for oid in self._tokens if oid not in self.terminal_at]
+                if self._done and not open_orders:
+                    return
+                await asyncio.gather(*(look(order_id) for order_id in open_orders))
+                await asyncio.sleep(0.5)
 
     async def _place(self, client: httpx.AsyncClient, customer: Customer, product: Product) -> None:
         key = str(uuid.uuid4())
         headers = {"Authorization": f"Bearer {customer.token}", "Idempotency-Key": key}
         give_up = time.monotonic() + self.options.give_up_after
+        self.sent_at[key] = time.monotonic()
         delay = 0.2
         while True:
             wait = delay
@@ -403,7 +498,9 @@ class Burst:
                 pass
             else:
                 if answer.status_code in (200, 201):
-                    self.placed[key] = answer.json()["id"]
+                    order_id = answer.json()["id"]
+                    self.placed[key] = order_id
+                    self._tokens[order_id] = customer.token
                     return
                 if answer.status_code not in _RETRIED:
                     raise ChaosError(
@@ -727,31 +824,40 @@ async def run_scenario(
         burst = Burst(gateway, customers, wanted, options)
         report(f"{scenario.name}: {options.burst} checkouts, {options.concurrency} at once")
         shopping = asyncio.create_task(burst.run())
-        await burst.started.wait()
+        watching = asyncio.create_task(burst.watch(options.give_up_after + options.settle))
         try:
-            fault = await scenario.inject(system, options)
-        except BaseException:
-            shopping.cancel()
-            raise
-        report(f"{scenario.name}: {fault}")
-        await shopping
-        await system.wait_ready(90)
-        restarted = {
-            p for p, pid in providers_before.items() if system.instance(f"{p}-1").pid != pid
-        }
-        report(f"{scenario.name}: checking the invariants (up to {options.settle:g} s)")
-        deadline = time.monotonic() + options.settle
-        while True:
+            await burst.started.wait()
             try:
-                checks = await check(services, before, burst, customers, restarted)
-            except (httpx.HTTPError, TokenError, ChaosError) as error:
-                checks = [
-                    Check(name, False, f"could not ask: {described(error)}") for name in INVARIANTS
-                ]
-            if all(c.ok for c in checks) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(2)
-    return Outcome(scenario.name, fault, checks)
+                fault = await scenario.inject(system, options)
+            except BaseException:
+                shopping.cancel()
+                raise
+            report(f"{scenario.name}: {fault}")
+            await shopping
+            await system.wait_ready(90)
+            restarted = {
+                p for p, pid in providers_before.items() if system.instance(f"{p}-1").pid != pid
+            }
+            report(f"{scenario.name}: checking the invariants (up to {options.settle:g} s)")
+            deadline = time.monotonic() + options.settle
+            while True:
+                try:
+                    checks = await check(services, before, burst, customers, restarted)
+                except (httpx.HTTPError, TokenError, ChaosError) as error:
+                    checks = [
+                        Check(name, False, f"could not ask: {described(error)}")
+                        for name in INVARIANTS
+                    ]
+                if all(c.ok for c in checks) or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(2)
+            # The watcher sees the last orders terminal within a round or two of the checks.
+            await asyncio.wait({watching}, timeout=5)
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+    latency = checkout_latency(burst.sent_at, burst.placed, burst.terminal_at)
+    return Outcome(scenario.name, fault, checks, latency=latency)
 
 
 def described(error: BaseException) -> str:
@@ -840,12 +946,14 @@ def outcome_table(outcomes: list[Outcome]) -> Table:
     table.add_column("fault")
     for name in INVARIANTS:
         table.add_column(name)
+    table.add_column("p99 checkout")
     style = {"PASS": "green", "FAIL": "bold red", "SKIP": "dim"}
     for outcome in outcomes:
         cells = [f"[{style[c.verdict]}]{c.verdict}[/] {_escape(c.detail)}" for c in outcome.checks]
         if outcome.skipped is not None:
             cells = [f"[dim]SKIP[/] {_escape(outcome.skipped)}", *["[dim]SKIP[/]"] * 5]
-        table.add_row(outcome.scenario, _escape(outcome.fault), *cells)
+        latency = "-" if outcome.latency is None else str(outcome.latency)
+        table.add_row(outcome.scenario, _escape(outcome.fault), *cells, latency)
     return table
 
 
