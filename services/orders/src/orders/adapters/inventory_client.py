@@ -7,6 +7,7 @@ leaves it as it is (the stock has left the shelf), so undoing a commit in doubt 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Final
 
 import grpc
@@ -157,18 +158,22 @@ class InventoryClient:
                 "inventory", f"{method}: {error}", transient=error.transient
             ) from error
 
+    async def _level(
+        self, sku: str, metadata: tuple[tuple[str, str], ...], channel: grpc.aio.Channel
+    ) -> inventory_pb2.StockLevel:
+        level: inventory_pb2.StockLevel = await self._stub(channel).GetStock(
+            inventory_pb2.GetStockRequest(sku=sku), timeout=self._timeout, metadata=metadata
+        )
+        return level
+
     async def _shortage(self, lines: Sequence[StockLine], details: str) -> str:
         """``SKU (n available)`` for each short line; the refusal's own words if unsure."""
         named = [line for line in lines if line.sku in details] or list(lines)
         short = []
         for line in named:
             try:
-                metadata = await self._metadata("GetStock")
-                asked = inventory_pb2.GetStockRequest(sku=line.sku)
                 level = await self._upstream.call(
-                    lambda channel, asked=asked, metadata=metadata: self._stub(channel).GetStock(
-                        asked, timeout=self._timeout, metadata=metadata
-                    ),
+                    functools.partial(self._level, line.sku, await self._metadata("GetStock")),
                     safe=True,
                 )
                 available = level.available
