@@ -15,7 +15,7 @@ from alembic.config import Config
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from chassis import Database, ServiceSettings, db
 from chassis.resilience import deadline
@@ -187,6 +187,46 @@ async def test_a_statement_under_a_deadline_not_yet_passed_runs_to_its_end(
     async with database.engine.connect() as connection:
         with deadline.within(60):
             assert (await connection.execute(small)).scalar() == 1000
+
+
+@pytest.fixture
+async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with scratch_database("postgres", tmp_path, "deadline") as url:
+        yield url
+
+
+async def test_a_postgres_statement_with_200_ms_left_is_ended_by_the_server(
+    make_db: MakeDb, postgres_url: str
+) -> None:
+    database = make_db(postgres_url)
+
+    async with database.engine.connect() as connection:
+        # No asyncio timeout here: only the server's statement timeout can end it early.
+        with deadline.within(0.2), pytest.raises(DBAPIError, match="statement timeout"):
+            await connection.execute(text("SELECT pg_sleep(2)"))
+        await connection.rollback()
+        # The next transaction, without a deadline, has no bound (SET LOCAL ended with it).
+        assert (await connection.execute(text("SHOW statement_timeout"))).scalar() == "0"
+
+
+async def test_a_postgres_transaction_gets_what_is_left_of_the_deadline_and_no_more(
+    make_db: MakeDb, postgres_url: str
+) -> None:
+    database = make_db(postgres_url)
+
+    async with database.sessionmaker() as session:
+        with deadline.within(30):
+            async with session.begin():
+                bound = (await session.execute(text("SHOW statement_timeout"))).scalar()
+                assert (await session.execute(text("SELECT pg_sleep(0.05)"))).all()
+        async with session.begin():
+            unbound = (await session.execute(text("SHOW statement_timeout"))).scalar()
+
+    assert isinstance(bound, str)
+    assert bound.endswith("s")
+    seconds = int(bound.removesuffix("ms")) / 1000 if bound.endswith("ms") else int(bound[:-1])
+    assert 0 < seconds <= 30
+    assert unbound == "0"
 
 
 async def test_sessions_read_and_write_the_database(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import time
 import zlib
@@ -85,6 +86,8 @@ class Database:
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             _bound_sqlite_statements_by_the_deadline(self.engine.sync_engine)
+        elif self.backend == "postgresql":
+            event.listen(self.engine.sync_engine, "begin", _statement_timeout_from_deadline)
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -228,13 +231,34 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     it runs on in aiosqlite's thread, working for a caller that has given up. A progress
     handler on each connection checks the deadline every 10 000 virtual-machine steps
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
-    back). PostgreSQL needs none: asyncpg sends the server a cancel when the await is
-    cancelled.
+    back). PostgreSQL's own statement timeout does it there
+    (:func:`_statement_timeout_from_deadline`).
     """
     event.listen(engine, "connect", _install_progress_handler)
     event.listen(engine, "before_cursor_execute", _statement_deadline_from_context)
     event.listen(engine, "after_cursor_execute", _statement_deadline_cleared)
     event.listen(engine, "handle_error", _statement_deadline_cleared_on_error)
+
+
+def _statement_timeout_from_deadline(connection: Any) -> None:
+    """A PostgreSQL transaction begun under a deadline gets ``SET LOCAL statement_timeout``
+    of what is left of it, so the server itself ends a statement the request outlived.
+
+    asyncpg's cancel on a cancelled await needs the caller's process to ask for it; a
+    caller that is frozen or killed, or one that does not cancel, would leave the statement
+    running. Only under a deadline (one round trip more per transaction then); at least 1 ms
+    (0 would mean no limit); LOCAL, so it ends with the transaction and the pooled
+    connection goes back without it.
+    """
+    left = deadline.remaining()
+    if left is None:
+        return
+    milliseconds = max(1, math.ceil(left * 1000))
+    cursor = connection.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SET LOCAL statement_timeout = {milliseconds}")
+    finally:
+        cursor.close()
 
 
 def _install_progress_handler(dbapi_connection: Any, _: Any) -> None:
