@@ -406,6 +406,15 @@ class _ClientCall:
 
 
 def _start_call(details: grpc.aio.ClientCallDetails) -> _ClientCall:
+    left = deadline.remaining()
+    if left is not None and left <= 0:
+        # grpc-timeout 0 does not stop gRPC from sending the call (and it was seen answered).
+        raise grpc.aio.AioRpcError(
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.aio.Metadata(),
+            grpc.aio.Metadata(),
+            details="the request's deadline has passed: the call was not sent",
+        )
     raw: Any = details.method  # bytes on the wire side of grpc.aio, though typed str
     method = raw.decode() if isinstance(raw, bytes) else str(raw)
     service, _, name = method.lstrip("/").partition("/")
