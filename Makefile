@@ -11,7 +11,7 @@ STAMP := $(VENV)/.souk-installed
 # Installing contracts generates the gRPC stubs: a changed .proto means installing again.
 PROTOS := $(shell find contracts/src -name '*.proto')
 
-.PHONY: up test lint install clean
+.PHONY: up test lint install clean image
 
 up: $(STAMP)
 	$(BIN)/souk up
@@ -40,6 +40,13 @@ $(STAMP): requirements/dev.txt requirements/constraints.txt $(addsuffix /pyproje
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
 		-c requirements/constraints.txt opentelemetry-proto
 	@touch $@
+
+# One image for every unit (ADR 0021), reproducible layers; needs podman (or docker) and a
+# registry with the base image: neither works on Souk's CI machines (tests/deploy checks the
+# Containerfile's rules instead).
+IMAGE ?= souk:0.1.0
+image:
+	podman build --timestamp 0 -f deploy/images/Containerfile -t $(IMAGE) .
 
 clean:
 	rm -rf $(VENV) .souk .pytest_cache .ruff_cache .mypy_cache

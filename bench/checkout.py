@@ -57,6 +57,8 @@ import yaml
 
 from chassis.messaging import DeadLetter, Delivery, connect
 from souk.databases import drop
+from souk.shop import ORDERS_CLIENT, Product, order_body
+from souk.shop import in_stock as shop_in_stock
 from souk.testing import SoukSystem, client_token, customer_token, free_port
 from souk.topology import DatabaseSpec
 
@@ -66,7 +68,6 @@ if TYPE_CHECKING:
 TERMINAL_EVENTS = frozenset({"OrderConfirmed", "OrderRejected", "OrderCancelled"})
 TOPIC = "orders"
 PASSWORD = "bench-opens-the-souk"  # noqa: S105 - a throwaway system's customers
-# The development secret of identity's default `orders` client: it may read stock levels.
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 PROFILED = ("orders", "billing", "inventory")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -254,10 +255,7 @@ class Checkouts:
             await asyncio.gather(*(client() for _ in range(concurrency)))
 
     async def _place(self, session: aiohttp.ClientSession) -> str:
-        body = {
-            "items": [{"product_id": next(self._products), "quantity": 1}],
-            "payment": {"card_token": "tok_ok"},
-        }
+        body = order_body(next(self._products))
         headers = {
             "Authorization": f"Bearer {next(self._tokens)}",
             "Idempotency-Key": str(uuid.uuid4()),
@@ -307,20 +305,15 @@ async def measure(
 
 def in_stock(system: SoukSystem) -> dict[str, int]:
     """The products with stock, and how many of each are available."""
-    answer = httpx.get(
-        f"{system.gateway_url}/api/catalog/products", params={"page_size": 100}, timeout=10
-    )
-    products = {product["sku"]: product["id"] for product in answer.json()["items"]}
     # A service's token comes from identity directly, never through the public edge.
-    orders = system.client_credentials("orders")
-    token = client_token(system.url("identity"), *orders, ["stock:read"])
-    levels = httpx.get(
-        f"{system.url('inventory')}/stock",
-        params={"skus": ",".join(products)},
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=10,
-    ).json()
-    return {products[level["sku"]]: level["available"] for level in levels if level["available"]}
+    token = client_token(system.url("identity"), *system.client_credentials(ORDERS_CLIENT),
+                         ["stock:read"])  # fmt: skip
+
+    async def ask() -> list[Product]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await shop_in_stock(client, system.gateway_url, system.url("inventory"), token)
+
+    return {product.id: product.available for product in asyncio.run(ask())}
 
 
 def percentile(values: list[float], q: float) -> float:

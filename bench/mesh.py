@@ -39,7 +39,7 @@ import yaml
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).parent.resolve()]
 
 from mesh.policy import Policy  # noqa: E402
-from mesh.server import MeshSettings  # noqa: E402
+from mesh.settings import MeshSettings  # noqa: E402
 from mesh.testing import RunningSidecar, free_port, mesh_under_test, wait_until_ready  # noqa: E402
 from mesh.traffic import TrafficSettings  # noqa: E402
 from souk.testing import SoukSystem  # noqa: E402

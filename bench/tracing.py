@@ -5,6 +5,11 @@ recorded and exported to the console), one with tracing off (no span recorded, n
 exported; trace context still travels). Rounds alternate between them so that the drift of
 a shared machine falls on both alike; the medians of the rounds are compared.
 
+Throughput on a shared machine moves with whatever else runs, so the CPU time that
+catalog-1 and the console spend per catalog request (``/proc/<pid>/stat``, Linux) is
+reported too: that is what tracing costs the process, whatever the machine's load. Note the
+load (``uptime``) beside the figures.
+
 Run: ``.venv/bin/python bench/tracing.py`` (``--quick`` for a short run). Prints
 ``| name | value |`` rows.
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -49,6 +55,25 @@ def topology(*, tracing: bool) -> dict[str, Any]:
     if not tracing:
         data["telemetry"] = {"export_spans": False}
     return data
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User plus system CPU time of a process so far (0 where /proc cannot tell)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pids(system: SoukSystem) -> dict[str, int | None]:
+    """The pids of catalog-1 and the console."""
+    wanted = {"catalog-1": "catalog", "console-1": "console"}
+    return {
+        wanted[record.instance]: record.pid
+        for record in system.state().instances
+        if record.instance in wanted
+    }
 
 
 def progress(line: str) -> None:
@@ -140,7 +165,13 @@ def main() -> None:
         for round_number in range(1, args.rounds + 1):
             for mode in ("on", "off") if round_number % 2 else ("off", "on"):
                 url, token, product = targets[mode]
+                processes = pids(systems[mode])
+                before = {name: cpu_seconds(pid) for name, pid in processes.items()}
                 catalog = asyncio.run(catalog_round(url, args.requests, args.concurrency))
+                time.sleep(1)  # the last batch of spans exported and stored
+                for name, pid in processes.items():
+                    spent = (cpu_seconds(pid) - before[name]) / args.requests * 1e6
+                    rates.setdefault((f"cpu {name}", mode), []).append(spent)
                 checkout = asyncio.run(
                     checkout_round(
                         systems[mode].gateway_url, token, product, args.orders, args.concurrency
@@ -148,7 +179,12 @@ def main() -> None:
                 )
                 rates.setdefault(("catalog", mode), []).append(catalog)
                 rates.setdefault(("checkout", mode), []).append(checkout)
-            progress(f"round {round_number}/{args.rounds} done")
+            progress(
+                f"round {round_number}/{args.rounds}: catalog on/off "
+                f"{rates[('catalog', 'on')][-1]:,.0f}/{rates[('catalog', 'off')][-1]:,.0f} req/s,"
+                f" checkouts {rates[('checkout', 'on')][-1]:.2f}/"
+                f"{rates[('checkout', 'off')][-1]:.2f} orders/s"
+            )
         report(rates, args.rounds)  # before the systems stop: a slow stop loses no figure
 
 
@@ -162,6 +198,13 @@ def report(rates: dict[tuple[str, str], list[float]], rounds: int) -> None:
         print(f"| tracing on: {label} | {traced:,.1f} {unit} (median of {rounds}) |")
         print(f"| tracing off: {label} | {untraced:,.1f} {unit} (median of {rounds}) |")
         print(f"| tracing cost, {label} | {(1 - traced / untraced) * 100:+.1f} % throughput |")
+    for process in ("catalog", "console"):
+        traced = statistics.median(rates[(f"cpu {process}", "on")])
+        untraced = statistics.median(rates[(f"cpu {process}", "off")])
+        print(
+            f"| CPU of {process}-1 per catalog request, tracing on / off |"
+            f" {traced:,.0f} / {untraced:,.0f} µs ({(traced / untraced - 1) * 100:+.1f} %) |"
+        )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
 from chassis import Database, ServiceSettings, db
+from chassis.resilience import deadline
 from souk.testing import scratch_database
 
 MakeDb = Callable[..., Database]
@@ -152,6 +153,40 @@ async def test_sqlite_connections_use_wal_a_busy_timeout_and_foreign_keys(
     assert foreign_keys == 1
     # WAL is a property of the file, so every other process sees it too.
     assert _query(db_file, "PRAGMA journal_mode") == [("wal",)]
+
+
+# Counts to 10^8 on SQLite's virtual machine: some 20 s of CPU unless something stops it.
+_ENDLESS = text(
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+async def test_a_statement_still_running_when_the_deadline_passes_is_interrupted(
+    make_db: MakeDb, url: str
+) -> None:
+    database = make_db(url)
+
+    async with database.engine.connect() as connection:
+        with deadline.within(0.2), pytest.raises(OperationalError, match="interrupted"):
+            await connection.execute(_ENDLESS)
+        # Without a deadline the same connection works on (the bound is per statement).
+        await connection.rollback()
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
+
+
+async def test_a_statement_under_a_deadline_not_yet_passed_runs_to_its_end(
+    make_db: MakeDb, url: str
+) -> None:
+    database = make_db(url)
+    small = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000) "
+        "SELECT count(*) FROM n"
+    )
+
+    async with database.engine.connect() as connection:
+        with deadline.within(60):
+            assert (await connection.execute(small)).scalar() == 1000
 
 
 async def test_sessions_read_and_write_the_database(

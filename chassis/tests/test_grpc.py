@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from chassis import ServiceSettings
 from chassis.grpc import GrpcServer, channel_for, grpc_target
 from chassis.requests import request_id_var
+from chassis.resilience.shedding import Lanes
 from chassis.testing import ReadableTokens, readable_bearer
 
 if TYPE_CHECKING:
@@ -391,3 +392,30 @@ async def test_a_server_that_checks_tokens_will_not_start_without_a_validator() 
 
     with pytest.raises(RuntimeError, match="no token validator: set SOUK_AUTH_ISSUER"):
         await server.start(FastAPI())
+
+
+async def test_calls_over_the_limit_are_refused_at_once_and_health_still_answers() -> None:
+    app = FastAPI()
+    app.state.lanes = lanes = Lanes.of(reads=1, writes=1, calls=1)
+    server = echo_server(echo_settings())
+    await server.start(app)
+    try:
+        async with channel_for(urls_of(server)) as channel:
+            slow = asyncio.create_task(whoami(channel, b"slow", deadline=30))
+            while lanes.calls.working < 1:  # noqa: ASYNC110 - the server's counter, polled
+                await asyncio.sleep(0.01)  # until the slow call holds the one place
+            # Refused, not queued: a queued call would still be waiting when its 3 s are up
+            # (the slow one takes 5 s) and end DEADLINE_EXCEEDED.
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await whoami(channel, deadline=3)
+            assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "Too many calls at once" in (refused.value.details() or "")
+            # Probes are never shed.
+            assert await health_of(channel, SERVICE) == SERVING
+            assert (await slow)["instance"] == "echo-1"
+            # The place is free again.
+            assert (await whoami(channel))["instance"] == "echo-1"
+    finally:
+        await server.stop()
+    # The app's lane: /metrics shows souk_requests_shed{lane="grpc"}.
+    assert (lanes.calls.shed, lanes.calls.working) == (1, 0)

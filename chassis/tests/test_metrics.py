@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from chassis.metrics import PeriodicRefresh, age_seconds
+
+if TYPE_CHECKING:
+    from chassis import ServiceSettings
+    from chassis.tests.conftest import LogCapture
 
 
 def _router() -> APIRouter:
@@ -119,3 +129,59 @@ def test_two_apps_in_one_process_keep_separate_metrics(
 
     assert _requests(first)[("GET", "/items/{item_id}", "200")] == 2
     assert _requests(second)[("GET", "/items/{item_id}", "200")] == 1
+
+
+NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    ("oldest", "age"),
+    [
+        (None, 0.0),
+        (NOW - dt.timedelta(seconds=90), 90.0),
+        # SQLite hands back no offset: what the chassis wrote is UTC.
+        ((NOW - dt.timedelta(seconds=90)).replace(tzinfo=None), 90.0),
+        (NOW.astimezone(dt.timezone(dt.timedelta(hours=2))) - dt.timedelta(seconds=5), 5.0),
+        # Another machine's clock ahead of ours: no negative age.
+        (NOW + dt.timedelta(seconds=30), 0.0),
+    ],
+)
+def test_the_age_of_the_oldest_waiting_one(oldest: dt.datetime | None, age: float) -> None:
+    assert age_seconds(oldest, now=NOW) == age
+
+
+async def test_a_periodic_refresh_goes_on_after_a_failed_one_and_ends_on_stop(
+    settings: ServiceSettings, capture_logs: Callable[[ServiceSettings], LogCapture]
+) -> None:
+    logs = capture_logs(settings)
+    calls = 0
+    third = asyncio.Event()
+
+    async def refresh() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            third.set()
+        if calls == 1:
+            raise RuntimeError("database is locked")
+
+    refreshing = PeriodicRefresh(refresh, interval=0, name="demo-gauges")
+    refreshing.start()
+    await asyncio.wait_for(third.wait(), timeout=10)
+    await refreshing.stop()
+    stopped_at = calls
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert calls == stopped_at
+    failures = [r for r in logs.records() if r["event"] == "metrics not refreshed"]
+    assert len(failures) == 1
+    assert failures[0]["refresh"] == "demo-gauges"
+    assert failures[0]["level"] == "warning"
+
+
+async def test_a_periodic_refresh_stopped_before_it_started_is_no_error() -> None:
+    async def refresh() -> None:
+        raise AssertionError("never called")
+
+    await PeriodicRefresh(refresh, interval=1, name="idle").stop()

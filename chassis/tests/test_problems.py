@@ -132,8 +132,26 @@ def test_a_wrong_method_is_a_405_problem_with_allow(client: TestClient) -> None:
 
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM
-    assert response.headers["allow"] == "GET"
+    # HEAD comes with GET (chassis.head).
+    assert response.headers["allow"] == "GET, HEAD"
     assert response.json()["type"] == "https://souk.dev/problems/method-not-allowed"
+
+
+def test_a_405_allows_every_method_any_route_serves_the_path_with(
+    make_app: Callable[..., FastAPI],
+) -> None:
+    # Starlette named only the first route whose path matched: "Allow: GET" here.
+    router = APIRouter()
+    router.add_api_route("/things", lambda: [], methods=["GET"])
+    router.add_api_route("/things", lambda: {}, methods=["POST"])
+    router.add_api_route("/things/{thing_id}", lambda thing_id: {"id": thing_id}, methods=["PUT"])
+
+    with TestClient(make_app(router)) as client:
+        listing = client.delete("/things")
+        one = client.get("/things/7")
+
+    assert (listing.status_code, listing.headers["allow"]) == (405, "GET, HEAD, POST")
+    assert (one.status_code, one.headers["allow"]) == (405, "PUT")
 
 
 def test_an_invalid_body_is_a_422_problem_listing_each_error(client: TestClient) -> None:

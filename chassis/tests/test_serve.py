@@ -55,6 +55,7 @@ run(
         instance="served-1",
         port=int(sys.argv[1]),
         shutdown_timeout=float(sys.argv[2]),
+        header_timeout=float(os.environ.get("HEADER_TIMEOUT", "5")),
     ),
 )
 """
@@ -193,6 +194,60 @@ def test_a_request_slower_than_the_shutdown_timeout_does_not_hold_the_process(
 
     assert request.response is None or request.response.status_code >= 500
     _assert_port_is_free(server.port)
+
+
+def _closed_by_the_server(client: socket.socket, within: float) -> bool:
+    """Whether the server closes the connection (reads end) before ``within`` seconds."""
+    client.settimeout(within)
+    try:
+        while client.recv(4096):
+            pass
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+    return True
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"", b"GET /healthz HTTP/1.1\r\nHost: slow", b"GET /healthz HTTP/1.1\r\nHost: a\r\n"],
+    ids=["nothing", "half a header", "headers never ended"],
+)
+def test_a_connection_that_never_finishes_its_headers_is_closed(
+    start_server: Callable[..., Served], sent: bytes
+) -> None:
+    server = start_server(HEADER_TIMEOUT="1")
+    _wait_until_serving(server.port, server.process, server.log)
+
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(sent)
+        # Bounded by far more than the 1 s allowed: open for good is what must not happen.
+        assert _closed_by_the_server(client, within=15)
+
+
+def test_headers_sent_in_pieces_in_time_and_a_slow_answer_are_not_cut(
+    start_server: Callable[..., Served],
+) -> None:
+    server = start_server(HEADER_TIMEOUT="1", SLOW_SECONDS="2")
+    _wait_until_serving(server.port, server.process, server.log)
+
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.settimeout(15)
+        for piece in (b"GET /slow HTTP/1.1\r\n", b"Host: a\r\n", b"\r\n"):
+            client.sendall(piece)
+            time.sleep(0.1)
+        # The handler takes 2 s, twice the header timeout: headers were in, so it answers.
+        first = client.recv(4096)
+        assert first.startswith(b"HTTP/1.1 200"), first
+        # The same connection, kept alive, serves a second request.
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        second = client.recv(4096)
+        while b"HTTP/1.1 200" not in second:
+            more = client.recv(4096)
+            assert more, second
+            second += more
+        assert b"HTTP/1.1 200" in second
 
 
 class _RecordingServer:

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsConfigDict, SettingsError
 
 from chassis import ServiceSettings
+from chassis.settings import BrokerSettings
 
 
 class DemoSettings(ServiceSettings):
@@ -122,3 +123,43 @@ def test_instance_id_is_the_given_instance_name() -> None:
 
 def test_instance_id_falls_back_to_service_and_pid() -> None:
     assert DemoSettings().instance_id == f"demo-{os.getpid()}"
+
+
+@pytest.mark.parametrize(
+    ("broker", "server"),
+    [
+        (
+            BrokerSettings("amqp://shop:secret@mq.internal/shop", partitions=16),
+            ("mq.internal", 5672),
+        ),
+        (BrokerSettings("amqps://mq.internal", namespace="staging"), ("mq.internal", 5671)),
+        (BrokerSettings("nats://n1"), ("n1", 4222)),
+        (BrokerSettings("kafka://k:19092", partitions=3), ("k", 19092)),
+        (BrokerSettings.local("embedded", Path("/srv/data")), None),
+    ],
+)
+def test_broker_settings_handed_over_in_the_environment_come_back_the_same(
+    monkeypatch: pytest.MonkeyPatch, broker: BrokerSettings, server: tuple[str, int] | None
+) -> None:
+    # What `souk up` writes for each instance, and what the instance reads back.
+    for name, value in broker.env("DEMO_").items():
+        monkeypatch.setenv(name, value)
+
+    assert DemoSettings().broker() == broker
+    assert broker.server() == server
+
+
+def test_a_local_broker_is_on_its_usual_port_or_in_the_data_dir() -> None:
+    assert BrokerSettings.local("nats", Path("/srv")).url == "nats://127.0.0.1:4222"
+    assert BrokerSettings.local("rabbitmq", Path("/srv")).server() == ("127.0.0.1", 5672)
+    embedded = BrokerSettings.local("embedded", Path("/srv/data"), partitions=2)
+    assert (embedded.url, embedded.partitions) == ("embedded:///srv/data/broker", 2)
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [("nats://", "names no host"), ("kafka://k:99999", "has an invalid port")],
+)
+def test_a_broker_url_without_a_usable_server_says_what_is_wrong(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        BrokerSettings(url).server()

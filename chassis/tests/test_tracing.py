@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from prometheus_client import generate_latest
+from sqlalchemy import Connection, text
 
 from chassis import Database, ServiceSettings
 from chassis.grpc import channel_for
@@ -30,6 +31,7 @@ from chassis.testing import eventually
 from chassis.tracing import client_tracing, current_provider, tracer
 from chassis.upstream import HttpUpstream
 
+from .conftest import LogCapture
 from .messaging.recording import DeadLetters, Recorder
 from .messaging.test_lifecycle import (
     Greeter,
@@ -215,6 +217,31 @@ async def test_a_sql_statement_in_a_trace_is_an_event_with_its_text_and_duration
     assert float(statement.attributes["db.duration_ms"]) >= 0  # type: ignore[arg-type]
 
 
+async def test_a_read_on_the_sqlite_read_path_is_an_event_of_the_request_too(
+    make_app: Callable[..., FastAPI], spans: InMemorySpanExporter, tmp_path: Any
+) -> None:
+    make_app()
+    recorded(spans)
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'reads.db'}")
+
+    def query(connection: Connection) -> int:
+        return int(connection.execute(text("SELECT 41 + 1")).scalar_one())
+
+    try:
+        await database.check()  # creates the file the read path opens
+        assert await database.read(query) == 42  # outside a trace: no event anywhere
+        with tracer("test").start_as_current_span("GET /products/{product_id}"):
+            assert await database.read(query) == 42
+    finally:
+        await database.dispose()
+
+    [request] = spans.get_finished_spans()
+    [statement] = [e for e in request.events if e.name == "db.statement"]
+    assert statement.attributes is not None
+    assert statement.attributes["db.query.text"] == "SELECT 41 + 1"
+    assert float(statement.attributes["db.duration_ms"]) >= 0  # type: ignore[arg-type]
+
+
 async def test_spans_reach_the_otlp_endpoint_of_the_settings(
     make_app: Callable[..., FastAPI], running: Running, tmp_path: Any
 ) -> None:
@@ -258,6 +285,65 @@ async def test_spans_reach_the_otlp_endpoint_of_the_settings(
         for span in scoped.spans
     ]
     assert "GET /healthz" in names
+
+
+async def test_a_collector_that_hangs_neither_fails_nor_holds_a_request(
+    make_app: Callable[..., FastAPI],
+    running: Running,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capture_logs: Callable[[ServiceSettings], LogCapture],
+) -> None:
+    """The console down (here: taking the spans and never answering) costs a service nothing
+    but spans: requests are answered while an export hangs, and once the queue is full the
+    spans are dropped, not waited for, with one warning rather than one per span."""
+    monkeypatch.setattr("chassis.tracing._QUEUE_SIZE", 16)
+    exporting = asyncio.Event()
+    release = asyncio.Event()
+    answered: list[bool] = []
+
+    async def hang(request: web.Request) -> web.Response:
+        await request.read()
+        exporting.set()
+        await release.wait()
+        answered.append(True)
+        return web.Response(body=b"", content_type="application/x-protobuf")
+
+    collector = web.Application()
+    collector.router.add_post("/v1/traces", hang)
+    runner = web.AppRunner(collector)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = ServiceSettings(
+        service="demo",
+        instance="demo-1",
+        data_dir=tmp_path,
+        otlp_endpoint=f"http://127.0.0.1:{port}",
+    )
+    app = make_app(settings=settings)
+    logs = capture_logs(settings)
+    try:
+        async with running(app) as client:
+            provider = current_provider()
+            assert provider is not None
+            assert (await client.get("/healthz")).status_code == 200
+            flushing = asyncio.ensure_future(asyncio.to_thread(provider.force_flush, 5000))
+            await asyncio.wait_for(exporting.wait(), timeout=10)
+            # The exporter's thread waits on the collector: 100 requests more, 100 spans
+            # for a queue of 16.
+            statuses = [(await client.get("/healthz")).status_code for _ in range(100)]
+            assert statuses == [200] * 100
+            assert answered == []  # the collector had not answered one export all along
+            release.set()
+            await flushing
+    finally:
+        release.set()
+        await runner.cleanup()
+    full = [r for r in logs.records() if r["event"].startswith("Queue full")]
+    assert len(full) == 1, full
+    assert full[0]["level"] == "warning"
 
 
 def test_no_span_is_current_outside_a_request() -> None:

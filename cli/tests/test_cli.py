@@ -128,3 +128,19 @@ def test_stale_state_file_is_not_running(run_souk: RunSouk, tmp_path: Path) -> N
     result = run_souk("status", "--data-dir", "data")
     assert result.returncode == 1
     assert "souk is not running" in result.stderr
+
+
+def test_chaos_lists_its_scenarios(run_souk: RunSouk) -> None:
+    result = run_souk("chaos", "--list")
+    assert result.returncode == 0
+    for scenario in ("freeze-primary-provider", "kill-gateway", "kill-orders-twice"):
+        assert scenario in result.stdout
+
+
+def test_chaos_without_a_running_system_fails_and_says_so(
+    run_souk: RunSouk, tmp_path: Path
+) -> None:
+    result = run_souk("chaos", "kill-gateway", "--data-dir", "nothing-here")
+    assert result.returncode == 1
+    assert "no `souk up` is running" in result.stderr
+    assert nothing_started(tmp_path / "nothing-here")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -74,6 +75,30 @@ async def test_provisioning_again_changes_nothing(spec_for, tmp_path: Path):
     second = await provision(spec, SERVICES, tmp_path)
     assert first == second
     assert (tmp_path / "postgres-roles.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("mode", ["per-service", "shared"])
+async def test_several_hosts_provisioning_one_server_at_once_all_succeed(
+    spec_for, tmp_path: Path, mode: str
+):
+    # The hosts of a multi-host topology share the role passwords (copied data dirs) and
+    # provision on start, possibly at the same moment: they take turns on the server.
+    spec = spec_for(mode)
+    first = await provision(spec, SERVICES, tmp_path)  # makes postgres-roles.json
+    for host in ("a", "b", "c"):
+        (tmp_path / host).mkdir()
+        (tmp_path / host / "postgres-roles.json").write_bytes(
+            (tmp_path / "postgres-roles.json").read_bytes()
+        )
+    await drop(spec, SERVICES)
+    found = await asyncio.gather(
+        *(provision(spec, SERVICES, tmp_path / host) for host in ("a", "b", "c"))
+    )
+    assert found == [first, first, first]
+    for url in first.values():
+        connection = await asyncpg.connect(_plain(url))
+        assert await connection.fetchval("SELECT 1") == 1
+        await connection.close()
 
 
 async def test_in_shared_mode_a_service_cannot_touch_another_services_tables(

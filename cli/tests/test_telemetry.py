@@ -10,6 +10,7 @@ import httpx
 import pytest
 import yaml
 
+from souk.meshing import with_mesh
 from souk.plan import build_plan, free_port, stop_order
 from souk.prometheus import prometheus_beside, prometheus_config
 from souk.topology import parse_topology
@@ -67,6 +68,19 @@ def test_prometheus_scrapes_every_instance_under_its_service_with_the_rules(
     assert len(jobs["catalog"]) == 2
     assert config["rule_files"] == [str(tmp_path / "rules.yml")]
     assert yaml.safe_load(yaml.safe_dump(config)) == config
+
+
+def test_with_the_mesh_on_prometheus_reads_each_sidecars_envoy_stats(tmp_path: Path) -> None:
+    topology = parse_topology(
+        WITH_CONSOLE.format(port=free_port()) + "mesh: {enabled: true}\n", "souk.yaml"
+    )
+    plans = with_mesh(topology, build_plan(topology, tmp_path), tmp_path)
+    config = prometheus_config(plans, tmp_path / "rules.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}  # type: ignore[union-attr]
+    assert jobs["catalog-sidecar"]["metrics_path"] == "/stats/prometheus"
+    assert len(jobs["catalog-sidecar"]["static_configs"][0]["targets"]) == 2
+    assert "metrics_path" not in jobs["catalog"]  # the default, /metrics
+    assert "mesh" not in jobs  # the control plane has no metrics to scrape
 
 
 async def test_souk_up_can_run_prometheus_with_its_targets_and_rules(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from textwrap import dedent
 
 import pytest
 
+from chassis.settings import BrokerSettings
 from souk.topology import (
     TopologyError,
     default_topology_path,
@@ -292,7 +293,7 @@ def test_broker_defaults_to_the_embedded_one() -> None:
         "souk",
     )
     assert broker.server() is None
-    assert broker.base_url(Path("/srv/data")) == "embedded:///srv/data/broker"
+    assert broker.settings(Path("/srv/data")) == BrokerSettings("embedded:///srv/data/broker")
 
 
 def test_broker_as_a_plain_kind_uses_its_usual_local_server() -> None:
@@ -304,7 +305,7 @@ def test_broker_as_a_plain_kind_uses_its_usual_local_server() -> None:
     for kind, (url, server) in expected.items():
         topology = parse_topology(f"services:\n  catalog: {{}}\nbroker: {kind}\n", "souk.yaml")
         assert topology.broker.kind == kind
-        assert topology.broker.base_url(Path("/srv")) == url
+        assert topology.broker.settings(Path("/srv")).url == url
         assert topology.broker.server() == server
         assert topology.broker_origin == "souk.yaml:3"
 

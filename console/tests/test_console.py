@@ -276,7 +276,7 @@ async def test_the_charts_draw_rates_per_service_from_the_scraped_counters(
         await store.add_samples([("catalog", "requests", requests), ("orders", "requests", 10)])
         await asyncio.sleep(0.05)
     page = (await client.get("/charts")).text
-    assert page.count("<figure") == 7
+    assert page.count("<figure") == 10
     assert "<polyline" in page
     assert "catalog:" in page
 
@@ -336,3 +336,31 @@ async def test_a_dead_letter_is_listed_and_replayed_through_its_services_own_rou
         assert "No dead letters." in (await client.get(answer.headers["location"])).text
     finally:
         await runner.cleanup()
+
+
+async def test_the_live_tail_gets_only_the_newer_lines_that_match_its_filters(
+    console: Console, data_dir: Path
+) -> None:
+    _, client = console
+    path = data_dir / "logs" / "catalog-1.log"
+
+    def write(*lines: tuple[str, str]) -> None:
+        with path.open("a", encoding="utf-8") as file:
+            for service, event in lines:
+                file.write(json.dumps({"event": event, "service": service, "level": "info"}))
+                file.write("\n")
+
+    write(("catalog", "old line"))
+
+    async def shown(text: str) -> bool:
+        return text in (await client.get("/logs")).text
+
+    await eventually(lambda: shown("old line"), within=5)
+    page = (await client.get("/logs", params={"tail": "true", "service": "catalog"})).text
+    last = int(page.split("let last = ", 1)[1].split(";", 1)[0])
+    write(("orders", "other service"), ("catalog", "new line"))
+    await eventually(lambda: shown("new line"), within=5)
+    rows = (await client.get(f"/logs/after/{last}", params={"service": "catalog"})).text
+    assert "new line" in rows
+    assert "old line" not in rows
+    assert "other service" not in rows

@@ -1,7 +1,7 @@
 """docs/patterns.md names the code and the tests of each pattern: every path it names exists.
 
 A path is a backticked span that starts at a top-level folder of the repository
-(``chassis/src/chassis/auth.py``; a test, ``edge/gateway/tests/test_failover.py::test_...``,
+(``chassis/src/chassis/auth/tokens.py``; a test, ``edge/gateway/tests/test_failover.py::test_...``,
 must be defined in its file), or a
 relative link (``[ADR 0003](adr/0003-gateway.md)``). A span with a placeholder (``<name>``)
 or a ``*`` stands for several paths and needs one of them to exist; ``{a,b}`` is expanded.
@@ -73,7 +73,7 @@ def test_the_page_names_paths_so_the_check_has_something_to_check() -> None:
     named = _named_paths(PATTERNS.read_text(encoding="utf-8"), _top_level_folders())
 
     assert len(named) > 50
-    assert "chassis/src/chassis/auth.py" in named
+    assert "chassis/src/chassis/auth/client_credentials.py" in named
 
 
 def test_every_path_docs_patterns_names_exists() -> None:

@@ -85,9 +85,12 @@ def _place(shopper, items, *, card="tok_ok", key=None) -> httpx.Response:
 
 
 def _settled(souk, shopper, order_id: str) -> dict:
+    """The order once it is terminal *and* its saga has nothing left to do: a rejected
+    order's compensations (the stock's release) run after it reads REJECTED."""
+
     def terminal():
         order = shopper.get(f"/api/orders/{order_id}").json()
-        return order if order["status"] in TERMINAL else None
+        return order if order["status"] in TERMINAL and order["saga"]["settled"] else None
 
     return souk.wait_until(terminal, timeout=30, interval=0.1, message=f"order {order_id} settled")
 

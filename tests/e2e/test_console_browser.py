@@ -112,5 +112,35 @@ def test_an_order_placed_in_the_shop_is_one_trace_in_the_console(
     journey.step("console-span-logs")
 
     page.goto(f"{console}/")
-    assert page.locator('tr[data-instance="orders-1"]').is_visible()
+    orders = page.locator('tr[data-instance="orders-1"]')
+    assert orders.is_visible()
+    assert "mesh off" in orders.inner_text()  # the default topology: no sidecars
     journey.step("console-instances")
+
+    # Billing called the payment provider through its resilience pipeline: the breaker and
+    # the bulkhead of that dependency, as billing-1's /metrics said at the last scrape.
+    page.get_by_role("link", name="Breakers").click()
+    provider = page.locator('tr[data-instance="billing-1"][data-dependency="payment-primary"]')
+    for _ in range(20):  # the console scrapes every few seconds
+        if provider.count():
+            break
+        page.wait_for_timeout(1000)
+        page.reload()
+    assert provider.locator('[data-field="breaker"]').inner_text() == "closed"
+    assert re.fullmatch(r"\d+/\d+", provider.locator('[data-field="occupancy"]').inner_text())
+    journey.step("console-breakers")
+
+    # The live tail: a request to the catalog shows up in the open page without a reload.
+    page.goto(f"{console}/logs?tail=true&service=catalog")
+    rows = page.locator("#log-lines tr.log")
+    before = rows.count()
+    marker = f"tail-{uuid.uuid4().hex[:8]}"
+    page.request.get(f"{souk.gateway_url}/api/catalog/products/{marker}")  # a 404, logged
+    page.wait_for_function(
+        "marker => [...document.querySelectorAll('#log-lines tr.log')]"
+        ".some(row => row.textContent.includes(marker))",
+        arg=marker,
+        timeout=30_000,
+    )
+    assert rows.count() > before
+    journey.step("console-live-tail")

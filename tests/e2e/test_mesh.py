@@ -145,6 +145,36 @@ def test_a_killed_sidecar_is_restarted_and_calls_flow_again(system: SoukSystem) 
         assert answer.status_code == 200, answer.text
 
 
+def test_the_console_shows_each_instance_with_its_sidecar(system: SoukSystem) -> None:
+    """The console's instances page: each instance's sidecar beside it (health, restarts,
+    identity) and the upstreams it sees; the Breakers page, every sidecar's Envoy breakers."""
+    console = system.url("console")
+
+    def row(page: str, instance: str) -> str:
+        found = page[page.index(f'<tr data-instance="{instance}">') :]
+        return found[: found.index("</tr>")]
+
+    def shown() -> str | None:
+        page = httpx.get(f"{console}/", timeout=5).text
+        return page if 'data-upstream="inventory"' in row(page, "orders-1") else None
+
+    page = system.wait_until(shown, timeout=30, interval=1, message="the sidecars' upstreams")
+    for record in system.state().instances:
+        if record.service.endswith("-sidecar") or record.service in {"mesh", "console"}:
+            continue
+        index = int(record.instance.rsplit("-", 1)[1])
+        sidecar = system.instance(_sidecar_of(record.service, index))
+        cell = row(page, record.instance)
+        assert f'class="sidecar" data-instance="{sidecar.instance}"' in cell, record.instance
+        assert f'data-field="restarts">{sidecar.restarts}</span>' in cell, record.instance
+    orders = row(page, "orders-1")
+    assert "spiffe://souk.local/service/orders" in orders
+    assert re.search(r'data-upstream="inventory"[^>]*>inventory 2/2<', orders), orders
+    assert '<tr data-instance="mesh-1">' in page  # the control plane is an instance too
+    breakers = httpx.get(f"{console}/resilience", timeout=5).text
+    assert '<tr data-instance="orders-sidecar-1" data-upstream="inventory">' in breakers
+
+
 def test_souk_mesh_status_shows_identities_endpoints_and_the_policy(system: SoukSystem) -> None:
     shown = system.souk("mesh", "status", "--json")
     assert shown.returncode == 0, shown.stderr

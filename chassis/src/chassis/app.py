@@ -11,12 +11,14 @@ from fastapi import APIRouter, FastAPI
 from chassis import health
 from chassis.auth import TokenValidator, issuer_validator
 from chassis.db import Database
+from chassis.head import HeadAsGetMiddleware
 from chassis.health import Readiness, ReadinessCheck
 from chassis.logs import configure_logging, get_logger
 from chassis.messaging import routes as dead_letter_routes
 from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
 from chassis.middleware import RequestContextMiddleware
+from chassis.openapi import document_as_answered
 from chassis.problems import install_problem_handlers
 from chassis.resilience.composition import install_resilience
 from chassis.tracing import build_tracer_provider
@@ -72,7 +74,8 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
             if migrations is not None:
                 database = Database(settings.database_url_or_default(), migrations=migrations)
                 app.state.database = database
-                await database.migrate()
+                if settings.migrate == "at-start":
+                    await database.migrate()
                 readiness.add("database", database.check)
             if messaging is not None and database is not None:
                 await messaging.start(database)
@@ -107,6 +110,7 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
     )
     app.state.settings = settings
     app.state.readiness = readiness
+    app.state.migrations = migrations
     app.state.http_metrics = metrics = HttpMetrics.create()
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -123,6 +127,9 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
         instance=settings.instance_id,
     )
     install_resilience(app, settings)
+    document_as_answered(app)
+    # Outermost: every layer inside sees the GET a HEAD stands for.
+    app.add_middleware(HeadAsGetMiddleware)
     return app
 
 

@@ -24,7 +24,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.util import await_
 
+from chassis.resilience import deadline
 from chassis.tracing import trace_statements
 
 if TYPE_CHECKING:
@@ -82,6 +84,7 @@ class Database:
         trace_statements(self.engine)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            _bound_sqlite_statements_by_the_deadline(self.engine.sync_engine)
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -202,6 +205,74 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
+class _StatementDeadline:
+    """When the statement running on one SQLite connection must stop (monotonic seconds)."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def passed(self) -> int:
+        # SQLite's progress handler, on aiosqlite's thread: non-zero interrupts the statement.
+        return int(self.at is not None and time.monotonic() > self.at)
+
+
+_DEADLINE_ATTRIBUTE: Final = "_souk_statement_deadline"
+
+
+def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
+    """Interrupt a statement still running when the request's deadline passes.
+
+    Cancelling the awaiting coroutine (``asyncio.timeout``) does not stop a SQLite statement:
+    it runs on in aiosqlite's thread, working for a caller that has given up. A progress
+    handler on each connection checks the deadline every 10 000 virtual-machine steps
+    and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
+    back). PostgreSQL needs none: asyncpg sends the server a cancel when the await is
+    cancelled.
+    """
+    event.listen(engine, "connect", _install_progress_handler)
+    event.listen(engine, "before_cursor_execute", _statement_deadline_from_context)
+    event.listen(engine, "after_cursor_execute", _statement_deadline_cleared)
+    event.listen(engine, "handle_error", _statement_deadline_cleared_on_error)
+
+
+def _install_progress_handler(dbapi_connection: Any, _: Any) -> None:
+    driver = dbapi_connection.driver_connection  # the aiosqlite connection
+    bound = _StatementDeadline()
+    setattr(driver, _DEADLINE_ATTRIBUTE, bound)
+    # Every 10 000 steps: a GIL hand-over per short statement at most, a fraction of a
+    # millisecond late on a long one.
+    await_(driver.set_progress_handler(bound.passed, 10_000))
+
+
+def _bound_of(connection: Any) -> _StatementDeadline | None:
+    dbapi_connection = connection.connection.dbapi_connection
+    if dbapi_connection is None:
+        return None
+    found: _StatementDeadline | None = getattr(
+        dbapi_connection.driver_connection, _DEADLINE_ATTRIBUTE, None
+    )
+    return found
+
+
+def _statement_deadline_from_context(connection: Any, *_: Any) -> None:
+    bound = _bound_of(connection)
+    if bound is not None:
+        bound.at = deadline.expires_at()
+
+
+def _statement_deadline_cleared(connection: Any, *_: Any) -> None:
+    bound = _bound_of(connection)
+    if bound is not None:
+        bound.at = None
+
+
+def _statement_deadline_cleared_on_error(context: Any) -> None:
+    if context.connection is not None:
+        _statement_deadline_cleared(context.connection)
+
+
 def _sqlite_reader(path: Path) -> Engine:
     # Used from the event loop only, one query at a time (nothing awaits in between), so
     # the pool holds a connection or two; check_same_thread is off because a test may start
@@ -212,6 +283,7 @@ def _sqlite_reader(path: Path) -> Engine:
         connect_args={"check_same_thread": False, "timeout": 1},
     )
     event.listen(reader, "connect", _sqlite_reader_pragmas)
+    trace_statements(reader)  # the read path is the hot path: its statements are in traces
     return reader
 
 

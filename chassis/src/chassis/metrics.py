@@ -2,12 +2,16 @@
 
 One process runs one app: the metrics the chassis records outside a request (the bus's
 counters, gRPC calls) go to the registry of the app created last, through :func:`bus` and
-:func:`rpc`.
+:func:`rpc`. Gauges read from a database (how many orders wait, the oldest one's age) are
+set by a :class:`PeriodicRefresh`, with :func:`age_seconds` for "the oldest one".
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import contextlib
+import datetime as dt
+from typing import TYPE_CHECKING, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,6 +24,13 @@ from prometheus_client import (
 )
 from starlette.requests import Request
 from starlette.responses import Response
+
+from chassis.logs import get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+_log = get_logger("chassis.metrics")
 
 
 class HttpMetrics:
@@ -183,3 +194,54 @@ def _family(kind: type[_F]) -> _F:
         found = kind(_current_registry())
         _families[kind] = found
     return found
+
+
+def age_seconds(oldest: dt.datetime | None, *, now: dt.datetime | None = None) -> float:
+    """Seconds since ``oldest``, for a gauge of "the oldest waiting one"; 0 if there is none.
+
+    A time without an offset is read as UTC (SQLite keeps none; the chassis writes UTC), and
+    one ahead of ``now`` (another machine's clock) counts as 0, never as a negative age.
+    """
+    if oldest is None:
+        return 0.0
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=dt.UTC)
+    return max(0.0, ((now or dt.datetime.now(dt.UTC)) - oldest).total_seconds())
+
+
+class PeriodicRefresh:
+    """Calls ``refresh`` every ``interval`` seconds in the background, from :meth:`start`
+    until :meth:`stop`: for gauges read from storage rather than counted as things happen.
+
+    A refresh that fails (a locked database now and then) is logged and tried again at the
+    next interval: the gauges keep their last values meanwhile, and the loop goes on.
+    """
+
+    def __init__(
+        self, refresh: Callable[[], Awaitable[None]], *, interval: float, name: str
+    ) -> None:
+        self._refresh = refresh
+        self._interval = interval
+        self._name = name
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Refresh now, then every ``interval`` seconds, until :meth:`stop`."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        """Stop refreshing (a refresh under way is cancelled)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._refresh()
+            except Exception:  # noqa: BLE001 - a bad moment is no reason to stop the gauges
+                _log.warning("metrics not refreshed", refresh=self._name, exc_info=True)
+            await asyncio.sleep(self._interval)

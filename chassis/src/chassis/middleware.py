@@ -94,9 +94,13 @@ class RequestContextMiddleware:
                     seconds = time.perf_counter() - started
                     self.metrics.observe(method, route, status, seconds)
                     span.update_name(f"{method} {route}")
-                    span.set_attribute("http.request.method", method)
-                    span.set_attribute("http.route", route)
-                    span.set_attribute("http.response.status_code", status)
+                    span.set_attributes(
+                        {
+                            "http.request.method": method,
+                            "http.route": route,
+                            "http.response.status_code": status,
+                        }
+                    )
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
                     if path not in _QUIET_PATHS:

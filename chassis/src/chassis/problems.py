@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
+from starlette.routing import Match
 
 from chassis.logs import get_logger
 from chassis.requests import public_path, request_id_var
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 PROBLEM_TYPE_BASE = "https://souk.dev/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# What a 405's Allow may name (HEAD comes with GET).
+_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 _log = get_logger("chassis.problems")
 
@@ -141,14 +144,37 @@ async def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc.detail, str) and exc.detail != _title_for(exc.status_code)
         else None
     )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
         exc.status_code,
         _slug_for(exc.status_code),
         _title_for(exc.status_code),
         detail,
         instance=public_instance(request),
-        headers=exc.headers,
+        headers=headers,
     )
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves the request's path with (a 405's ``Allow``).
+
+    Starlette names only the first route whose path matched; a path served by several
+    (``GET /orders`` and ``POST /orders``) would seem to allow one method. HEAD comes with
+    GET (``chassis.head``).
+    """
+    routes = request.app.router.routes
+    methods = {
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
 
 
 async def validation_error_response(request: Request, exc: Exception) -> JSONResponse:

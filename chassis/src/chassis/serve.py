@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import signal
 import sys
@@ -9,19 +10,24 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 if TYPE_CHECKING:
+    import asyncio
     from types import FrameType
 
     from fastapi import FastAPI
 
     from chassis.health import Readiness
 
+from chassis.db import Database
+from chassis.logs import get_logger
 from chassis.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 
 EXIT_STARTUP_FAILED = 3
+_log = get_logger("chassis.serve")
 
 
 class _DrainingServer(uvicorn.Server):
@@ -34,6 +40,52 @@ class _DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.readiness.draining = True
         super().handle_exit(sig, frame)
+
+
+class _HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request headers are not all in
+    within ``header_timeout`` seconds of the request's first byte (of the connection, before
+    any byte): uvicorn bounds only the idle time between requests, so a client sending its
+    headers a byte at a time (or never) held a connection and its memory for good."""
+
+    header_timeout: float = 5.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def _protocol(header_timeout: float) -> type[HttpToolsProtocol]:
+    return type(
+        "HeaderDeadlineProtocol", (_HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
+    )
 
 
 def _already_handled(signum: int, frame: FrameType | None) -> None:
@@ -56,6 +108,8 @@ def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted or None,
+        http=_protocol(settings.header_timeout),
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout),
     )
 
 
@@ -66,6 +120,9 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     for up to ``settings.shutdown_timeout`` seconds, then runs the app's shutdown hooks.
     """
     app = create_app(settings)
+    if settings.migrate == "only":
+        asyncio.run(migrate_only(app, settings))
+        return
     server = _DrainingServer(server_config(app, settings), app.state.readiness)
     # uvicorn hands a caught SIGTERM/SIGINT back to the previous handler once it has drained;
     # with the default handler the process would die by the signal (exit 143) after a clean
@@ -75,3 +132,17 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     server.run()
     if not server.started:
         sys.exit(EXIT_STARTUP_FAILED)
+
+
+async def migrate_only(app: FastAPI, settings: ServiceSettings) -> None:
+    """Upgrade the app's schema to the newest revision and return (a migration Job's run)."""
+    migrations = app.state.migrations
+    if migrations is None:
+        _log.info("nothing to migrate")
+        return
+    database = Database(settings.database_url_or_default(), migrations=migrations)
+    try:
+        await database.migrate()
+        _log.info("migrated", revision=database.head_revision())
+    finally:
+        await database.dispose()

@@ -35,7 +35,16 @@ DEFAULT_NAMESPACE: Final = "souk"
 """What every broker-side name starts with unless the topology says otherwise."""
 EMBEDDED_DIRECTORY: Final = "broker"
 """The embedded broker's directory inside a data directory."""
-_OPTIONS = ("partitions", "namespace")
+DEFAULT_URLS: Final[Mapping[BrokerKind, str]] = {
+    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
+    "nats": "nats://127.0.0.1:4222",
+    "kafka": "kafka://127.0.0.1:9092",
+}
+"""Each networked broker on its usual local port (the embedded one lives in a data dir)."""
+DEFAULT_PORTS: Final[Mapping[str, int]] = {"amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
+"""The port a networked broker's URL means when it names none, by scheme."""
+URL_OPTIONS: Final = ("partitions", "namespace")
+"""What a URL's query may still say (the older way); the settings' own fields say it now."""
 
 
 def kind_of(url: str) -> BrokerKind:
@@ -69,6 +78,45 @@ class BrokerSettings:
         return cls(f"embedded://{(data_dir / EMBEDDED_DIRECTORY).resolve()}")
 
     @classmethod
+    def local(
+        cls,
+        kind: BrokerKind,
+        data_dir: Path,
+        *,
+        partitions: int = DEFAULT_PARTITIONS,
+        namespace: str = DEFAULT_NAMESPACE,
+    ) -> BrokerSettings:
+        """A broker of ``kind`` where it usually is: the embedded one in ``data_dir``, a
+        networked one on its usual local port."""
+        url = cls.embedded(data_dir).url if kind == "embedded" else DEFAULT_URLS[kind]
+        return cls(url, partitions=partitions, namespace=namespace)
+
+    def server(self) -> tuple[str, int] | None:
+        """The host and port of a networked broker; None for the embedded one.
+
+        ValueError if the URL names no host or an invalid port.
+        """
+        if self.kind == "embedded":
+            return None
+        parts = urlsplit(self.url)
+        if not parts.hostname:
+            raise ValueError("names no host")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return parts.hostname, port or DEFAULT_PORTS[parts.scheme]
+
+    def env(self, prefix: str) -> dict[str, str]:
+        """These settings as the environment variables a :class:`ServiceSettings` with
+        ``env_prefix=prefix`` reads back (``<prefix>BROKER_URL`` and the rest)."""
+        return {
+            f"{prefix}BROKER_URL": self.url,
+            f"{prefix}BROKER_PARTITIONS": str(self.partitions),
+            f"{prefix}BROKER_NAMESPACE": self.namespace,
+        }
+
+    @classmethod
     def parse(
         cls, url: str, *, partitions: int | None = None, namespace: str | None = None
     ) -> BrokerSettings:
@@ -76,8 +124,8 @@ class BrokerSettings:
         them) count unless given here, and are taken out of the URL."""
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True)
-        options = {name: value for name, value in query if name in _OPTIONS}
-        rest = urlencode([(name, value) for name, value in query if name not in _OPTIONS])
+        options = {name: value for name, value in query if name in URL_OPTIONS}
+        rest = urlencode([(name, value) for name, value in query if name not in URL_OPTIONS])
         # Joined by hand: urlunsplit would turn embedded:///dir into embedded:/dir.
         base = url.partition("?")[0] if parts.query else url
         if rest:
@@ -109,10 +157,19 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     data_dir: Path = Path(".souk")
     database_url: str | None = None
+    # When the schema is migrated: at start-up (under a lock, `souk up`), or by a run of its
+    # own that migrates and exits (`only`: a Kubernetes Job) while the replicas `skip` it and
+    # stay unready until the schema is at the newest revision.
+    migrate: Literal["at-start", "only", "skip"] = "at-start"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # Slow or idle clients cannot hold a connection: the headers of each request must be in
+    # within header_timeout seconds of its first byte (of the connection, for the first), an
+    # idle keep-alive connection is closed after keep_alive_timeout.
+    header_timeout: float = Field(default=5.0, gt=0)
+    keep_alive_timeout: float = Field(default=5.0, gt=0)
     # Whose X-Forwarded-For / -Proto to believe: behind the gateway, the local gateway's.
     # An edge process (the gateway) believes nobody unless a load balancer is named here.
     forwarded_allow_ips: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
@@ -142,6 +199,9 @@ class ServiceSettings(BaseSettings):
     resilience: dict[str, DependencyPolicy] = Field(default_factory=dict)
     max_concurrent_reads: int = Field(default=256, ge=1)
     max_concurrent_writes: int = Field(default=64, ge=1)
+    # gRPC calls worked on at once (health and reflection not counted); over it a call is
+    # answered RESOURCE_EXHAUSTED at once instead of queueing.
+    max_concurrent_grpc: int = Field(default=64, ge=1)
 
     @classmethod
     def for_service(cls, service: str) -> Self:

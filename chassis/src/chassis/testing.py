@@ -14,11 +14,15 @@ from datetime import UTC, datetime, timedelta
 
 from chassis.auth import AccessToken, InvalidTokenError, Rejection
 
+CLIENT_KIND = "client"
+
 
 class ReadableTokens:
     """An AccessTokenValidator that reads ``<subject>;<scope>,<scope>`` as a valid token.
 
-    Anything else is refused as a bad signature. The client id is the subject's unless given.
+    Such a token is a customer's (a grant ``grant-<subject>`` that they signed in for);
+    ``<subject>;<scopes>;client`` is a client's own (client credentials: no grant). Anything
+    else is refused as a bad signature. The client id is the subject's unless given.
     """
 
     def __init__(self, client_id: str | None = None) -> None:
@@ -26,8 +30,9 @@ class ReadableTokens:
 
     async def validate(self, token: str) -> AccessToken:
         """The access token ``token`` spells out; InvalidTokenError if it spells none."""
-        subject, separator, scopes = token.partition(";")
-        if not separator or not subject:
+        subject, separator, rest = token.partition(";")
+        scopes, _, kind = rest.partition(";")
+        if not separator or not subject or kind not in {"", CLIENT_KIND}:
             raise InvalidTokenError(Rejection.BAD_SIGNATURE)
         return AccessToken(
             subject=subject,
@@ -35,12 +40,18 @@ class ReadableTokens:
             scopes=frozenset(scopes.split(",")) - {""},
             token_id=f"jti-{subject}",
             expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            grant_id=None if kind == CLIENT_KIND else f"grant-{subject}",
         )
 
 
 def readable_bearer(subject: str, *scopes: str) -> dict[str, str]:
     """The Authorization header of a token :class:`ReadableTokens` reads as ``subject``'s."""
     return {"Authorization": f"Bearer {subject};{','.join(scopes)}"}
+
+
+def readable_client_bearer(client_id: str, *scopes: str) -> dict[str, str]:
+    """A client's own token (client credentials) as :class:`ReadableTokens` reads it."""
+    return {"Authorization": f"Bearer {client_id};{','.join(scopes)};{CLIENT_KIND}"}
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

@@ -9,7 +9,6 @@ a request never waits for it, and an unreachable collector only costs dropped sp
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
@@ -22,20 +21,20 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.trace_context import W3CTraceContextPropagator
 
 if TYPE_CHECKING:
     from types import SimpleNamespace
 
-    from sqlalchemy.ext.asyncio import AsyncEngine
-
     from chassis.settings import ServiceSettings
 
 propagator = W3CTraceContextPropagator()
 # Spans wait here while the collector is away; past this, new spans are dropped, not queued.
 _QUEUE_SIZE = 4096
+_BATCH_SIZE = 512
 # Bounds how long a stopping process waits for an unreachable collector, retries included.
 _EXPORT_TIMEOUT_SECONDS = 2
 _STATEMENT_LIMIT = 500
@@ -58,21 +57,17 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     sampler = ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
     provider = TracerProvider(resource=resource, sampler=sampler)
     if settings.otlp_endpoint:
-        # Imported only when spans leave the process: it brings requests and the OTLP protos.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
+        # Imported only when spans leave the process (it brings requests).
+        from chassis.otlp import OtlpSpanExporter  # noqa: PLC0415
 
-        # One error line per lost batch is enough; not a warning per retry as well.
-        logging.getLogger(OTLPSpanExporter.__module__).setLevel(logging.ERROR)
-        exporter = OTLPSpanExporter(
-            endpoint=settings.otlp_endpoint.rstrip("/") + "/v1/traces",
-            timeout=_EXPORT_TIMEOUT_SECONDS,
+        exporter = OtlpSpanExporter(
+            settings.otlp_endpoint.rstrip("/") + "/v1/traces", timeout=_EXPORT_TIMEOUT_SECONDS
         )
         provider.add_span_processor(
             BatchSpanProcessor(
                 exporter,
                 max_queue_size=_QUEUE_SIZE,
+                max_export_batch_size=min(_BATCH_SIZE, _QUEUE_SIZE),
                 schedule_delay_millis=500,
                 export_timeout_millis=_EXPORT_TIMEOUT_SECONDS * 1000,
             )
@@ -165,7 +160,7 @@ async def _request_fails(
     span.end()
 
 
-def trace_statements(engine: AsyncEngine) -> None:
+def trace_statements(engine: AsyncEngine | Engine) -> None:
     """A ``db.statement`` event per SQL statement run on ``engine`` inside a trace, on the
     span that ran it, with the statement, its duration and its outcome.
 
@@ -173,9 +168,10 @@ def trace_statements(engine: AsyncEngine) -> None:
     would triple what every process exports for it.
     """
     dialect = engine.dialect.name
-    event.listen(engine.sync_engine, "before_cursor_execute", _statement_starts)
-    event.listen(engine.sync_engine, "after_cursor_execute", _statement_ends(dialect))
-    event.listen(engine.sync_engine, "handle_error", _statement_fails(dialect))
+    sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+    event.listen(sync_engine, "before_cursor_execute", _statement_starts)
+    event.listen(sync_engine, "after_cursor_execute", _statement_ends(dialect))
+    event.listen(sync_engine, "handle_error", _statement_fails(dialect))
 
 
 def _statement_starts(

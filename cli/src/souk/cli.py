@@ -1,4 +1,4 @@
-"""The `souk` command: up, down, status, logs, dlq, token, replay."""
+"""The `souk` command: up, down, status, logs, dlq, token, replay, mesh, render."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from souk import orchestrator
+from souk import chaos as chaos_run
+from souk import kubernetes, orchestrator
 from souk import resilience as resilience_view
 from souk.databases import DatabaseProvisionError
 from souk.dead_letters import (
@@ -40,7 +41,7 @@ from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
 from souk.tokens import CUSTOMER_SCOPES, TokenError, client_token, customer_token
-from souk.topology import TopologyError
+from souk.topology import TopologyError, load_topology, resolve_topology
 
 app = typer.Typer(
     name="souk",
@@ -59,6 +60,12 @@ mesh = typer.Typer(
     name="mesh", help="Inspect the service mesh (with `mesh: on`).", no_args_is_help=True
 )
 app.add_typer(mesh)
+render_app = typer.Typer(
+    name="render",
+    help="Write the topology for another platform (today: Kubernetes).",
+    no_args_is_help=True,
+)
+app.add_typer(render_app)
 
 DataDirOption = Annotated[
     Path | None,
@@ -94,10 +101,17 @@ def up(
     grace: Annotated[
         float, typer.Option(help="Seconds instances get to exit after SIGTERM.", min=0.0)
     ] = 15.0,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-host topologies: run only the instances placed on this host "
+            "(a name under `hosts:`)."
+        ),
+    ] = None,
 ) -> None:
     """Start every instance of the topology and keep them running until Ctrl-C."""
     request = orchestrator.UpRequest(
-        topology=topology, data_dir=data_dir, ready_timeout=ready_timeout, grace=grace
+        topology=topology, data_dir=data_dir, ready_timeout=ready_timeout, grace=grace, host=host
     )
     try:
         code = orchestrator.up(request)
@@ -110,6 +124,32 @@ def up(
     except DatabaseProvisionError as exc:
         _fail(f"{exc}; nothing was started")
     raise typer.Exit(code)
+
+
+@app.command()
+def secrets(
+    topology: Annotated[
+        Path | None,
+        typer.Option(
+            "--topology",
+            "-t",
+            help="Topology file (default: ./souk.yaml, else the built-in topology).",
+            dir_okay=False,
+        ),
+    ] = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Make the installation's secrets in the data dir without starting anything.
+
+    A topology on several hosts needs the same secrets on each: make them once, then copy
+    the files printed into every host's data dir (as any secret is distributed).
+    """
+    try:
+        made = orchestrator.make_secrets(topology, data_dir, Path.cwd())
+    except TopologyError as exc:
+        _fail("invalid topology:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    for path in made:
+        typer.echo(str(path))
 
 
 @app.command()
@@ -162,6 +202,72 @@ def resilience(data_dir: DataDirOption = None) -> None:
         _fail(str(exc))
     found = asyncio.run(resilience_view.scrape(state.instances))
     make_console().print(resilience_view.resilience_table(found))
+
+
+@app.command()
+def chaos(
+    *,
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(help="Scenarios to run, in order (default: all of them; see --list)."),
+    ] = None,
+    list_them: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+    burst: Annotated[int, typer.Option(help="Checkouts per scenario.", min=1)] = 40,
+    concurrency: Annotated[int, typer.Option(help="Shoppers at once.", min=1)] = 8,
+    customers: Annotated[int, typer.Option(help="Customers signed up for the run.", min=1)] = 4,
+    fault_seconds: Annotated[
+        float | None,
+        typer.Option(help="How long every freeze lasts (default: each scenario's own).", min=0),
+    ] = None,
+    settle: Annotated[
+        float,
+        typer.Option(help="Seconds the invariants get to hold after the burst.", min=0),
+    ] = 180.0,
+    broker_restart_command: Annotated[
+        str | None,
+        typer.Option(help="A command that restarts the broker server (restart-broker)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the outcomes as JSON.")] = False,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Inject faults during bursts of checkouts and check that nothing is lost; exit 1 if any
+    invariant fails.
+
+    Run it against a system `souk up` runs (and nothing else is using): each scenario places
+    its own checkouts, injects one fault into one instance, and asks every service whether
+    each order ended, stock is conserved, each confirmed order was captured once and nothing
+    else was, and no customer was told twice.
+    """
+    if list_them:
+        for scenario in chaos_run.SCENARIOS.values():
+            typer.echo(f"{scenario.name:26} {scenario.summary}")
+        return
+    directory = orchestrator.data_dir_for_inspection(data_dir, Path.cwd())
+    options = chaos_run.Options(
+        burst=burst,
+        concurrency=concurrency,
+        customers=customers,
+        fault_seconds=fault_seconds,
+        settle=settle,
+        broker_restart_command=broker_restart_command,
+    )
+    names = scenarios or list(chaos_run.SCENARIOS)
+    system = chaos_run.RunningSystem(directory)
+
+    def report(line: str) -> None:
+        typer.echo(line, err=True)
+
+    try:
+        outcomes = asyncio.run(chaos_run.run(system, names, options, report))
+    except (chaos_run.ChaosError, TokenError, httpx.HTTPError) as exc:
+        _fail(f"chaos stopped: {chaos_run.described(exc)}")
+    if as_json:
+        typer.echo(json.dumps([outcome.as_dict() for outcome in outcomes], indent=2))
+    else:
+        make_console(pipe_width=DEAD_LETTER_PIPE_WIDTH).print(chaos_run.outcome_table(outcomes))
+    failed = [outcome.scenario for outcome in outcomes if outcome.failed]
+    if failed:
+        _fail(f"invariants failed in {', '.join(failed)}")
 
 
 @app.command()
@@ -434,3 +540,44 @@ def mesh_status(
         typer.echo(json.dumps(status, indent=2))
         return
     render(status, make_console())
+
+
+@render_app.command("kubernetes")
+def render_kubernetes(
+    topology: Annotated[
+        Path | None,
+        typer.Option(
+            "--topology",
+            "-t",
+            help="Topology file (default: ./souk.yaml, else the built-in topology).",
+            dir_okay=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="The kustomize tree's directory.", file_okay=False),
+    ] = Path("deploy/kubernetes"),
+    namespace: Annotated[str, typer.Option(help="The namespace of every resource.")] = "souk",
+    overlay: Annotated[
+        str | None,
+        typer.Option(help="Also print this overlay's built manifests (dev or prod)."),
+    ] = None,
+) -> None:
+    """Write Kubernetes manifests (kustomize base, overlays dev and prod) for the topology."""
+    if overlay is not None and overlay not in kubernetes.OVERLAYS:
+        _fail(f"unknown overlay {overlay!r} (one of {', '.join(kubernetes.OVERLAYS)})")
+    path, is_default = resolve_topology(topology, Path.cwd())
+    try:
+        loaded = load_topology(path, display_name="default topology" if is_default else None)
+        files = kubernetes.render(loaded, kubernetes.Cluster(namespace=namespace))
+        kubernetes.write(files, output)
+        built = kubernetes.build_overlay(output, overlay) if overlay else None
+    except TopologyError as exc:
+        _fail("invalid topology:\n" + "\n".join(f"  {p}" for p in exc.problems))
+    except kubernetes.RenderError as exc:
+        _fail(str(exc))
+    if built is not None:
+        typer.echo(built, nl=False)
+    else:
+        shown = "the default topology" if is_default else str(path)
+        typer.echo(f"wrote {len(files)} files for {shown} to {output}", err=True)

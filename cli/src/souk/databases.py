@@ -48,6 +48,10 @@ async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path)
     passwords = _role_passwords(data_dir, list(roles.values()))
     admin = await _connect(spec.url)
     try:
+        # Several `souk up` (the hosts of a multi-host topology) may provision one server at
+        # once: concurrent GRANTs on one database fail ("tuple concurrently updated"), so they
+        # take turns. The lock is the session's: closing the connection releases it.
+        await admin.fetchval("SELECT pg_advisory_lock(hashtext($1))", f"souk:{spec.prefix}")
         for role in roles.values():
             await _ensure_role(admin, role, passwords[role])
         if spec.mode == "per-service":
@@ -61,9 +65,16 @@ async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path)
                 for service, role in roles.items()
             }
         await _create_database(admin, spec.prefix)
+        await _provision_schemas(spec, roles)
     finally:
         await admin.close()
+    return {
+        service: _service_url(spec.url, database=spec.prefix, user=role, password=passwords[role])
+        for service, role in roles.items()
+    }
 
+
+async def _provision_schemas(spec: DatabaseSpec, roles: dict[str, str]) -> None:
     shared = await _connect(_with_database(spec.url, spec.prefix))
     try:
         async with shared.transaction():
@@ -81,10 +92,6 @@ async def provision(spec: DatabaseSpec, services: Sequence[str], data_dir: Path)
                 )
     finally:
         await shared.close()
-    return {
-        service: _service_url(spec.url, database=spec.prefix, user=role, password=passwords[role])
-        for service, role in roles.items()
-    }
 
 
 async def drop(spec: DatabaseSpec, services: Sequence[str]) -> None:
@@ -143,6 +150,12 @@ def _service_url(admin_url: str, *, database: str, user: str, password: str) -> 
     return urlunsplit(
         parts._replace(scheme="postgresql+asyncpg", netloc=netloc, path=f"/{database}")
     )
+
+
+def ensure_role_passwords(spec: DatabaseSpec, services: Sequence[str], data_dir: Path) -> Path:
+    """Make the services' role passwords now (as the first `souk up` would); their file."""
+    _role_passwords(data_dir, [database_name(spec, service) for service in services])
+    return data_dir / ROLE_PASSWORDS_FILE
 
 
 def _role_passwords(data_dir: Path, roles: Sequence[str]) -> dict[str, str]:

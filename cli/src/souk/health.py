@@ -12,12 +12,12 @@ PROBE_TIMEOUT = 1.0
 _MAX_RESPONSE = 64 * 1024
 
 
-async def http_status(port: int, path: str) -> int | None:
-    """The HTTP status of `GET path` on 127.0.0.1:port, or None if there is no answer."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
+async def http_status(port: int, path: str, host: str = HOST) -> int | None:
+    """The HTTP status of `GET path` on host:port, or None if there is no answer."""
+    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(HOST, port)
+            reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(request.encode("ascii"))
                 await writer.drain()
@@ -39,21 +39,21 @@ async def http_status(port: int, path: str) -> int | None:
     return None
 
 
-async def probe_readiness(port: int) -> Health:
+async def probe_readiness(port: int, host: str = HOST) -> Health:
     """One `/readyz` probe: ok on 200, unready on any other answer, down on none."""
-    status = await http_status(port, "/readyz")
+    status = await http_status(port, "/readyz", host)
     if status is None:
         return Health.DOWN
     return Health.OK if status == 200 else Health.UNREADY
 
 
-async def probe_health(port: int) -> Health:
+async def probe_health(port: int, host: str = HOST) -> Health:
     """ok when live and ready, unready when only live, down when not live."""
-    if await http_status(port, "/healthz") != 200:
+    if await http_status(port, "/healthz", host) != 200:
         return Health.DOWN
-    return Health.OK if await probe_readiness(port) is Health.OK else Health.UNREADY
+    return Health.OK if await probe_readiness(port, host) is Health.OK else Health.UNREADY
 
 
-async def probe_all(ports: list[int]) -> list[Health]:
-    """Probe several instances at once."""
-    return list(await asyncio.gather(*(probe_health(port) for port in ports)))
+async def probe_all(addresses: list[tuple[str, int]]) -> list[Health]:
+    """Probe several instances (host, port) at once."""
+    return list(await asyncio.gather(*(probe_health(port, host) for host, port in addresses)))

@@ -83,6 +83,12 @@ def secret_environment(topology: Topology, data_dir: Path) -> dict[str, dict[str
     return environment
 
 
+def ensure_secrets(topology: Topology, data_dir: Path) -> Path:
+    """Make the installation's client secrets now (as the first `souk up` would); their file."""
+    secret_environment(topology, data_dir)
+    return data_dir / SECRETS_FILE
+
+
 def with_secrets(
     plans: Sequence[InstancePlan], topology: Topology, data_dir: Path
 ) -> list[InstancePlan]:

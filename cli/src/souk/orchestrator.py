@@ -10,12 +10,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from souk.databases import provision
+from souk.databases import ensure_role_passwords, provision
 from souk.display import make_reporter
 from souk.health import probe_all
-from souk.install_secrets import with_secrets
+from souk.install_secrets import ensure_secrets, with_secrets
 from souk.meshing import mesh_stop_tiers, with_mesh
-from souk.plan import build_plan, check_broker, check_fixed_ports, stop_order
+from souk.plan import (
+    build_plan,
+    check_broker,
+    check_fixed_ports,
+    check_host_ports,
+    on_host,
+    stop_order,
+)
 from souk.prometheus import prometheus_beside
 from souk.state import (
     AlreadyRunningError,
@@ -54,6 +61,8 @@ class UpRequest:
     data_dir: Path | None = None
     ready_timeout: float = 60.0
     grace: float = 15.0
+    # Multi-host topologies: the host whose share this `souk up` runs.
+    host: str | None = None
 
 
 def resolve_data_dir(option: Path | None, topology: Topology | None, cwd: Path) -> Path:
@@ -74,26 +83,55 @@ def data_dir_for_inspection(option: Path | None, cwd: Path) -> Path:
     return resolve_data_dir(option, topology, cwd)
 
 
+def _load(option: Path | None, cwd: Path) -> tuple[Path, bool, str, Topology]:
+    path, is_default = resolve_topology(option, cwd)
+    shown = str(option) if option else DEFAULT_TOPOLOGY_NAME
+    if option is not None and not path.is_file():
+        raise TopologyError([f"{shown}: no such topology file"])
+    return (
+        path,
+        is_default,
+        shown,
+        load_topology(path, display_name=str(path) if is_default else shown),
+    )
+
+
+def make_secrets(
+    topology_option: Path | None, data_dir_option: Path | None, cwd: Path
+) -> list[Path]:
+    """Make the installation's secrets (client secrets, database role passwords) in the data
+    dir without starting anything: the files every host of a multi-host topology needs the
+    same copy of. Existing secrets are kept."""
+    _, _, _, topology = _load(topology_option, cwd)
+    data_dir = resolve_data_dir(data_dir_option, topology, cwd)
+    made = [ensure_secrets(topology, data_dir)]
+    stateful = [name for name, spec in topology.services.items() if spec.database]
+    if topology.database.backend == "postgres" and stateful:
+        made.append(ensure_role_passwords(topology.database, stateful, data_dir))
+    return made
+
+
 def up(request: UpRequest, cwd: Path | None = None) -> int:
     """Check everything, then start and supervise every instance until a signal; exit code."""
     cwd = cwd or Path.cwd()
-    path, is_default = resolve_topology(request.topology, cwd)
-    shown = str(request.topology) if request.topology else DEFAULT_TOPOLOGY_NAME
-    if request.topology is not None and not path.is_file():
-        raise TopologyError([f"{shown}: no such topology file"])
-    topology = load_topology(path, display_name=str(path) if is_default else shown)
+    path, is_default, shown, topology = _load(request.topology, cwd)
     data_dir = resolve_data_dir(request.data_dir, topology, cwd)
     if orchestrator_running(read_state(data_dir)):
         raise AlreadyRunningError(already_running_message(data_dir))
-    check_fixed_ports(topology)
+    here = _services_here(topology, request.host, shown, data_dir)
     check_broker(topology)
     with OrchestratorLock(data_dir):
         stateful = [name for name, spec in topology.services.items() if spec.database]
+        stateful = [name for name in stateful if name in here]
         database_urls = asyncio.run(provision(topology.database, stateful, data_dir))
-        plans = with_secrets(build_plan(topology, data_dir, database_urls), topology, data_dir)
+        plans = build_plan(topology, data_dir, database_urls)
+        if request.host is not None:
+            plans = on_host(plans, request.host)
+        plans = with_secrets(plans, topology, data_dir)
         plans = with_mesh(topology, plans, data_dir)
         gateway = next((plan for plan in plans if plan.service == "gateway"), None)
-        url = f"http://localhost:{gateway.port}" if gateway else None
+        shown_host = "localhost" if request.host is None else gateway.host if gateway else ""
+        url = f"http://{shown_host}:{gateway.port}" if gateway else None
         options = SupervisorOptions(ready_timeout=request.ready_timeout, grace=request.grace)
 
         async def supervise() -> int:
@@ -120,6 +158,30 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
         return asyncio.run(supervise())
 
 
+def _services_here(topology: Topology, host: str | None, shown: str, data_dir: Path) -> set[str]:
+    """The services this `souk up` runs instances of (all, or one host's), once the ports
+    they take are checked free."""
+    if topology.hosts is None:
+        if host is not None:
+            raise TopologyError([f"{shown}: --host {host}: the topology names no hosts"])
+        check_fixed_ports(topology)
+        return set(topology.services)
+    if host is None:
+        raise TopologyError(
+            [
+                f"{shown}: the topology places services on hosts ({', '.join(topology.hosts)}): "
+                "run `souk up --host NAME` on each of them"
+            ]
+        )
+    if host not in topology.hosts:
+        raise TopologyError(
+            [f"{shown}: --host {host}: no such host (hosts: {', '.join(topology.hosts)})"]
+        )
+    local = on_host(build_plan(topology, data_dir), host)
+    check_host_ports(local)
+    return {plan.service for plan in local}
+
+
 def running_state(data_dir: Path) -> SoukState:
     """The state of the live orchestrator on data_dir, or NotRunningError."""
     state = read_state(data_dir)
@@ -131,7 +193,7 @@ def running_state(data_dir: Path) -> SoukState:
 def live_status(data_dir: Path) -> SoukState:
     """The state file with every instance's health probed now."""
     state = running_state(data_dir)
-    healths = asyncio.run(probe_all([record.port for record in state.instances]))
+    healths = asyncio.run(probe_all([(record.host, record.port) for record in state.instances]))
     instances: list[InstanceRecord] = [
         record.model_copy(update={"health": health})
         for record, health in zip(state.instances, healths, strict=True)

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from souk.topology import BrokerSpec, Topology, env_value
+from souk.topology import Topology, env_value
 
 HOST = "127.0.0.1"
 BROKER_CONNECT_TIMEOUT = 2.0
@@ -36,6 +36,9 @@ class InstancePlan:
     env: Mapping[str, str] = field(repr=False)
     log_path: Path
     grpc_port: int | None = None
+    # The address it binds and is called on, and (multi-host) the name of its host.
+    host: str = HOST
+    host_name: str = ""
 
     @property
     def instance(self) -> str:
@@ -45,7 +48,7 @@ class InstancePlan:
     @property
     def url(self) -> str:
         """The base URL the instance serves on."""
-        return f"http://{HOST}:{self.port}"
+        return f"http://{_address(self.host, self.port)}"
 
     def command(self) -> list[str]:
         """The argv that starts the instance."""
@@ -66,14 +69,15 @@ def env_prefix(service: str) -> str:
     return service.upper().replace("-", "_") + "_"
 
 
-def port_is_free(port: int) -> bool:
-    """Whether a listening socket could bind 127.0.0.1:port right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def port_is_free(port: int, host: str = HOST) -> bool:
+    """Whether a listening socket could bind host:port (default 127.0.0.1) right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         # Servers bind with SO_REUSEADDR, so connections in TIME_WAIT from a previous run
         # must not count as "in use".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((HOST, port))
+            sock.bind((host, port))
         except OSError:
             return False
     return True
@@ -94,6 +98,17 @@ def check_fixed_ports(topology: Topology) -> None:
                 raise PortInUseError(f"port {port} ({name}) is already in use")
 
 
+def check_host_ports(plans: list[InstancePlan]) -> None:
+    """Raise PortInUseError for the first port of these instances another process holds
+    (multi-host: every port is fixed, by the topology or by its host's `ports_from`)."""
+    for plan in plans:
+        for port in (plan.port, plan.grpc_port):
+            if port is not None and not port_is_free(port, plan.host):
+                raise PortInUseError(
+                    f"port {port} ({plan.instance}) is already in use on {plan.host}"
+                )
+
+
 def check_broker(topology: Topology) -> None:
     """Raise BrokerUnreachableError if a networked broker's server refuses TCP connections."""
     broker = topology.broker
@@ -109,16 +124,6 @@ def check_broker(topology: Topology) -> None:
             f"the {broker.kind} broker at {_address(host, port)} does not accept connections "
             f"({exc.strerror or exc}); start it, or change `broker:` at {topology.broker_origin}"
         ) from None
-
-
-def broker_env(broker: BrokerSpec, data_dir: Path, prefix: str) -> dict[str, str]:
-    """The broker settings every service reads (``chassis.settings.BrokerSettings``): the
-    broker's URL, and the topology's partitions and namespace each in a variable of its own."""
-    return {
-        f"{prefix}BROKER_URL": broker.base_url(data_dir),
-        f"{prefix}BROKER_PARTITIONS": str(broker.partitions),
-        f"{prefix}BROKER_NAMESPACE": broker.namespace,
-    }
 
 
 def _address(host: str, port: int) -> str:
@@ -144,10 +149,78 @@ def build_plan(
     """Assign ports (fixed or free) and build each instance's contract environment.
 
     ``database_urls`` (service → URL, from provisioning) become ``<P>DATABASE_URL``; without
-    one a service keeps its own SQLite file in the data dir.
+    one a service keeps its own SQLite file in the data dir. A multi-host topology gets the
+    plan of every instance on every host (`souk up --host` starts its host's share): each
+    binds its host's address, and ports not fixed come from the host's ``ports_from``.
     """
     database_urls = database_urls or {}
     data_dir = data_dir.resolve()
+    ports, grpc_ports = _host_ports(topology) if topology.hosts else _local_ports(topology)
+    address = {
+        name: [_host_address(topology, name, index) for index in range(1, spec.replicas + 1)]
+        for name, spec in topology.services.items()
+    }
+    # Callers reach a gRPC service on its gRPC ports; its HTTP port serves health and metrics.
+    urls = {
+        name: [
+            f"grpc://{_address(host, port)}"
+            for host, port in zip(address[name], grpc_ports[name], strict=True)
+        ]
+        if name in grpc_ports
+        else [
+            f"http://{_address(host, port)}"
+            for host, port in zip(address[name], service_ports, strict=True)
+        ]
+        for name, service_ports in ports.items()
+    }
+    telemetry = otlp_endpoint(topology, urls)
+    callees = {upstream for spec in topology.services.values() for upstream in spec.upstreams}
+    broker = topology.broker.settings(data_dir)
+    plans: list[InstancePlan] = []
+    for name, spec in topology.services.items():
+        prefix = env_prefix(name)
+        upstreams = json.dumps({upstream: urls[upstream] for upstream in spec.upstreams})
+        for index, port in enumerate(ports[name], start=1):
+            grpc_port = grpc_ports[name][index - 1] if name in grpc_ports else None
+            host = address[name][index - 1]
+            env = {
+                "SOUK_SERVICE": name,
+                f"{prefix}INSTANCE": instance_id(name, index),
+                f"{prefix}HOST": host,
+                f"{prefix}PORT": str(port),
+                f"{prefix}DATA_DIR": str(data_dir),
+                f"{prefix}UPSTREAMS": upstreams,
+                **broker.env(prefix),
+                **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
+                **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
+                "PYTHONUNBUFFERED": "1",
+                **({f"{prefix}OTLP_ENDPOINT": telemetry} if telemetry else {}),
+                **(_trusted_proxies(topology, prefix) if name in callees else {}),
+                **{key: env_value(value) for key, value in spec.env.items()},
+            }
+            plans.append(
+                InstancePlan(
+                    service=name,
+                    index=index,
+                    module=topology.module_of(name),
+                    port=port,
+                    env=env,
+                    log_path=data_dir / "logs" / f"{instance_id(name, index)}.log",
+                    grpc_port=grpc_port,
+                    host=host,
+                    host_name=topology.host_of(name, index),
+                )
+            )
+    return plans
+
+
+def on_host(plans: list[InstancePlan], host_name: str) -> list[InstancePlan]:
+    """The instances a multi-host topology places on one host."""
+    return [plan for plan in plans if plan.host_name == host_name]
+
+
+def _local_ports(topology: Topology) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    # One host: ports not fixed are free ones on 127.0.0.1 now.
     fixed = {port for spec in topology.services.values() for port in spec.fixed_ports() or []}
     needed = sum(spec.replicas for spec in topology.services.values() if spec.fixed_ports() is None)
     needed += sum(spec.replicas for spec in topology.services.values() if spec.grpc)
@@ -161,60 +234,62 @@ def build_plan(
         for name, spec in topology.services.items()
         if spec.grpc
     }
-    # Callers reach a gRPC service on its gRPC ports; its HTTP port serves health and metrics.
-    urls = {
-        name: [f"grpc://{HOST}:{port}" for port in grpc_ports[name]]
-        if name in grpc_ports
-        else [f"http://{HOST}:{port}" for port in service_ports]
-        for name, service_ports in ports.items()
-    }
-    telemetry = otlp_endpoint(topology, ports)
-    plans: list[InstancePlan] = []
+    return ports, grpc_ports
+
+
+def _host_ports(topology: Topology) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    # Several hosts: every host must know every other host's ports without asking it, so the
+    # ports not fixed are counted up from each host's `ports_from` in topology order.
+    hosts = topology.hosts or {}
+    fixed: dict[str, set[int]] = {name: set() for name in hosts}
     for name, spec in topology.services.items():
-        prefix = env_prefix(name)
-        upstreams = json.dumps({upstream: urls[upstream] for upstream in spec.upstreams})
-        for index, port in enumerate(ports[name], start=1):
-            grpc_port = grpc_ports[name][index - 1] if name in grpc_ports else None
-            env = {
-                "SOUK_SERVICE": name,
-                f"{prefix}INSTANCE": instance_id(name, index),
-                f"{prefix}HOST": HOST,
-                f"{prefix}PORT": str(port),
-                f"{prefix}DATA_DIR": str(data_dir),
-                f"{prefix}UPSTREAMS": upstreams,
-                **broker_env(topology.broker, data_dir, prefix),
-                **({f"{prefix}GRPC_PORT": str(grpc_port)} if grpc_port else {}),
-                **({f"{prefix}DATABASE_URL": database_urls[name]} if name in database_urls else {}),
-                "PYTHONUNBUFFERED": "1",
-                **({f"{prefix}OTLP_ENDPOINT": telemetry} if telemetry else {}),
-                **{key: env_value(value) for key, value in spec.env.items()},
-            }
-            plans.append(
-                InstancePlan(
-                    service=name,
-                    index=index,
-                    module=topology.module_of(name),
-                    port=port,
-                    env=env,
-                    log_path=data_dir / "logs" / f"{instance_id(name, index)}.log",
-                    grpc_port=grpc_port,
-                )
-            )
-    return plans
+        for index, port in enumerate(spec.fixed_ports() or [], start=1):
+            fixed[topology.host_of(name, index)].add(port)
+    following = {name: host.ports_from for name, host in hosts.items()}
+
+    def next_port(host: str) -> int:
+        while following[host] in fixed[host]:
+            following[host] += 1
+        following[host] += 1
+        return following[host] - 1
+
+    ports: dict[str, list[int]] = {}
+    grpc_ports: dict[str, list[int]] = {}
+    for name, spec in topology.services.items():
+        instances = range(1, spec.replicas + 1)
+        given = spec.fixed_ports()
+        ports[name] = given or [next_port(topology.host_of(name, i)) for i in instances]
+        if spec.grpc:
+            grpc_ports[name] = [next_port(topology.host_of(name, i)) for i in instances]
+    return ports, grpc_ports
+
+
+def _host_address(topology: Topology, service: str, index: int) -> str:
+    host = topology.host_of(service, index)
+    return topology.hosts[host].address if topology.hosts and host else HOST
+
+
+def _trusted_proxies(topology: Topology, prefix: str) -> dict[str, str]:
+    # A service called by others believes the X-Forwarded-For of the system's own processes:
+    # on several hosts, those of every host (the gateway's among them), not loopback only.
+    if not topology.hosts:
+        return {}
+    addresses = [HOST, *(host.address for host in topology.hosts.values())]
+    return {f"{prefix}FORWARDED_ALLOW_IPS": json.dumps(list(dict.fromkeys(addresses)))}
 
 
 CONSOLE = "console"
 
 
-def otlp_endpoint(topology: Topology, ports: Mapping[str, list[int]]) -> str | None:
+def otlp_endpoint(topology: Topology, urls: Mapping[str, list[str]]) -> str | None:
     """Where the processes send their spans: the topology's endpoint, else its console."""
     telemetry = topology.telemetry
     if not telemetry.export_spans:
         return None
     if telemetry.otlp_endpoint:
         return telemetry.otlp_endpoint
-    if ports.get(CONSOLE):
-        return f"http://{HOST}:{ports[CONSOLE][0]}"
+    if urls.get(CONSOLE):
+        return urls[CONSOLE][0]
     return None
 
 

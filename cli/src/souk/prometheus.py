@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from souk.meshing import CONTROL_PLANE, is_sidecar
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
     from pathlib import Path
@@ -22,16 +24,24 @@ SCRAPE_INTERVAL = "5s"
 
 
 def prometheus_config(plans: Sequence[InstancePlan], rules: Path) -> dict[str, object]:
-    """A Prometheus configuration with one scrape job per service, named after it."""
+    """A Prometheus configuration with one scrape job per service, named after it.
+
+    With the mesh on, each sidecar's job reads Envoy's ``/stats/prometheus`` on its ops
+    port; the control plane serves no metrics and is not scraped (a target that can never
+    answer would keep the instance-down alert firing).
+    """
     jobs: dict[str, list[str]] = {}
     for plan in plans:
-        jobs.setdefault(plan.service, []).append(f"127.0.0.1:{plan.port}")
+        if plan.service == CONTROL_PLANE:
+            continue
+        jobs.setdefault(plan.service, []).append(plan.url.removeprefix("http://"))
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rules)],
         "scrape_configs": [
             {
                 "job_name": service,
+                **({"metrics_path": "/stats/prometheus"} if is_sidecar(service) else {}),
                 "static_configs": [
                     {"targets": targets, "labels": {}}  # instance: the target's address
                 ],

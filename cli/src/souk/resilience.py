@@ -84,7 +84,7 @@ async def scrape(records: Sequence[InstanceRecord]) -> list[InstanceResilience]:
 
         async def one(record: InstanceRecord) -> InstanceResilience:
             try:
-                response = await client.get(f"http://127.0.0.1:{record.port}/metrics")
+                response = await client.get(f"{record.url}/metrics")
             except httpx.HTTPError:
                 return InstanceResilience(record.instance, reachable=False)
             if response.status_code != 200:

@@ -41,6 +41,8 @@ class InstanceRecord(BaseModel):
     instance: str
     pid: int | None
     port: int
+    # The address it listens on: 127.0.0.1, or its host's address in a multi-host topology.
+    host: str = "127.0.0.1"
     url: str
     state: InstanceState
     health: Health

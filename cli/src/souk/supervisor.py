@@ -114,6 +114,7 @@ class Instance:
             instance=self.name,
             pid=self.pid,
             port=self.plan.port,
+            host=self.plan.host,
             url=self.plan.url,
             state=self.state,
             health=self.health,
@@ -364,7 +365,7 @@ class Supervisor:
     async def _probe_starting(
         self, instance: Instance, process: asyncio.subprocess.Process
     ) -> None:
-        health = await probe_readiness(instance.plan.port)
+        health = await probe_readiness(instance.plan.port, instance.plan.host)
         # The process may have died or been replaced while the probe was in flight.
         if instance.process is not process or instance.state is not InstanceState.STARTING:
             return
@@ -379,7 +380,7 @@ class Supervisor:
             self._save()
 
     async def _probe_ready(self, instance: Instance, process: asyncio.subprocess.Process) -> None:
-        health = await probe_health(instance.plan.port)
+        health = await probe_health(instance.plan.port, instance.plan.host)
         if instance.process is not process or instance.state is not InstanceState.READY:
             return
         if health is not instance.health:

@@ -88,6 +88,7 @@ class SoukSystem:
         grace: float = 5.0,
         env: Mapping[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        command_prefix: Sequence[str] = (),
     ) -> None:
         self.directory = Path(directory).resolve()
         self.data_dir = self.directory / "data"
@@ -102,6 +103,8 @@ class SoukSystem:
         self.grace = grace
         self.env = dict(env) if env is not None else None
         self.extra_args = list(extra_args)
+        # Runs `souk up` through it, e.g. `ip netns exec NS` (which execs, keeping the pid).
+        self.command_prefix = list(command_prefix)
         self.process: subprocess.Popen[bytes] | None = None
         self.seen_pids: set[int] = set()
 
@@ -110,6 +113,7 @@ class SoukSystem:
     def command(self) -> list[str]:
         """The exact argv of the orchestrator."""
         return [
+            *self.command_prefix,
             sys.executable,
             "-m",
             "souk",
@@ -127,6 +131,13 @@ class SoukSystem:
 
     def start(self) -> SoukSystem:
         """Run `souk up` and wait until every instance is ready; raise SoukSystemError if not."""
+        self.launch()
+        return self.wait_started()
+
+    def launch(self) -> None:
+        """Run `souk up` without waiting: several systems then boot side by side, each
+        waited for by `wait_started`. Call it from a thread that outlives the system: `souk up`
+        gets SIGTERM when the thread that started it ends (the parent-death signal)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._topology is not None:
             self.topology_path.write_text(
@@ -144,6 +155,10 @@ class SoukSystem:
                 cwd=self.directory,
                 env={**os.environ, **(self.env or {})},
             )
+
+    def wait_started(self) -> SoukSystem:
+        """Wait until every instance of the launched `souk up` is ready; raise
+        SoukSystemError (after stopping everything) if it does not come up."""
         try:
             self.wait_until(
                 self._all_ready, timeout=self.ready_timeout + 10, message="every instance ready"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import yaml
@@ -21,6 +22,15 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from chassis.settings import (
+    DEFAULT_NAMESPACE,
+    DEFAULT_PARTITIONS,
+    DEFAULT_URLS,
+    SCHEMES,
+    URL_OPTIONS,
+    BrokerKind,
+    BrokerSettings,
+)
 from souk.mesh_settings import MeshSpec
 
 DEFAULT_TOPOLOGY_NAME = "souk.yaml"
@@ -34,23 +44,9 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 
-BrokerKind = Literal["embedded", "rabbitmq", "nats", "kafka"]
-BROKER_KINDS: tuple[str, ...] = get_args(BrokerKind)
-# The URL schemes `chassis.messaging.connect` understands, by broker kind.
-BROKER_SCHEMES: dict[str, tuple[str, ...]] = {
-    "embedded": ("embedded",),
-    "rabbitmq": ("amqp", "amqps"),
-    "nats": ("nats",),
-    "kafka": ("kafka",),
-}
-DEFAULT_BROKER_URLS: dict[str, str] = {
-    "rabbitmq": "amqp://guest:guest@127.0.0.1:5672/",
-    "nats": "nats://127.0.0.1:4222",
-    "kafka": "kafka://127.0.0.1:9092",
-}
-_DEFAULT_BROKER_PORTS = {"amqp": 5672, "amqps": 5671, "nats": 4222, "kafka": 9092}
-# Set by the topology's own keys; a URL that also sets them would be ambiguous.
-_BROKER_URL_OPTIONS = ("partitions", "namespace")
+# The broker's kinds, URL schemes, defaults and embedded directory are the chassis's
+# (``chassis.settings``): the topology names them, and hands services a BrokerSettings.
+_BROKER_KINDS = ", ".join(SCHEMES)
 
 
 class TopologyError(Exception):
@@ -87,6 +83,9 @@ class ServiceSpec(BaseModel):
     grpc: bool = False
     # Whether the service keeps state: only those get a database on a shared server.
     database: bool = True
+    # Multi-host topologies: the host (a name under `hosts:`) of every replica, or one host
+    # for all of them.
+    hosts: list[str] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _check_consistency(self) -> ServiceSpec:
@@ -143,6 +142,16 @@ class ServiceSpec(BaseModel):
             for key in self.env
             if not _ENV_NAME.fullmatch(key)
         )
+        if self.hosts is not None and len(self.hosts) not in (1, self.replicas):
+            errors.append(
+                _error(
+                    ("hosts",),
+                    "hosts_count",
+                    f"hosts lists {len(self.hosts)} hosts but replicas is {self.replicas}: "
+                    "give one host for all replicas or one per replica",
+                    self.hosts,
+                )
+            )
         _raise_if_any("ServiceSpec", errors)
         return self
 
@@ -151,6 +160,29 @@ class ServiceSpec(BaseModel):
         if self.port is not None:
             return [self.port]
         return list(self.ports) if self.ports is not None else None
+
+
+class HostSpec(BaseModel):
+    """One machine of a multi-host topology: where its instances listen and are reached."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The address its instances bind and the other hosts call them on (no name lookup).
+    address: str
+    # Instances without a fixed port get the next free one from here, in topology order, so
+    # every host computes the same ports for every other host without asking it.
+    ports_from: Port = 20000
+
+    @field_validator("address")
+    @classmethod
+    def _an_ip_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise PydanticCustomError(
+                "host_address", "{value} is not an IP address", {"value": repr(value)}
+            ) from None
+        return value
 
 
 class DatabaseSpec(BaseModel):
@@ -175,9 +207,9 @@ class BrokerSpec(BaseModel):
     kind: BrokerKind = "embedded"
     # None: the kind's local default (embedded: a directory in the data dir).
     url: str | None = None
-    partitions: int = Field(8, ge=1)
+    partitions: int = Field(DEFAULT_PARTITIONS, ge=1)
     # Every broker-side name starts with it, so several systems can share one broker.
-    namespace: str = Field("souk", pattern=r"^[a-z][a-z0-9_-]{0,30}$")
+    namespace: str = Field(DEFAULT_NAMESPACE, pattern=r"^[a-z][a-z0-9_-]{0,30}$")
 
     @model_validator(mode="before")
     @classmethod
@@ -190,11 +222,11 @@ class BrokerSpec(BaseModel):
             raise PydanticCustomError(
                 "broker",
                 "give a broker kind ({kinds}), a url, or a mapping with kind and url",
-                {"kinds": ", ".join(BROKER_KINDS)},
+                {"kinds": _BROKER_KINDS},
             )
         if "kind" not in data and isinstance(data.get("url"), str):
             scheme = urlsplit(data["url"]).scheme
-            kind = next((k for k, schemes in BROKER_SCHEMES.items() if scheme in schemes), None)
+            kind = next((k for k, schemes in SCHEMES.items() if scheme in schemes), None)
             if kind is not None:
                 data = {**data, "kind": kind}
         return data
@@ -202,11 +234,11 @@ class BrokerSpec(BaseModel):
     @field_validator("kind", mode="before")
     @classmethod
     def _known_kind(cls, value: Any) -> Any:
-        if value not in BROKER_KINDS:
+        if value not in SCHEMES:
             raise PydanticCustomError(
                 "broker_kind",
                 "unknown broker kind {kind} (one of {kinds})",
-                {"kind": repr(value), "kinds": ", ".join(BROKER_KINDS)},
+                {"kind": repr(value), "kinds": _BROKER_KINDS},
             )
         return value
 
@@ -218,40 +250,30 @@ class BrokerSpec(BaseModel):
                 _raise_if_any("BrokerSpec", [_error(("url",), "broker_url", problem, self.url)])
         return self
 
-    def base_url(self, data_dir: Path) -> str:
-        """The broker's URL without the topology's options; embedded lives in the data dir."""
-        if self.url is not None:
-            return self.url
-        if self.kind == "embedded":
-            return f"embedded://{data_dir.resolve() / 'broker'}"
-        return DEFAULT_BROKER_URLS[self.kind]
+    def settings(self, data_dir: Path) -> BrokerSettings:
+        """What every service is handed: the broker's URL (embedded: in ``data_dir``) and how
+        its topics are laid out."""
+        if self.url is None:
+            return BrokerSettings.local(
+                self.kind, data_dir, partitions=self.partitions, namespace=self.namespace
+            )
+        return BrokerSettings(self.url, partitions=self.partitions, namespace=self.namespace)
 
     def server(self) -> tuple[str, int] | None:
         """The host and port of a networked broker; None for the embedded one."""
         if self.kind == "embedded":
             return None
-        return _server(self.url or DEFAULT_BROKER_URLS[self.kind])
+        return BrokerSettings(self.url or DEFAULT_URLS[self.kind]).server()
 
 
-def _server(url: str) -> tuple[str, int]:
+def _broker_url_problem(kind: BrokerKind, url: str) -> str | None:
     parts = urlsplit(url)
-    if not parts.hostname:
-        raise ValueError("names no host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("has an invalid port") from None
-    return parts.hostname, port or _DEFAULT_BROKER_PORTS[parts.scheme]
-
-
-def _broker_url_problem(kind: str, url: str) -> str | None:
-    parts = urlsplit(url)
-    expected = BROKER_SCHEMES[kind]
+    expected = SCHEMES[kind]
     shown = " or ".join(f"{scheme}://" for scheme in expected)
     if parts.scheme not in expected:
         given = f"{parts.scheme}://" if "://" in url else repr(url)
         return f"a {kind} broker's url starts with {shown}, not {given}"
-    clashing = [option for option in _BROKER_URL_OPTIONS if option in parse_qs(parts.query)]
+    clashing = [option for option in URL_OPTIONS if option in parse_qs(parts.query)]
     if clashing:
         return f"give {' and '.join(clashing)} under broker, not in the url"
     if kind == "embedded":
@@ -259,7 +281,7 @@ def _broker_url_problem(kind: str, url: str) -> str | None:
             return "an embedded broker's url is embedded:///absolute/directory"
         return None
     try:
-        _server(url)
+        BrokerSettings(url).server()
     except ValueError as exc:
         return f"{url!r} {exc} (expected {shown}host:port)"
     return None
@@ -290,6 +312,9 @@ class Topology(BaseModel):
     database: DatabaseSpec = Field(default_factory=DatabaseSpec)
     broker: BrokerSpec = Field(default_factory=BrokerSpec)
     mesh: MeshSpec = Field(default_factory=lambda: MeshSpec(enabled=False))
+    # Multi-host: the machines (name → address) the services' `hosts` place instances on;
+    # `souk up --host NAME` runs one machine's share. None: everything on 127.0.0.1.
+    hosts: dict[str, HostSpec] | None = Field(None, min_length=1)
     services: dict[str, ServiceSpec] = Field(min_length=1)
     telemetry: TelemetrySpec = Field(default_factory=TelemetrySpec)
     # `file:line` of the broker's settings, for messages about the server they name.
@@ -321,6 +346,7 @@ class Topology(BaseModel):
                             upstream,
                         )
                     )
+            errors.extend(self._placement_errors(name, spec))
             fixed = spec.fixed_ports() or []
             for index, port in enumerate(fixed):
                 loc: tuple[str | int, ...] = (
@@ -328,7 +354,7 @@ class Topology(BaseModel):
                     if spec.port is not None
                     else ("services", name, "ports", index)
                 )
-                if port in owners and owners[port] != name:
+                if self.hosts is None and port in owners and owners[port] != name:
                     errors.append(
                         _error(
                             loc,
@@ -338,8 +364,99 @@ class Topology(BaseModel):
                         )
                     )
                 owners.setdefault(port, name)
+        errors.extend(self._multi_host_errors())
         _raise_if_any("Topology", errors)
         return self
+
+    def _placement_errors(self, name: str, spec: ServiceSpec) -> list[InitErrorDetails]:
+        if self.hosts is None:
+            if spec.hosts is None:
+                return []
+            return [
+                _error(
+                    ("services", name, "hosts"),
+                    "no_hosts",
+                    "the topology names no hosts: add a `hosts:` mapping (name: {address})",
+                    spec.hosts,
+                )
+            ]
+        if spec.hosts is None:
+            return [
+                _error(
+                    ("services", name),
+                    "no_placement",
+                    f"the topology runs on several hosts: say which in hosts: [...] "
+                    f"(one of {', '.join(self.hosts)})",
+                    name,
+                )
+            ]
+        return [
+            _error(
+                ("services", name, "hosts", index),
+                "unknown_host",
+                f"unknown host {host!r} (hosts in this file: {', '.join(self.hosts)})",
+                host,
+            )
+            for index, host in enumerate(spec.hosts)
+            if host not in self.hosts
+        ]
+
+    def _multi_host_errors(self) -> list[InitErrorDetails]:
+        if self.hosts is None:
+            return []
+        errors: list[InitErrorDetails] = []
+        if self.database.backend == "sqlite":
+            errors.append(
+                _error(
+                    ("database",),
+                    "multi_host_sqlite",
+                    "a topology on several hosts keeps its data on a server: "
+                    "database: {backend: postgres, url: ...}",
+                    None,
+                )
+            )
+        if self.broker.kind == "embedded":
+            errors.append(
+                _error(
+                    ("broker",),
+                    "multi_host_embedded",
+                    "a topology on several hosts needs a broker server (rabbitmq, nats or "
+                    "kafka with its url), not the embedded one",
+                    None,
+                )
+            )
+        if self.mesh.enabled:
+            errors.append(
+                _error(
+                    ("mesh",),
+                    "multi_host_mesh",
+                    "the local mesh (mesh: on) runs on one host; on several, use the "
+                    "cluster's mesh (docs/deploy.md)",
+                    None,
+                )
+            )
+        # A fixed port is taken on its own host only.
+        owners: dict[tuple[str, int], str] = {}
+        for name, spec in self.services.items():
+            for index, port in enumerate(spec.fixed_ports() or []):
+                host = self.host_of(name, index + 1)
+                if owners.setdefault((host, port), name) != name:
+                    errors.append(
+                        _error(
+                            ("services", name),
+                            "duplicate_port",
+                            f"port {port} on host {host} is also used by {owners[(host, port)]}",
+                            port,
+                        )
+                    )
+        return errors
+
+    def host_of(self, service: str, index: int) -> str:
+        """The host name of a service's index-th (1-based) instance; "" on one host."""
+        hosts = self.services[service].hosts
+        if self.hosts is None or not hosts:
+            return ""
+        return hosts[0] if len(hosts) == 1 else hosts[index - 1]
 
     @property
     def broker_origin(self) -> str:

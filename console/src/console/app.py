@@ -9,7 +9,7 @@ import logging
 from fastapi import FastAPI
 
 import chassis
-from console.gathering import gather_forever
+from console.gathering import Readings, gather_forever
 from console.otlp import router as otlp_router
 from console.pages import router as pages_router
 from console.settings import ConsoleSettings
@@ -34,6 +34,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             ),
         )
         app.state.store = store
+        app.state.readings = readings = Readings()
         tasks.append(
             asyncio.create_task(
                 gather_forever(
@@ -41,6 +42,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
                     settings.data_dir.resolve(),
                     poll=settings.poll_seconds,
                     scrape=settings.scrape_seconds,
+                    readings=readings,
                 ),
                 name="console-gathering",
             )

@@ -1,9 +1,11 @@
 """What the console gathers by itself: every process's log lines and /metrics, and the
-instances `souk up` runs (its state file).
+instances `souk up` runs (its state file) with their mesh sidecars.
 
 Log shipping reads the JSON log files `souk up` writes, one per instance, from where it
 stopped (offsets are kept in the store, so a restarted console neither loses nor repeats a
-line); the scraper reads each instance's /metrics and keeps the few series the charts need.
+line); the scraper reads each instance's /metrics (a sidecar's Envoy stats), keeps the few
+series the charts need in the store, and the newest reading of each instance in memory:
+breakers, bulkheads, shedding lanes, and the upstreams each sidecar sees.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from chassis import get_logger
 from console.store import LogLine
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 
 _log = get_logger("console.gathering")
 _READ_LIMIT = 1_048_576
+# `souk up` names a mesh sidecar after its application: catalog-2's is catalog-sidecar-2.
+SIDECAR_SUFFIX = "-sidecar"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,37 @@ def instances(data_dir: Path) -> list[Instance]:
                     pid=entry.get("pid"),
                     started_at=entry.get("started_at"),
                 )
+            )
+    return found
+
+
+def sidecar_of(instance: Instance) -> str:
+    """The instance id of an application instance's sidecar (``catalog-2`` →
+    ``catalog-sidecar-2``), as `souk up` names it with the mesh on."""
+    index = instance.instance.rsplit("-", 1)[-1]
+    return f"{instance.service}{SIDECAR_SUFFIX}-{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the mesh's control plane issued an instance (its status file)."""
+
+    spiffe_id: str
+    not_after: str
+
+
+def mesh_identities(data_dir: Path) -> dict[str, Identity]:
+    """Each meshed instance's SPIFFE ID and certificate expiry, from
+    ``<data_dir>/mesh/status.json`` (none with the mesh off)."""
+    try:
+        document = json.loads((data_dir / "mesh" / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    found = {}
+    for entry in document.get("instances", []) if isinstance(document, dict) else []:
+        with contextlib.suppress(KeyError, TypeError):
+            found[str(entry["instance"])] = Identity(
+                str(entry.get("spiffe_id") or ""), str(entry.get("not_after") or "")
             )
     return found
 
@@ -125,9 +163,35 @@ async def ship_logs_once(store: Store, logs_dir: Path) -> int:
     return kept
 
 
+_BREAKER_STATES = {0.0: "closed", 1.0: "half-open", 2.0: "open"}
+
+
+@dataclass(slots=True)
+class Dependency:
+    """What one instance's resilience pipeline knows of one dependency (ADR 17)."""
+
+    name: str
+    breaker: str = "closed"
+    refused: float = 0.0
+    """calls the open breaker refused"""
+    in_flight: float = 0.0
+    limit: float = 0.0
+    bulkhead_rejected: float = 0.0
+    retries: float = 0.0
+
+
+@dataclass(slots=True)
+class Lane:
+    """One lane of an instance's load shedding: requests worked on now, and shed so far."""
+
+    name: str
+    working: float = 0.0
+    shed: float = 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class Scrape:
-    """The series of one process's /metrics that the charts use."""
+    """The series of one process's /metrics that the console shows."""
 
     requests: float = 0.0
     errors: float = 0.0
@@ -137,34 +201,36 @@ class Scrape:
     dead_letters: float = 0.0
     consumed: float = 0.0
     saga: tuple[tuple[str, float], ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    lanes: tuple[Lane, ...] = ()
+    retry_budget_refused: float = 0.0
+
+    @property
+    def breakers_open(self) -> int:
+        return sum(1 for dependency in self.dependencies if dependency.breaker == "open")
+
+    @property
+    def bulkhead_rejected(self) -> float:
+        return sum(dependency.bulkhead_rejected for dependency in self.dependencies)
+
+    @property
+    def shed(self) -> float:
+        return sum(lane.shed for lane in self.lanes)
 
 
 def read_metrics(text: str) -> Scrape:
-    """Sum what the charts show out of a Prometheus text exposition."""
+    """What the console shows out of a Prometheus text exposition: the sums the charts
+    draw, and the resilience pipeline's breakers, bulkheads and lanes."""
     totals: dict[str, float] = {}
     saga: dict[str, float] = {}
+    dependencies: dict[str, Dependency] = {}
+    lanes: dict[str, Lane] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            name, labels, value = sample.name, sample.labels, sample.value
-            if name == "http_requests_total" and labels.get("route") not in _PROBES:
-                totals["requests"] = totals.get("requests", 0.0) + value
-                if labels.get("status", "").startswith("5"):
-                    totals["errors"] = totals.get("errors", 0.0) + value
-            elif name in (
-                "http_request_duration_seconds_sum",
-                "http_request_duration_seconds_count",
-            ):
-                if labels.get("route") not in _PROBES:
-                    key = name.rsplit("_", 1)[1]
-                    totals[key] = totals.get(key, 0.0) + value
-            elif name == "messaging_outbox_lag_seconds":
-                totals["lag"] = max(totals.get("lag", 0.0), value)
-            elif name == "messaging_dead_lettered_messages_total":
-                totals["dead"] = totals.get("dead", 0.0) + value
-            elif name == "messaging_consumed_messages_total":
-                totals["consumed"] = totals.get("consumed", 0.0) + value
-            elif name == "orders_saga_orders":
-                saga[labels.get("status", "")] = saga.get(labels.get("status", ""), 0.0) + value
+            if family.name.startswith("souk_"):
+                _read_resilience(family.name, sample, dependencies, lanes, totals)
+            else:
+                _read_red(sample, totals, saga)
     return Scrape(
         requests=totals.get("requests", 0.0),
         errors=totals.get("errors", 0.0),
@@ -174,35 +240,211 @@ def read_metrics(text: str) -> Scrape:
         dead_letters=totals.get("dead", 0.0),
         consumed=totals.get("consumed", 0.0),
         saga=tuple(sorted(saga.items())),
+        dependencies=tuple(dependencies[name] for name in sorted(dependencies)),
+        lanes=tuple(lanes[name] for name in sorted(lanes)),
+        retry_budget_refused=totals.get("budget", 0.0),
     )
+
+
+def _read_red(sample: Sample, totals: dict[str, float], saga: dict[str, float]) -> None:
+    name, labels, value = sample.name, sample.labels, sample.value
+    if name == "http_requests_total" and labels.get("route") not in _PROBES:
+        totals["requests"] = totals.get("requests", 0.0) + value
+        if labels.get("status", "").startswith("5"):
+            totals["errors"] = totals.get("errors", 0.0) + value
+    elif name in _DURATION:
+        if labels.get("route") not in _PROBES:
+            key = name.rsplit("_", 1)[1]
+            totals[key] = totals.get(key, 0.0) + value
+    elif name == "messaging_outbox_lag_seconds":
+        totals["lag"] = max(totals.get("lag", 0.0), value)
+    elif name == "messaging_dead_lettered_messages_total":
+        totals["dead"] = totals.get("dead", 0.0) + value
+    elif name == "messaging_consumed_messages_total":
+        totals["consumed"] = totals.get("consumed", 0.0) + value
+    elif name == "orders_saga_orders":
+        saga[labels.get("status", "")] = saga.get(labels.get("status", ""), 0.0) + value
+
+
+def _read_resilience(
+    family: str,
+    sample: Sample,
+    dependencies: dict[str, Dependency],
+    lanes: dict[str, Lane],
+    totals: dict[str, float],
+) -> None:
+    name, labels, value = sample.name, sample.labels, sample.value
+    if name == "souk_retry_budget_refused_total":
+        totals["budget"] = value
+    elif "dependency" in labels:
+        _read_dependency(dependencies, family, labels["dependency"], value)
+    elif "lane" in labels:
+        lane = lanes.setdefault(labels["lane"], Lane(labels["lane"]))
+        if name == "souk_requests_shed_total":
+            lane.shed = value
+        elif name == "souk_requests_working":
+            lane.working = value
+
+
+def _read_dependency(
+    dependencies: dict[str, Dependency], family: str, dependency: str, value: float
+) -> None:
+    # The chassis's ResilienceCollector (chassis/resilience/metrics.py) names these families.
+    state = dependencies.setdefault(dependency, Dependency(dependency))
+    match family:
+        case "souk_breaker_state":
+            state.breaker = _BREAKER_STATES.get(value, f"{value:g}")
+        case "souk_breaker_rejected":
+            state.refused = value
+        case "souk_bulkhead_in_flight":
+            state.in_flight = value
+        case "souk_bulkhead_limit":
+            state.limit = value
+        case "souk_bulkhead_rejected":
+            state.bulkhead_rejected = value
+        case "souk_retries":
+            state.retries = value
 
 
 _PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 _DURATION = ("http_request_duration_seconds_sum", "http_request_duration_seconds_count")
 
 
-async def scrape_once(store: Store, client: httpx.AsyncClient, data_dir: Path) -> None:
-    """Scrape every instance and keep one sample per service of each charted series."""
-    running = [i for i in instances(data_dir) if i.service != "console"]
-    answers = await asyncio.gather(
-        *(client.get(f"{instance.url}/metrics", timeout=2) for instance in running),
-        return_exceptions=True,
-    )
-    per_service: dict[str, dict[str, float]] = {}
-    for instance, answer in zip(running, answers, strict=True):
-        if isinstance(answer, BaseException) or answer.status_code != 200:
+@dataclass(slots=True)
+class Upstream:
+    """One upstream cluster as an Envoy sidecar sees it (its ``/stats/prometheus``)."""
+
+    cluster: str
+    healthy: float = 0.0
+    members: float = 0.0
+    ejected: float = 0.0
+    """endpoints the outlier detection ejects now"""
+    overflows: float = 0.0
+    """calls refused by Envoy's circuit breakers (connections, pending, retries) so far"""
+    breakers_open: tuple[str, ...] = ()
+    """which of Envoy's circuit breakers are tripped now (cx, rq, rq_pending, rq_retry)"""
+
+
+# Envoy writes one sample per line, label values without escapes in its cluster names.
+_ENVOY_SAMPLE = re.compile(r'^envoy_cluster_(\w+)\{envoy_cluster_name="([^"]+)"\}\s+(\S+)$')
+_ENVOY_OVERFLOWS = frozenset(
+    {"upstream_cx_overflow", "upstream_rq_pending_overflow", "upstream_rq_retry_overflow"}
+)
+_ENVOY_BREAKER = re.compile(r"^circuit_breakers_default_(cx|rq|rq_pending|rq_retry)_open$")
+# A sidecar's own clusters: its application, the control plane, its admin API.
+_SIDECAR_OWN_CLUSTERS = frozenset({"local-app", "souk-control-plane", "admin"})
+
+
+def read_envoy_stats(text: str) -> tuple[Upstream, ...]:
+    """The upstreams of a sidecar out of Envoy's Prometheus stats: endpoints healthy of all,
+    ejected, overflows, and which circuit breakers are open."""
+    found: dict[str, Upstream] = {}
+    opened: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = _ENVOY_SAMPLE.match(line)
+        if match is None or match[2] in _SIDECAR_OWN_CLUSTERS:
             continue
-        scrape = read_metrics(answer.text)
-        sums = per_service.setdefault(instance.service, {})
-        for name in (
-            "requests",
-            "errors",
-            "duration_sum",
-            "duration_count",
-            "dead_letters",
-            "consumed",
-        ):
-            sums[name] = sums.get(name, 0.0) + getattr(scrape, name)
+        stat, cluster = match[1], match[2]
+        try:
+            value = float(match[3])
+        except ValueError:
+            continue
+        upstream = found.setdefault(cluster, Upstream(cluster))
+        breaker = _ENVOY_BREAKER.match(stat)
+        if stat == "membership_healthy":
+            upstream.healthy = value
+        elif stat == "membership_total":
+            upstream.members = value
+        elif stat == "outlier_detection_ejections_active":
+            upstream.ejected = value
+        elif stat in _ENVOY_OVERFLOWS:
+            upstream.overflows += value
+        elif breaker is not None and value > 0:
+            opened.setdefault(cluster, []).append(breaker[1])
+    for cluster, breakers in opened.items():
+        found[cluster].breakers_open = tuple(sorted(breakers))
+    return tuple(found[name] for name in sorted(found))
+
+
+def is_sidecar(instance: Instance) -> bool:
+    """A mesh sidecar (`souk up` names them ``<service>-sidecar``, ADR 16)."""
+    return instance.service.endswith(SIDECAR_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """The last scrape of one instance."""
+
+    instance: str
+    service: str
+    at: float
+    reachable: bool
+    scrape: Scrape | None = None
+    upstreams: tuple[Upstream, ...] = ()
+
+    @property
+    def sidecar(self) -> bool:
+        return self.service.endswith(SIDECAR_SUFFIX)
+
+
+class Readings:
+    """The newest reading of every instance, kept in memory for the pages that show *now*
+    (breakers, bulkheads, sidecars); the charts keep their history in the store."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Reading] = {}
+
+    def update(self, readings: list[Reading]) -> None:
+        self.latest = {reading.instance: reading for reading in readings}
+
+
+async def _read(client: httpx.AsyncClient, instance: Instance) -> Reading:
+    sidecar = is_sidecar(instance)
+    path = "/stats/prometheus" if sidecar else "/metrics"
+    at = time.time()
+    try:
+        answer = await client.get(f"{instance.url}{path}", timeout=2)
+        if answer.status_code != 200:
+            return Reading(instance.instance, instance.service, at, reachable=False)
+        if sidecar:
+            upstreams = read_envoy_stats(answer.text)
+            return Reading(instance.instance, instance.service, at, True, upstreams=upstreams)
+        return Reading(instance.instance, instance.service, at, True, read_metrics(answer.text))
+    except (httpx.HTTPError, ValueError):
+        # Down, or an exposition the parser refuses: this instance only is left out.
+        return Reading(instance.instance, instance.service, at, reachable=False)
+
+
+_SUMMED = (
+    "requests",
+    "errors",
+    "duration_sum",
+    "duration_count",
+    "dead_letters",
+    "consumed",
+    "bulkhead_rejected",
+    "shed",
+    "breakers_open",
+)
+
+
+async def scrape_once(
+    store: Store, client: httpx.AsyncClient, data_dir: Path, readings: Readings | None = None
+) -> list[Reading]:
+    """Scrape every instance (a sidecar's Envoy stats too), keep one sample per service of
+    each charted series, and the readings themselves in ``readings``."""
+    running = [i for i in instances(data_dir) if i.service != "console"]
+    found = list(await asyncio.gather(*(_read(client, instance) for instance in running)))
+    if readings is not None:
+        readings.update(found)
+    per_service: dict[str, dict[str, float]] = {}
+    for reading in found:
+        scrape = reading.scrape
+        if scrape is None:
+            continue
+        sums = per_service.setdefault(reading.service, {})
+        for name in _SUMMED:
+            sums[name] = sums.get(name, 0.0) + float(getattr(scrape, name))
         sums["outbox_lag"] = max(sums.get("outbox_lag", 0.0), scrape.outbox_lag)
         for status, value in scrape.saga:
             sums[f"saga:{status}"] = value
@@ -213,9 +455,17 @@ async def scrape_once(store: Store, client: httpx.AsyncClient, data_dir: Path) -
             for name, value in sums.items()
         ]
     )
+    return found
 
 
-async def gather_forever(store: Store, data_dir: Path, *, poll: float, scrape: float) -> None:
+async def gather_forever(
+    store: Store,
+    data_dir: Path,
+    *,
+    poll: float,
+    scrape: float,
+    readings: Readings | None = None,
+) -> None:
     """Ship logs every ``poll`` seconds, scrape every ``scrape``, prune now and then."""
     loop = asyncio.get_running_loop()
     next_scrape = next_prune = loop.time()
@@ -226,7 +476,7 @@ async def gather_forever(store: Store, data_dir: Path, *, poll: float, scrape: f
                 now = loop.time()
                 if now >= next_scrape:
                     next_scrape = now + scrape
-                    await scrape_once(store, client, data_dir)
+                    await scrape_once(store, client, data_dir, readings)
                 if now >= next_prune:
                     next_prune = now + 60
                     await store.prune()

@@ -14,7 +14,16 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from console.gathering import instances
+from console.gathering import (
+    Identity,
+    Instance,
+    Readings,
+    Upstream,
+    instances,
+    is_sidecar,
+    mesh_identities,
+    sidecar_of,
+)
 from console.store import LogQuery, Span
 
 if TYPE_CHECKING:
@@ -43,12 +52,86 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, template, {"page": template, **context})
 
 
+def _readings(request: Request) -> Readings:
+    readings: Readings = request.app.state.readings
+    return readings
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """An instance with its mesh sidecar, if it has one."""
+
+    instance: Instance
+    sidecar: Instance | None = None
+    identity: Identity | None = None
+    upstreams: tuple[Upstream, ...] = ()
+    """the upstreams as the sidecar sees them (its last scrape)"""
+
+
+def instance_rows(
+    running: list[Instance], identities: dict[str, Identity], readings: Readings
+) -> list[InstanceRow]:
+    """One row per instance, its sidecar beside it (a sidecar without its instance gets a
+    row of its own: nothing `souk up` runs is hidden)."""
+    by_id = {instance.instance: instance for instance in running}
+    attached: set[str] = set()
+    rows = []
+    for instance in running:
+        if is_sidecar(instance):
+            continue
+        sidecar = by_id.get(sidecar_of(instance))
+        reading = readings.latest.get(sidecar.instance) if sidecar else None
+        if sidecar is not None:
+            attached.add(sidecar.instance)
+        rows.append(
+            InstanceRow(
+                instance,
+                sidecar,
+                identities.get(instance.instance),
+                reading.upstreams if reading else (),
+            )
+        )
+    rows.extend(
+        InstanceRow(instance)
+        for instance in running
+        if is_sidecar(instance) and instance.instance not in attached
+    )
+    return rows
+
+
 @router.get("/", response_class=HTMLResponse)
 async def instances_page(request: Request) -> HTMLResponse:
-    """Every instance `souk up` runs: state, health, restarts."""
-    running = instances(_settings(request).data_dir.resolve())
+    """Every instance `souk up` runs: state, health, restarts, and its mesh sidecar (state,
+    health, restarts, identity, the upstreams it sees)."""
+    data_dir = _settings(request).data_dir.resolve()
+    running = instances(data_dir)
+    rows = instance_rows(running, mesh_identities(data_dir), _readings(request))
     counts = await _store(request).counts()
-    return _page(request, "instances.html", instances=running, counts=counts)
+    return _page(
+        request,
+        "instances.html",
+        rows=rows,
+        meshed=any(row.sidecar for row in rows),
+        counts=counts,
+    )
+
+
+@router.get("/resilience", response_class=HTMLResponse)
+async def resilience_page(request: Request) -> HTMLResponse:
+    """Breakers, bulkheads, retries and shed requests of every instance (its /metrics, as the
+    chassis's resilience pipeline publishes them), and the circuit breakers, outlier
+    ejections and overflows of every sidecar."""
+    latest = sorted(_readings(request).latest.values(), key=lambda r: r.instance)
+    services = [reading for reading in latest if not reading.sidecar]
+    return _page(
+        request,
+        "resilience.html",
+        services=services,
+        dependencies=sum(len(r.scrape.dependencies) for r in services if r.scrape),
+        sidecars=[reading for reading in latest if reading.sidecar],
+        age=time.time() - min((r.at for r in latest), default=time.time()),
+        scraped=bool(latest),
+    )
 
 
 @router.get("/traces", response_class=HTMLResponse)
@@ -218,7 +301,8 @@ def rates(
 
 @router.get("/charts", response_class=HTMLResponse)
 async def charts_page(request: Request) -> HTMLResponse:
-    """RED per service, outbox lag, dead letters and the saga's orders, last 15 minutes."""
+    """RED per service, outbox lag, dead letters, the saga's orders, open breakers, bulkhead
+    refusals and shed requests, last 15 minutes."""
     store = _store(request)
     since = time.time() - _CHART_WINDOW_SECONDS
     requests = await store.series("requests", since=since)
@@ -245,6 +329,13 @@ async def charts_page(request: Request) -> HTMLResponse:
         _chart("Consumed messages", "msg/s", rates(await store.series("consumed", since=since))),
         _chart("Dead letters", "total", await store.series("dead_letters", since=since)),
         _chart("Orders by status", "orders", saga),
+        _chart("Open breakers", "breakers", await store.series("breakers_open", since=since)),
+        _chart(
+            "Refused by bulkheads",
+            "calls/s",
+            rates(await store.series("bulkhead_rejected", since=since)),
+        ),
+        _chart("Shed requests", "req/s", rates(await store.series("shed", since=since))),
     ]
     return _page(request, "charts.html", charts=charts)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 import chassis
+from chassis.problems import problem_responses
 from gateway.openapi import public_path
 from gateway.settings import Route
 
@@ -56,7 +57,8 @@ def orders_app() -> FastAPI:
     async def list_orders() -> list[Order]:
         return []
 
-    @router.get("/orders/{order_id}")
+    # Its own 401, as every service's: a problem of the service's shape.
+    @router.get("/orders/{order_id}", responses=problem_responses(401, 404))
     async def get_order(order_id: str) -> Order:
         return Order(id=order_id, lines=[])
 
@@ -145,8 +147,8 @@ async def test_schemas_of_the_same_name_and_different_shape_are_kept_apart(kit):
 async def test_schemas_alike_in_every_upstream_are_kept_once_under_their_own_name(kit):
     async with shop(kit) as client:
         schemas = (await published(client))["components"]["schemas"]
-    assert "HTTPValidationError" in schemas
-    assert "catalog.HTTPValidationError" not in schemas
+    assert "Problem" in schemas
+    assert "catalog.Problem" not in schemas
 
 
 async def test_guarded_routes_declare_the_bearer_token_and_their_401_and_403(kit):
@@ -157,6 +159,23 @@ async def test_guarded_routes_declare_the_bearer_token_and_their_401_and_403(kit
     assert {"401", "403"} <= set(order["responses"])
     scheme = document["components"]["securitySchemes"]["bearerAuth"]
     assert scheme == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+
+
+async def test_a_401_the_service_documents_may_be_the_gateways_own_problem_too(kit):
+    # The gateway refuses a missing token before the service sees it: its problem (without,
+    # say, bff-mobile's `code`) must fit the document as well as the service's own.
+    async with shop(kit) as client:
+        document = await published(client)
+    order = document["paths"]["/api/orders/{order_id}"]["get"]["responses"]["401"]
+    schema = order["content"]["application/problem+json"]["schema"]
+    assert schema == {
+        "anyOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {"$ref": "#/components/schemas/GatewayProblem"},
+        ]
+    }
+    assert "application/json" not in order["content"]
+    assert "WWW-Authenticate" in order["headers"]
 
 
 async def test_public_routes_declare_no_token(kit):
@@ -217,3 +236,22 @@ async def test_upstream_documents_are_reused_for_a_short_while(kit):
 )
 def test_an_upstream_path_is_public_where_the_route_sends_it_back(route, upstream_path, public):
     assert public_path(route, upstream_path) == public
+
+
+async def test_every_operation_documents_what_the_gateway_itself_may_answer(kit):
+    async with shop(kit) as client:
+        document = await published(client)
+    products = document["paths"]["/api/catalog/products"]["get"]["responses"]
+    order = document["paths"]["/api/orders/{order_id}"]["get"]["responses"]
+
+    gateway_problem = {"$ref": "#/components/schemas/GatewayProblem"}
+    for status in ("404", "429", "502", "503", "504"):
+        assert products[status]["content"]["application/problem+json"]["schema"] == (
+            gateway_problem
+        )
+    # The service's own 404 (no such order) or the gateway's (no route): either fits.
+    assert order["404"]["content"]["application/problem+json"]["schema"]["anyOf"][1] == (
+        gateway_problem
+    )
+    # No body, no 413.
+    assert "413" not in products

@@ -110,6 +110,12 @@ async def test_an_oversized_body_is_refused_with_413_before_reaching_the_upstrea
         "/api/echo/internal/dead-letters/1/replay",
         "/api/echo/%69nternal/dead-letters",
         "/api/echo//internal",
+        # The services' own documents: the public reads only the gateway's merged one.
+        "/api/echo/openapi.json",
+        "/api/echo/docs",
+        "/api/echo/redoc",
+        "/api/echo/%64ocs",
+        "/api/echo/x/../openapi.json",
     ],
 )
 async def test_operational_endpoints_of_services_are_not_public(kit, upstreams, path):
@@ -119,7 +125,7 @@ async def test_operational_endpoints_of_services_are_not_public(kit, upstreams, 
 
 
 async def test_the_gateways_own_health_and_metrics_are_served_locally(kit, upstreams):
-    async with kit.client(kit.settings(upstreams)) as client:
+    async with kit.client(kit.settings(upstreams), client_address="127.0.0.1") as client:
         await client.get("/api/echo/x")
         health = await client.get("/healthz")
         metrics = await client.get("/metrics")
@@ -206,3 +212,44 @@ def test_forwarded_prefixes_make_upstream_paths_public_again(kit):
         "/api/orders/9"
     )
     assert elsewhere.forwarded_prefix() is None
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+async def test_the_gateways_own_operational_routes_do_not_exist_for_the_public(
+    kit, upstreams, path
+):
+    settings = kit.settings(upstreams)
+    async with kit.client(settings, client_address="203.0.113.7") as outsider:
+        refused = await outsider.get(path)
+    async with kit.client(settings, client_address="10.1.2.3") as other_host:
+        also_refused = await other_host.get(path)
+    async with kit.client(
+        kit.settings(upstreams, ops_networks=["10.0.0.0/8"]), client_address="10.1.2.3"
+    ) as operator:
+        served = await operator.get(path)
+
+    assert (refused.status_code, also_refused.status_code) == (404, 404)
+    assert refused.json()["type"] == "https://souk.dev/problems/no-route"
+    assert served.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("forward", "expected"), [(True, "Bearer a-token"), (False, None)], ids=["kept", "stripped"]
+)
+async def test_a_route_that_does_not_forward_authorization_strips_it(
+    kit, upstreams, forward, expected
+):
+    route = kit.Route(prefix="/api/echo", upstream="echo", forward_authorization=forward)
+    async with kit.client(kit.settings(upstreams, routes=[route])) as client:
+        response = await client.get(
+            "/api/echo/x", headers={"Authorization": "Bearer a-token", "Cookie": "s=1"}
+        )
+
+    seen = response.json()["headers"]
+    assert seen.get("authorization") == expected
+    assert seen["cookie"] == "s=1"
+
+
+def test_a_guarded_route_must_forward_its_token(kit):
+    with pytest.raises(ValueError, match="would not forward it"):
+        kit.Route(prefix="/api/echo", upstream="echo", auth="required", forward_authorization=False)

@@ -10,7 +10,8 @@ import logging
 import os
 from pathlib import Path
 
-from mesh.server import MeshSettings, run
+from mesh.server import run
+from mesh.settings import MeshSettings
 
 
 def main() -> None:

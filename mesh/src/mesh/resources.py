@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 from mesh.authority import service_id
 from mesh.policy import HEALTH_ROUTES, CalleePolicy
 from mesh.registry import Sidecar
-from mesh.traffic import Traffic, TrafficSettings
+from mesh.traffic import IDEMPOTENT_RETRIES, SAFE_RETRIES, Traffic, TrafficSettings
 
 LISTENER = "type.googleapis.com/envoy.config.listener.v3.Listener"
 ROUTE = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
@@ -381,11 +381,6 @@ def _outbound_listener(callee: str, port: int) -> Message:
     )
 
 
-_SAFE_RETRIES = "connect-failure,refused-stream,reset-before-request"
-# GET and HEAD change nothing: a 5xx or a reset may be retried on another instance.
-_IDEMPOTENT_RETRIES = "5xx,reset,connect-failure,refused-stream"
-
-
 def _outbound_routes(callee: str, traffic: Traffic) -> Message:
     def route(retry_on: str, methods: list[str] | None) -> route_components_pb2.Route:
         match = route_components_pb2.RouteMatch(prefix="/")
@@ -430,7 +425,7 @@ def _outbound_routes(callee: str, traffic: Traffic) -> Message:
             route_components_pb2.VirtualHost(
                 name=callee,
                 domains=["*"],
-                routes=[route(_IDEMPOTENT_RETRIES, ["GET", "HEAD"]), route(_SAFE_RETRIES, None)],
+                routes=[route(IDEMPOTENT_RETRIES, ["GET", "HEAD"]), route(SAFE_RETRIES, None)],
             )
         ],
     )

@@ -16,7 +16,8 @@ from pathlib import Path
 import grpc
 
 from mesh.registry import Sidecar
-from mesh.server import MeshSettings, build, start
+from mesh.server import build, start
+from mesh.settings import MeshSettings
 from mesh.sidecar import SidecarLaunch
 from mesh.xds import ControlPlane
 

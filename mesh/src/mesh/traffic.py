@@ -10,6 +10,12 @@ from typing import Any, Literal
 
 LbPolicy = Literal["round_robin", "least_request", "ring_hash"]
 
+# What a caller's sidecar retries (Envoy's retry conditions): any request on errors that
+# happen before the callee saw it...
+SAFE_RETRIES = "connect-failure,refused-stream,reset-before-request"
+# ...and GET and HEAD, which change nothing, on a 5xx or a reset too, on another instance.
+IDEMPOTENT_RETRIES = "5xx,reset,connect-failure,refused-stream"
+
 
 @dataclass(frozen=True)
 class Traffic:

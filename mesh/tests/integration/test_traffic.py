@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 
 from mesh.policy import Policy
-from mesh.server import MeshSettings
+from mesh.settings import MeshSettings
 from mesh.testing import MeshUnderTest, RunningSidecar, free_port, mesh_under_test, wait_until_ready
 from mesh.traffic import TrafficSettings
 

@@ -189,3 +189,7 @@ def test_authorizations_can_be_found_by_the_merchants_reference(client: TestClie
     found = client.get("/v1/authorizations", params={"reference": "pay-1"}).json()
     assert [a["reference"] for a in found] == ["pay-1", "pay-1"]
     assert client.get("/v1/authorizations", params={"reference": "none"}).json() == []
+    # Without a reference: the whole books, oldest first, each with where it stands.
+    books = client.get("/v1/authorizations").json()
+    assert [a["reference"] for a in books] == ["pay-1", "pay-2", "pay-1"]
+    assert {a["status"] for a in books} == {"authorized"}

@@ -33,6 +33,7 @@ from chassis.tracing import activated, propagator, tracer
 
 if TYPE_CHECKING:
     from chassis.auth import AccessTokenValidator
+    from chassis.resilience.shedding import Lane
 
 _Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -64,6 +65,66 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         if handler is None:
             return None
         return _rewrapped(handler, _Observer(self._tracer, handler_call_details.method))
+
+
+class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
+    """At most ``lane.limit`` calls worked on at once; over it, RESOURCE_EXHAUSTED at once.
+
+    gRPC's own ``maximum_concurrent_rpcs`` counts health checks too, so a busy server would
+    fail its probes; health and reflection are never shed here (as /healthz over HTTP).
+    """
+
+    def __init__(self, lane: Lane) -> None:
+        self._lane = lane
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method.startswith(_OPEN_SERVICES):
+            return handler
+        return _rewrapped(handler, self._limited)
+
+    def _limited(self, behaviour: Behaviour) -> Behaviour:
+        lane = self._lane
+        if inspect.isasyncgenfunction(behaviour):
+
+            async def streaming(request: Any, context: _Context) -> AsyncIterator[Any]:
+                await self._admit(context)
+                try:
+                    async for response in behaviour(request, context):
+                        yield response
+                finally:
+                    lane.working -= 1
+
+            return streaming
+
+        if inspect.iscoroutinefunction(behaviour):
+
+            async def unary(request: Any, context: _Context) -> Any:
+                await self._admit(context)
+                try:
+                    return await behaviour(request, context)
+                finally:
+                    lane.working -= 1
+
+            return unary
+
+        raise TypeError("a gRPC method whose calls are limited must be async")
+
+    async def _admit(self, context: _Context) -> None:
+        lane = self._lane
+        if lane.working >= lane.limit:
+            lane.shed += 1
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"Too many calls at once (over {lane.limit}); try again shortly.",
+            )
+        lane.working += 1
 
 
 class BearerTokenInterceptor(grpc.aio.ServerInterceptor):

@@ -9,8 +9,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from chassis.grpc.interceptors import BearerTokenInterceptor, CallContextInterceptor
+from chassis.grpc.interceptors import (
+    BearerTokenInterceptor,
+    CallContextInterceptor,
+    ConcurrencyLimitInterceptor,
+)
 from chassis.logs import get_logger
+from chassis.resilience.shedding import Lane, Lanes
 from chassis.tracing import build_tracer_provider, current_provider
 
 if TYPE_CHECKING:
@@ -72,7 +77,13 @@ class GrpcServer:
     async def start(self, app: FastAPI | None = None) -> None:
         """Bind, start serving and report SERVING; a start-up hook for create_app."""
         self._stopping = False
-        interceptors: list[grpc.aio.ServerInterceptor] = []
+        # The app's lane, so /metrics shows its occupancy and shed calls; else one of its own.
+        lanes: Lanes | None = getattr(app.state, "lanes", None) if app else None
+        lane = (
+            lanes.calls if lanes is not None else Lane("grpc", self._settings.max_concurrent_grpc)
+        )
+        # Over the limit a call is refused before its token is even checked.
+        interceptors: list[grpc.aio.ServerInterceptor] = [ConcurrencyLimitInterceptor(lane)]
         if self._scopes is not None:
             validator = getattr(app.state, "token_validator", None) if app else None
             if validator is None:

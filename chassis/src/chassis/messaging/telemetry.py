@@ -45,12 +45,7 @@ def produced_trace_context(message: Message) -> dict[str, str]:
 
 def outbox_waiting(oldest: dt.datetime | None) -> None:
     """The relay looked: ``oldest`` is when its oldest unpublished row was written, if any."""
-    if oldest is None:
-        metrics.bus().outbox_lag.set(0)
-        return
-    if oldest.tzinfo is None:  # SQLite keeps no offset; the outbox writes UTC
-        oldest = oldest.replace(tzinfo=dt.UTC)
-    metrics.bus().outbox_lag.set(max(0.0, (dt.datetime.now(dt.UTC) - oldest).total_seconds()))
+    metrics.bus().outbox_lag.set(metrics.age_seconds(oldest))
 
 
 def outbox_published(topics: Iterable[str]) -> None:

@@ -24,7 +24,12 @@ def install_resilience(app: FastAPI, settings: ServiceSettings) -> None:
     """
     resilience = Resilience(overrides=settings.resilience)
     app.state.resilience = resilience
-    lanes = Lanes.of(reads=settings.max_concurrent_reads, writes=settings.max_concurrent_writes)
+    lanes = Lanes.of(
+        reads=settings.max_concurrent_reads,
+        writes=settings.max_concurrent_writes,
+        calls=settings.max_concurrent_grpc,
+    )
+    app.state.lanes = lanes  # the gRPC server's interceptor sheds on lanes.calls
     app.add_middleware(LoadShedding, lanes=lanes)
     collector = ResilienceCollector(resilience, lanes)
     app.state.resilience_collector = collector

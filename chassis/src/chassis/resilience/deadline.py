@@ -33,6 +33,11 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def expires_at() -> float | None:
+    """The current deadline as a ``time.monotonic()`` value, or None without one."""
+    return _deadline.get()
+
+
 def bounded(seconds: float) -> float:
     """``seconds``, or less if the current deadline comes sooner (never below 0)."""
     left = remaining()

@@ -38,17 +38,19 @@ class Lane:
 
 @dataclass(slots=True)
 class Lanes:
-    """The process's two lanes; made once, read by the middleware and by the metrics."""
+    """The process's lanes: HTTP reads, HTTP writes and gRPC calls; made once, read by the
+    middleware, the gRPC server's interceptor and the metrics."""
 
     reads: Lane
     writes: Lane
+    calls: Lane
 
     @classmethod
-    def of(cls, *, reads: int, writes: int) -> Lanes:
-        return cls(Lane("read", reads), Lane("write", writes))
+    def of(cls, *, reads: int, writes: int, calls: int = 64) -> Lanes:
+        return cls(Lane("read", reads), Lane("write", writes), Lane("grpc", calls))
 
     def __iter__(self) -> Iterator[Lane]:
-        return iter((self.reads, self.writes))
+        return iter((self.reads, self.writes, self.calls))
 
 
 class LoadShedding:

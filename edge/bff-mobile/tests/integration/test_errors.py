@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bff_mobile.entrypoints.problems import ErrorCode
+from chassis.testing import readable_client_bearer
 
 from .conftest import PROBLEM, bearer
 
@@ -60,6 +61,20 @@ async def test_a_token_without_the_routes_scope_is_a_403_forbidden(
 
     assert response.status_code == 403
     assert (response.json()["code"], response.json()["required_scopes"]) == ("forbidden", [scope])
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_a_clients_own_token_is_no_customer_on_any_route(
+    mobile: httpx.AsyncClient, method: str, path: str
+) -> None:
+    # Called directly, not through the gateway (which refuses it too): zero trust.
+    token = readable_client_bearer("bff-web", "orders:read", "orders:write")
+
+    response = await mobile.request(method, path, json={"qty": 1}, headers=token)
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "forbidden"
+    assert response.json()["type"].endswith("/customer-required")
 
 
 async def test_an_unknown_route_is_a_404_not_found(mobile: httpx.AsyncClient) -> None:

@@ -30,6 +30,10 @@ class BffWebSettings(ServiceSettings):
     inventory_timeout: float = Field(default=0.8, gt=0, description="Seconds per stock call.")
     orders_timeout: float = Field(default=5.0, gt=0, description="Seconds per orders call.")
     identity_timeout: float = Field(default=5.0, gt=0, description="Seconds per identity call.")
+    # Opening an account and signing it in at once, all told; the gateway gives a page 10 s.
+    sign_up_seconds: float = Field(
+        default=8.0, gt=0, description="Seconds for sign-up and the sign-in it includes."
+    )
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     # Refresh the access token when less than this is left of it.
     token_refresh_margin_seconds: int = Field(default=60, ge=0, le=600)

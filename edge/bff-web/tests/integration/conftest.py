@@ -91,6 +91,7 @@ class Upstreams:
     accounts: dict[str, str] = field(default_factory=dict)
     listings: list[dict[str, str]] = field(default_factory=list)
     """every GET /products: its query"""
+    authorize_delay: float = 0.0
     authorize_refuses: bool = False
     """identity's sign-in form answers 401 to every password"""
     stock_tokens: list[str] = field(default_factory=list)
@@ -199,6 +200,7 @@ def identity_app(state: Upstreams) -> web.Application:
     async def authorize(request: web.Request) -> web.Response:
         """Identity's sign-in form, posted: a code for a known account's password."""
         form = await request.post()
+        await asyncio.sleep(state.authorize_delay)
         email = str(form.get("email"))
         if state.authorize_refuses or state.accounts.get(email) != form.get("password"):
             return web.Response(status=401, text="wrong email or password")

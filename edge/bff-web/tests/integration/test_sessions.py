@@ -508,6 +508,21 @@ async def test_when_signing_in_at_once_fails_sign_up_falls_back_to_the_sign_in_p
     assert upstreams.access_tokens == {}
 
 
+async def test_a_slow_identity_sends_the_new_customer_to_sign_in_within_the_budget(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    browser = await storefront_factory(sign_up_seconds=0.5)
+    upstreams.authorize_delay = 3.0
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    done = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": "sesame-opens"},
+    )
+    # Identity would have signed them in after 3 s: the budget sent them to sign in instead.
+    assert done.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
+    assert upstreams.accounts == {"amina@example.com": "sesame-opens"}
+
+
 async def test_a_token_orders_no_longer_honours_means_signing_in_again_not_a_loop(
     browser: httpx.AsyncClient, upstreams: Upstreams
 ) -> None:
@@ -517,3 +532,19 @@ async def test_a_token_orders_no_longer_honours_means_signing_in_again_not_a_loo
     assert page.headers["location"] == "/auth/sign-in?return_to=%2Forders"
     again = await browser.get(page.headers["location"])
     assert again.headers["location"].startswith(f"{PUBLIC_URL}/oauth/authorize?")
+
+
+async def test_a_sign_up_identity_does_not_answer_is_a_503_page_not_a_sign_in(
+    storefront_factory: Callable[..., Any], upstreams: Upstreams
+) -> None:
+    # Whether the account was opened is unknown: the shopper is not told it was.
+    browser = await storefront_factory(urls={"identity": "http://127.0.0.1:9"})
+    token = csrf_token_of((await browser.get("/auth/sign-up")).text)
+    done = await browser.post(
+        "/auth/sign-up",
+        data={"csrf_token": token, "email": "amina@example.com", "password": "sesame-opens"},
+        headers={"Accept": "text/html"},
+    )
+    assert done.status_code == 503
+    assert "Your account is open" not in done.text
+    assert upstreams.accounts == {}

@@ -13,6 +13,7 @@ from chassis.auth import AccessTokenValidator
 from chassis.metrics import name_route
 from gateway.auth import authenticate
 from gateway.openapi import PublicApiDocument, publish
+from gateway.ops import OpsNetworksOnlyMiddleware
 from gateway.proxy import Proxy, client_address
 from gateway.ratelimit import RateLimiter, TokenBuckets, token_buckets
 from gateway.security_headers import SecurityHeadersMiddleware
@@ -95,6 +96,9 @@ def create_app(
     # every other answer get a request id, a metrics sample and an access log line too.
     app.user_middleware.append(
         Middleware(SecurityHeadersMiddleware, hsts_max_age=settings.hsts_max_age)
+    )
+    app.user_middleware.append(
+        Middleware(OpsNetworksOnlyMiddleware, networks=settings.ops_networks)
     )
     if settings.cors.allowed_origins:
         app.user_middleware.append(

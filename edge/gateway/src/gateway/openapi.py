@@ -27,6 +27,7 @@ Spec = dict[str, Any]
 UPSTREAM_SPEC_PATH = "/openapi.json"
 BEARER_SCHEME = "bearerAuth"
 _GATEWAY = "gateway"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 _REF_HEAD = "#/components/"
 _PROBLEM_SCHEMA: Spec = {
@@ -47,7 +48,7 @@ def _problem_response(description: str, challenge: bool) -> Spec:
     response: Spec = {
         "description": description,
         "content": {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/GatewayProblem"}}
+            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/GatewayProblem"}}
         },
     }
     if challenge:
@@ -135,6 +136,9 @@ def public_document(
     gateway_ref = renames[_GATEWAY]
     paths: Spec = {}
     operation_ids: set[str] = set()
+    # Each upstream's operation ids as published, and its operations (for their links).
+    published_ids: dict[str, dict[str, str]] = {}
+    published: list[tuple[str, Spec]] = []
     # Shortest prefix first, so the document reads in the order of the route table's config.
     for route in sorted(routes, key=lambda r: r.prefix):
         spec = available.get(route.upstream)
@@ -149,10 +153,17 @@ def public_document(
                 operation = public_item.get(method)
                 if operation is None:
                     continue
+                own_id = operation.get("operationId")
                 _unique_operation_id(operation, route.upstream, operation_ids)
+                if isinstance(own_id, str):
+                    published_ids.setdefault(route.upstream, {})[own_id] = operation["operationId"]
+                published.append((route.upstream, operation))
                 if route.auth == "required":
                     _guard(operation, route, gateway_ref)
+                _gateway_answers(operation, gateway_ref)
             paths[path] = public_item
+    for upstream, operation in published:
+        _relink(operation, published_ids.get(upstream, {}))
     return {
         "openapi": "3.1.0",
         "info": {
@@ -264,6 +275,23 @@ def _unique_operation_id(operation: Spec, upstream: str, seen: set[str]) -> None
     seen.add(unique)
 
 
+def _relink(operation: Spec, published_ids: Mapping[str, str]) -> None:
+    """Point the operation's links at the ids the merged document gives their targets; a link
+    to an operation the public cannot reach is dropped."""
+    for response in operation.get("responses", {}).values():
+        links = response.get("links") if isinstance(response, dict) else None
+        if not isinstance(links, dict):
+            continue
+        for name, link in list(links.items()):
+            target = link.get("operationId") if isinstance(link, dict) else None
+            if isinstance(target, str) and target in published_ids:
+                link["operationId"] = published_ids[target]
+            else:
+                del links[name]
+        if not links:
+            del response["links"]
+
+
 def _guard(operation: Spec, route: Route, gateway_ref: Mapping[tuple[str, str], str]) -> None:
     """Declare the gateway's token check: a bearer token with the route's scopes, 401 and 403."""
     scheme = gateway_ref["securitySchemes", BEARER_SCHEME]
@@ -272,10 +300,62 @@ def _guard(operation: Spec, route: Route, gateway_ref: Mapping[tuple[str, str], 
     alternatives = operation.get("security") or [{}]
     operation["security"] = [{**alternative, **bearer} for alternative in alternatives]
     responses = operation.setdefault("responses", {})
+    gateway_problem = {"$ref": f"{_REF_HEAD}schemas/{gateway_ref['schemas', 'GatewayProblem']}"}
     for status, name in (("401", "GatewayUnauthorized"), ("403", "GatewayForbidden")):
-        responses.setdefault(
-            status, {"$ref": f"{_REF_HEAD}responses/{gateway_ref['responses', name]}"}
+        service_says = responses.get(status)
+        if service_says is None:
+            responses[status] = {"$ref": f"{_REF_HEAD}responses/{gateway_ref['responses', name]}"}
+            continue
+        # The service's own problem, or the gateway's when the gateway refused first (a
+        # problem of its own shape: bff-mobile's has a `code` the gateway's lacks).
+        _or_gateway_problem(service_says, gateway_problem)
+        service_says.setdefault("headers", {}).setdefault(
+            "WWW-Authenticate", _problem_response("", challenge=True)["headers"]["WWW-Authenticate"]
         )
+
+
+# What the gateway itself may answer on any route, before or instead of the service: no
+# route for the path (404), a body too large (413, with a body), a rate limit (429), and an
+# upstream that failed (502), cannot be reached (503) or did not answer in time (504).
+_GATEWAY_STATUSES = {
+    "404": "No route serves the path (an id that is no path segment, say).",
+    "429": "A rate limit of the gateway; retry after Retry-After.",
+    "502": "The service dropped the request.",
+    "503": "No instance of the service is reachable; retry after Retry-After.",
+    "504": "The service did not answer within the route's timeout.",
+}
+
+
+def _gateway_answers(operation: Spec, gateway_ref: Mapping[tuple[str, str], str]) -> None:
+    """Document the gateway's own answers on this operation, next to the service's."""
+    responses = operation.setdefault("responses", {})
+    gateway_problem = {"$ref": f"{_REF_HEAD}schemas/{gateway_ref['schemas', 'GatewayProblem']}"}
+    statuses = dict(_GATEWAY_STATUSES)
+    if "requestBody" in operation:
+        statuses["413"] = "The body is larger than the route takes."
+    for status, description in statuses.items():
+        service_says = responses.get(status)
+        if service_says is None or "$ref" in service_says:
+            responses.setdefault(
+                status,
+                {
+                    "description": description,
+                    "content": {PROBLEM_MEDIA_TYPE: {"schema": gateway_problem}},
+                },
+            )
+            continue
+        _or_gateway_problem(service_says, gateway_problem)
+
+
+def _or_gateway_problem(response: Spec, gateway_problem: Spec) -> None:
+    """Let ``response``'s problem be the gateway's too (anyOf the service's and the gateway's)."""
+    content = response.setdefault("content", {})
+    body = content.setdefault(PROBLEM_MEDIA_TYPE, {})
+    schema = body.get("schema")
+    if schema and schema != gateway_problem and "anyOf" not in schema:
+        body["schema"] = {"anyOf": [schema, gateway_problem]}
+    elif not schema:
+        body["schema"] = gateway_problem
 
 
 class PublicApiDocument:

@@ -110,7 +110,7 @@ class Proxy:
         outbound = _Outbound(
             method=request.method,
             path_and_query=upstream_path + (f"?{request.url.query}" if request.url.query else ""),
-            headers=self._upstream_headers(request, token),
+            headers=self._upstream_headers(request, route, token),
             body=await self._read_body(request, body_limit),
         )
         forwarded_prefix = route.forwarded_prefix()
@@ -207,9 +207,13 @@ class Proxy:
         return bytes(body)
 
     @staticmethod
-    def _upstream_headers(request: Request, token: AccessToken | None) -> CIMultiDict[str]:
+    def _upstream_headers(
+        request: Request, route: Route, token: AccessToken | None
+    ) -> CIMultiDict[str]:
         dropped = _HOP_BY_HOP | _named_in_connection(request.headers.getlist("connection"))
         dropped |= {"traceparent", "tracestate", "forwarded"}
+        if not route.forward_authorization:
+            dropped |= {"authorization"}
         # Only the platform speaks in these: a client's X-Souk-Subject or X-Forwarded-Prefix
         # would otherwise be believed by the services behind the gateway.
         headers: CIMultiDict[str] = CIMultiDict(

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
@@ -34,6 +35,10 @@ class Route(BaseModel):
     subject: Literal["any", "customer"] = "any"
     # Overrides the gateway's max_body_bytes for this route.
     max_body_bytes: int | None = Field(default=None, gt=0)
+    # False: the client's Authorization header stops here, for upstreams that never read it
+    # (pages behind a session cookie, sign-up, signing keys): a token or a password sent
+    # by mistake reaches no service that does not need it (and no log of one).
+    forward_authorization: bool = True
 
     @field_validator("prefix", "rewrite")
     @classmethod
@@ -51,6 +56,16 @@ class Route(BaseModel):
         if bad:
             raise ValueError(f"not OAuth 2 scope names: {bad}")
         return value
+
+    @model_validator(mode="after")
+    def _a_guarded_route_forwards_its_token(self) -> Route:
+        # The service behind a guarded route checks the token again (zero trust).
+        if self.auth == "required" and not self.forward_authorization:
+            raise ValueError(
+                f"route {self.prefix} needs a token but would not forward it: its upstream "
+                "checks it too"
+            )
+        return self
 
     @model_validator(mode="after")
     def _scopes_need_a_token(self) -> Route:
@@ -161,14 +176,33 @@ class GatewaySettings(ServiceSettings):
     connect_timeout: float = Field(default=1.0, gt=0)
     eject_seconds: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
-    # Operational endpoints of the services stay on the private network.
-    internal_paths: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
+    # Operational endpoints and the own API documents of the services stay on the private
+    # network: the public reads the gateway's one merged document at its /openapi.json.
+    internal_paths: frozenset[str] = frozenset(
+        {
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/openapi.json",
+            "/docs",
+            "/docs/oauth2-redirect",
+            "/redoc",
+        }
+    )
     # ... and so does everything under these (the dead letters `souk dlq` reads and replays).
     internal_prefixes: tuple[str, ...] = ("/internal/",)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
     # The edge: a client's own X-Forwarded-For would buy it a fresh per-IP bucket. Name the
     # load balancer in front of the gateway here (JSON list), if there is one.
     forwarded_allow_ips: list[str] = Field(default_factory=list)
+    # The gateway's own /healthz, /readyz and /metrics answer only clients from these
+    # networks (the supervisor, the console, Prometheus on the same host by default); to
+    # anyone else they do not exist (404). A proxy in front must be named in
+    # forwarded_allow_ips, or every client would look like it.
+    ops_networks: tuple[IPvAnyNetwork, ...] = (
+        IPv4Network("127.0.0.0/8"),
+        IPv6Network("::1/128"),
+    )
     # With a Redis URL the rate limits hold across every gateway replica using it.
     redis_url: str | None = None
     cors: Cors = Field(default_factory=Cors)

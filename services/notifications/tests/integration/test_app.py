@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from chassis.messaging import Message
+from chassis.testing import readable_client_bearer
 from contracts import Money
 from contracts.events import (
     OrderConfirmed,
@@ -167,6 +168,18 @@ async def test_listing_with_a_token_lacking_orders_read_is_a_403_problem(
 
     assert response.status_code == 403
     assert response.json()["required_scopes"] == ["orders:read"]
+
+
+async def test_a_clients_own_token_reads_no_ones_notifications(
+    notifications: httpx.AsyncClient,
+) -> None:
+    # Called directly, not through the gateway (which refuses it too): zero trust.
+    token = readable_client_bearer("bff-web", "orders:read")
+
+    response = await notifications.get("/notifications", headers=token)
+
+    assert response.status_code == 403
+    assert response.json()["type"].endswith("/customer-required")
 
 
 async def test_a_customer_naming_another_in_the_query_still_reads_only_their_own(

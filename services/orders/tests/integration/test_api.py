@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from chassis.testing import readable_client_bearer
 from orders.entrypoints.cursors import cursor_of
 from orders.service_layer.ports import ListPosition, NoUsableAnswer
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, bearer, unavailable
@@ -272,6 +273,21 @@ def test_a_token_without_orders_read_cannot_read_orders(client: TestClient) -> N
     writer = bearer("c-1", "orders:write")
 
     problem_of(client.get("/orders", headers=writer), 403, "insufficient-scope")
+
+
+def test_a_clients_own_token_places_reads_and_cancels_no_order(client: TestClient) -> None:
+    # Called directly, not through the gateway (which refuses it too): zero trust. The
+    # client's token holds the scopes; it is still no customer's.
+    token = readable_client_bearer("bff-web", "orders:read", "orders:write")
+    placed = post_order(client, order_body((TEA.product_id, 1))).json()
+
+    placing = post_order(client, order_body((TEA.product_id, 1)), auth=token)
+    listing = client.get("/orders", headers=token)
+    cancelling = client.post(f"/orders/{placed['id']}/cancel", headers=token)
+
+    for refused in (placing, listing, cancelling):
+        problem_of(refused, 403, "customer-required")
+    assert client.get("/orders").json()["total"] == 1
 
 
 def test_another_customers_order_is_not_found_and_cannot_be_cancelled(

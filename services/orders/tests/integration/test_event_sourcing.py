@@ -20,10 +20,11 @@ from orders.adapters.orm import order_card_tokens
 from orders.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from orders.app import MIGRATIONS
 from orders.domain.commands import CancelOrder, RequestedItem
-from orders.domain.errors import StaleOrder
+from orders.domain.errors import IdempotencyKeyTaken, StaleOrder
 from orders.domain.model import Order, OrderStatus, StepDone
 from orders.domain.saga_definition import Outcome, Step
 from orders.service_layer.handlers import cancel_order
+from orders.service_layer.ports import IdempotencyRecord
 from orders.service_layer.saga_handler import restart_stalled
 from services.orders.tests.conftest import GOOD_CARD, SAFFRON, TEA
 from souk.testing import scratch_database
@@ -439,3 +440,62 @@ async def test_older_settled_orders_leave_their_card_tokens_behind(database_url:
         assert tokens == []
     finally:
         await database.dispose()
+
+
+_KEYS_BEFORE_THE_CHASSIS_STORE = sa.table(
+    "idempotency_keys",
+    *(sa.column(c) for c in ("key", "request_fingerprint", "order_id")),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+)
+_ORDER_INDEX = sa.table(
+    "orders",
+    *(sa.column(c, sa.String) for c in ("id", "customer_id", "status")),
+    sa.column("settled", sa.Boolean),
+    sa.column("created_at", sa.DateTime(timezone=True)),
+    sa.column("updated_at", sa.DateTime(timezone=True)),
+    sa.column("version", sa.Integer),
+)
+
+
+async def test_idempotency_keys_stored_before_the_chassis_store_still_answer(
+    database_url: str,
+) -> None:
+    database = Database(database_url, migrations=MIGRATIONS)
+    placed_at = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    old_key = "k" * 128  # the longest key the rule allowed then
+    async with database.engine.begin() as connection:
+        await connection.run_sync(_upgrade_to, database, "0004")
+        await connection.execute(
+            sa.insert(_ORDER_INDEX).values(
+                id="o-1",
+                customer_id="c-1",
+                status="CONFIRMED",
+                settled=True,
+                created_at=placed_at,
+                updated_at=placed_at,
+                version=9,
+            )
+        )
+        await connection.execute(
+            sa.insert(_KEYS_BEFORE_THE_CHASSIS_STORE).values(
+                key=old_key, request_fingerprint="f" * 64, order_id="o-1", created_at=placed_at
+            )
+        )
+    await database.migrate()
+    uow = SqlAlchemyUnitOfWork(database.sessionmaker)
+    longer = "x" * 255  # what billing's keys could be: one column width for both now
+    try:
+        async with uow:
+            kept = await uow.idempotency_keys.get(old_key)
+            await uow.idempotency_keys.add(IdempotencyRecord(longer, "e" * 64, "o-1", AT))
+            await uow.commit()
+        async with uow:
+            with pytest.raises(IdempotencyKeyTaken):
+                await uow.idempotency_keys.add(IdempotencyRecord(old_key, "d" * 64, "o-1", AT))
+        async with uow:
+            added = await uow.idempotency_keys.get(longer)
+    finally:
+        await database.dispose()
+
+    assert kept == IdempotencyRecord(old_key, "f" * 64, "o-1", placed_at)
+    assert added == IdempotencyRecord(longer, "e" * 64, "o-1", AT)

@@ -111,6 +111,10 @@ class CardProcessor:
         """The authorizations made for one merchant reference, oldest first."""
         return [a for a in self._authorizations.values() if a.reference == reference]
 
+    def all(self) -> list[Authorization]:
+        """Every authorization in the books, oldest first."""
+        return list(self._authorizations.values())
+
     def get(self, authorization_id: str) -> Authorization:
         authorization = self._authorizations.get(authorization_id)
         if authorization is None:

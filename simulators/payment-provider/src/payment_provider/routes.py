@@ -69,11 +69,14 @@ async def authorize(
     "",
     response_model=list[AuthorizationPublic],
     summary="Find the authorizations made for a merchant reference (reconciliation)",
+    description="Without `reference`, every authorization the provider holds in its books "
+    "(an operator's audit, e.g. `souk chaos` counting captures).",
 )
 async def find_authorizations(
-    reference: str, card_processor: Processor
+    card_processor: Processor, reference: str | None = None
 ) -> list[AuthorizationPublic]:
-    return [AuthorizationPublic.of(a) for a in card_processor.find(reference)]
+    found = card_processor.all() if reference is None else card_processor.find(reference)
+    return [AuthorizationPublic.of(a) for a in found]
 
 
 @payments.get(

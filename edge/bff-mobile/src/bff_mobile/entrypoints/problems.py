@@ -42,7 +42,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     """401: no access token, or one refused (expired, revoked...): sign in again."""
     FORBIDDEN = "forbidden"
-    """403: the token lacks a scope the route needs."""
+    """403: the token lacks a scope the route needs, or no customer signed in for it."""
     NOT_FOUND = "not_found"
     """404: no such route, or no such product."""
     METHOD_NOT_ALLOWED = "method_not_allowed"
@@ -66,6 +66,7 @@ _CODES = {
     "unauthorized": ErrorCode.UNAUTHORIZED,
     "invalid-token": ErrorCode.UNAUTHORIZED,
     "insufficient-scope": ErrorCode.FORBIDDEN,
+    "customer-required": ErrorCode.FORBIDDEN,
     "not-found": ErrorCode.NOT_FOUND,
     "method-not-allowed": ErrorCode.METHOD_NOT_ALLOWED,
     "validation-error": ErrorCode.VALIDATION,
@@ -130,7 +131,8 @@ def _with_code(response: Response) -> Response:
 
 
 async def _on_mobile_error(request: Request, error: Exception) -> Response:
-    path = request.url.path
+    # The path the client asked for: behind the gateway /api/mobile/..., not /mobile/...
+    path = public_instance(request)
     match error:
         case ProductNotFound():
             return problem_response(

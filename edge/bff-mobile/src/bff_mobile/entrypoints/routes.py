@@ -22,7 +22,9 @@ from bff_mobile.service_layer.home import Sources, home_screen
 from bff_mobile.service_layer.orders import DEFAULT_LIMIT, MAX_LIMIT, orders_page
 from bff_mobile.service_layer.ports import Catalog, Orders, UnitOfWork
 from bff_mobile.settings import BffMobileSettings
-from chassis.auth import AccessToken, require_scopes
+from chassis.auth import AccessToken
+from chassis.customers import require_customer
+from chassis.openapi import links
 from chassis.unit_of_work import request_unit_of_work
 
 router = APIRouter(prefix="/mobile", tags=["mobile"])
@@ -57,8 +59,8 @@ CatalogDep = Annotated[Catalog, Depends(catalog_of)]
 OrdersDep = Annotated[Orders, Depends(orders_of)]
 Settings = Annotated[BffMobileSettings, Depends(settings_of)]
 BearerToken = Annotated[str, Depends(bearer_token)]
-Reader = Annotated[AccessToken, require_scopes("orders:read")]
-Writer = Annotated[AccessToken, require_scopes("orders:write")]
+Reader = Annotated[AccessToken, require_customer("orders:read")]
+Writer = Annotated[AccessToken, require_customer("orders:write")]
 ProductId = Annotated[str, Path(min_length=1, max_length=100, description="A catalog product.")]
 
 
@@ -135,7 +137,16 @@ async def get_cart(request: Request, token: Reader, uow: Uow) -> Response:
 @router.put(
     "/cart/items/{product_id}",
     response_model=CartOut,
-    responses=problems(401, 403, 404, 409, 422, 503),
+    responses={
+        **problems(401, 403, 404, 409, 422, 503),
+        **links(
+            200,
+            RemoveCartItem=(
+                "delete_cart_item_mobile_cart_items__product_id__delete",
+                {"product_id": "$request.path.product_id"},
+            ),
+        ),
+    },
     summary="Put a product in the caller's cart at a quantity (replacing the one it had)",
 )
 async def put_cart_item(
@@ -156,7 +167,8 @@ async def put_cart_item(
 @router.delete(
     "/cart/items/{product_id}",
     response_model=CartOut,
-    responses=problems(401, 403, 422),
+    # 404: an id no route takes (one with a slash in it, say).
+    responses=problems(401, 403, 404, 422),
     summary="Take a product out of the caller's cart; safe to repeat",
 )
 async def delete_cart_item(

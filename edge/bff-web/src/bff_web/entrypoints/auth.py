@@ -20,7 +20,6 @@ from bff_web.entrypoints.errors import error_page
 from bff_web.entrypoints.visits import Visit, VisitDep
 from bff_web.service_layer import accounts
 from chassis import get_logger
-from chassis.upstream import UpstreamFailure
 
 router = APIRouter(prefix="/auth", include_in_schema=False)
 
@@ -105,10 +104,11 @@ async def sign_up(visit: VisitDep) -> Response:
             store=shop.sessions,
             now=shop.clock(),
             ttl=shop.session_ttl,
+            within=shop.settings.sign_up_seconds,
         )
     except SignUpRefused as refusal:
         return await visit.page("sign_up.html", status_code=422, email=email, problem=str(refusal))
-    except (SignInFailed, UpstreamFailure) as failure:
+    except SignInFailed as failure:
         # The account is open; only signing in at once failed: the usual sign-in page.
         _log.warning("sign-in after sign-up failed", error=str(failure))
         visit.session.flash("Your account is open. Sign in with it to shop.")

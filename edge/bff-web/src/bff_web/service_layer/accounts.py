@@ -11,6 +11,7 @@ import asyncio
 import base64
 import hashlib
 import hmac
+import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -89,32 +90,50 @@ async def sign_up_and_in(
     store: SessionStore,
     now: datetime,
     ttl: timedelta,
+    within: float,
 ) -> Session:
     """Open the account, then sign the new customer in at once: the same code flow with
     PKCE and state as a sign-in, the credentials they just chose given to identity's
     authorization endpoint from here rather than typed a second time on its page.
 
-    Returns the signed-in session (rotated). Raises SignUpRefused; SignInFailed or
-    UpstreamFailure when the account is open but the sign-in did not complete (the caller
-    then sends the browser to identity's sign-in page).
+    Returns the signed-in session (rotated). Raises SignUpRefused, or UpstreamFailure if
+    identity did not answer the sign-up (the account may or may not be open); SignInFailed
+    when the account is open but the sign-in did not complete within ``within`` seconds of
+    the start (the caller then sends the browser to identity's sign-in page).
     """
+    started = time.monotonic()
     await identity.register(email, password)
     parameters = _authorization_request(session, client, "/")
     await store.save(session)
-    location = await identity.authorize(parameters, email, password)
-    answer = dict(parse_qsl(urlsplit(location).query))
-    if answer.get("iss", "").rstrip("/") != issuer or "code" not in answer:
-        raise SignInFailed("identity's answer was not a code from our issuer")
-    signed_in, _ = await finish_sign_in(
-        session,
-        code=answer["code"],
-        state=answer.get("state", ""),
-        client=client,
-        identity=identity,
-        store=store,
-        now=now,
-        ttl=ttl,
-    )
+    # Signing in is a courtesy on top of the account: it gets what is left of the budget, so
+    # a slow identity sends the shopper to the sign-in page rather than past the gateway's
+    # timeout with the account open and no answer.
+    left = within - (time.monotonic() - started)
+    if left <= 0:
+        raise SignInFailed("no time was left to sign the new account in")
+    try:
+        async with asyncio.timeout(left):
+            location = await identity.authorize(parameters, email, password)
+            answer = dict(parse_qsl(urlsplit(location).query))
+            if answer.get("iss", "").rstrip("/") != issuer or "code" not in answer:
+                raise SignInFailed("identity's answer was not a code from our issuer")
+            signed_in, _ = await finish_sign_in(
+                session,
+                code=answer["code"],
+                state=answer.get("state", ""),
+                client=client,
+                identity=identity,
+                store=store,
+                now=now,
+                ttl=ttl,
+            )
+    except TimeoutError as error:
+        raise SignInFailed(
+            f"identity took more than {within:g} s to sign the account in"
+        ) from error
+    except UpstreamFailure as failure:
+        # The account is open (identity said so); only the sign-in did not complete.
+        raise SignInFailed(f"the new account was not signed in: {failure}") from failure
     return signed_in
 
 

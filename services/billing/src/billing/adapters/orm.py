@@ -17,8 +17,8 @@ from sqlalchemy import (
 )
 
 from billing.domain.model import CUSTOMER_ID_MAX_LENGTH, ORDER_ID_MAX_LENGTH
-from billing.service_layer.ports import IDEMPOTENCY_KEY_MAX_LENGTH
 from chassis.db import NAMING_CONVENTION, UTCDateTime
+from chassis.idempotency import idempotency_keys_table
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -39,12 +39,11 @@ payments = Table(
     CheckConstraint("amount > 0", name="amount_positive"),
 )
 
-# The primary key is what stops two concurrent requests with one key from both charging.
-idempotency_keys = Table(
-    "idempotency_keys",
+# The chassis's key store (its primary key is what stops two concurrent requests with one key
+# from both charging), with billing's claim on the providers: the payment, the lease, and
+# what reconciliation learnt.
+idempotency_keys = idempotency_keys_table(
     metadata,
-    Column("key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
-    Column("fingerprint", CHAR(64), nullable=False),
     Column("payment_id", String(36), nullable=False, unique=True),
     Column("locked_until", UTCDateTime(), nullable=True),
     Column("version", Integer, nullable=False),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select, update
 
 from billing.adapters.orm import idempotency_keys, payments
 from billing.domain.errors import IdempotencyKeyInFlight
 from billing.domain.model import Payment, PaymentStatus
 from billing.service_layer.ports import IdempotencyRecord
+from chassis.idempotency import IdempotencyKeys
 from contracts import Money
 
 if TYPE_CHECKING:
@@ -70,30 +70,13 @@ class SqlAlchemyPaymentRepository:
             self.written.append(payment)
 
 
-class SqlAlchemyIdempotencyKeyRepository:
-    """Idempotency-Keys in the ``idempotency_keys`` table, changed only from the version read."""
+class SqlAlchemyIdempotencyKeyRepository(IdempotencyKeys[IdempotencyRecord]):
+    """Idempotency-Keys in the chassis's store, changed only from the version read; and the
+    claims reconciliation must settle."""
 
     def __init__(self, session: AsyncSession) -> None:
+        super().__init__(session, idempotency_keys, IdempotencyRecord, taken=IdempotencyKeyInFlight)
         self._session = session
-
-    async def get(self, key: str) -> IdempotencyRecord | None:
-        row = (
-            await self._session.execute(
-                select(idempotency_keys).where(idempotency_keys.c.key == key)
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            key=row.key,
-            fingerprint=row.fingerprint,
-            payment_id=row.payment_id,
-            locked_until=row.locked_until,
-            version=row.version,
-            asked_provider=row.asked_provider,
-            settled=row.settled,
-            empty_lookups=row.empty_lookups,
-        )
 
     async def unanswered(self, before: datetime) -> list[IdempotencyRecord]:
         answered = select(payments.c.id).where(payments.c.id == idempotency_keys.c.payment_id)
@@ -108,43 +91,6 @@ class SqlAlchemyIdempotencyKeyRepository:
         )
         found = [await self.get(key) for key in rows.scalars()]
         return [record for record in found if record is not None]
-
-    async def add(self, record: IdempotencyRecord) -> None:
-        try:
-            await self._session.execute(
-                insert(idempotency_keys).values(
-                    key=record.key,
-                    fingerprint=record.fingerprint,
-                    payment_id=record.payment_id,
-                    locked_until=record.locked_until,
-                    version=record.version,
-                    asked_provider=record.asked_provider,
-                    settled=record.settled,
-                    empty_lookups=record.empty_lookups,
-                )
-            )
-        except IntegrityError as error:
-            # Read as free a moment ago: another request with this key has just taken it.
-            raise IdempotencyKeyInFlight(record.key) from error
-
-    async def save(self, record: IdempotencyRecord) -> None:
-        result = await self._session.execute(
-            update(idempotency_keys)
-            .where(
-                idempotency_keys.c.key == record.key,
-                idempotency_keys.c.version == record.version,
-            )
-            .values(
-                locked_until=record.locked_until,
-                asked_provider=record.asked_provider,
-                settled=record.settled,
-                empty_lookups=record.empty_lookups,
-                version=record.version + 1,
-            )
-        )
-        if not isinstance(result, CursorResult) or result.rowcount != 1:
-            raise IdempotencyKeyInFlight(record.key)
-        record.version += 1
 
 
 def _payment(row: Row[Any]) -> Payment:

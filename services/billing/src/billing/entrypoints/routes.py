@@ -20,6 +20,7 @@ from billing.service_layer.ports import (
 from chassis.auth import require_scopes
 from chassis.etags import conditional_json
 from chassis.idempotency import idempotency_key
+from chassis.openapi import links
 from chassis.problems import problem_responses
 from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
@@ -29,6 +30,14 @@ router = APIRouter(tags=["payments"])
 # Only services call billing (orders, with its own client token); never a customer directly.
 PAY = require_scopes("payments:write")
 READ = require_scopes("payments:read")
+_PAYMENT_ID = {"payment_id": "$response.body#/id"}
+# What follows an authorization (OpenAPI links): read it, capture, void or refund it.
+_PAYMENT_LINKS = {
+    "GetPayment": ("get_payment_payments__payment_id__get", _PAYMENT_ID),
+    "CapturePayment": ("capture_payment_payments__payment_id__capture_post", _PAYMENT_ID),
+    "VoidPayment": ("void_payment_payments__payment_id__void_post", _PAYMENT_ID),
+    "RefundPayment": ("refund_payment_payments__payment_id__refund_post", _PAYMENT_ID),
+}
 
 
 def payment_providers(request: Request) -> Sequence[PaymentProvider]:
@@ -55,6 +64,7 @@ IdempotencyKey = Annotated[
     responses={
         200: {"model": PaymentPublic, "description": "A replay: the payment this key made"},
         **problem_responses(400, 401, 403, 409, 422, 503),
+        **links(201, **_PAYMENT_LINKS),
     },
     summary="Authorize a payment for an order (Idempotency-Key header required)",
     description=(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from chassis import unit_of_work
+from chassis import idempotency, unit_of_work
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -16,12 +16,11 @@ if TYPE_CHECKING:
     from billing.domain.model import Payment
     from contracts import Money
 
-IDEMPOTENCY_KEY_MAX_LENGTH: Final = 255
-
 
 @dataclass(slots=True)
-class IdempotencyRecord:
-    """What billing remembers of an Idempotency-Key: the request it came with and its payment.
+class IdempotencyRecord(idempotency.IdempotencyRecord):
+    """What billing remembers of an Idempotency-Key: the request it came with (the chassis's
+    ``key`` and ``fingerprint``) and its payment.
 
     The payment id is chosen when the key is first seen and never changes, so every attempt
     under one key asks the providers with the same idempotency keys of their own and cannot
@@ -29,8 +28,6 @@ class IdempotencyRecord:
     request dies, the key is free again once the time has passed.
     """
 
-    key: str
-    fingerprint: str
     payment_id: str
     locked_until: datetime | None
     version: int = 1

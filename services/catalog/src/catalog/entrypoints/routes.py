@@ -20,6 +20,7 @@ from catalog.service_layer import handlers, queries
 from catalog.service_layer.ports import ProductSort, UnitOfWork, UnitOfWorkFactory
 from chassis.auth import require_scopes
 from chassis.etags import conditional_json, entity_tags, etag_matches, etag_of
+from chassis.openapi import links
 from chassis.problems import problem_responses
 from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
@@ -111,7 +112,20 @@ async def get_product(request: Request, product_id: str, reads: Reads) -> Respon
     "/products",
     status_code=201,
     response_model=ProductPublic,
-    responses=problem_responses(401, 403, 409, 422),
+    responses={
+        **problem_responses(401, 403, 409, 422),
+        **links(
+            201,
+            GetProduct=(
+                "get_product_products__product_id__get",
+                {"product_id": "$response.body#/id"},
+            ),
+            UpdateProduct=(
+                "update_product_products__product_id__patch",
+                {"product_id": "$response.body#/id"},
+            ),
+        ),
+    },
     summary="Create a product (admin: catalog:write)",
     dependencies=[CATALOG_WRITE],
 )

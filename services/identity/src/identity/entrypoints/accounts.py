@@ -17,7 +17,8 @@ router = APIRouter(tags=["accounts"])
     "/users",
     status_code=201,
     response_model=UserPublic,
-    responses=problem_responses(409, 422),
+    # 503: more passwords are being hashed at once than identity takes (Retry-After).
+    responses=problem_responses(409, 422, 503),
     summary="Open an account with an email address and a password",
 )
 async def register(body: UserCreate, identity: IdentityDep) -> UserPublic:

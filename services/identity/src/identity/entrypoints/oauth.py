@@ -27,6 +27,7 @@ from identity.domain.errors import (
     WrongCredentials,
 )
 from identity.domain.model import format_scope, parse_scope
+from identity.entrypoints import oauth_docs
 from identity.entrypoints.deps import IdentityDep, identity
 from identity.service_layer import accounts
 from identity.service_layer.throttle import TooManySignInAttempts
@@ -56,8 +57,8 @@ h1{margin:.2rem 0 1rem}
 label{display:block;margin:.8rem 0}
 input{display:block;width:100%;box-sizing:border-box;padding:.55rem;margin-top:.25rem;
 border:1px solid #cbb9a4;border-radius:6px;font:inherit}
-button{margin-top:1rem;margin-right:.5rem;padding:.6rem 1.1rem;min-height:2.75rem;border:0;border-radius:6px;
-background:#b4532a;color:#fff;font:inherit;cursor:pointer}
+button{margin-top:1rem;margin-right:.5rem;padding:.6rem 1.1rem;min-height:2.75rem;border:0;
+border-radius:6px;background:#b4532a;color:#fff;font:inherit;cursor:pointer}
 button.secondary{background:#e9e0d4;color:#2b2118}
 .error{background:#fbe3dc;color:#8a2a10;padding:.6rem;border-radius:6px}
 .small{font-size:.85rem;color:#6b5a4a}
@@ -83,7 +84,12 @@ async def oauth_error_response(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=error.status, headers=headers)
 
 
-@router.get("/authorize", response_class=HTMLResponse, summary="Ask the user to sign in")
+@router.get(
+    "/authorize",
+    response_class=HTMLResponse,
+    summary="Ask the user to sign in",
+    openapi_extra=oauth_docs.AUTHORIZE,
+)
 async def authorize(request: Request, identity: IdentityDep) -> Response:
     parameters = request.query_params
     try:
@@ -98,6 +104,7 @@ async def authorize(request: Request, identity: IdentityDep) -> Response:
     response_class=RedirectResponse,
     status_code=302,
     summary="Sign in and consent (or deny): redirects to the client with a code (or an error)",
+    openapi_extra=oauth_docs.SIGN_IN,
 )
 async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Response:
     form = await request.form()
@@ -136,7 +143,11 @@ async def sign_in_and_authorize(request: Request, identity: IdentityDep) -> Resp
     )
 
 
-@router.post("/token", summary="Exchange a grant for an access token (RFC 6749 §3.2)")
+@router.post(
+    "/token",
+    summary="Exchange a grant for an access token (RFC 6749 §3.2)",
+    openapi_extra=oauth_docs.TOKEN,
+)
 async def token(request: Request) -> JSONResponse:
     parts = identity(request)
     server = parts.server
@@ -163,7 +174,12 @@ async def token(request: Request) -> JSONResponse:
     return JSONResponse(_token_body(tokens), headers=NO_STORE)
 
 
-@router.post("/revoke", summary="Revoke a refresh token and its family (RFC 7009)")
+@router.post(
+    "/revoke",
+    response_class=Response,
+    summary="Revoke a refresh token and its family (RFC 7009)",
+    openapi_extra=oauth_docs.REVOKE,
+)
 async def revoke(request: Request) -> Response:
     server = identity(request).server
     form = await request.form()

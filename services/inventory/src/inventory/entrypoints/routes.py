@@ -23,7 +23,7 @@ router = APIRouter(
 Uow = Annotated[UnitOfWork, Depends(request_unit_of_work)]
 
 
-@router.get("/stock/{sku}", summary="The stock of one SKU")
+@router.get("/stock/{sku}", summary="The stock of one SKU", responses=problem_responses(404))
 async def get_stock(sku: str, uow: Uow) -> StockLevel:
     return StockLevel.from_domain(await queries.stock_level(uow, sku))
 

@@ -10,7 +10,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from chassis.auth import AccessToken, require_scopes
+from chassis.auth import AccessToken
+from chassis.customers import require_customer
 from chassis.etags import conditional_json
 from chassis.problems import problem_responses
 from chassis.unit_of_work import request_unit_of_work
@@ -34,7 +35,7 @@ async def list_notifications(
     *,
     request: Request,
     # A customer reads only what they were told: the customer is the token's subject.
-    token: Annotated[AccessToken, require_scopes("orders:read")],
+    token: Annotated[AccessToken, require_customer("orders:read")],
     uow: Uow,
     page: Annotated[int, Query(ge=1, le=queries.MAX_PAGE, description="From 1.")] = 1,
     page_size: Annotated[

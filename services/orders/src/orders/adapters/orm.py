@@ -5,7 +5,6 @@ Idempotency-Keys. Migrations in ``orders/migrations`` build exactly this schema.
 from __future__ import annotations
 
 from sqlalchemy import (
-    CHAR,
     Boolean,
     Column,
     ForeignKey,
@@ -17,11 +16,8 @@ from sqlalchemy import (
 )
 
 from chassis.db import NAMING_CONVENTION, UTCDateTime
-from orders.domain.model import (
-    CARD_TOKEN_MAX_LENGTH,
-    ID_MAX_LENGTH,
-    IDEMPOTENCY_KEY_MAX_LENGTH,
-)
+from chassis.idempotency import idempotency_keys_table
+from orders.domain.model import CARD_TOKEN_MAX_LENGTH, ID_MAX_LENGTH
 
 # Named constraints, so migrations can refer to them on every backend (SQLite included).
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
@@ -50,11 +46,9 @@ order_card_tokens = Table(
     Column("card_token", String(CARD_TOKEN_MAX_LENGTH), nullable=False),
 )
 
-idempotency_keys = Table(
-    "idempotency_keys",
+# The chassis's key store; what a key placed is an order of this table.
+idempotency_keys = idempotency_keys_table(
     metadata,
-    Column("key", String(IDEMPOTENCY_KEY_MAX_LENGTH), primary_key=True),
-    Column("request_fingerprint", CHAR(64), nullable=False),
     Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
 )

@@ -11,9 +11,9 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import and_, delete, false, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from chassis.eventstore import AggregateStore, ConcurrencyConflict, EventStore
+from chassis.idempotency import IdempotencyKeys
 from orders.adapters.event_codec import OrderEvents, OrderSnapshots
 from orders.adapters.orm import idempotency_keys, order_card_tokens, orders
 from orders.adapters.publishing import publish
@@ -130,40 +130,9 @@ class EventSourcedOrderRepository:
         return token or ""
 
 
-class SqlAlchemyIdempotencyKeyRepository:
-    """Idempotency-Keys in ``idempotency_keys``, unique by key."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def get(self, key: str) -> IdempotencyRecord | None:
-        row = (
-            await self._session.execute(
-                select(idempotency_keys).where(idempotency_keys.c.key == key)
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        return IdempotencyRecord(
-            key=row.key,
-            request_fingerprint=row.request_fingerprint,
-            order_id=row.order_id,
-            created_at=row.created_at,
-        )
-
-    async def add(self, record: IdempotencyRecord) -> None:
-        try:
-            await self._session.execute(
-                insert(idempotency_keys).values(
-                    key=record.key,
-                    request_fingerprint=record.request_fingerprint,
-                    order_id=record.order_id,
-                    created_at=record.created_at,
-                )
-            )
-        except IntegrityError as error:
-            # The key was absent when looked up: a concurrent request stored it since.
-            raise IdempotencyKeyTaken(record.key) from error
+def idempotency_keys_of(session: AsyncSession) -> IdempotencyKeys[IdempotencyRecord]:
+    """The Idempotency-Keys, in the chassis's store: each names the order it placed."""
+    return IdempotencyKeys(session, idempotency_keys, IdempotencyRecord, taken=IdempotencyKeyTaken)
 
 
 def _index(order: Order) -> dict[str, object]:

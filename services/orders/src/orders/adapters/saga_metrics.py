@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from sqlalchemy import func, select
 
-from chassis import get_logger
+from chassis.metrics import PeriodicRefresh, age_seconds
 from orders.adapters.orm import orders
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-_log = get_logger("orders.saga_metrics")
 
 
 class SagaMetrics:
@@ -24,7 +19,7 @@ class SagaMetrics:
 
     def __init__(self, registry: CollectorRegistry, *, interval: float = 5.0) -> None:
         self._interval = interval
-        self._task: asyncio.Task[None] | None = None
+        self._refreshing: PeriodicRefresh | None = None
         self.orders = Gauge(
             "orders_saga_orders",
             "Orders by status (PENDING, CONFIRMED, ...) and whether their saga has settled.",
@@ -50,14 +45,15 @@ class SagaMetrics:
 
     def start(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         """Refresh the gauges in the background until :meth:`stop`."""
-        self._task = asyncio.create_task(self._run(sessionmaker), name="saga-metrics")
+        self._refreshing = PeriodicRefresh(
+            lambda: self.refresh(sessionmaker), interval=self._interval, name="saga-metrics"
+        )
+        self._refreshing.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._refreshing is not None:
+            await self._refreshing.stop()
+            self._refreshing = None
 
     async def refresh(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         """Read the counts and the oldest unsettled order once."""
@@ -73,17 +69,4 @@ class SagaMetrics:
         self.orders.clear()
         for status, settled, count in counts.all():
             self.orders.labels(status, str(bool(settled)).lower()).set(count)
-        if oldest is None:
-            self.oldest_unsettled.set(0)
-            return
-        if oldest.tzinfo is None:  # SQLite keeps no offset; orders writes UTC
-            oldest = oldest.replace(tzinfo=UTC)
-        self.oldest_unsettled.set(max(0.0, (datetime.now(UTC) - oldest).total_seconds()))
-
-    async def _run(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        while True:
-            try:
-                await self.refresh(sessionmaker)
-            except Exception:  # noqa: BLE001 - a locked database now and then is no reason to stop
-                _log.warning("saga metrics not refreshed", exc_info=True)
-            await asyncio.sleep(self._interval)
+        self.oldest_unsettled.set(age_seconds(oldest))

@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chassis import unit_of_work
-from orders.adapters.repository import (
-    EventSourcedOrderRepository,
-    SqlAlchemyIdempotencyKeyRepository,
-)
+from orders.adapters.repository import EventSourcedOrderRepository, idempotency_keys_of
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from chassis.idempotency import IdempotencyKeys
     from chassis.messaging.inbox import Inbox
-    from orders.service_layer.ports import Receipt
+    from orders.service_layer.ports import IdempotencyRecord, Receipt
 
 # A checkout appends about a dozen events: one snapshot per order, taken as it settles.
 SNAPSHOT_EVERY = 10
@@ -38,7 +36,7 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
     streams append reaches the outbox in the same transaction."""
 
     orders: EventSourcedOrderRepository
-    idempotency_keys: SqlAlchemyIdempotencyKeyRepository
+    idempotency_keys: IdempotencyKeys[IdempotencyRecord]
     handled_commands: HandledCommandsInbox
 
     def __init__(
@@ -54,5 +52,5 @@ class SqlAlchemyUnitOfWork(unit_of_work.SqlAlchemyUnitOfWork):
         self.orders = EventSourcedOrderRepository(
             session, self.outbox, snapshot_every=self._snapshot_every
         )
-        self.idempotency_keys = SqlAlchemyIdempotencyKeyRepository(session)
+        self.idempotency_keys = idempotency_keys_of(session)
         self.handled_commands = HandledCommandsInbox(self.inbox)

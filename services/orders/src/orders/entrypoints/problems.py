@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chassis.problems import problem_response
+from chassis.problems import problem_response, public_instance
 from orders.domain.errors import (
     IdempotencyKeyReused,
     InvalidOrder,
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 async def orders_problem(request: Request, error: Exception) -> Response:
     """Exception handler for OrdersError: answer it as problem+json."""
-    path = request.url.path
+    # The path the client asked for: behind the gateway /api/orders/..., not /orders/...
+    path = public_instance(request)
     match error:
         case OrderNotFound():
             return problem_response(

@@ -7,9 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from chassis.auth import AccessToken, require_scopes
+from chassis.auth import AccessToken
+from chassis.customers import require_customer
 from chassis.etags import conditional_json
 from chassis.idempotency import idempotency_key
+from chassis.openapi import links
 from chassis.problems import problem_responses
 from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
@@ -29,9 +31,15 @@ IdempotencyKey = Annotated[
         "order", description="A new UUID per order; sending the same request again with it is safe."
     ),
 ]
-# The customer is always the token's subject: a customer places, reads and cancels their own.
-Reader = Annotated[AccessToken, require_scopes("orders:read")]
-Writer = Annotated[AccessToken, require_scopes("orders:write")]
+# The customer is always the token's subject: a customer places, reads and cancels their own;
+# a client's own token (client credentials, no customer signed in) is refused here too.
+Reader = Annotated[AccessToken, require_customer("orders:read")]
+_ORDER_ID = {"order_id": "$response.body#/id"}
+_ORDER_LINKS = {
+    "GetOrder": ("get_order_orders__order_id__get", _ORDER_ID),
+    "CancelOrder": ("cancel_order_orders__order_id__cancel_post", _ORDER_ID),
+}
+Writer = Annotated[AccessToken, require_customer("orders:write")]
 
 
 @router.post(
@@ -41,6 +49,9 @@ Writer = Annotated[AccessToken, require_scopes("orders:write")]
     responses={
         200: {"description": "A replay: this key already placed this order", "model": OrderPublic},
         **problem_responses(400, 401, 403, 422),
+        # What a client does next with the order: the same links on a replay.
+        **links(201, **_ORDER_LINKS),
+        **links(200, **_ORDER_LINKS),
     },
     summary="Place an order for the token's subject; its checkout runs in the background",
 )

@@ -70,7 +70,7 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
     async with uow:
         record = await uow.idempotency_keys.get(command.idempotency_key)
         if record is not None:
-            if record.request_fingerprint != command.request_fingerprint:
+            if record.fingerprint != command.request_fingerprint:
                 raise IdempotencyKeyReused(command.idempotency_key)
             placed = await uow.orders.get(record.order_id)
             if placed is None:
@@ -92,7 +92,7 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
         await uow.idempotency_keys.add(
             IdempotencyRecord(
                 key=command.idempotency_key,
-                request_fingerprint=command.request_fingerprint,
+                fingerprint=command.request_fingerprint,
                 order_id=order.id,
                 created_at=now,
             )

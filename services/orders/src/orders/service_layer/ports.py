@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from chassis import unit_of_work
+from chassis import idempotency, unit_of_work
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -48,12 +48,10 @@ class HandledCommands(Protocol):
         commit."""
 
 
-@dataclass(frozen=True, slots=True)
-class IdempotencyRecord:
-    """The order an Idempotency-Key placed, and a digest of the request that placed it."""
+@dataclass(slots=True)
+class IdempotencyRecord(idempotency.IdempotencyRecord):
+    """The order an Idempotency-Key placed (the key and the request's digest: the chassis's)."""
 
-    key: str
-    request_fingerprint: str
     order_id: str
     created_at: datetime
 

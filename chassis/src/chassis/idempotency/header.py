@@ -18,7 +18,10 @@ from chassis.problems import ProblemError
 IDEMPOTENCY_KEY_MAX_LENGTH: Final = 128
 """Room for a UUID and a suffix; every service's key column holds at least this much."""
 
-_IDEMPOTENCY_KEY: Final = re.compile(rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$")
+IDEMPOTENCY_KEY_PATTERN: Final = rf"^[A-Za-z0-9._:-]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
+"""What a usable key is (the services' OpenAPI documents say so too: chassis.openapi)."""
+
+_IDEMPOTENCY_KEY: Final = re.compile(IDEMPOTENCY_KEY_PATTERN)
 
 
 def check_idempotency_key(key: str | None, *, twice: str) -> str:
