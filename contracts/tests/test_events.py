@@ -7,11 +7,11 @@ import pytest
 
 from contracts import Money
 from contracts.events import (
+    Delivery,
     MalformedEvent,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
-    Delivery,
     OrderPlaced,
     OrderRejected,
     PaymentAuthorized,

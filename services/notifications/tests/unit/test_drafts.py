@@ -46,7 +46,9 @@ TAGINE = PricedItem("p-1", "TAGINE-CLAY-30CM", "Clay tagine, 30 cm", 2, Money(29
                 "c-1",
                 (OrderItem("p-1", 2),),
                 AT,
-                delivery=Delivery("Amina Haddad", "12 Rue Nationale", "59000", "Lille", "FR", "express"),
+                delivery=Delivery(
+                    "Amina Haddad", "12 Rue Nationale", "59000", "Lille", "FR", "express"
+                ),
             ),
             "c-1",
             "We have received your order o-123: 2 items, express delivery to Amina Haddad, "

@@ -13,9 +13,15 @@ from sqlalchemy import MetaData, delete, insert, select
 
 from chassis.messaging import tables as messaging_tables
 from contracts import Money
-from contracts.events import Delivery, OrderPlaced, PaymentAuthorized, PaymentCaptured, StockReserved
-from order_history.adapters.repository import document_of
+from contracts.events import (
+    Delivery,
+    OrderPlaced,
+    PaymentAuthorized,
+    PaymentCaptured,
+    StockReserved,
+)
 from order_history.adapters.orm import metadata, order_views, products, projection
+from order_history.adapters.repository import document_of
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from order_history.domain.model import OrderView, Product
 from order_history.service_layer.handlers import take_in

@@ -166,7 +166,7 @@ class Order:
         )
 
     @classmethod
-    def place(  # noqa: PLR0913 - an order's every part, by name
+    def place(
         cls,
         *,
         customer_id: str,

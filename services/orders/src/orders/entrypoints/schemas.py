@@ -6,7 +6,6 @@ import hashlib
 import json
 import re
 from datetime import datetime
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
