@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
 from .conftest import PASSWORD
@@ -113,15 +114,30 @@ class Journey:
         marked = page.locator(ERROR_MARKS)
         if marked.count() and not error_page:
             self.errors.append(f"error shown at {name}: {marked.first.inner_text()}")
-        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        for attempt in range(3):
+            try:
+                widths, found = self._measure()
+                break
+            except PlaywrightError as error:
+                # A pending order's page reloads itself once the order settles: check the
+                # page it became (a page that keeps reloading fails after three tries).
+                if "context was destroyed" not in str(error) or attempt == 2:
+                    raise
+                page.wait_for_load_state("load")
         if widths[0] > widths[1]:
             self.errors.append(f"{name}: {widths[0]} px wide in a {widths[1]} px window")
-        if not page.evaluate("() => typeof axe !== 'undefined'"):
-            page.add_script_tag(path=str(AXE))
-        self.errors.extend(f"{name}: {found}" for found in page.evaluate(AXE_RUN))
+        self.errors.extend(f"{name}: {violation}" for violation in found)
         self.steps += 1
         page.screenshot(path=self.shots / f"{self.steps:02d}-{name}.png", full_page=True)
         assert not self.errors, f"at step {name}: {self.errors} (screenshots in {self.shots})"
+
+    def _measure(self) -> tuple[list[int], list[str]]:
+        """The page's scroll width and window width, and axe-core's serious violations."""
+        page = self.page
+        widths = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if not page.evaluate("() => typeof axe !== 'undefined'"):
+            page.add_script_tag(path=str(AXE))
+        return widths, page.evaluate(AXE_RUN)
 
     def cart_count(self) -> str:
         return self.page.get_by_test_id("cart-count").inner_text()
