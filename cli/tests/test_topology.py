@@ -232,7 +232,13 @@ def test_default_topology_ships_the_whole_shop(tmp_path: Path) -> None:
     assert notifications.database
     assert (notifications.upstreams, notifications.grpc) == (["identity"], False)
     assert topology.broker.kind == "embedded"
-    assert {"prefix": "/.well-known", "upstream": "identity", "strip_prefix": False} in routes
+    # Discovery and the signing keys need no token: the gateway does not pass one on.
+    assert {
+        "prefix": "/.well-known",
+        "upstream": "identity",
+        "strip_prefix": False,
+        "forward_authorization": False,
+    } in routes
     assert topology.module_of("identity") == "identity"
     assert topology.services["identity"].database
     assert topology.services["catalog"].replicas == 2
