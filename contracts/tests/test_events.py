@@ -7,6 +7,7 @@ import pytest
 
 from contracts import Money
 from contracts.events import (
+    Delivery,
     MalformedEvent,
     OrderCancelled,
     OrderConfirmed,
@@ -126,9 +127,9 @@ def test_money_travels_as_minor_units_and_a_currency():
     assert body["amount"] == {"amount": 5990, "currency": "EUR"}
 
 
-def test_order_placed_version_2_has_items_as_objects():
+def test_order_placed_has_items_as_objects_since_version_2():
     event = EXAMPLES[0]
-    assert event.schema_version == 2
+    assert event.schema_version == 3
     assert json.loads(event.to_json())["items"] == [
         {"product_id": "p-1", "quantity": 2},
         {"product_id": "p-2", "quantity": 1},
@@ -144,6 +145,20 @@ def test_order_placed_version_1_is_upcast_from_pairs():
         "occurred_at": AT,
     }
     assert decode("OrderPlaced", 1, json.dumps(v1).encode()) == EXAMPLES[0]
+
+
+def test_order_placed_version_2_is_upcast_to_an_order_without_a_delivery():
+    v2 = {k: v for k, v in json.loads(EXAMPLES[0].to_json()).items() if k != "delivery"}
+    upcast = decode("OrderPlaced", 2, json.dumps(v2).encode())
+    assert upcast == EXAMPLES[0]
+    assert upcast.delivery is None
+
+
+def test_order_placed_carries_its_delivery_both_ways():
+    delivery = Delivery("Amina B.", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+    event = OrderPlaced("o-1", "c-1", (OrderItem("p-1", 1),), AT, delivery=delivery)
+    assert json.loads(event.to_json())["delivery"]["option"] == "express"
+    assert decode("OrderPlaced", 3, event.to_json()) == event
 
 
 def test_a_version_1_payload_that_cannot_be_upcast_is_malformed():
@@ -171,7 +186,7 @@ def test_an_unknown_event_type_is_a_clear_error():
         decode("OrderShipped", 1, b"{}")
 
 
-@pytest.mark.parametrize("version", [0, 3])
+@pytest.mark.parametrize("version", [0, 4])
 def test_a_version_this_consumer_does_not_know_is_refused(version):
     with pytest.raises(UnsupportedSchemaVersion, match=f"OrderPlaced version {version}"):
         decode("OrderPlaced", version, EXAMPLES[0].to_json())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contracts.events import catalog, ledger, orders, payments, stock
 from contracts.events.catalog import ProductCreated, ProductUpdated
 from contracts.events.orders import (
+    Delivery,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
@@ -48,6 +49,7 @@ from contracts.events.stock import (
 )
 
 __all__ = [
+    "Delivery",
     "Event",
     "EventError",
     "MalformedEvent",

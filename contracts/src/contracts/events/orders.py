@@ -30,15 +30,33 @@ class PricedItem:
     unit_price: Money
 
 
+DELIVERY_OPTIONS: Final = ("standard", "express")
+"""How an order travels: ``standard`` (3-5 working days) or ``express`` (next working day)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where and how an order is delivered: the recipient, their address, the option."""
+
+    name: str
+    address: str
+    postcode: str
+    city: str
+    country: str
+    option: str
+
+
 @dataclass(frozen=True, slots=True)
 class OrderPlaced(Event):
     """A customer placed an order; its checkout starts.
 
-    Version 2 has items as objects; version 1 had ``[product_id, quantity]`` pairs.
+    Version 3 adds ``delivery`` (None for an order placed without one, as every order of
+    versions 1 and 2 was); version 2 has items as objects; version 1 had ``[product_id,
+    quantity]`` pairs.
     """
 
     event_type: ClassVar[str] = "OrderPlaced"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
     topic: ClassVar[str] = TOPIC
     key_field: ClassVar[str] = "order_id"
 
@@ -46,6 +64,7 @@ class OrderPlaced(Event):
     customer_id: str
     items: tuple[OrderItem, ...]
     occurred_at: str
+    delivery: Delivery | None = None
 
     @property
     def item_count(self) -> int:
@@ -59,6 +78,11 @@ def _order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
         {"product_id": product_id, "quantity": quantity} for product_id, quantity in data["items"]
     ]
     return {**data, "items": items}
+
+
+@upcaster("OrderPlaced", from_version=2)
+def _order_placed_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "delivery": None}
 
 
 @dataclass(frozen=True, slots=True)

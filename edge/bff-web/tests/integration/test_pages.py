@@ -457,3 +457,89 @@ async def test_a_page_asked_for_under_another_host_name_goes_to_the_public_addre
     assert moved.headers["location"] == f"{PUBLIC_URL}/cart?x=1"
     same = await browser.get("/cart", headers={"X-Forwarded-Host": "shop.test"})
     assert same.status_code == 200
+
+
+ADDRESS = {
+    "name": "Amina Benali",
+    "address": "12 Derb Sidi Ahmed",
+    "postcode": "30110",
+    "city": "Fes",
+    "country": "MA",
+}
+
+
+async def test_checkout_goes_through_delivery_and_review_to_an_order_with_its_address(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    cart = await browser.get("/cart")
+    assert 'href="/checkout"' in cart.text
+    step = await browser.get("/checkout")
+    assert step.status_code == 200
+    assert "Shipping address" in step.text
+    assert "Express delivery — next working day, free" in step.text
+
+    form = {"csrf_token": token, **ADDRESS, "option": "express", "card_token": "tok_ok"}
+    review = await browser.post("/checkout/review", data=form)
+
+    assert review.status_code == 200
+    assert "Review your order" in review.text
+    assert "12 Derb Sidi Ahmed<br>30110 Fes<br>Morocco" in review.text
+    assert "Express delivery — next working day, free" in review.text
+    assert "Test card — accepted" in review.text
+    assert upstreams.placed == []  # reviewing places nothing
+    placed = await browser.post("/checkout", data=form)
+    assert placed.status_code == 303
+    [request] = upstreams.placed
+    assert request["body"]["delivery"] == {**ADDRESS, "option": "express"}
+    [order_id] = upstreams.orders
+    upstreams.orders[order_id]["public"]["delivery"] = request["body"]["delivery"]
+    confirmation = (await browser.get(placed.headers["location"])).text
+    assert 'data-testid="order-date">Placed ' in confirmation
+    assert "Amina Benali<br>12 Derb Sidi Ahmed<br>30110 Fes<br>Morocco" in confirmation
+    assert 'data-testid="order-payment">By card' in confirmation
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"name": "  "}, "name", "Enter your full name."),
+        ({"postcode": "9" * 21}, "postcode", "Your postcode must be at most 20 characters."),
+        ({"country": "ZZ"}, "country", "Choose a country we deliver to."),
+        ({"option": "teleport"}, "option", "Choose standard or express delivery."),
+        ({"card_token": "tok_stolen"}, "card", "Choose a card to pay with."),
+    ],
+)
+async def test_a_wrong_delivery_field_is_named_beside_it_and_nothing_is_placed(
+    browser: httpx.AsyncClient,
+    upstreams: Upstreams,
+    change: dict[str, str],
+    field: str,
+    message: str,
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    form = {"csrf_token": token, **ADDRESS, "option": "standard", "card_token": "tok_ok", **change}
+
+    for path in ("/checkout/review", "/checkout"):
+        answer = await browser.post(path, data=form)
+        assert answer.status_code == 422, path
+        assert f'<p class="field-problem" id="error-{field}"' in answer.text
+        assert message in answer.text
+        assert f'aria-describedby="error-{field}"' in answer.text
+        assert 'value="12 Derb Sidi Ahmed"' in answer.text  # what was typed stays
+    assert upstreams.placed == []
+
+
+async def test_the_delivery_step_wants_a_signed_in_customer_with_a_cart(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    signed_out = await browser.get("/checkout")
+    assert signed_out.status_code == 303
+    assert signed_out.headers["location"].startswith("/auth/sign-in")
+    await sign_in(browser, upstreams)
+    empty = await browser.get("/checkout")
+    assert (empty.status_code, empty.headers["location"]) == (303, "/cart")

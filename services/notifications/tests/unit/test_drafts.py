@@ -8,6 +8,7 @@ import pytest
 
 from contracts import Money
 from contracts.events import (
+    Delivery,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
@@ -38,6 +39,20 @@ TAGINE = PricedItem("p-1", "TAGINE-CLAY-30CM", "Clay tagine, 30 cm", 2, Money(29
             OrderPlaced("o-123", "c-1", (OrderItem("p-1", 2), OrderItem("p-2", 1)), AT),
             "c-1",
             "We have received your order o-123: 3 items",
+        ),
+        (
+            OrderPlaced(
+                "o-123",
+                "c-1",
+                (OrderItem("p-1", 2),),
+                AT,
+                delivery=Delivery(
+                    "Amina Haddad", "12 Rue Nationale", "59000", "Lille", "FR", "express"
+                ),
+            ),
+            "c-1",
+            "We have received your order o-123: 2 items, express delivery to Amina Haddad, "
+            "12 Rue Nationale, 59000 Lille, FR",
         ),
         (
             OrderConfirmed("o-123", "c-1", (TAGINE,), TOTAL, AT),

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from chassis import Database
 from chassis.messaging import Message
 from contracts import Money
-from contracts.events import OrderItem, OrderPlaced, OrderRejected, PaymentDeclined
+from contracts.events import Delivery, OrderItem, OrderPlaced, OrderRejected, PaymentDeclined
 from order_history.adapters.orm import projection
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 
@@ -72,7 +72,8 @@ async def test_events_of_four_services_in_any_order_become_the_customers_history
     # Payments and stock before the order they are about; the catalog after it.
     story = [e for e in CONFIRMED_STORY if e.topic != "orders"]
     story += [e for e in CONFIRMED_STORY if e.topic == "orders"]
-    declined = OrderPlaced("o-2", "c-1", (OrderItem(TAGINE_ID, 3),), at(30))
+    delivery = Delivery("Amina Benali", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+    declined = OrderPlaced("o-2", "c-1", (OrderItem(TAGINE_ID, 3),), at(30), delivery=delivery)
     story += [
         declined,
         PaymentDeclined("pay-2", "o-2", Money(8985, "EUR"), "card_declined", at(31)),
@@ -122,6 +123,15 @@ async def test_events_of_four_services_in_any_order_become_the_customers_history
         "reason": "card_declined",
     }
     assert rejected["stock"] is None
+    assert rejected["delivery"] == {
+        "name": "Amina Benali",
+        "address": "12 Derb Sidi Ahmed",
+        "postcode": "30110",
+        "city": "Fes",
+        "country": "MA",
+        "option": "express",
+    }
+    assert confirmed["delivery"] is None  # placed without one, as before deliveries
     assert (confirmed["order_id"], confirmed["status"]) == ("o-1", "CONFIRMED")
     assert confirmed["placed_at"] == "2026-11-25T10:10:00Z"
     assert confirmed["total"] == {"amount": 5975, "currency": "EUR"}

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from typing import TYPE_CHECKING
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import MetaData, delete, select
+from sqlalchemy import MetaData, delete, insert, select
 
 from chassis.messaging import tables as messaging_tables
 from contracts import Money
-from contracts.events import OrderPlaced, PaymentAuthorized, PaymentCaptured, StockReserved
+from contracts.events import (
+    Delivery,
+    OrderPlaced,
+    PaymentAuthorized,
+    PaymentCaptured,
+    StockReserved,
+)
 from order_history.adapters.orm import metadata, order_views, products, projection
+from order_history.adapters.repository import document_of
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from order_history.domain.model import OrderView, Product
 from order_history.service_layer.handlers import take_in
@@ -66,6 +74,40 @@ async def test_a_view_reads_back_exactly_as_it_was_saved(uow: SqlAlchemyUnitOfWo
         assert await uow.orders.get("o-1") == view
         assert await uow.orders.get("o-2") == empty
         assert await uow.orders.get("o-3") is None
+
+
+async def test_a_delivery_reads_back_and_a_row_stored_before_deliveries_is_served_without(
+    database: Database, uow: SqlAlchemyUnitOfWork
+) -> None:
+    delivery = Delivery("Amina Benali", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "standard")
+    delivered = OrderView("o-1")
+    delivered.apply(dataclasses.replace(PLACED, delivery=delivery))
+    async with uow:
+        await uow.orders.save(delivered)
+        await uow.commit()
+    # A row of the release before deliveries: its document has no "delivery" key at all.
+    before = OrderView("o-2")
+    before.apply(dataclasses.replace(PLACED, order_id="o-2"))
+    document = document_of(before)
+    del document["delivery"]
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            insert(order_views).values(
+                order_id="o-2",
+                customer_id="c-1",
+                status="PENDING",
+                placed_at=before.placed_at,
+                document=document,
+            )
+        )
+
+    async with uow:
+        assert await uow.orders.get("o-1") == delivered
+        assert (await uow.orders.get("o-1") or OrderView("")).delivery == delivery
+        assert await uow.orders.get("o-2") == before
+        listed, total = await uow.orders.for_customer("c-1", offset=0, limit=10)
+    assert total == 2
+    assert {view.order_id: view.delivery for view in listed} == {"o-1": delivery, "o-2": None}
 
 
 async def test_a_customers_listed_orders_come_latest_placed_first(

@@ -3,6 +3,7 @@ arrival and however often each event comes."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 
 from contracts import Money
 from contracts.events import (
+    Delivery,
     OrderCancelled,
     OrderItem,
     OrderPlaced,
@@ -21,6 +23,7 @@ from contracts.events import (
     ReservationReleased,
     StockLine,
     StockReserved,
+    decode,
 )
 from order_history.domain.model import (
     History,
@@ -184,3 +187,31 @@ def test_a_moment_without_a_time_zone_or_not_a_moment_is_refused(moment: str) ->
 
 def test_moments_are_kept_in_utc() -> None:
     assert moment_of("2026-11-25T11:00:00+01:00") == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+
+
+DELIVERY = Delivery("Amina Benali", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+
+
+def test_an_order_placed_with_a_delivery_shows_where_and_how_it_goes() -> None:
+    view = OrderView("o-1")
+
+    view.apply(OrderPlaced("o-1", "c-1", (OrderItem("p-1", 1),), at(10), delivery=DELIVERY))
+    view.apply(OrderRejected("o-1", "c-1", "out of stock", at(11)))
+
+    assert view.delivery == DELIVERY
+    assert view.status is OrderStatus.REJECTED
+
+
+def test_an_order_placed_before_deliveries_existed_has_none() -> None:
+    stored_v2 = {
+        "order_id": "o-1",
+        "customer_id": "c-1",
+        "items": [{"product_id": "p-1", "quantity": 1}],
+        "occurred_at": at(10),
+    }
+    view = OrderView("o-1")
+
+    view.apply(decode("OrderPlaced", 2, json.dumps(stored_v2).encode()))
+
+    assert view.listed
+    assert view.delivery is None

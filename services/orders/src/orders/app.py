@@ -87,7 +87,9 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
         title="Souk orders",
         description="Orders of the Souk shop: place, follow and cancel them; the checkout "
         "prices them with the catalog, reserves stock with inventory and takes payment "
-        "with billing.",
+        "with billing. API 1.1 adds an order's optional `delivery` (address and option); "
+        "a 1.0 client's request, without one, is placed and answered as before.",
+        version="1.1.0",
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[start_checkout],

@@ -402,3 +402,36 @@ def test_a_stuck_orders_error_shows_no_internal_address(
     for text in shown:
         for address in ("127.0.0.1", "43211", "10.1.2.3", "localhost", "http://"):
             assert address not in text, text
+
+
+DELIVERY = {
+    "name": "Amina Benali",
+    "address": "12 Derb Sidi Ahmed",
+    "postcode": "30110",
+    "city": "Fes",
+    "country": "MA",
+    "option": "express",
+}
+
+
+def test_an_order_carries_its_delivery_and_a_1_0_client_places_one_without(
+    client: TestClient,
+) -> None:
+    with_delivery = post_order(client, {**order_body((TEA.product_id, 1)), "delivery": DELIVERY})
+    without = post_order(client, order_body((TEA.product_id, 1)))
+
+    assert with_delivery.status_code == without.status_code == 201
+    assert with_delivery.json()["delivery"] == DELIVERY
+    assert without.json()["delivery"] is None
+    stored = client.get(f"/orders/{with_delivery.json()['id']}").json()
+    assert stored["delivery"] == DELIVERY
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"option": "teleport"}, {"country": "Morocco"}, {"city": ""}, {"floor": "3"}],
+)
+def test_an_invalid_delivery_is_a_422_problem(client: TestClient, change: dict[str, str]) -> None:
+    body = {**order_body((TEA.product_id, 1)), "delivery": {**DELIVERY, **change}}
+
+    problem_of(post_order(client, body), 422, "validation-error")

@@ -252,7 +252,13 @@ def test_the_events_written_now_are_the_json_written_before() -> None:
 
     rewritten = [codec.encode(codec.decode(event)) for event in recorded(STREAM)]
 
-    assert [(e.event_type, e.schema_version, dict(e.data)) for e in rewritten] == STREAM
+    # OrderPlaced is written as version 3 since deliveries (issue 18): the stored version 2
+    # comes back as it was, with no delivery; every other event exactly as stored.
+    placed_v3 = ("OrderPlaced", 3, {**STREAM[0][2], "delivery": None})
+    assert [(e.event_type, e.schema_version, dict(e.data)) for e in rewritten] == [
+        placed_v3,
+        *STREAM[1:],
+    ]
 
 
 def test_an_order_placed_under_schema_version_1_still_loads() -> None:
@@ -270,7 +276,9 @@ def test_a_snapshot_stored_before_restores_the_order_its_stream_folds_into() -> 
     restored = snapshots.restore(ORDER, 11, SNAPSHOT_FORMAT_1)
 
     order = folded(STREAM)
-    assert snapshots.format == 1
+    # Format 2 (issue 18) adds the delivery; a format 1 snapshot restores without one.
+    assert snapshots.format == 2
+    assert restored.delivery is None
     assert (restored.version, restored.status, restored.lines, restored.steps) == (
         order.version,
         order.status,
@@ -283,7 +291,7 @@ def test_a_snapshot_stored_before_restores_the_order_its_stream_folds_into() -> 
         order.reason,
     )
     assert (restored.created_at, restored.updated_at) == (order.created_at, order.updated_at)
-    assert dict(snapshots.state_of(order)) == SNAPSHOT_FORMAT_1
+    assert dict(snapshots.state_of(order)) == {**SNAPSHOT_FORMAT_1, "delivery": None}
 
 
 def test_a_stored_event_of_a_type_orders_never_wrote_is_refused() -> None:

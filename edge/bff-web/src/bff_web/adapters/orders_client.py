@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from bff_web.domain.delivery import FIELDS, Delivery
 from bff_web.domain.errors import CheckoutRefused, OrderNotFound, SignInRequired
 from bff_web.domain.shop import Money, Order, OrderLine, OrderPage
 from chassis.answers import read_answer
@@ -27,12 +28,20 @@ class OrdersClient:
         self._upstream = upstream
 
     async def place(
-        self, access_token: str, lines: Sequence[CartLine], *, card_token: str, key: str
+        self,
+        access_token: str,
+        lines: Sequence[CartLine],
+        *,
+        card_token: str,
+        key: str,
+        delivery: Delivery | None = None,
     ) -> Order:
-        body = {
+        body: dict[str, Any] = {
             "items": [{"product_id": line.product_id, "quantity": line.quantity} for line in lines],
             "payment": {"card_token": card_token},
         }
+        if delivery is not None:  # orders API 1.1; without it, the request is 1.0's
+            body["delivery"] = delivery.to_json()
         headers = {**_bearer(access_token), "Idempotency-Key": key}
         answer = await self._upstream.call("POST", "/orders", body=body, headers=headers)
         if answer.status in _REFUSALS:
@@ -97,4 +106,13 @@ def _order(body: Any) -> Order:
         total=_money(body.get("total")),
         reason=body.get("reason"),
         created_at=datetime.fromisoformat(str(body["created_at"])),
+        delivery=_delivery(body.get("delivery")),
+        payment_id=body.get("payment_id"),
     )
+
+
+def _delivery(body: Any) -> Delivery | None:
+    """An order's delivery (orders API 1.1); None when placed without one, or from 1.0."""
+    if body is None:
+        return None
+    return Delivery(**{field: str(body[field]) for field in FIELDS})

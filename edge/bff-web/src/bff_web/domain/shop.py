@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bff_web.domain.delivery import Delivery
+
 # An order in one of these has finished its checkout: its page stops watching it.
 SETTLED_STATUSES: Final = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
 # An order in one of these was not placed: the shopper's cart comes back.
@@ -88,6 +90,8 @@ class Order:
     total: Money | None
     reason: str | None
     created_at: datetime
+    delivery: Delivery | None = None
+    payment_id: str | None = None
 
     @property
     def settled(self) -> bool:

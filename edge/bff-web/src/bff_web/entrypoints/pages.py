@@ -11,12 +11,21 @@ from typing import TYPE_CHECKING, Annotated, Final
 from fastapi import APIRouter, Query
 from starlette.responses import JSONResponse, Response
 
+from bff_web.domain.delivery import (
+    COUNTRIES,
+    DELIVERY_OPTIONS,
+    DeliveryForm,
+    has_delivery,
+    read_delivery,
+)
 from bff_web.domain.errors import CartLimitReached, CheckoutRefused, InvalidQuantity, NotInCart
 from bff_web.entrypoints.csrf import checked_form
 from bff_web.entrypoints.visits import PAGE_HEADERS, Visit, VisitDep
 from bff_web.service_layer import orders, pages
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from bff_web.domain.shop import Product
 
 router = APIRouter(include_in_schema=False)
@@ -153,10 +162,52 @@ def _cents(value: str | None) -> int | None:
     return int(units) * 100 + int((cents + "00")[:2])
 
 
+@router.get("/checkout")
+async def delivery_step(visit: VisitDep) -> Response:
+    """The checkout's first step: where and how the order travels, and the card."""
+    if not visit.session.signed_in:
+        return await visit.redirect("/auth/sign-in?return_to=/checkout")
+    if visit.session.cart.is_empty:
+        return await visit.redirect("/cart")
+    return await _delivery_page(visit, DeliveryForm({}, {}), card="")
+
+
+@router.post("/checkout/delivery")
+async def change_delivery(visit: VisitDep) -> Response:
+    """Back from the review to the delivery step, with what was entered."""
+    form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
+    entered = read_delivery(form)
+    return await _delivery_page(visit, DeliveryForm(entered.values, {}), card=_card(form))
+
+
+@router.post("/checkout/review")
+async def review_step(visit: VisitDep) -> Response:
+    """The delivery step's answer: its errors field by field, or the order to review."""
+    form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
+    entered, card = read_delivery(form), _card(form)
+    delivery = entered.delivery
+    if delivery is None or card not in TEST_CARDS:
+        return await _delivery_page(visit, entered, card=card, status_code=422)
+    view = await pages.cart_view(visit.shop.catalog, visit.shop.stock, visit.session.cart)
+    if not view.items or view.problems:
+        for problem in view.problems:
+            visit.session.flash(problem)
+        return await visit.redirect("/cart")
+    return await visit.page(
+        "review.html", view=view, delivery=delivery, card=card, card_label=TEST_CARDS[card]
+    )
+
+
 @router.post("/checkout")
 async def checkout(visit: VisitDep) -> Response:
     form = await checked_form(visit.request, visit.session, visit.shop.settings.public_url)
-    card = str(form.get("card_token") or "")
+    card = _card(form)
+    delivery = None
+    if has_delivery(form):  # the review step's form; an older page's form has none
+        entered = read_delivery(form)
+        delivery = entered.delivery
+        if delivery is None or card not in TEST_CARDS:
+            return await _delivery_page(visit, entered, card=card, status_code=422)
     if card not in TEST_CARDS:
         visit.session.flash("Choose a card to pay with.")
         return await visit.redirect("/cart")
@@ -168,12 +219,38 @@ async def checkout(visit: VisitDep) -> Response:
         return await visit.redirect("/cart")
     try:
         order = await orders.checkout(
-            visit.shop.customer(visit.session), visit.shop.orders, card_token=card
+            visit.shop.customer(visit.session),
+            visit.shop.orders,
+            card_token=card,
+            delivery=delivery,
         )
     except CheckoutRefused as error:
         visit.session.flash(f"Your order could not be placed: {error}")
         return await visit.redirect("/cart")
     return await visit.redirect(f"/orders/{order.id}")
+
+
+async def _delivery_page(
+    visit: Visit, form: DeliveryForm, *, card: str, status_code: int = 200
+) -> Response:
+    card_problem = None if not card or card in TEST_CARDS else "Choose a card to pay with."
+    if status_code != 200 and not card:
+        card_problem = "Choose a card to pay with."
+    return await visit.page(
+        "delivery.html",
+        status_code,
+        form=form,
+        card=card if card in TEST_CARDS else "",
+        card_problem=card_problem,
+        cards=TEST_CARDS,
+        options=DELIVERY_OPTIONS,
+        countries=COUNTRIES,
+    )
+
+
+def _card(form: Mapping[str, object]) -> str:
+    card = form.get("card_token")
+    return card if isinstance(card, str) else ""
 
 
 @router.get("/orders")

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from datetime import datetime, timedelta
 
+    from bff_web.domain.delivery import Delivery
     from bff_web.domain.session import Session
     from bff_web.domain.shop import Order, OrderLine, OrderPage, Product
     from bff_web.service_layer.ports import Catalog, Identity, Orders, SessionStore
@@ -57,7 +58,9 @@ class Customer:
             raise
 
 
-async def checkout(customer: Customer, orders: Orders, *, card_token: str) -> Order:
+async def checkout(
+    customer: Customer, orders: Orders, *, card_token: str, delivery: Delivery | None = None
+) -> Order:
     """Place the cart as an order, then empty the cart.
 
     The session's checkout key goes with it as the Idempotency-Key: a checkout sent twice
@@ -71,7 +74,11 @@ async def checkout(customer: Customer, orders: Orders, *, card_token: str) -> Or
     try:
         order = await customer.call(
             lambda token: orders.place(
-                token, session.cart.lines, card_token=card_token, key=session.checkout_key
+                token,
+                session.cart.lines,
+                card_token=card_token,
+                key=session.checkout_key,
+                delivery=delivery,
             )
         )
     except CheckoutRefused:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from bff_web.domain.cart import CartLine
+    from bff_web.domain.delivery import Delivery
     from bff_web.domain.session import CustomerTokens, Session
     from bff_web.domain.shop import (
         Category,
@@ -57,7 +58,13 @@ class Orders(Protocol):
     """Orders as the signed-in customer: every call carries their access token."""
 
     async def place(
-        self, access_token: str, lines: Sequence[CartLine], *, card_token: str, key: str
+        self,
+        access_token: str,
+        lines: Sequence[CartLine],
+        *,
+        card_token: str,
+        key: str,
+        delivery: Delivery | None = None,
     ) -> Order:
         """Raises CheckoutRefused."""
         ...

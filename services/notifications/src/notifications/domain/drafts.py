@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from contracts.events import (
+    Delivery,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -42,7 +43,10 @@ def draft_for(event: Event) -> Draft | None:
 def _text(event: Event) -> str | None:  # noqa: PLR0911 - one answer per kind of event
     match event:
         case OrderPlaced():
-            return f"We have received your order {event.order_id}: {_items(event.item_count)}"
+            received = f"We have received your order {event.order_id}: {_items(event.item_count)}"
+            if event.delivery is None:
+                return received
+            return f"{received}, {_delivered(event.delivery)}"
         case OrderConfirmed():
             return (
                 f"Your order {event.order_id} is confirmed: {_items(event.item_count)}, "
@@ -95,6 +99,14 @@ def _moment(occurred_at: str) -> datetime:
 
 def _items(count: int) -> str:
     return "1 item" if count == 1 else f"{count} items"
+
+
+def _delivered(delivery: Delivery) -> str:
+    """Where and how an order travels, in words: the customer checks the address here."""
+    return (
+        f"{delivery.option} delivery to {delivery.name}, {delivery.address}, "
+        f"{delivery.postcode} {delivery.city}, {delivery.country}"
+    )
 
 
 def _words(reason: str) -> str:

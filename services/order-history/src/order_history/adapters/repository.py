@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, delete, func, insert, select, update
 
 from chassis.messaging import Message
-from contracts.events import OrderItem, PricedItem, StockLine
+from contracts.events import Delivery, OrderItem, PricedItem, StockLine
 from contracts.money import Money
 from order_history.adapters.orm import archived_events, order_views, products, projection
 from order_history.domain.model import (
@@ -236,6 +236,18 @@ def document_of(view: OrderView) -> dict[str, Any]:
             "state": view.stock.state.value,
             "lines": [{"sku": line.sku, "quantity": line.quantity} for line in view.stock.lines],
         },
+        "delivery": None if view.delivery is None else _delivery_document(view.delivery),
+    }
+
+
+def _delivery_document(delivery: Delivery) -> dict[str, str]:
+    return {
+        "name": delivery.name,
+        "address": delivery.address,
+        "postcode": delivery.postcode,
+        "city": delivery.city,
+        "country": delivery.country,
+        "option": delivery.option,
     }
 
 
@@ -264,6 +276,8 @@ def view_from(document: dict[str, Any]) -> OrderView:
             StockState(stock["state"]),
             tuple(StockLine(line["sku"], line["quantity"]) for line in stock["lines"]),
         ),
+        # A document stored before deliveries (issue 18) has no such key: no delivery.
+        delivery=None if document.get("delivery") is None else Delivery(**document["delivery"]),
     )
 
 

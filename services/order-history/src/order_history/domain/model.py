@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Final, TypeVar
 
 from contracts.events import (
+    Delivery,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -172,6 +173,8 @@ class OrderView:
     priced: tuple[PricedItem, ...] = ()
     payment: Payment | None = None
     stock: Stock | None = None
+    delivery: Delivery | None = None
+    """Where and how the order is delivered, as placed; None for an order placed without."""
 
     @property
     def listed(self) -> bool:
@@ -194,6 +197,7 @@ class OrderView:
             case OrderPlaced():
                 self._told_by_orders(event.customer_id, OrderStatus.PENDING, event.occurred_at)
                 self.ordered = event.items
+                self.delivery = event.delivery
             case OrderConfirmed():
                 self._told_by_orders(event.customer_id, OrderStatus.CONFIRMED, event.occurred_at)
                 self.priced = event.items

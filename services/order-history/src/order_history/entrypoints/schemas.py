@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from chassis.pagination import Page, PageModel
 from chassis.schemas import MoneyModel
+from contracts.events import Delivery
 from order_history.domain.model import Line, OrderStatus, Payment, PaymentState, Stock, StockState
 from order_history.service_layer.queries import PastOrder
 from order_history.service_layer.rebuilding import RebuildState, RebuildStatus
@@ -67,6 +68,21 @@ class StockPublic(BaseModel):
         )
 
 
+class DeliveryPublic(BaseModel):
+    """Where and how the order is delivered, as the customer placed it."""
+
+    name: str
+    address: str
+    postcode: str
+    city: str
+    country: str = Field(description="ISO 3166 code.", examples=["MA"])
+    option: str = Field(description="standard or express.", examples=["standard"])
+
+    @classmethod
+    def from_domain(cls, delivery: Delivery) -> DeliveryPublic:
+        return cls.model_validate(delivery, from_attributes=True)
+
+
 class PastOrderPublic(BaseModel):
     """One of the customer's orders, as orders, billing, inventory and catalog told of it."""
 
@@ -79,6 +95,9 @@ class PastOrderPublic(BaseModel):
     reason: str | None = Field(description="Why the order was rejected.")
     payment: PaymentPublic | None = Field(description="None until billing told of a payment.")
     stock: StockPublic | None = Field(description="None until inventory told of a reservation.")
+    delivery: DeliveryPublic | None = Field(
+        default=None, description="Where and how it is delivered; None if placed without one."
+    )
 
     @classmethod
     def from_domain(cls, past: PastOrder) -> PastOrderPublic:
@@ -95,6 +114,7 @@ class PastOrderPublic(BaseModel):
             reason=view.reason,
             payment=None if view.payment is None else PaymentPublic.from_domain(view.payment),
             stock=None if view.stock is None else StockPublic.from_domain(view.stock),
+            delivery=None if view.delivery is None else DeliveryPublic.from_domain(view.delivery),
         )
 
 

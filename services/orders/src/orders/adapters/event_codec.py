@@ -38,9 +38,9 @@ class OrderEvents:
 
 
 class OrderSnapshots:
-    """The snapshot codec. Bump ``format`` whenever OrderState changes shape."""
+    """The snapshot codec. Bump ``format`` whenever OrderState changes shape (2: delivery)."""
 
-    format: Final = 1
+    format: Final = 2
 
     def state_of(self, order: Order) -> Mapping[str, Any]:
         return to_json_object(order.state())

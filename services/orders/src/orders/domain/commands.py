@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from contracts.events.orders import Delivery
 from contracts.events.schema import Event as Schema
 from orders.domain.saga_definition import Step
 
@@ -28,6 +29,7 @@ class PlaceOrder:
     card_token: str
     idempotency_key: str
     request_fingerprint: str
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import ClassVar, Final
 
 from contracts import Money
 from contracts.events.orders import (
+    Delivery,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
@@ -30,6 +31,7 @@ from orders.domain.step_log import StepRecord
 __all__ = [
     "PRIVATE",
     "PUBLISHED",
+    "Delivery",
     "Event",
     "OrderCancelled",
     "OrderConfirmed",

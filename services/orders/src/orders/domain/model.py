@@ -29,6 +29,7 @@ from orders.domain.errors import (
     OrderNotCancellable,
 )
 from orders.domain.events import (
+    Delivery,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -92,6 +93,7 @@ class OrderState:
     steps: tuple[StepRecord, ...]
     created_at: datetime
     updated_at: datetime
+    delivery: Delivery | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,8 @@ class Order:
         self.payment_id: str | None = None
         self.step_in_progress: Step | None = None
         self.step_deadline: datetime | None = None
+        self.delivery: Delivery | None = None
+        """Where and how the order goes; None for one placed without (older clients)."""
         # When the step in progress first failed: its first attempt, give or take that
         # attempt's own time. Before it, the step has waited only in the queue.
         self.step_first_failed_at: datetime | None = None
@@ -158,6 +162,7 @@ class Order:
             steps=self.log.records,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            delivery=self.delivery,
         )
 
     @classmethod
@@ -168,6 +173,7 @@ class Order:
         items: Sequence[RequestedItem],
         card_token: str,
         at: datetime,
+        delivery: Delivery | None = None,
     ) -> Order:
         """A new PENDING order; items naming the same product are merged into one line."""
         order = cls(str(uuid.uuid4()))
@@ -180,6 +186,7 @@ class Order:
                 customer_id=customer_id,
                 items=tuple(OrderItem(line.product_id, line.quantity) for line in lines),
                 occurred_at=timestamp(at),
+                delivery=delivery,
             )
         )
         return order
@@ -401,6 +408,7 @@ class Order:
                 self.customer_id = event.customer_id
                 self.lines = [OrderLine(i.product_id, i.quantity) for i in event.items]
                 self._created_at = datetime.fromisoformat(event.occurred_at)
+                self.delivery = event.delivery
             case OrderPriced():
                 self.lines = list(event.lines)
             case StepBegun():
@@ -468,6 +476,7 @@ class Order:
         self.step_deadline = state.step_deadline
         self.log = StepLog(state.steps)
         self._created_at = state.created_at
+        self.delivery = state.delivery
 
     def _record(self, event: Event) -> None:
         self.apply(event)

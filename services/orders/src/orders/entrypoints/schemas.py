@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -13,7 +14,7 @@ from chassis.pagination import Page, PageModel
 from chassis.schemas import MoneyModel
 from contracts import Money
 from orders.domain.commands import PlaceOrder, RequestedItem
-from orders.domain.events import OrderLine, StepRecord
+from orders.domain.events import Delivery, OrderLine, StepRecord
 from orders.domain.model import (
     CARD_TOKEN_MAX_LENGTH,
     ID_MAX_LENGTH,
@@ -42,6 +43,31 @@ class PaymentRequest(BaseModel):
     )
 
 
+class DeliveryModel(BaseModel):
+    """Where and how the order is delivered (added in API 1.1; optional, so the clients of
+    1.0 still place orders: theirs have none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["Amina Benali"])
+    address: str = Field(min_length=1, max_length=300, examples=["12 Derb Sidi Ahmed"])
+    postcode: str = Field(min_length=1, max_length=20, examples=["30110"])
+    city: str = Field(min_length=1, max_length=100, examples=["Fes"])
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166 code.", examples=["MA"])
+    option: Literal["standard", "express"] = Field(
+        description="standard (3-5 working days) or express (next working day)."
+    )
+
+    def to_domain(self) -> Delivery:
+        return Delivery(**self.model_dump())
+
+    @classmethod
+    def from_domain(cls, delivery: Delivery | None) -> DeliveryModel | None:
+        if delivery is None:
+            return None
+        return cls.model_validate(delivery, from_attributes=True)
+
+
 class OrderCreate(BaseModel):
     """An order as a customer places it; the customer is the access token's subject.
 
@@ -53,10 +79,13 @@ class OrderCreate(BaseModel):
 
     items: list[ItemRequest] = Field(min_length=1, max_length=MAX_LINES)
     payment: PaymentRequest
+    delivery: DeliveryModel | None = None
 
     def fingerprint(self, customer_id: str) -> str:
-        """A digest of the customer's request, whatever its key order or spacing."""
-        content = {"customer_id": customer_id, **self.model_dump(mode="json")}
+        """A digest of the customer's request, whatever its key order or spacing (a request
+        without a delivery digests as it did before deliveries existed)."""
+        body = self.model_dump(mode="json", exclude_none=True)
+        content = {"customer_id": customer_id, **body}
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -67,6 +96,7 @@ class OrderCreate(BaseModel):
             card_token=self.payment.card_token,
             idempotency_key=idempotency_key,
             request_fingerprint=self.fingerprint(customer_id),
+            delivery=None if self.delivery is None else self.delivery.to_domain(),
         )
 
 
@@ -167,6 +197,9 @@ class OrderPublic(BaseModel):
         description="Why the checkout is stuck for now; it is tried again by itself."
     )
     payment_id: str | None
+    delivery: DeliveryModel | None = Field(
+        default=None, description="Where and how it is delivered; null if placed without."
+    )
     checkout_steps: list[StepPublic]
     compensations_pending: list[str] = Field(
         description="What is still to be undone for a rejected or cancelled order."
@@ -187,6 +220,7 @@ class OrderPublic(BaseModel):
             reason=order.reason,
             last_error=None if order.last_error is None else public_text(order.last_error),
             payment_id=order.payment_id,
+            delivery=DeliveryModel.from_domain(order.delivery),
             checkout_steps=[StepPublic.from_domain(record) for record in order.steps],
             compensations_pending=[str(step) for step in order.compensations_due()],
             saga=SagaPublic.from_domain(order),

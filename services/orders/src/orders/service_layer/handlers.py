@@ -85,6 +85,7 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
             items=command.items,
             card_token=command.card_token,
             at=now,
+            delivery=command.delivery,
         )
         order.advance(now)
         await uow.orders.add(order)

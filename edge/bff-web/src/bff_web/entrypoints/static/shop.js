@@ -55,8 +55,11 @@
         return response.json();
       })
       .then(function (answer) {
-        showCount(answer.cart_count);
-        return refreshCart(focusLabel).then(function () { announce(answer.notice, !answer.ok); });
+        // The badge changes once the cart view has: whoever reads the badge sees the lines too.
+        return refreshCart(focusLabel).then(function () {
+          showCount(answer.cart_count);
+          announce(answer.notice, !answer.ok);
+        });
       })
       .catch(function () { form.submit(); })
       .then(function () {
