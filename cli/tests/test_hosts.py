@@ -111,6 +111,19 @@ def test_called_services_believe_the_hosts_forwarded_headers_and_the_edge_nobody
     assert "BILLING_FORWARDED_ALLOW_IPS" not in by_instance["billing-1"]  # nobody calls it
 
 
+def test_every_host_may_read_the_gateways_operational_routes(tmp_path: Path) -> None:
+    # The supervisor probes the gateway at its host's address, not on loopback: without this
+    # the gateway's /readyz would be a 404 to its own supervisor and it would never be ready.
+    plans = build_plan(parse_topology(TOPOLOGY, "souk.yaml"), tmp_path)
+    gateway = next(plan.env for plan in plans if plan.instance == "gateway-1")
+    assert json.loads(gateway["GATEWAY_OPS_NETWORKS"]) == [
+        "127.0.0.0/8",
+        "::1/128",
+        "10.0.0.11",
+        "10.0.0.12",
+    ]
+
+
 def test_one_host_topologies_are_planned_as_before(tmp_path: Path) -> None:
     topology = parse_topology(
         "services:\n  gateway: {port: 8080, upstreams: [catalog]}\n  catalog: {}\n", "souk.yaml"
@@ -118,6 +131,7 @@ def test_one_host_topologies_are_planned_as_before(tmp_path: Path) -> None:
     plans = build_plan(topology, tmp_path)
     assert {(plan.host, plan.host_name) for plan in plans} == {("127.0.0.1", "")}
     assert "CATALOG_FORWARDED_ALLOW_IPS" not in plans[1].env
+    assert "GATEWAY_OPS_NETWORKS" not in plans[0].env  # loopback only, the gateway's default
 
 
 def test_a_service_without_a_host_and_an_unknown_host_are_refused() -> None:

@@ -35,8 +35,10 @@ def browser_journey(souk: SoukSystem, tmp_path: Path) -> Iterator[Journey]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
+            # bypass_csp: the checkout's steps run axe-core, injected as an inline script,
+            # which the shop's CSP forbids (as in test_storefront's journeys).
             context = browser.new_context(
-                base_url=souk.gateway_url, viewport={"width": 1440, "height": 900}
+                base_url=souk.gateway_url, viewport={"width": 1440, "height": 900}, bypass_csp=True
             )
             page = context.new_page()
             page.set_default_timeout(20_000)

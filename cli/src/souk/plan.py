@@ -196,6 +196,7 @@ def build_plan(
                 "PYTHONUNBUFFERED": "1",
                 **({f"{prefix}OTLP_ENDPOINT": telemetry} if telemetry else {}),
                 **(_trusted_proxies(topology, prefix) if name in callees else {}),
+                **_ops_networks(topology, prefix),
                 **{key: env_value(value) for key, value in spec.env.items()},
             }
             plans.append(
@@ -267,6 +268,16 @@ def _host_ports(topology: Topology) -> tuple[dict[str, list[int]], dict[str, lis
 def _host_address(topology: Topology, service: str, index: int) -> str:
     host = topology.host_of(service, index)
     return topology.hosts[host].address if topology.hosts and host else HOST
+
+
+def _ops_networks(topology: Topology, prefix: str) -> dict[str, str]:
+    # The gateway's /healthz, /readyz and /metrics answer loopback only by default; on several
+    # hosts the supervisor probes each instance at its host's address, and Prometheus and
+    # `souk resilience` may run on another host: every host of the system may read them.
+    if not topology.hosts:
+        return {}
+    networks = ["127.0.0.0/8", "::1/128", *(host.address for host in topology.hosts.values())]
+    return {f"{prefix}OPS_NETWORKS": json.dumps(list(dict.fromkeys(networks)))}
 
 
 def _trusted_proxies(topology: Topology, prefix: str) -> dict[str, str]:
