@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -141,13 +142,22 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._lock = asyncio.Lock()
+        # Held by the worker thread while it uses the connection, and by close(): a task
+        # cancelled mid-prune releases the asyncio lock while its thread goes on, and closing
+        # the connection under that thread crashed the process (a segfault in sqlite3).
+        self._using = threading.Lock()
 
     async def _run(self, work: Any, *args: Any) -> Any:
         async with self._lock:
-            return await asyncio.to_thread(work, *args)
+            return await asyncio.to_thread(self._serialized, work, *args)
+
+    def _serialized(self, work: Any, *args: Any) -> Any:
+        with self._using:
+            return work(*args)
 
     def close(self) -> None:
-        self._db.close()
+        with self._using:
+            self._db.close()
 
     # -- writing ---------------------------------------------------------------------------
 
