@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from souk.meshing import mesh_stop_tiers, with_mesh
 from souk.plan import build_plan, stop_order
-from souk.topology import parse_topology
+from souk.topology import TopologyError, parse_topology
 
 TOPOLOGY = """
 mesh: {mesh}
@@ -46,7 +48,10 @@ def test_mesh_on_adds_the_control_plane_and_a_sidecar_per_instance(tmp_path: Pat
         "inventory-1",
         "inventory-sidecar-1",
     ]
-    ports = [p.port for p in plans] + [p.grpc_port for p in plans if p.grpc_port]
+    # The ports opened: an application behind its sidecar opens none (its plan's port is its
+    # sidecar's inbound port, counted below).
+    ports = [p.port for p in plans if p.socket is None]
+    ports += [p.grpc_port for p in plans if p.grpc_port]
     sidecars = [json.loads(p.env["MESH_SIDECAR"]) for p in plans if "MESH_SIDECAR" in p.env]
     ports += [s["inbound_port"] for s in sidecars]
     ports += [port for s in sidecars for port in s["outbound"].values()]
@@ -65,11 +70,44 @@ def test_an_instance_calls_its_upstreams_on_its_own_sidecar(tmp_path: Path) -> N
     }
     # The public port is the gateway's own, unchanged.
     assert gateway.port == 18080
-    # A gRPC instance's sidecar hands calls to its gRPC port.
-    inventory = by_instance["inventory-1"]
+    assert gateway.socket is None
+    # A gRPC instance's sidecar hands calls to its gRPC socket.
     inventory_sidecar = json.loads(by_instance["inventory-sidecar-1"].env["MESH_SIDECAR"])
-    assert inventory_sidecar["app"] == f"127.0.0.1:{inventory.grpc_port}"
+    assert inventory_sidecar["app"] == f"unix:{tmp_path.resolve()}/run/inventory-1/grpc.sock"
     assert inventory_sidecar["grpc"] is True
+
+
+def test_an_instance_behind_its_sidecar_opens_no_tcp_port(tmp_path: Path) -> None:
+    """Its application listens on Unix sockets in its own run dir; the port it is known by
+    is its sidecar's inbound (mTLS) port. The public services keep their TCP port."""
+    _, plans = _plans(tmp_path, "on")
+    by_instance = {p.instance: p for p in plans}
+    run = tmp_path.resolve() / "run"
+    for instance, prefix in (("catalog-2", "CATALOG_"), ("inventory-1", "INVENTORY_")):
+        plan = by_instance[instance]
+        sidecar = json.loads(by_instance[instance.replace("-", "-sidecar-")].env["MESH_SIDECAR"])
+        assert f"{prefix}PORT" not in plan.env
+        assert f"{prefix}GRPC_PORT" not in plan.env
+        assert plan.env[f"{prefix}UDS"] == str(run / instance / "app.sock")
+        assert plan.socket == run / instance / "app.sock"
+        assert plan.port == sidecar["inbound_port"]
+        assert plan.grpc_port is None
+        assert plan.url == f"http://{instance}"
+    assert by_instance["inventory-1"].env["INVENTORY_GRPC_UDS"] == str(
+        run / "inventory-1" / "grpc.sock"
+    )
+    assert "CATALOG_GRPC_UDS" not in by_instance["catalog-1"].env
+    catalog_sidecar = json.loads(by_instance["catalog-sidecar-1"].env["MESH_SIDECAR"])
+    assert catalog_sidecar["app"] == f"unix:{run}/catalog-1/app.sock"
+    gateway = by_instance["gateway-1"]
+    assert gateway.env["GATEWAY_PORT"] == "18080"
+    assert "GATEWAY_UDS" not in gateway.env
+
+
+def test_a_data_dir_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 90)
+    with pytest.raises(TopologyError, match="at most 107 bytes"):
+        _plans(deep, "on")
 
 
 def test_each_sidecar_stops_with_its_instance_and_the_control_plane_last(tmp_path: Path) -> None:

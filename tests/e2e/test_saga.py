@@ -48,13 +48,17 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoukSystem]:
 
 @pytest.fixture(scope="module")
 def reader(system: SoukSystem) -> Iterator[httpx.Client]:
-    """A client with a token that may read stock and payments straight from the services."""
-    token = client_token(
-        system.url("identity"),
-        *system.client_credentials("orders"),
-        ["stock:read", "payments:read"],
-    )
-    with httpx.Client(timeout=10.0, headers=bearer(token)) as client:
+    """A client with a token that may read stock and payments straight from the services (as
+    the operator's tools do: over TCP, or with the mesh on over their Unix sockets)."""
+    # The system's own client: it reaches an instance on its Unix socket with the mesh on.
+    with system.http(timeout=10.0) as client:
+        token = client_token(
+            system.url("identity"),
+            *system.client_credentials("orders"),
+            ["stock:read", "payments:read"],
+            client=client,
+        )
+        client.headers.update(bearer(token))
         yield client
 
 

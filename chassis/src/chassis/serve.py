@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from chassis.health import Readiness
 
+from chassis import private_socket
 from chassis.db import Database
 from chassis.logs import get_logger
 from chassis.settings import ServiceSettings
@@ -96,7 +97,12 @@ def server_config(app: FastAPI, settings: ServiceSettings) -> uvicorn.Config:
     """How uvicorn serves ``app``: Souk's logs instead of its own, a bounded drain, and the
     client address of a request taken from ``X-Forwarded-For`` only when the connection
     comes from one of ``settings.forwarded_allow_ips``."""
-    trusted = list(settings.forwarded_allow_ips)
+    trusted: list[str] | str = list(settings.forwarded_allow_ips)
+    if settings.uds is not None and trusted:
+        # On a private Unix socket the one peer is the instance's own sidecar (uvicorn sees no
+        # client address there to match): its X-Forwarded-For is believed, as the loopback
+        # proxy's was before; the sidecar passes the caller's header on unchanged.
+        trusted = "*"
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -124,12 +130,18 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
         asyncio.run(migrate_only(app, settings))
         return
     server = _DrainingServer(server_config(app, settings), app.state.readiness)
+    # With the mesh on, no TCP port: a Unix socket only this user (the sidecar) reaches.
+    sockets = [private_socket.bind(settings.uds)] if settings.uds is not None else None
     # uvicorn hands a caught SIGTERM/SIGINT back to the previous handler once it has drained;
     # with the default handler the process would die by the signal (exit 143) after a clean
     # shutdown. The stop was already handled, so the previous handler does nothing.
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _already_handled)
-    server.run()
+    try:
+        server.run(sockets=sockets)
+    finally:
+        if settings.uds is not None:
+            settings.uds.unlink(missing_ok=True)
     if not server.started:
         sys.exit(EXIT_STARTUP_FAILED)
 

@@ -164,6 +164,12 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     upstreams: dict[str, list[str]] = Field(default_factory=dict)
     grpc_port: int | None = Field(default=None, ge=0, le=65535)
+    # With the mesh on, the application opens no TCP port: it listens on these Unix sockets
+    # (mode 0600, in a 0700 directory) and only its own sidecar, the supervisor and the
+    # operator's tools (the same OS user) connect. ``uds`` replaces host:port for HTTP,
+    # ``grpc_uds`` replaces host:grpc_port for gRPC.
+    uds: Path | None = None
+    grpc_uds: Path | None = None
     shutdown_timeout: float = Field(default=10.0, gt=0)
     # Slow or idle clients cannot hold a connection: the headers of each request must be in
     # within header_timeout seconds of its first byte (of the connection, for the first), an

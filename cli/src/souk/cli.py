@@ -383,7 +383,7 @@ def dlq_list(
         _fail(str(exc))
 
     async def gather() -> tuple[list[DeadLetter], dict[str, str]]:
-        async with http_client() as client:
+        async with http_client(state) as client:
             services = [ServiceDeadLetters(name, found, client) for name, found in urls.items()]
             return await list_everywhere(services, include_replayed=include_replayed)
 
@@ -410,10 +410,11 @@ def dlq_show(
     data_dir: DataDirOption = None,
 ) -> None:
     """Show one dead letter: its fields, error, headers and payload."""
-    urls = _ready_urls_of(_running(data_dir), service)
+    state = _running(data_dir)
+    urls = _ready_urls_of(state, service)
 
     async def fetch() -> DeadLetterDetail:
-        async with http_client() as client:
+        async with http_client(state) as client:
             return await ServiceDeadLetters(service, urls, client).show(dead_letter_id)
 
     try:
@@ -440,10 +441,11 @@ def dlq_replay(
     """Hand dead letters to their handler again; exit 1 if any fails again."""
     if (dead_letter_id is None) == (not every):
         raise typer.BadParameter("give a dead letter ID or --all (not both)")
-    urls = _ready_urls_of(_running(data_dir), service)
+    state = _running(data_dir)
+    urls = _ready_urls_of(state, service)
 
     async def replay() -> None:
-        async with http_client() as client:
+        async with http_client(state) as client:
             box = ServiceDeadLetters(service, urls, client)
             if dead_letter_id is not None:
                 try:
@@ -490,7 +492,8 @@ def replay(
     Events published before the service first subscribed are in neither. The new model
     replaces the old in one transaction; live events wait for it and then apply on top.
     """
-    urls = _ready_urls_of(_running(data_dir), service)
+    state = _running(data_dir)
+    urls = _ready_urls_of(state, service)
     console = make_console(sys.stderr)
     with Progress(
         TextColumn(f"rebuilding {service}"),
@@ -506,7 +509,7 @@ def replay(
             progress.update(task, completed=status.done, total=status.total or None)
 
         async def run() -> RebuildStatus:
-            async with http_client() as client:
+            async with http_client(state) as client:
                 return await Rebuild(service, urls, client).run(show)
 
         try:

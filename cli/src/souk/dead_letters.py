@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from souk import instances
 from souk.state import InstanceState, SoukState
 
 ROUTE = "/internal/dead-letters"
@@ -180,9 +181,10 @@ def ready_urls(state: SoukState, service: str | None = None) -> dict[str, list[s
     }
 
 
-def http_client() -> httpx.AsyncClient:
-    """A client for the local services: no proxy from the environment in between."""
-    return httpx.AsyncClient(trust_env=False, timeout=REQUEST_TIMEOUT)
+def http_client(state: SoukState | None = None) -> httpx.AsyncClient:
+    """A client for the local services: no proxy from the environment in between, and the
+    instances on Unix sockets (the mesh on) reached on them."""
+    return instances.async_client(state.instances if state else (), timeout=REQUEST_TIMEOUT)
 
 
 async def list_everywhere(

@@ -62,13 +62,20 @@ def instance_table(records: Sequence[InstanceRecord], title: str | None = None) 
             record.service,
             record.instance,
             str(record.pid) if record.pid is not None else "-",
-            f"{record.port} grpc {record.grpc_port}" if record.grpc_port else str(record.port),
+            _where(record),
             Text(record.state.value, style=_STATE_STYLE[record.state]),
             Text(record.health.value, style=_HEALTH_STYLE[record.health]),
             str(record.restarts),
             format_uptime(record.started_at if running else None),
         )
     return table
+
+
+def _where(record: InstanceRecord) -> str:
+    if record.socket is not None:
+        # The mesh on: a private Unix socket; callers reach it on its sidecar's port.
+        return f"mesh {record.port}"
+    return f"{record.port} grpc {record.grpc_port}" if record.grpc_port else str(record.port)
 
 
 def shorten(text: str, width: int) -> str:

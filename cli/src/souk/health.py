@@ -12,12 +12,19 @@ PROBE_TIMEOUT = 1.0
 _MAX_RESPONSE = 64 * 1024
 
 
-async def http_status(port: int, path: str, host: str = HOST) -> int | None:
-    """The HTTP status of `GET path` on host:port, or None if there is no answer."""
-    request = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"
+async def http_status(
+    port: int, path: str, host: str = HOST, socket: str | None = None
+) -> int | None:
+    """The HTTP status of `GET path` on host:port (or on the Unix socket ``socket``, where an
+    instance behind its mesh sidecar listens), or None if there is no answer."""
+    authority = "localhost" if socket else f"{host}:{port}"
+    request = f"GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
     try:
         async with asyncio.timeout(PROBE_TIMEOUT):
-            reader, writer = await asyncio.open_connection(host, port)
+            if socket:
+                reader, writer = await asyncio.open_unix_connection(socket)
+            else:
+                reader, writer = await asyncio.open_connection(host, port)
             try:
                 writer.write(request.encode("ascii"))
                 await writer.drain()
@@ -39,21 +46,26 @@ async def http_status(port: int, path: str, host: str = HOST) -> int | None:
     return None
 
 
-async def probe_readiness(port: int, host: str = HOST) -> Health:
+async def probe_readiness(port: int, host: str = HOST, socket: str | None = None) -> Health:
     """One `/readyz` probe: ok on 200, unready on any other answer, down on none."""
-    status = await http_status(port, "/readyz", host)
+    status = await http_status(port, "/readyz", host, socket)
     if status is None:
         return Health.DOWN
     return Health.OK if status == 200 else Health.UNREADY
 
 
-async def probe_health(port: int, host: str = HOST) -> Health:
+async def probe_health(port: int, host: str = HOST, socket: str | None = None) -> Health:
     """ok when live and ready, unready when only live, down when not live."""
-    if await http_status(port, "/healthz", host) != 200:
+    if await http_status(port, "/healthz", host, socket) != 200:
         return Health.DOWN
-    return Health.OK if await probe_readiness(port, host) is Health.OK else Health.UNREADY
+    ready = await probe_readiness(port, host, socket)
+    return Health.OK if ready is Health.OK else Health.UNREADY
 
 
-async def probe_all(addresses: list[tuple[str, int]]) -> list[Health]:
-    """Probe several instances (host, port) at once."""
-    return list(await asyncio.gather(*(probe_health(port, host) for host, port in addresses)))
+async def probe_all(addresses: list[tuple[str, int, str | None]]) -> list[Health]:
+    """Probe several instances (host, port, Unix socket or None) at once."""
+    return list(
+        await asyncio.gather(
+            *(probe_health(port, host, socket) for host, port, socket in addresses)
+        )
+    )

@@ -22,6 +22,10 @@ class MeshSpec(BaseModel):
     svid_lifetime: float = Field(3600.0, ge=1.0)
     policy: dict[str, Any] | None = None
     traffic: dict[str, Any] | None = None
+    # The services reached from outside the mesh on their own TCP port, as with the mesh off:
+    # the gateway (the one public entry) and the console (browsers, every process's spans).
+    # Every other application listens on a private Unix socket only its sidecar reaches.
+    public: tuple[str, ...] = ("gateway", "console")
     # The sidecars' own log level (Envoy's: trace, debug, info, warning, error, critical, off).
     log_level: str = "warning"
 

@@ -3,10 +3,14 @@ supervised processes, and every instance's upstreams pointed at its own sidecar.
 
 For each instance I of service S (with the mesh on):
 - S's callers reach I on its sidecar's *inbound* port (mTLS; the policy decides), and the
-  sidecar hands the request to I's own port on loopback;
+  sidecar hands the request to I's Unix socket (``<data>/run/<instance>/app.sock``, and
+  ``grpc.sock`` for a gRPC server; mode 0600 in a 0700 directory): I opens no TCP port, so
+  nothing reaches it but its sidecar and this OS user's own tools (the supervisor's probes,
+  `souk status`, the console, the operator's commands);
 - I's upstreams are its sidecar's *outbound* ports, one per upstream service: I finds no
   port itself, and does not balance: its sidecar balances across the callee's instances.
-The gateway's public port stays what it was: it is the one entry from outside.
+The public services (``mesh.public``: the gateway, whose port is the one entry from outside,
+and the console, which browsers and every process's span exporter reach) keep their TCP port.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from souk.plan import HOST, InstancePlan, env_prefix
-from souk.topology import Topology
+from souk.plan import HOST, InstancePlan, env_prefix, instance_id
+from souk.topology import Topology, TopologyError
 
 CONTROL_PLANE = "mesh"
 SIDECAR_SUFFIX = "-sidecar"
@@ -36,6 +40,20 @@ def control_plane_socket(data_dir: Path) -> Path:
 def admin_socket(data_dir: Path, instance: str) -> Path:
     """Where an instance's sidecar serves Envoy's admin API (only this user may connect)."""
     return mesh_dir(data_dir) / "admin" / f"{instance}.sock"
+
+
+def run_dir(data_dir: Path, instance: str) -> Path:
+    """An instance's own directory (0700) for its private sockets."""
+    return data_dir.resolve() / "run" / instance
+
+
+def app_sockets(data_dir: Path, service: str, index: int) -> tuple[Path, Path]:
+    """Where an instance behind its sidecar listens: HTTP, and gRPC if it serves gRPC."""
+    directory = run_dir(data_dir, instance_id(service, index))
+    return directory / "app.sock", directory / "grpc.sock"
+
+
+_MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes with the terminating NUL
 
 
 def is_sidecar(service: str) -> bool:
@@ -84,16 +102,35 @@ def with_mesh(
             upstream: [f"{'grpc' if upstream in grpc_services else 'http'}://{HOST}:{port}"]
             for upstream, port in outbound.items()
         }
+        prefix = env_prefix(plan.service)
         env = dict(plan.env)
-        env[f"{env_prefix(plan.service)}UPSTREAMS"] = json.dumps(upstreams)
-        meshed.append(replace(plan, env=env))
-        # A gRPC service's callers speak gRPC: its sidecar hands them to the gRPC port.
-        app_port = plan.grpc_port if plan.grpc_port is not None else plan.port
+        env[f"{prefix}UPSTREAMS"] = json.dumps(upstreams)
+        inbound_port = free_port()
+        if plan.service in topology.mesh.public:
+            # Reached from outside the mesh on its own port, as with the mesh off.
+            app_port = plan.grpc_port if plan.grpc_port is not None else plan.port
+            app = f"{HOST}:{app_port}"
+            meshed.append(replace(plan, env=env))
+        else:
+            http_socket, grpc_socket = app_sockets(data_dir, plan.service, plan.index)
+            _check_socket_path(grpc_socket, admin_socket(data_dir, plan.instance))
+            # No TCP port at all: the application listens on its private sockets only.
+            for variable in ("PORT", "GRPC_PORT"):
+                env.pop(f"{prefix}{variable}", None)
+            env[f"{prefix}UDS"] = str(http_socket)
+            if plan.grpc_port is not None:
+                env[f"{prefix}GRPC_UDS"] = str(grpc_socket)
+            # A gRPC service's callers speak gRPC: its sidecar hands them to the gRPC socket.
+            app = f"unix:{grpc_socket if plan.grpc_port is not None else http_socket}"
+            # The instance is reached (by its callers) on its sidecar's inbound port only.
+            meshed.append(
+                replace(plan, env=env, port=inbound_port, grpc_port=None, socket=http_socket)
+            )
         sidecar = {
             "node_id": plan.instance,
             "service": plan.service,
-            "inbound_port": free_port(),
-            "app": f"{HOST}:{app_port}",
+            "inbound_port": inbound_port,
+            "app": app,
             "grpc": plan.grpc_port is not None,
             "outbound": outbound,
             "control_plane": f"unix:{control_plane_socket(data_dir)}",
@@ -115,6 +152,17 @@ def with_mesh(
             )
         )
     return meshed
+
+
+def _check_socket_path(*paths: Path) -> None:
+    for path in paths:
+        if len(str(path).encode()) > _MAX_SOCKET_PATH:
+            raise TopologyError(
+                [
+                    f"{path}: a Unix socket path is at most {_MAX_SOCKET_PATH} bytes; "
+                    "with the mesh on, choose a shorter data directory"
+                ]
+            )
 
 
 def _free_ports(count: int, avoid: Iterable[int]) -> list[int]:

@@ -193,7 +193,9 @@ def running_state(data_dir: Path) -> SoukState:
 def live_status(data_dir: Path) -> SoukState:
     """The state file with every instance's health probed now."""
     state = running_state(data_dir)
-    healths = asyncio.run(probe_all([(record.host, record.port) for record in state.instances]))
+    healths = asyncio.run(
+        probe_all([(record.host, record.port, record.socket) for record in state.instances])
+    )
     instances: list[InstanceRecord] = [
         record.model_copy(update={"health": health})
         for record, health in zip(state.instances, healths, strict=True)

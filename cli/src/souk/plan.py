@@ -39,6 +39,13 @@ class InstancePlan:
     # The address it binds and is called on, and (multi-host) the name of its host.
     host: str = HOST
     host_name: str = ""
+    # With the mesh on, the application's Unix socket instead of a TCP port (ADR 0016); its
+    # callers reach it on `port`, its sidecar's inbound port.
+    socket: Path | None = None
+
+    @property
+    def socket_path(self) -> str | None:
+        return str(self.socket) if self.socket is not None else None
 
     @property
     def instance(self) -> str:
@@ -47,7 +54,10 @@ class InstancePlan:
 
     @property
     def url(self) -> str:
-        """The base URL the instance serves on."""
+        """The base URL the instance serves on: host and port, or for an instance on a Unix
+        socket ``http://<instance id>`` (a client sends it to the socket: ``souk.instances``)."""
+        if self.socket is not None:
+            return f"http://{self.instance}"
         return f"http://{_address(self.host, self.port)}"
 
     def command(self) -> list[str]:

@@ -27,12 +27,15 @@ def prometheus_config(plans: Sequence[InstancePlan], rules: Path) -> dict[str, o
     """A Prometheus configuration with one scrape job per service, named after it.
 
     With the mesh on, each sidecar's job reads Envoy's ``/stats/prometheus`` on its ops
-    port; the control plane serves no metrics and is not scraped (a target that can never
-    answer would keep the instance-down alert firing).
+    port; an application on a private Unix socket has no address to scrape and the control
+    plane serves no metrics: neither is scraped (a target that can never answer would keep
+    the instance-down alert firing).
     """
     jobs: dict[str, list[str]] = {}
     for plan in plans:
-        if plan.service == CONTROL_PLANE:
+        if plan.service == CONTROL_PLANE or plan.socket is not None:
+            # An application on a private Unix socket (the mesh on) has no address Prometheus
+            # could reach; its sidecar's job is scraped.
             continue
         jobs.setdefault(plan.service, []).append(plan.url.removeprefix("http://"))
     return {

@@ -12,6 +12,8 @@ import httpx
 from rich.table import Table
 from rich.text import Text
 
+from souk import instances
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -80,7 +82,7 @@ def parse(instance: str, metrics_text: str) -> InstanceResilience:
 
 async def scrape(records: Sequence[InstanceRecord]) -> list[InstanceResilience]:
     """Every instance's resilience now; an instance that does not answer is marked so."""
-    async with httpx.AsyncClient(timeout=2) as client:
+    async with instances.async_client(records, timeout=2) as client:
 
         async def one(record: InstanceRecord) -> InstanceResilience:
             try:

@@ -50,6 +50,10 @@ class InstanceRecord(BaseModel):
     started_at: str | None
     log: str
     grpc_port: int | None = None
+    # With the mesh on, the Unix socket the application listens on instead of a TCP port
+    # (mode 0600: its sidecar, the supervisor and this user's tools connect); `port` is then
+    # its sidecar's inbound (mTLS) port, where the other services reach it.
+    socket: str | None = None
 
 
 class SoukState(BaseModel):

@@ -122,7 +122,14 @@ class Instance:
             started_at=self.started_at,
             log=str(self.plan.log_path),
             grpc_port=self.plan.grpc_port,
+            socket=self.plan.socket_path,
         )
+
+
+def _where(plan: InstancePlan) -> str:
+    if plan.socket is not None:
+        return f"socket {plan.socket}, mesh port {plan.port}"
+    return f"port {plan.port}"
 
 
 ReporterFactory = Callable[[Callable[[], list[InstanceRecord]]], Reporter]
@@ -299,7 +306,7 @@ class Supervisor:
         instance.health = Health.UNKNOWN
         instance.started_at = now_iso()
         instance.spawned_at = asyncio.get_running_loop().time()
-        self.reporter.event(instance.name, f"started (pid {process.pid}, port {plan.port})")
+        self.reporter.event(instance.name, f"started (pid {process.pid}, {_where(plan)})")
         self._save()
         if self._shutting_down.is_set():  # spawned while shutdown was already signalling the others
             with suppress(ProcessLookupError):
@@ -365,7 +372,9 @@ class Supervisor:
     async def _probe_starting(
         self, instance: Instance, process: asyncio.subprocess.Process
     ) -> None:
-        health = await probe_readiness(instance.plan.port, instance.plan.host)
+        health = await probe_readiness(
+            instance.plan.port, instance.plan.host, instance.plan.socket_path
+        )
         # The process may have died or been replaced while the probe was in flight.
         if instance.process is not process or instance.state is not InstanceState.STARTING:
             return
@@ -380,7 +389,9 @@ class Supervisor:
             self._save()
 
     async def _probe_ready(self, instance: Instance, process: asyncio.subprocess.Process) -> None:
-        health = await probe_health(instance.plan.port, instance.plan.host)
+        health = await probe_health(
+            instance.plan.port, instance.plan.host, instance.plan.socket_path
+        )
         if instance.process is not process or instance.state is not InstanceState.READY:
             return
         if health is not instance.health:

@@ -29,8 +29,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import httpx
 import yaml
 
+from souk import instances
 from souk.install_secrets import client_secret
 from souk.logs import tail_lines
 from souk.plan import free_port
@@ -246,6 +248,11 @@ class SoukSystem:
     def url(self, service: str) -> str:
         """The base URL of a service's first instance."""
         return self.instances(service)[0].url
+
+    def http(self, **options: Any) -> httpx.Client:
+        """An HTTP client that reaches every instance at its ``url``: over TCP, or (the mesh
+        on) over the application's Unix socket, as the operator's commands do."""
+        return instances.client(self.state().instances, **options)
 
     @property
     def gateway_url(self) -> str:

@@ -75,10 +75,18 @@ def customer_token(
 
 
 def client_token(
-    base_url: str, client_id: str, secret: str, scopes: Sequence[str], *, timeout: float = 10.0
+    base_url: str,
+    client_id: str,
+    secret: str,
+    scopes: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    client: httpx.Client | None = None,
 ) -> str:
-    """An access token of the confidential client ``client_id``, by client credentials."""
-    response = httpx.post(
+    """An access token of the confidential client ``client_id``, by client credentials
+    (sent with ``client`` if given: one that reaches instances on Unix sockets)."""
+    post = client.post if client is not None else httpx.post
+    response = post(
         base_url.rstrip("/") + "/oauth/token",
         data={"grant_type": "client_credentials", "scope": " ".join(scopes)},
         auth=(client_id, secret),

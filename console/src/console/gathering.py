@@ -47,6 +47,16 @@ class Instance:
     restarts: int
     pid: int | None
     started_at: str | None
+    # With the mesh on, the application's private Unix socket (no TCP port); ``url`` is then
+    # ``http://<instance id>``. The console runs as the same user: it may connect.
+    socket: str | None = None
+
+
+def instance_client(instance: Instance, **options: Any) -> httpx.AsyncClient:
+    """A client for one instance: over its Unix socket if it has one, else over TCP."""
+    if instance.socket:
+        return httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=instance.socket), **options)
+    return httpx.AsyncClient(**options)
 
 
 def instances(data_dir: Path) -> list[Instance]:
@@ -69,6 +79,7 @@ def instances(data_dir: Path) -> list[Instance]:
                     restarts=int(entry.get("restarts", 0)),
                     pid=entry.get("pid"),
                     started_at=entry.get("started_at"),
+                    socket=entry.get("socket"),
                 )
             )
     return found
@@ -403,7 +414,11 @@ async def _read(client: httpx.AsyncClient, instance: Instance) -> Reading:
     path = "/stats/prometheus" if sidecar else "/metrics"
     at = time.time()
     try:
-        answer = await client.get(f"{instance.url}{path}", timeout=2)
+        if instance.socket:
+            async with instance_client(instance) as own:
+                answer = await own.get(f"{instance.url}{path}", timeout=2)
+        else:
+            answer = await client.get(f"{instance.url}{path}", timeout=2)
         if answer.status_code != 200:
             return Reading(instance.instance, instance.service, at, reachable=False)
         if sidecar:

@@ -19,6 +19,7 @@ from console.gathering import (
     Instance,
     Readings,
     Upstream,
+    instance_client,
     instances,
     is_sidecar,
     mesh_identities,
@@ -344,16 +345,16 @@ async def charts_page(request: Request) -> HTMLResponse:
 async def dead_letters_page(request: Request, replayed: str = "", error: str = "") -> HTMLResponse:
     """The dead letters of every service that consumes messages, each with a replay button."""
     letters: list[dict[str, Any]] = []
-    async with httpx.AsyncClient(timeout=3) as client:
-        for service, url in _one_instance_per_service(request).items():
-            try:
-                answer = await client.get(f"{url}/internal/dead-letters")
-            except httpx.HTTPError:
-                continue
-            if answer.status_code == 200:
-                letters.extend(
-                    {**letter, "service": service} for letter in answer.json().get("items", [])
-                )
+    for service, instance in _one_instance_per_service(request).items():
+        try:
+            async with instance_client(instance, timeout=3) as client:
+                answer = await client.get(f"{instance.url}/internal/dead-letters")
+        except httpx.HTTPError:
+            continue
+        if answer.status_code == 200:
+            letters.extend(
+                {**letter, "service": service} for letter in answer.json().get("items", [])
+            )
     return _page(request, "dead_letters.html", letters=letters, replayed=replayed, error=error)
 
 
@@ -362,20 +363,20 @@ async def replay_dead_letter(
     request: Request, service: str, dead_letter_id: int, confirm: Annotated[str, Form()] = ""
 ) -> Response:
     """Replay one dead letter through its service's own replay (the `souk dlq` mechanism)."""
-    url = _one_instance_per_service(request).get(service)
-    if url is None or confirm != "yes":
+    instance = _one_instance_per_service(request).get(service)
+    if instance is None or confirm != "yes":
         return RedirectResponse("/dead-letters?error=unknown+service", status_code=303)
-    async with httpx.AsyncClient(timeout=10) as client:
-        answer = await client.post(f"{url}/internal/dead-letters/{dead_letter_id}/replay")
+    async with instance_client(instance, timeout=10) as client:
+        answer = await client.post(f"{instance.url}/internal/dead-letters/{dead_letter_id}/replay")
     if answer.status_code >= 400:
         detail = answer.json().get("detail", answer.text) if answer.content else answer.status_code
         return RedirectResponse(f"/dead-letters?error={detail}", status_code=303)
     return RedirectResponse(f"/dead-letters?replayed={service}+{dead_letter_id}", status_code=303)
 
 
-def _one_instance_per_service(request: Request) -> dict[str, str]:
-    found: dict[str, str] = {}
+def _one_instance_per_service(request: Request) -> dict[str, Instance]:
+    found: dict[str, Instance] = {}
     for instance in instances(_settings(request).data_dir.resolve()):
         if instance.service != "console":
-            found.setdefault(instance.service, instance.url)
+            found.setdefault(instance.service, instance)
     return found

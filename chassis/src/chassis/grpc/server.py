@@ -9,6 +9,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from chassis import private_socket
 from chassis.grpc.interceptors import (
     BearerTokenInterceptor,
     CallContextInterceptor,
@@ -52,7 +53,7 @@ class GrpcServer:
         service_names: Sequence[str],
         scopes: Mapping[str, Collection[str]] | None = None,
     ) -> None:
-        if settings.grpc_port is None:
+        if settings.grpc_port is None and settings.grpc_uds is None:
             raise ValueError(
                 f"{settings.service} serves gRPC but has no grpc_port: "
                 f"set {settings.model_config.get('env_prefix', '')}GRPC_PORT"
@@ -111,12 +112,26 @@ class GrpcServer:
         reflection.enable_server_reflection(
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
         )
-        self._port = server.add_insecure_port(f"{self._settings.host}:{self._settings.grpc_port}")
+        path = self._settings.grpc_uds
+        if path is not None:
+            # With the mesh on: a Unix socket only this user (the sidecar) reaches, no port.
+            private_socket.check_path(path)
+            private_socket.prepare_directory(path)
+            private_socket.remove_stale(path)
+            with private_socket.owner_only_umask():
+                server.add_insecure_port(f"unix:{path}")
+            self._port = 0
+        else:
+            self._port = server.add_insecure_port(
+                f"{self._settings.host}:{self._settings.grpc_port}"
+            )
         await server.start()
+        if path is not None:
+            path.chmod(private_socket.SOCKET_MODE)
         self._server = server
         for name in (*self._service_names, health.OVERALL_HEALTH):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _log.info("grpc serving", port=self._port)
+        _log.info("grpc serving", port=self._port, socket=str(path) if path else None)
 
     async def stop(self, _app: FastAPI | None = None) -> None:
         """Report NOT_SERVING, then let calls in flight finish for up to shutdown_timeout."""
