@@ -80,6 +80,12 @@ def test_with_the_mesh_on_prometheus_reads_each_sidecars_envoy_stats(tmp_path: P
     assert jobs["catalog-sidecar"]["metrics_path"] == "/stats/prometheus"
     assert len(jobs["catalog-sidecar"]["static_configs"][0]["targets"]) == 2
     assert "metrics_path" not in jobs["catalog"]  # the default, /metrics
+    # An application on a private Unix socket is scraped on its sidecar's ops port, which
+    # serves the application's /metrics: the same targets as its sidecar's job.
+    assert (
+        jobs["catalog"]["static_configs"][0]["targets"]
+        == (jobs["catalog-sidecar"]["static_configs"][0]["targets"])
+    )
     assert "mesh" not in jobs  # the control plane has no metrics to scrape
 
 

@@ -1,6 +1,8 @@
 """The default system with `mesh: on`: every call between Souk's processes goes through two
 Envoy sidecars with mTLS; a checkout works, a killed sidecar comes back, and the SIGKILL
-tests of test_saga.py pass unchanged on it.
+tests of test_saga.py pass unchanged on it. An application opens no TCP port: it listens on
+a private Unix socket its sidecar connects to, and its internal routes answer through the
+sidecar only the callers the policy names.
 
 One system of the module's own (SQLite, the embedded broker), 29 processes more than none:
 the control plane and a sidecar beside each of the 14 instances.
@@ -8,17 +10,24 @@ the control plane and a sidecar beside each of the 14 instances.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import re
 import signal
 import ssl
+import stat
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from mesh.authority import CertificateAuthority, service_id
+from souk import resilience
 from souk.testing import SoukSystem
 
 from . import test_saga as saga
@@ -216,3 +225,155 @@ def test_killing_inventory_mid_burst_with_the_mesh_on_leaves_everything_agreeing
     saga.test_killing_a_service_mid_burst_leaves_stock_and_payments_agreeing_with_the_orders(
         system, reader, shoppers, "inventory-1"
     )
+
+
+# The applications behind their sidecars (every service but the public gateway and console).
+PRIVATE = [
+    "catalog-1",
+    "catalog-2",
+    "inventory-1",
+    "inventory-2",
+    "orders-1",
+    "billing-1",
+    "notifications-1",
+    "bff-mobile-1",
+    "order-history-1",
+    "bff-web-1",
+    "identity-1",
+    "payment-primary-1",
+    "payment-backup-1",
+]
+
+
+def _listening_tcp_ports_of(pid: int) -> set[int]:
+    """The TCP ports the process ``pid`` listens on (from /proc: its socket inodes)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # LISTEN, one of its sockets
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_an_application_opens_no_tcp_port_only_a_private_socket(system: SoukSystem) -> None:
+    """Nothing reaches an application but through its sidecar (or as this OS user): it
+    listens on no TCP port, its socket is 0600 in a 0700 directory of its own; the public
+    gateway keeps its port."""
+    for instance in PRIVATE:
+        record = system.instance(instance)
+        assert record.pid is not None, instance
+        assert record.socket is not None, instance
+        assert _listening_tcp_ports_of(record.pid) == set(), instance
+        path = Path(record.socket)
+        assert stat.S_ISSOCK(path.stat().st_mode), instance
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, instance
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700, instance
+        # The port the instance is known by is its sidecar's inbound port: mTLS only.
+        inbound = next(i for i in _mesh_status(system)["instances"] if i["instance"] == instance)
+        assert inbound["inbound"].endswith(f":{record.port}"), instance
+        with pytest.raises((httpx.TransportError, ssl.SSLError)):
+            httpx.get(f"http://127.0.0.1:{record.port}/readyz", timeout=5)
+    inventory = system.instance("inventory-1")
+    assert (Path(inventory.socket or "").parent / "grpc.sock").exists()  # gRPC: a socket too
+    gateway = system.instance("gateway-1")
+    assert gateway.socket is None
+    assert _listening_tcp_ports_of(gateway.pid or 0) == {gateway.port}
+
+
+def test_status_probes_and_operator_commands_reach_the_applications_on_their_sockets(
+    system: SoukSystem,
+) -> None:
+    """`souk status` probes each application on its socket, `souk dlq list` and `souk
+    resilience` read them there, and so does the console (test_the_console_... above)."""
+    shown = json.loads(system.souk("status", "--json").stdout)
+    health = {i["instance"]: i["health"] for i in shown["instances"]}
+    assert all(health[instance] in {"ok", "unready"} for instance in PRIVATE), health
+    assert sum(health[instance] == "ok" for instance in PRIVATE) >= len(PRIVATE) - 2, health
+    letters = system.souk("dlq", "list", "--json")
+    assert letters.returncode == 0, letters.stderr
+    assert json.loads(letters.stdout)["unreachable"] == {}
+    table = system.souk("resilience")
+    assert table.returncode == 0, table.stderr
+    # What `souk resilience` read: every application's /metrics, over its socket.
+    found = asyncio.run(resilience.scrape(system.state().instances))
+    reachable = {f.instance: f.reachable for f in found}
+    assert all(reachable[instance] for instance in PRIVATE), reachable
+
+
+def test_prometheus_reads_an_applications_metrics_on_its_sidecars_ops_port(
+    system: SoukSystem,
+) -> None:
+    sidecar = system.instance(_sidecar_of("orders"))
+    answer = httpx.get(f"{sidecar.url}/metrics", timeout=5)
+    assert answer.status_code == 200
+    assert "souk_" in answer.text  # the application's own series, not Envoy's
+
+
+@pytest.fixture(scope="module")
+def authority(system: SoukSystem) -> CertificateAuthority:
+    """The mesh's CA, as the owner of the data dir can load it (the reason the operator's
+    tools may as well use the applications' sockets: this user holds every key anyway)."""
+    return CertificateAuthority.load_or_create(system.data_dir / "mesh" / "ca")
+
+
+def _as(authority: CertificateAuthority, service: str) -> ssl.SSLContext:
+    """A TLS client context holding a fresh SVID of ``service`` from the mesh's CA."""
+    svid = authority.issue(service_id(service), dt.timedelta(minutes=10))
+    context = ssl.create_default_context(cadata=authority.bundle_pem().decode())
+    context.check_hostname = False  # SPIFFE identities are URIs, not host names
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    with tempfile.TemporaryDirectory() as directory:
+        cert, key = Path(directory, "cert.pem"), Path(directory, "key.pem")
+        cert.write_bytes(svid.certificate_pem)
+        key.write_bytes(svid.private_key_pem)
+        key.chmod(0o600)
+        context.load_cert_chain(cert, key)
+    return context
+
+
+def _through_sidecar(
+    system: SoukSystem, instance: str, method: str, route: str, context: ssl.SSLContext
+) -> httpx.Response:
+    port = system.instance(instance).port  # its sidecar's inbound port
+    with httpx.Client(verify=context, timeout=10, trust_env=False) as client:
+        return client.request(method, f"https://127.0.0.1:{port}{route}")
+
+
+# Each internal route: (instance, method, route, a caller the policy refuses, its real caller,
+# what the application answers that caller: order-history has no rebuild to show yet).
+INTERNAL_ROUTES = [
+    ("identity-1", "POST", "/internal/keys/rotate", "gateway", "souk-cli", 200),
+    ("identity-1", "GET", "/internal/revocations", "payment-primary", "catalog", 200),
+    ("orders-1", "GET", "/internal/dead-letters", "gateway", "souk-cli", 200),
+    ("order-history-1", "GET", "/internal/rebuild", "gateway", "souk-cli", 404),
+    ("payment-primary-1", "GET", "/v1/simulation", "billing", "souk-cli", 200),
+]
+
+
+@pytest.mark.parametrize(
+    "case", INTERNAL_ROUTES, ids=[f"{i}{route}" for i, _, route, *_ in INTERNAL_ROUTES]
+)
+def test_an_internal_route_answers_through_the_sidecar_only_its_real_caller(
+    system: SoukSystem, authority: CertificateAuthority, case: tuple[str, str, str, str, str, int]
+) -> None:
+    instance, method, route, refused, allowed, answered = case
+    denied = _through_sidecar(system, instance, method, route, _as(authority, refused))
+    assert denied.status_code == 403, denied.text
+    assert denied.headers["content-type"] == "application/problem+json"
+    assert "rbac_access_denied" in denied.json()["detail"]
+    # The sidecar refused it: the application never saw the request.
+    assert "x-envoy-upstream-service-time" not in denied.headers
+    let_in = _through_sidecar(system, instance, method, route, _as(authority, allowed))
+    # The application answered (its own token checks still apply: zero trust).
+    assert "x-envoy-upstream-service-time" in let_in.headers, let_in.text
+    assert "rbac_access_denied" not in let_in.text
+    assert let_in.status_code == answered, let_in.text

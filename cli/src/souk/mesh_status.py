@@ -33,6 +33,13 @@ def _admin(instance: str, data_dir: Path, path: str) -> str:
         return answer.text
 
 
+def _address(address: dict[str, Any]) -> str:
+    if "pipe" in address:
+        return f"unix:{address['pipe']['path']}"
+    socket = address["socket_address"]
+    return f"{socket['address']}:{socket['port_value']}"
+
+
 def _upstreams(instance: str, data_dir: Path) -> list[dict[str, Any]]:
     """Each upstream cluster of a sidecar: endpoints with health and ejection, overflows."""
     clusters = json.loads(_admin(instance, data_dir, "/clusters?format=json"))
@@ -44,15 +51,14 @@ def _upstreams(instance: str, data_dir: Path) -> list[dict[str, Any]]:
     upstreams = []
     for cluster in clusters.get("cluster_statuses", []):
         name = cluster["name"]
-        if name in {"local-app", "souk-control-plane", "admin"}:
+        if name in {"local-app", "souk-control-plane", "admin", "app-metrics"}:
             continue
         endpoints = []
         for host in cluster.get("host_statuses", []):
-            address = host["address"]["socket_address"]
             health = host.get("health_status", {})
             endpoints.append(
                 {
-                    "address": f"{address['address']}:{address['port_value']}",
+                    "address": _address(host["address"]),
                     "instance": host.get("hostname", ""),
                     "healthy": not any(
                         health.get(flag)

@@ -139,6 +139,9 @@ def with_mesh(
             "bootstrap_dir": str(directory / "bootstrap"),
             "log_level": topology.mesh.log_level,
         }
+        if plan.service not in topology.mesh.public:
+            # Its ops port serves the application's /metrics too: scrapers have no other way.
+            sidecar["app_metrics"] = f"unix:{app_sockets(data_dir, plan.service, plan.index)[0]}"
         ops_port = free_port()
         sidecar["ops_port"] = ops_port
         meshed.append(

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from souk.meshing import CONTROL_PLANE, is_sidecar
+from souk.meshing import CONTROL_PLANE, SIDECAR_SUFFIX, is_sidecar
+from souk.plan import instance_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -27,17 +28,20 @@ def prometheus_config(plans: Sequence[InstancePlan], rules: Path) -> dict[str, o
     """A Prometheus configuration with one scrape job per service, named after it.
 
     With the mesh on, each sidecar's job reads Envoy's ``/stats/prometheus`` on its ops
-    port; an application on a private Unix socket has no address to scrape and the control
-    plane serves no metrics: neither is scraped (a target that can never answer would keep
+    port, and an application on a private Unix socket is scraped there too: its sidecar's
+    ops port serves the application's ``/metrics`` (Istio's metrics merging). The control
+    plane serves no metrics and is not scraped (a target that can never answer would keep
     the instance-down alert firing).
     """
+    by_instance = {plan.instance: plan for plan in plans}
     jobs: dict[str, list[str]] = {}
     for plan in plans:
-        if plan.service == CONTROL_PLANE or plan.socket is not None:
-            # An application on a private Unix socket (the mesh on) has no address Prometheus
-            # could reach; its sidecar's job is scraped.
+        if plan.service == CONTROL_PLANE:
             continue
-        jobs.setdefault(plan.service, []).append(plan.url.removeprefix("http://"))
+        scraped = plan
+        if plan.socket is not None:
+            scraped = by_instance[instance_id(f"{plan.service}{SIDECAR_SUFFIX}", plan.index)]
+        jobs.setdefault(plan.service, []).append(scraped.url.removeprefix("http://"))
     return {
         "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": SCRAPE_INTERVAL},
         "rule_files": [str(rules)],

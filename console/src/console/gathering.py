@@ -343,7 +343,7 @@ _ENVOY_OVERFLOWS = frozenset(
 )
 _ENVOY_BREAKER = re.compile(r"^circuit_breakers_default_(cx|rq|rq_pending|rq_retry)_open$")
 # A sidecar's own clusters: its application, the control plane, its admin API.
-_SIDECAR_OWN_CLUSTERS = frozenset({"local-app", "souk-control-plane", "admin"})
+_SIDECAR_OWN_CLUSTERS = frozenset({"local-app", "souk-control-plane", "admin", "app-metrics"})
 
 
 def read_envoy_stats(text: str) -> tuple[Upstream, ...]:

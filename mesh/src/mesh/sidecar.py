@@ -60,6 +60,9 @@ class SidecarLaunch:
     # stop the sidecar), and ``ops_port`` serves just /readyz, /healthz and /stats/prometheus.
     admin_socket: str | None = None
     ops_port: int | None = None
+    # ``unix:/path``: the application's own HTTP socket, whose /metrics the ops port serves
+    # (Istio's metrics merging: a scraper cannot reach an application on a private socket).
+    app_metrics: str | None = None
 
     def bootstrap(self) -> dict[str, Any]:
         if self.control_plane.startswith("unix:"):
@@ -124,18 +127,23 @@ class SidecarLaunch:
     def _admin_cluster(self) -> list[dict[str, Any]]:
         if not self.admin_socket:
             return []
-        address = {"pipe": {"path": self.admin_socket}}
-        return [
-            {
-                "name": "admin",
+
+        def static(name: str, path: str) -> dict[str, Any]:
+            address = {"pipe": {"path": path}}
+            return {
+                "name": name,
                 "type": "STATIC",
                 "connect_timeout": "1s",
                 "load_assignment": {
-                    "cluster_name": "admin",
+                    "cluster_name": name,
                     "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
                 },
             }
-        ]
+
+        clusters = [static("admin", self.admin_socket)]
+        if self.app_metrics:
+            clusters.append(static("app-metrics", self.app_metrics.removeprefix("unix:")))
+        return clusters
 
     def _ops_listener(self) -> list[dict[str, Any]]:
         """Istio's pattern (ports 15021, 15090): readiness and Prometheus stats on a port of
@@ -161,6 +169,16 @@ class SidecarLaunch:
                             to_admin("/readyz", "/ready"),
                             to_admin("/healthz", "/ready"),
                             to_admin("/stats/prometheus", "/stats/prometheus"),
+                            *(
+                                [
+                                    {
+                                        "match": {"path": "/metrics"},
+                                        "route": {"cluster": "app-metrics"},
+                                    }
+                                ]
+                                if self.app_metrics
+                                else []
+                            ),
                         ],
                     }
                 ]
@@ -223,6 +241,7 @@ def main() -> None:
         control_plane=described["control_plane"],
         admin_socket=described["admin_socket"],
         ops_port=int(described["ops_port"]),
+        app_metrics=described.get("app_metrics"),
     )
     Path(described["admin_socket"]).unlink(missing_ok=True)
     bootstrap = launch.write_bootstrap(Path(described["bootstrap_dir"]))
