@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -42,6 +43,10 @@ def default_topology() -> dict[str, Any]:
     # The whole suite is one client at 127.0.0.1 signing up hundreds of customers: it raises
     # the edge's rate limits explicitly (test_security.py proves the defaults on a gateway).
     topology["services"]["gateway"]["env"]["GATEWAY_RATE_LIMITS"] = SUITE_RATE_LIMITS
+    if os.environ.get("SOUK_E2E_MESH") == "on":
+        # Every test's system with the mesh on (ADR 16): what it would take to make the mesh
+        # the default of `souk up`. Off unless asked; test_mesh.py turns it on itself.
+        topology["mesh"] = {"enabled": True}
     return topology
 
 
@@ -67,7 +72,10 @@ def cli_client(system: SoukSystem) -> tuple[str, str]:
 def service_token(system: SoukSystem, client_id: str, scopes: list[str]) -> str:
     """A service client's token, asked of identity directly as that service does (the public
     edge refuses to issue it)."""
-    return client_token(system.url("identity"), *system.client_credentials(client_id), scopes)
+    with system.http() as client:  # identity's socket with the mesh on
+        return client_token(
+            system.url("identity"), *system.client_credentials(client_id), scopes, client=client
+        )
 
 
 def bearer(token: str) -> dict[str, str]:
