@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from souk import instances
+from souk import instances, mesh_status
 from souk.install_secrets import client_secret
 from souk.logs import tail_lines
 from souk.plan import free_port
@@ -165,6 +165,15 @@ class SoukSystem:
             self.wait_until(
                 self._all_ready, timeout=self.ready_timeout + 10, message="every instance ready"
             )
+            if self.meshed:
+                # A sidecar counts a new endpoint healthy only after its first active health
+                # check: "ready" alone would meet `no healthy upstream` on a loaded machine.
+                self.wait_until(
+                    self._mesh_routes_healthy,
+                    timeout=self.ready_timeout + 10,
+                    interval=0.5,
+                    message="every sidecar seeing every endpoint of its upstreams healthy",
+                )
         except BaseException:
             # Whatever stopped the wait (timeout, early exit, Ctrl-C), leave nothing running.
             self._terminate_everything()
@@ -183,7 +192,9 @@ class SoukSystem:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
         try:
-            code = self.process.wait(timeout if timeout is not None else self.grace + 15)
+            # With the mesh on, a sidecar stops after its instance, the control plane last.
+            default = self.grace + (45 if self.meshed else 15)
+            code = self.process.wait(timeout if timeout is not None else default)
         except subprocess.TimeoutExpired:
             self._terminate_everything()
             raise AssertionError(
@@ -331,6 +342,41 @@ class SoukSystem:
         )
 
     # -- internals -------------------------------------------------------------------------
+
+    @property
+    def meshed(self) -> bool:
+        """Whether the topology turns the mesh on (``mesh: on`` or a mapping)."""
+        if self._topology is not None:
+            topology: Any = self._topology
+        else:
+            try:
+                topology = yaml.safe_load(self.topology_path.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError):
+                return False
+        mesh = topology.get("mesh") if isinstance(topology, Mapping) else None
+        if isinstance(mesh, Mapping):
+            return bool(mesh.get("enabled", True))
+        return mesh is True
+
+    def _mesh_routes_healthy(self) -> bool:
+        records = self.state().instances
+        try:
+            status = mesh_status.gather(self.data_dir)
+        except (mesh_status.MeshNotRunningError, OSError, ValueError):
+            return False
+        replicas: dict[str, int] = {}
+        for record in records:
+            replicas[record.service] = replicas.get(record.service, 0) + 1
+        for instance in status.get("instances", []):
+            if instance.get("sidecar") != "up":
+                return False
+            for upstream in instance.get("upstreams", []):
+                endpoints = upstream["endpoints"]
+                if len(endpoints) != replicas.get(upstream["cluster"], 0):
+                    return False
+                if not all(e["healthy"] and not e["ejected"] for e in endpoints):
+                    return False
+        return True
 
     def _all_ready(self) -> bool:
         state = read_state(self.data_dir)
