@@ -138,7 +138,10 @@ def run(create_app: Callable[[S], FastAPI], settings: S) -> None:
     for stop_signal in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop_signal, _already_handled)
     try:
-        server.run(sockets=sockets)
+        if sockets is None:
+            server.run()
+        else:
+            server.run(sockets=sockets)
     finally:
         if settings.uds is not None:
             settings.uds.unlink(missing_ok=True)
