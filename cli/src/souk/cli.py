@@ -37,6 +37,7 @@ from souk.display import (
 from souk.install_secrets import MissingSecretError, client_secret
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.mesh_status import MeshNotRunningError, gather, render
+from souk.meshing import MissingMeshCredentialError
 from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
@@ -121,7 +122,7 @@ def up(
         _fail(f"{exc}; nothing was started")
     except AlreadyRunningError as exc:
         _fail(f"{exc}; nothing was started (stop it with `souk down`)")
-    except DatabaseProvisionError as exc:
+    except (DatabaseProvisionError, MissingMeshCredentialError) as exc:
         _fail(f"{exc}; nothing was started")
     raise typer.Exit(code)
 
