@@ -60,7 +60,12 @@ GATEWAY_NAME = "souk"
 GATEWAY_CLASS = "istio"
 POSTGRES_CLUSTER = "souk-postgres"
 BROKER_NAME = "souk-broker"
-REDIS_SERVICE = "souk-redis-master"
+REDIS_SERVICE = "souk-redis"
+# Redis for the gateway's shared rate limits: the official image, pinned; its `redis` user.
+REDIS_IMAGE = "docker.io/library/redis:7.4.2-alpine"
+REDIS_UID = 999
+REDIS_PORT = 6379
+REDIS_LABELS = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "souk-redis"}
 CLI_ACCOUNT = "souk-cli"
 OTLP_ENDPOINT = "http://otel-collector.observability.svc.cluster.local:4318"
 TRUST_DOMAIN = "souk.local"
@@ -133,6 +138,9 @@ def render(
     base.append("network/policies.yaml")
     files["base/data/postgres.yaml"] = _dump(_postgres(topology))
     base.append("data/postgres.yaml")
+    if PUBLIC_SERVICE in services:
+        files["base/data/redis.yaml"] = _dump(_redis())
+        base.append("data/redis.yaml")
     broker = broker_engine(topology)
     if broker.kind == "nats":
         files["nats-values.yaml"] = _dump([_nats_values()])
@@ -381,7 +389,7 @@ def secret_env(topology: Topology, service: str) -> list[Resource]:
         env.append(
             {
                 "name": f"{prefix}REDIS_URL",
-                "value": f"redis://:$(SOUK_REDIS_PASSWORD)@{REDIS_SERVICE}:6379/0",
+                "value": f"redis://:$(SOUK_REDIS_PASSWORD)@{REDIS_SERVICE}:{REDIS_PORT}/0",
             }
         )
     return env
@@ -677,8 +685,9 @@ def _network_policy(topology: Topology, service: str, callers: Sequence[str]) ->
     if topology.telemetry.export_spans:
         egress.append({"to": [_namespace_pods("observability")], "ports": _tcp(4318)})
     if service == PUBLIC_SERVICE:
-        redis = {NAME_LABEL: "redis", "app.kubernetes.io/instance": "souk-redis"}
-        egress.append({"to": [{"podSelector": {"matchLabels": redis}}], "ports": _tcp(6379)})
+        egress.append(
+            {"to": [{"podSelector": {"matchLabels": REDIS_LABELS}}], "ports": _tcp(REDIS_PORT)}
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -844,6 +853,106 @@ def _postgres(topology: Topology) -> list[Resource]:
             }
         )
     return found
+
+
+def _redis() -> list[Resource]:
+    """Redis for the gateway's shared rate limits (GATEWAY_REDIS_URL): one pod, no
+    persistence (buckets expire on their own, and the gateway lets requests through while
+    Redis is away), evicting the least recently used bucket when full; only the gateway may
+    reach it, and it reaches nothing. Its password is the Secret `souk-redis`."""
+    password = {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "redis-password"}},
+    }
+    ping = 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG'
+    container = {
+        "name": "redis",
+        "image": REDIS_IMAGE,
+        "args": [
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "192mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+        "env": [password],
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", ping]},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": "redis"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": _security_context(),
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "spec": {
+                "selector": REDIS_LABELS,
+                "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "spec": {
+                "serviceName": REDIS_SERVICE,
+                "replicas": 1,
+                "selector": {"matchLabels": REDIS_LABELS},
+                "template": {
+                    "metadata": {"labels": {**PART_OF, **REDIS_LABELS, **NO_SIDECAR}},
+                    "spec": {
+                        "serviceAccountName": REDIS_SERVICE,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": REDIS_UID,
+                            "runAsGroup": REDIS_UID,
+                            "fsGroup": REDIS_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("redis", REDIS_LABELS),
+            "spec": {
+                "podSelector": {"matchLabels": REDIS_LABELS},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [_pods(PUBLIC_SERVICE)], "ports": _tcp(REDIS_PORT)}],
+                "egress": [],
+            },
+        },
+    ]
 
 
 def _rabbitmq() -> Resource:
