@@ -351,3 +351,23 @@ def test_redis_for_the_rate_limits_serves_the_gateway_alone(
             for selector in egress.get("to", [])
         )
         assert reaches == (name == "gateway"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_overlay_sets_the_gateways_trusted_proxies_and_ops_networks(
+    built: dict[str, list[Manifest]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.settings import GatewaySettings  # noqa: PLC0415 - the gateway reads it so
+
+    data = of_kind(built[overlay], "ConfigMap")["gateway-settings"]["data"]
+    # Istio's sidecar hands the gateway every request from 127.0.0.6: it is the one proxy
+    # whose X-Forwarded-For (set by the ingress) it believes; its own routes answer loopback,
+    # where Istio's agent probes and scrapes from.
+    assert json.loads(data["GATEWAY_FORWARDED_ALLOW_IPS"]) == ["127.0.0.6"]
+    assert json.loads(data["GATEWAY_OPS_NETWORKS"]) == ["127.0.0.0/8", "::1/128"]
+    # The ConfigMap, as the pod's environment, loads as the gateway's settings.
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings()
+    assert settings.forwarded_allow_ips == ["127.0.0.6"]
+    assert [str(network) for network in settings.ops_networks] == ["127.0.0.0/8", "::1/128"]

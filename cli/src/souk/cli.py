@@ -545,6 +545,7 @@ def mesh_status(
 
 @render_app.command("kubernetes")
 def render_kubernetes(
+    *,
     topology: Annotated[
         Path | None,
         typer.Option(
@@ -563,6 +564,22 @@ def render_kubernetes(
         str | None,
         typer.Option(help="Also print this overlay's built manifests (dev or prod)."),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="A proxy (address or network) whose X-Forwarded-For the gateway believes; "
+            "repeat for several (default: 127.0.0.6, Istio's sidecar).",
+        ),
+    ] = None,
+    ops_networks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ops-networks",
+            help="A network that may read the gateway's /healthz, /readyz and /metrics; repeat "
+            "for several (default: loopback, where Istio's agent probes and scrapes from).",
+        ),
+    ] = None,
 ) -> None:
     """Write Kubernetes manifests (kustomize base, overlays dev and prod) for the topology."""
     if overlay is not None and overlay not in kubernetes.OVERLAYS:
@@ -570,7 +587,13 @@ def render_kubernetes(
     path, is_default = resolve_topology(topology, Path.cwd())
     try:
         loaded = load_topology(path, display_name="default topology" if is_default else None)
-        files = kubernetes.render(loaded, kubernetes.Cluster(namespace=namespace))
+        networks: dict[str, tuple[str, ...]] = {}
+        if forwarded_allow_ips:
+            networks["forwarded_allow_ips"] = tuple(forwarded_allow_ips)
+        if ops_networks:
+            networks["ops_networks"] = tuple(ops_networks)
+        cluster = kubernetes.Cluster(namespace=namespace, **networks)
+        files = kubernetes.render(loaded, cluster)
         kubernetes.write(files, output)
         built = kubernetes.build_overlay(output, overlay) if overlay else None
     except TopologyError as exc:

@@ -21,6 +21,7 @@ No secret value is written: ``create-secrets.sh`` makes the Secrets the manifest
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import shutil
@@ -61,6 +62,7 @@ GATEWAY_CLASS = "istio"
 POSTGRES_CLUSTER = "souk-postgres"
 BROKER_NAME = "souk-broker"
 REDIS_SERVICE = "souk-redis"
+ISTIO_INBOUND_SOURCE = "127.0.0.6"
 # Redis for the gateway's shared rate limits: the official image, pinned; its `redis` user.
 REDIS_IMAGE = "docker.io/library/redis:7.4.2-alpine"
 REDIS_UID = 999
@@ -82,11 +84,27 @@ class RenderError(Exception):
 
 @dataclass(frozen=True)
 class Cluster:
-    """Where the manifests go: the namespace and how the images are named."""
+    """Where the manifests go: the namespace, how the images are named, and the cluster's own
+    networks the gateway must know (they differ per cluster, so the overlays carry them)."""
 
     namespace: str = "souk"
     image: str = IMAGE
     tag: str = IMAGE_TAG
+    # The proxies whose X-Forwarded-For the gateway believes: its Istio sidecar, which hands
+    # it every request from 127.0.0.6 (Istio's inbound source address); add the range of a
+    # load balancer that itself forwards to the ingress with X-Forwarded-For.
+    forwarded_allow_ips: tuple[str, ...] = (ISTIO_INBOUND_SOURCE,)
+    # Who may read the gateway's /healthz, /readyz, /metrics: Istio's agent probes and
+    # scrapes it from inside the pod (loopback); add the nodes' range if probes are not
+    # rewritten through the agent, and Prometheus's if it scrapes the app directly.
+    ops_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    def __post_init__(self) -> None:
+        for value in (*self.forwarded_allow_ips, *self.ops_networks):
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise RenderError(f"{value!r} is not an IP address or network") from None
 
 
 def deployed_services(topology: Topology) -> list[str]:
@@ -1109,6 +1127,11 @@ def _ingress() -> list[Resource]:
     ]
 
 
+def _add(*changes: tuple[str, Any]) -> str:
+    operations = [{"op": "add", "path": path, "value": value} for path, value in changes]
+    return yaml.safe_dump(operations, sort_keys=False)
+
+
 def _replace(*changes: tuple[str, Any]) -> str:
     operations = [{"op": "replace", "path": path, "value": value} for path, value in changes]
     return yaml.safe_dump(operations, sort_keys=False)
@@ -1124,11 +1147,33 @@ def _overlay(name: str, cluster: Cluster, broker: BrokerEngine, topology: Topolo
         "resources": ["../../base"],
         "labels": [{"pairs": {"souk.dev/overlay": name}}],
     }
+    overlay["patches"] = []
+    if PUBLIC_SERVICE in deployed_services(topology):
+        # Per cluster: the proxies the gateway believes and the networks its own routes
+        # answer (GATEWAY_FORWARDED_ALLOW_IPS, GATEWAY_OPS_NETWORKS). Edit them here, or
+        # render with --forwarded-allow-ips / --ops-networks.
+        prefix = env_prefix(PUBLIC_SERVICE)
+        overlay["patches"].append(
+            {
+                "target": {
+                    "version": "v1",
+                    "kind": "ConfigMap",
+                    "name": f"{PUBLIC_SERVICE}-settings",
+                },
+                "patch": _add(
+                    (
+                        f"/data/{prefix}FORWARDED_ALLOW_IPS",
+                        json.dumps(list(cluster.forwarded_allow_ips)),
+                    ),
+                    (f"/data/{prefix}OPS_NETWORKS", json.dumps(list(cluster.ops_networks))),
+                ),
+            }
+        )
     if name == "prod":
         overlay["images"] = [
             {"name": cluster.image, "newName": f"registry.example.com/souk/{cluster.image}"}
         ]
-        overlay["patches"] = [
+        overlay["patches"] += [
             {
                 "target": {"group": "postgresql.cnpg.io", "kind": "Cluster"},
                 "patch": _replace(("/spec/instances", 3), ("/spec/storage/size", "50Gi")),
