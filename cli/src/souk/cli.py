@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -572,12 +573,11 @@ def render_kubernetes(
     path, is_default = resolve_topology(topology, Path.cwd())
     try:
         loaded = load_topology(path, display_name="default topology" if is_default else None)
-        networks: dict[str, tuple[str, ...]] = {}
+        cluster = kubernetes.Cluster(namespace=namespace)
         if forwarded_allow_ips:
-            networks["forwarded_allow_ips"] = tuple(forwarded_allow_ips)
+            cluster = replace(cluster, forwarded_allow_ips=tuple(forwarded_allow_ips))
         if ops_networks:
-            networks["ops_networks"] = tuple(ops_networks)
-        cluster = kubernetes.Cluster(namespace=namespace, **networks)
+            cluster = replace(cluster, ops_networks=tuple(ops_networks))
         files = kubernetes.render(loaded, cluster)
         kubernetes.write(files, output)
         built = kubernetes.build_overlay(output, overlay) if overlay else None
