@@ -250,7 +250,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             systems[host] = SoukSystem(
                 path,
                 directory / host,
-                ready_timeout=90,
+                # With the mesh each host boots twice the processes (a sidecar per instance):
+                # identity took over 90 s to be ready at load average 47 on 2 cores.
+                ready_timeout=150,
                 extra_args=["--host", host],
                 command_prefix=lan.exec_prefix(host),
             )
