@@ -32,7 +32,6 @@ router = APIRouter(include_in_schema=False)
 
 # The payment simulators' test cards: what the checkout form offers instead of a card number.
 TEST_CARDS: Final = {"tok_ok": "Test card — accepted", "tok_decline": "Test card — declined"}
-ORDERS_PER_PAGE: Final = 10
 MAX_PAGE: Final = 1000
 SEARCH_MAX_LENGTH: Final = 100
 
@@ -255,8 +254,9 @@ def _card(form: Mapping[str, object]) -> str:
 
 @router.get("/orders")
 async def order_history(visit: VisitDep, page: Page = 1) -> Response:
+    shop = visit.shop
     history = await orders.history(
-        visit.shop.customer(visit.session), visit.shop.orders, page=page, page_size=ORDERS_PER_PAGE
+        shop.customer(visit.session), shop.orders, page=page, page_size=shop.settings.orders_per_page
     )
     return await visit.page("orders.html", history=history)
 
