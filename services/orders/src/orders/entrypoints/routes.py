@@ -96,7 +96,7 @@ async def place_order(
     description="An order placed with a `delivery` is charged its option's price at the "
     "moment it is placed, as part of its `total`.",
 )
-async def delivery_options(request: Request, token: Reader) -> Response:
+async def delivery_options(request: Request, token: Reader) -> Response:  # noqa: ARG001 - a customer's, checked
     settings: OrdersSettings = request.app.state.settings
     options = DeliveryOptions(
         options=[
