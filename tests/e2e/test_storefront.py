@@ -201,6 +201,13 @@ def check_out(
     assert address.splitlines() == ["Amina Benali", "12 Derb Sidi Ahmed", "30110 Fes", "Morocco"]
     assert page.get_by_test_id("review-option").inner_text().startswith(option.capitalize())
     assert page.get_by_test_id("review-payment").inner_text() == card
+    # The total is what orders will charge: the items and the delivery, priced by orders
+    # (standard free, express not, by default).
+    cost = page.get_by_test_id("review-delivery-cost").inner_text()
+    assert (cost == "Free") == (option == "standard"), cost
+    items = euros(page.get_by_test_id("review-subtotal").inner_text())
+    total = euros(page.get_by_test_id("review-total").inner_text())
+    assert total == pytest.approx(items + (0.0 if cost == "Free" else euros(cost)))
     journey.step(f"{prefix}review")
     if place:
         place_order(page)
@@ -482,6 +489,10 @@ def test_a_shopper_searches_signs_up_edits_the_cart_retries_a_declined_card_and_
     assert journey.wait_until_settled() == "Confirmed"
     assert page.get_by_text("Thank you! Your order is confirmed.").is_visible()
     assert_confirmation_shows_date_address_and_payment(page, "express")
+    # Express delivery is charged with the order: €170.00 of lamps and its price.
+    express = euros(page.get_by_test_id("order-delivery-cost").inner_text())
+    assert express > 0
+    assert euros(page.get_by_test_id("order-total").inner_text()) == pytest.approx(170 + express)
     assert page.get_by_role("link", name="Mosaic glass table lamp").is_visible()
     assert journey.cart_count() == "0"
     journey.step("order-confirmed")
@@ -585,9 +596,9 @@ def test_my_orders_pages_forward_and_back_showing_every_order_once(
         timeout=10.0,
         headers={"Authorization": f"Bearer {customer_token(souk.gateway_url, email, PASSWORD)}"},
     ) as customer:
-        [soap] = customer.get(
-            "/api/catalog/products", params={"q": "black soap"}
-        ).json()["items"][:1]
+        [soap] = customer.get("/api/catalog/products", params={"q": "black soap"}).json()["items"][
+            :1
+        ]
         placed = []
         for _ in range(7):
             # A declined card: the orders are real, and no test loses stock to them.
@@ -684,8 +695,10 @@ def test_stock_gone_between_cart_and_reservation_is_explained_and_the_cart_given
             souk.kill(instance, signal.SIGCONT)
     assert journey.wait_until_settled() == "Rejected"
     left = wanted - 1
-    said = f"{name} has sold out." if left == 0 else (
-        f"{name}: only {left} left, fewer than you asked for."
+    said = (
+        f"{name} has sold out."
+        if left == 0
+        else (f"{name}: only {left} left, fewer than you asked for.")
     )
     problem = page.get_by_test_id("order-problem").inner_text()
     assert said in problem
