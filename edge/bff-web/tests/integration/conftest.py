@@ -96,9 +96,7 @@ class Upstreams:
     """identity's sign-in form answers 401 to every password"""
     stock_tokens: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
-    delivery_prices: dict[str, int] = field(
-        default_factory=lambda: {"standard": 0, "express": 990}
-    )
+    delivery_prices: dict[str, int] = field(default_factory=lambda: {"standard": 0, "express": 990})
     """orders' price of each delivery option, in euro cents"""
 
     def authorize(self, authorize_url: str, customer: str = "amina") -> tuple[str, str]:

@@ -78,7 +78,17 @@ class DeliveryForm:
     @property
     def delivery(self) -> Delivery | None:
         """The delivery, if the form has no error."""
-        return None if self.errors else Delivery(**self.values)
+        if self.errors:
+            return None
+        values = self.values
+        return Delivery(
+            name=values["name"],
+            address=values["address"],
+            postcode=values["postcode"],
+            city=values["city"],
+            country=values["country"],
+            option=values["option"],
+        )
 
 
 def price_text(price: Money | None) -> str:

@@ -101,7 +101,7 @@ async def delivery_options(request: Request, token: Reader) -> Response:  # noqa
     options = DeliveryOptions(
         options=[
             DeliveryOptionPublic(
-                option=option,  # type: ignore[arg-type]
+                option=option,
                 price=Amount.from_money(settings.delivery_price(option)),
             )
             for option in DELIVERY_OPTIONS
