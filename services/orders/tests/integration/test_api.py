@@ -474,12 +474,15 @@ def test_the_same_delivered_request_again_is_a_replay_at_the_price_it_was_placed
     body = {**order_body((TEA.product_id, 1)), "delivery": DELIVERY}
     key = str(uuid.uuid4())
     first = post_order(client, body, key=key)
-    settings.delivery_prices = {"standard": 0, "express": 1490}  # the shop's prices change
+    settings.delivery_prices["express"] = 1490  # the shop's price changes (settings are frozen)
     again = post_order(client, body, key=key)
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert again.json()["id"] == first.json()["id"]
     assert again.json()["delivery"]["price"] == {"amount": 990, "currency": "EUR"}
+    # A new order is placed at the new price.
+    fresh = post_order(client, body)
+    assert fresh.json()["delivery"]["price"] == {"amount": 1490, "currency": "EUR"}
 
 
 @pytest.mark.parametrize(
