@@ -43,11 +43,18 @@ def default_topology() -> dict[str, Any]:
     # The whole suite is one client at 127.0.0.1 signing up hundreds of customers: it raises
     # the edge's rate limits explicitly (test_security.py proves the defaults on a gateway).
     topology["services"]["gateway"]["env"]["GATEWAY_RATE_LIMITS"] = SUITE_RATE_LIMITS
+    # A few orders fill several pages of My orders, so the browser journey can page them.
+    topology["services"]["bff-web"].setdefault("env", {})["BFF_WEB_ORDERS_PER_PAGE"] = str(
+        ORDERS_PER_PAGE
+    )
     if os.environ.get("SOUK_E2E_MESH") == "on":
         # Every test's system with the mesh on (ADR 16): what it would take to make the mesh
         # the default of `souk up`. Off unless asked; test_mesh.py turns it on itself.
         topology["mesh"] = {"enabled": True}
     return topology
+
+
+ORDERS_PER_PAGE = 3
 
 
 SUITE_RATE_LIMITS = {
