@@ -165,7 +165,10 @@ def test_the_console_shows_each_instance_with_its_sidecar(system: SoukSystem) ->
 
     def shown() -> str | None:
         page = httpx.get(f"{console}/", timeout=5).text
-        return page if 'data-upstream="inventory"' in row(page, "orders-1") else None
+        # Until the console's scrape (every few seconds) saw orders' sidecar after its first
+        # health checks: a scrape from just before shows the endpoints not yet checked.
+        healthy = re.search(r'data-upstream="inventory"[^>]*>inventory 2/2<', row(page, "orders-1"))
+        return page if healthy else None
 
     page = system.wait_until(shown, timeout=30, interval=1, message="the sidecars' upstreams")
     for record in system.state().instances:
