@@ -189,6 +189,59 @@ async def test_a_statement_under_a_deadline_not_yet_passed_runs_to_its_end(
             assert (await connection.execute(small)).scalar() == 1000
 
 
+async def test_a_write_waiting_for_the_lock_gives_up_when_the_deadline_passes(
+    make_db: MakeDb, url: str, db_file: Path
+) -> None:
+    database = make_db(url)
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE things (name TEXT)"))
+    # Another connection (another replica, say) holds the write lock until told otherwise.
+    holder = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        async with database.engine.connect() as connection:
+            started = asyncio.get_running_loop().time()
+            with (
+                deadline.within(0.3),
+                pytest.raises(OperationalError, match="database is locked"),
+            ):
+                await connection.execute(text("INSERT INTO things VALUES ('waits')"))
+            waited = asyncio.get_running_loop().time() - started
+            await connection.rollback()
+            # Well under the 30 s busy timeout a write without a deadline waits (a generous
+            # bound: CI's 2 cores are loaded); and not before the deadline either.
+            assert 0.25 <= waited < 10, waited
+            holder.execute("COMMIT")
+            # The next write without a deadline waits the whole 30 s again if it must.
+            await connection.execute(text("INSERT INTO things VALUES ('after')"))
+            await connection.commit()
+            busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+    finally:
+        holder.close()
+    assert busy == db.SQLITE_BUSY_TIMEOUT_MS
+    assert _query(db_file, "SELECT name FROM things") == [("after",)]
+
+
+async def test_a_write_under_a_deadline_waits_for_the_lock_while_time_is_left(
+    make_db: MakeDb, url: str, db_file: Path
+) -> None:
+    database = make_db(url)
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE things (name TEXT)"))
+    holder = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # The lock is let go 0.3 s in; the deadline is 30 s away: the write waits and works.
+        releasing = asyncio.get_running_loop().call_later(0.3, holder.execute, "COMMIT")
+        async with database.engine.begin() as connection:
+            with deadline.within(30):
+                await connection.execute(text("INSERT INTO things VALUES ('waited')"))
+        releasing.cancel()
+    finally:
+        holder.close()
+    assert _query(db_file, "SELECT name FROM things") == [("waited",)]
+
+
 @pytest.fixture
 async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
     async with scratch_database("postgres", tmp_path, "deadline") as url:

@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import math
 import os
+import re
 import time
 import zlib
 from datetime import UTC, datetime
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 STARTUP_LOCK_TIMEOUT_SECONDS = 120.0
+# How long a SQLite write waits for another connection's write lock (another replica, the
+# outbox relay) before "database is locked"; less when the request's deadline comes sooner.
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 
 # A service's ``MetaData(naming_convention=NAMING_CONVENTION)`` names every constraint, so its
 # migrations can refer to them on every backend (SQLite included).
@@ -202,19 +206,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
     # (another replica) wait instead of failing with "database is locked".
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
 class _StatementDeadline:
-    """When the statement running on one SQLite connection must stop (monotonic seconds)."""
+    """When the statement running on one SQLite connection must stop (monotonic seconds),
+    and how long (ms) the connection's writes wait for the write lock now."""
 
-    __slots__ = ("at",)
+    __slots__ = ("at", "busy_ms")
 
     def __init__(self) -> None:
         self.at: float | None = None
+        self.busy_ms = SQLITE_BUSY_TIMEOUT_MS
 
     def passed(self) -> int:
         # SQLite's progress handler, on aiosqlite's thread: non-zero interrupts the statement.
@@ -233,6 +239,12 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
     back). PostgreSQL's own statement timeout does it there
     (:func:`_statement_timeout_from_deadline`).
+
+    The progress handler does not run while a write waits for another connection's write
+    lock: SQLite's busy handler sleeps and retries for ``busy_timeout``. So the first write
+    of each transaction (where Python's sqlite3 begins it and the lock is taken; later
+    statements hold it) lowers the connection's busy timeout to what is left of the
+    deadline, and a write without a deadline puts the 30 s back (:func:`_busy_timeout_for`).
     """
     event.listen(engine, "connect", _install_progress_handler)
     event.listen(engine, "before_cursor_execute", _statement_deadline_from_context)
@@ -280,10 +292,42 @@ def _bound_of(connection: Any) -> _StatementDeadline | None:
     return found
 
 
-def _statement_deadline_from_context(connection: Any, *_: Any) -> None:
+def _statement_deadline_from_context(connection: Any, _: Any, statement: str, *__: Any) -> None:
     bound = _bound_of(connection)
-    if bound is not None:
-        bound.at = deadline.expires_at()
+    if bound is None:
+        return
+    bound.at = deadline.expires_at()
+    dbapi_connection = connection.connection.dbapi_connection
+    if not dbapi_connection.driver_connection.in_transaction and _BEGINS_A_WRITE.match(statement):
+        _busy_timeout_for(bound, dbapi_connection)
+
+
+# The statements before which Python's sqlite3 begins a transaction (its legacy mode, the
+# one SQLAlchemy uses): the first takes the database's write lock, waiting if it is held.
+_BEGINS_A_WRITE: Final = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+def _busy_timeout_for(bound: _StatementDeadline, dbapi_connection: Any) -> None:
+    """Let the write about to take the lock wait for it no longer than the deadline allows
+    (0 when it has passed: fail at once if the lock is held); 30 s without a deadline.
+
+    A PRAGMA only when the value changes: one round trip on aiosqlite's thread per write
+    transaction under a deadline, none without one.
+    """
+    left = deadline.remaining()
+    wanted = (
+        SQLITE_BUSY_TIMEOUT_MS
+        if left is None
+        else max(0, min(SQLITE_BUSY_TIMEOUT_MS, math.ceil(left * 1000)))
+    )
+    if wanted == bound.busy_ms:
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout={wanted}")
+    finally:
+        cursor.close()
+    bound.busy_ms = wanted
 
 
 def _statement_deadline_cleared(connection: Any, *_: Any) -> None:
