@@ -282,6 +282,26 @@ async def test_a_postgres_transaction_gets_what_is_left_of_the_deadline_and_no_m
     assert unbound == "0"
 
 
+async def test_a_postgres_statement_gets_what_is_left_when_it_starts_not_at_begin(
+    make_db: MakeDb, postgres_url: str
+) -> None:
+    database = make_db(postgres_url)
+
+    async with database.sessionmaker() as session:
+        with deadline.within(6):
+            async with session.begin():
+                first = (await session.execute(text("SHOW statement_timeout"))).scalar()
+                # Quick statements keep the timeout the transaction began with: no round trip.
+                again = (await session.execute(text("SHOW statement_timeout"))).scalar()
+                await session.execute(text("SELECT pg_sleep(3)"))
+                # About 3 s are left: a 5 s sleep fits the 6 s the transaction began with,
+                # but not the deadline, so the server ends it.
+                with pytest.raises(DBAPIError, match="statement timeout"):
+                    await session.execute(text("SELECT pg_sleep(5)"))
+
+    assert first == again
+
+
 async def test_sessions_read_and_write_the_database(
     make_db: MakeDb, url: str, migrations: Path
 ) -> None:

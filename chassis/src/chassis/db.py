@@ -91,7 +91,7 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             _bound_sqlite_statements_by_the_deadline(self.engine.sync_engine)
         elif self.backend == "postgresql":
-            event.listen(self.engine.sync_engine, "begin", _statement_timeout_from_deadline)
+            _bound_postgres_statements_by_the_deadline(self.engine.sync_engine)
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
@@ -238,7 +238,7 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     handler on each connection checks the deadline every 10 000 virtual-machine steps
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
     back). PostgreSQL's own statement timeout does it there
-    (:func:`_statement_timeout_from_deadline`).
+    (:func:`_bound_postgres_statements_by_the_deadline`).
 
     The progress handler does not run while a write waits for another connection's write
     lock: SQLite's busy handler sleeps and retries for ``busy_timeout``. So the first write
@@ -252,25 +252,63 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     event.listen(engine, "handle_error", _statement_deadline_cleared_on_error)
 
 
-def _statement_timeout_from_deadline(connection: Any) -> None:
-    """A PostgreSQL transaction begun under a deadline gets ``SET LOCAL statement_timeout``
-    of what is left of it, so the server itself ends a statement the request outlived.
+# The connection's info key: the statement timeout (s) its transaction has now, if any.
+_PG_TIMEOUT: Final = "souk_statement_timeout"
+# How far past the deadline a statement may be let run before the timeout is set again: a
+# fraction of what is left (at least 50 ms), so quick statements cost no round trip more.
+_PG_TIMEOUT_SLACK: Final = 0.1
+_PG_TIMEOUT_SLACK_MIN: Final = 0.05
+
+
+def _bound_postgres_statements_by_the_deadline(engine: Engine) -> None:
+    """The server ends a PostgreSQL statement the request outlived.
 
     asyncpg's cancel on a cancelled await needs the caller's process to ask for it; a
     caller that is frozen or killed, or one that does not cancel, would leave the statement
-    running. Only under a deadline (one round trip more per transaction then); at least 1 ms
-    (0 would mean no limit); LOCAL, so it ends with the transaction and the pooled
-    connection goes back without it.
+    running. A transaction begun under a deadline gets ``SET LOCAL statement_timeout`` of
+    what is left (:func:`_statement_timeout_from_deadline`); before each later statement,
+    if what is left has shrunk so far that the timeout would let it run past the deadline
+    by more than the slack (a tenth of what is left, 50 ms at least), the timeout is set
+    again (:func:`_statement_timeout_tightened`). LOCAL: it ends with the transaction.
     """
+    event.listen(engine, "begin", _statement_timeout_from_deadline)
+    event.listen(engine, "before_cursor_execute", _statement_timeout_tightened)
+    event.listen(engine, "commit", _statement_timeout_forgotten)
+    event.listen(engine, "rollback", _statement_timeout_forgotten)
+
+
+def _statement_timeout_from_deadline(connection: Any) -> None:
+    """A transaction begun under a deadline: ``SET LOCAL statement_timeout`` of what is
+    left (one round trip more per transaction then, none without a deadline)."""
     left = deadline.remaining()
     if left is None:
+        connection.info.pop(_PG_TIMEOUT, None)
         return
+    _set_statement_timeout(connection, left)
+
+
+def _statement_timeout_tightened(connection: Any, *_: Any) -> None:
+    left = deadline.remaining()
+    timeout = connection.info.get(_PG_TIMEOUT)
+    if left is None or timeout is None:
+        return
+    if timeout - left > max(_PG_TIMEOUT_SLACK_MIN, _PG_TIMEOUT_SLACK * left):
+        _set_statement_timeout(connection, left)
+
+
+def _statement_timeout_forgotten(connection: Any) -> None:
+    connection.info.pop(_PG_TIMEOUT, None)
+
+
+def _set_statement_timeout(connection: Any, left: float) -> None:
+    # At least 1 ms: 0 would mean no limit at all.
     milliseconds = max(1, math.ceil(left * 1000))
     cursor = connection.connection.dbapi_connection.cursor()
     try:
         cursor.execute(f"SET LOCAL statement_timeout = {milliseconds}")
     finally:
         cursor.close()
+    connection.info[_PG_TIMEOUT] = milliseconds / 1000
 
 
 def _install_progress_handler(dbapi_connection: Any, _: Any) -> None:
