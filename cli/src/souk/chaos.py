@@ -282,11 +282,12 @@ class Scenario:
             return f"SIGKILL {self.instance} (pid {first}), then its successor (pid {second})"
         if self.action == "restart-broker":
             command = options.broker_restart_command or ""
+            started = time.monotonic()
             process = await asyncio.create_subprocess_exec(*shlex.split(command))
             code = await process.wait()
             if code != 0:
                 raise ChaosError(f"{command!r} exited with {code}")
-            return f"ran {command!r}"
+            return f"ran {command!r} ({time.monotonic() - started:.1f} s)"
         raise ValueError(f"unknown fault {self.action!r}")
 
 
