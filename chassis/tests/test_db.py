@@ -302,6 +302,27 @@ async def test_a_postgres_statement_gets_what_is_left_when_it_starts_not_at_begi
     assert first == again
 
 
+async def test_a_postgres_read_in_autocommit_sends_no_statement_timeout(
+    make_db: MakeDb, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = make_db(postgres_url)
+    sent: list[float] = []
+    setting = db._set_statement_timeout  # counting the round trips it makes
+    monkeypatch.setattr(
+        db, "_set_statement_timeout", lambda c, left: (sent.append(left), setting(c, left))
+    )
+
+    with deadline.within(30):
+        found = await database.read(lambda c: c.execute(text("SELECT 1")).scalar())
+        async with database.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+
+    assert found == 1
+    # SET LOCAL outside a transaction does nothing (PostgreSQL only warns): not sent for the
+    # read, sent once for the transaction.
+    assert len(sent) == 1
+
+
 async def test_sessions_read_and_write_the_database(
     make_db: MakeDb, url: str, migrations: Path
 ) -> None:

@@ -281,7 +281,9 @@ def _statement_timeout_from_deadline(connection: Any) -> None:
     """A transaction begun under a deadline: ``SET LOCAL statement_timeout`` of what is
     left (one round trip more per transaction then, none without a deadline)."""
     left = deadline.remaining()
-    if left is None:
+    if left is None or connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        # In autocommit (Database.read) there is no transaction for SET LOCAL to last: it
+        # would be a round trip for nothing. asyncpg's cancel bounds those reads.
         connection.info.pop(_PG_TIMEOUT, None)
         return
     _set_statement_timeout(connection, left)
