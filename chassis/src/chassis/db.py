@@ -28,6 +28,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import await_
 
 from chassis.resilience import deadline
+from chassis.sqlite_loop import DRIVER as SQLITE_ON_THE_LOOP
 from chassis.tracing import trace_statements
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class Database:
         self._reader: Engine | None = None
         engine_args: dict[str, Any] = {}
         if self.backend == "sqlite":
+            # Whichever SQLite driver the URL names (``sqlite+aiosqlite`` in settings and
+            # tests), statements run on the event loop: no thread hand-off per statement
+            # (chassis.sqlite_loop). ``self.url`` keeps the name it was given.
+            engine_url = self.url.set(drivername=f"sqlite+{SQLITE_ON_THE_LOOP}")
             database = self.url.database or ":memory:"
             if database == ":memory:" or database.startswith("file:"):
                 engine_args["poolclass"] = StaticPool
@@ -79,9 +84,10 @@ class Database:
                 self._reader = _sqlite_reader(path)
             engine_args["connect_args"] = {"timeout": 30}
         else:
+            engine_url = self.url
             # Replicas x services share one server's connection limit (100 by default).
             engine_args.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
-        self.engine = create_async_engine(self.url, **engine_args)
+        self.engine = create_async_engine(engine_url, **engine_args)
         trace_statements(self.engine)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
@@ -198,11 +204,12 @@ def run_migrations(target_metadata: MetaData) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    # WAL lets readers work while a writer commits; busy_timeout makes a second writer
-    # (another replica) wait instead of failing with "database is locked".
+    # WAL lets readers work while a writer commits. A second writer (another replica) waits
+    # instead of failing with "database is locked", but not in SQLite's busy handler, which
+    # would sleep on the event loop: the dialect waits, giving the loop back (its
+    # busy_timeout stays 0; chassis.sqlite_loop).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -217,7 +224,7 @@ class _StatementDeadline:
         self.at: float | None = None
 
     def passed(self) -> int:
-        # SQLite's progress handler, on aiosqlite's thread: non-zero interrupts the statement.
+        # SQLite's progress handler, on the statement's thread: non-zero interrupts it.
         return int(self.at is not None and time.monotonic() > self.at)
 
 
@@ -228,7 +235,7 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     """Interrupt a statement still running when the request's deadline passes.
 
     Cancelling the awaiting coroutine (``asyncio.timeout``) does not stop a SQLite statement:
-    it runs on in aiosqlite's thread, working for a caller that has given up. A progress
+    it runs on (on the event loop, holding it), working for a caller that has given up. A progress
     handler on each connection checks the deadline every 10 000 virtual-machine steps
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
     back). PostgreSQL's own statement timeout does it there
@@ -262,21 +269,21 @@ def _statement_timeout_from_deadline(connection: Any) -> None:
 
 
 def _install_progress_handler(dbapi_connection: Any, _: Any) -> None:
-    driver = dbapi_connection.driver_connection  # the aiosqlite connection
+    # The sqlite3 connection (chassis.sqlite_loop's), or aiosqlite's on an engine made on it.
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     bound = _StatementDeadline()
     setattr(driver, _DEADLINE_ATTRIBUTE, bound)
-    # Every 10 000 steps: a GIL hand-over per short statement at most, a fraction of a
-    # millisecond late on a long one.
-    await_(driver.set_progress_handler(bound.passed, 10_000))
+    # Every 10 000 steps: a fraction of a millisecond late on a long statement.
+    installed = driver.set_progress_handler(bound.passed, 10_000)
+    if installed is not None:  # aiosqlite's answers an awaitable
+        await_(installed)
 
 
 def _bound_of(connection: Any) -> _StatementDeadline | None:
-    dbapi_connection = connection.connection.dbapi_connection
-    if dbapi_connection is None:
+    proxied = connection.connection
+    if proxied.dbapi_connection is None:
         return None
-    found: _StatementDeadline | None = getattr(
-        dbapi_connection.driver_connection, _DEADLINE_ATTRIBUTE, None
-    )
+    found: _StatementDeadline | None = getattr(proxied.driver_connection, _DEADLINE_ATTRIBUTE, None)
     return found
 
 
