@@ -17,7 +17,9 @@ OrderRejected or OrderCancelled, as a subscriber of its own), so it adds no poll
 - a second table: CPU milliseconds per measured checkout of each service (all its replicas,
   from /proc over the measured run), of the PostgreSQL server with `--database postgres`, and
   of the benchmark's own process (its clients and its subscriber): the cost model's input
-  (docs/performance-bus.md). The embedded broker has no process of its own: its work is in
+  (docs/performance-bus.md). Its last column subtracts what each service spends idle (polls,
+  heartbeats, probes, exports; measured for `--idle` seconds before the run) over the run's
+  length: on a loaded machine a slower run would otherwise charge each checkout more of it. The embedded broker has no process of its own: its work is in
   the services that publish and consume.
 
 `--database postgres` runs the same topology with a PostgreSQL database per service (on the
@@ -131,21 +133,38 @@ class CpuMeter:
         self._pids["benchmark (clients)"] = [os.getpid()]
         self._broker = system.data_dir / "broker" / "bus.sqlite3"
         self._start: dict[str, float] = {}
+        self._started_at = 0.0
         self._published_before = 0
         self.used: dict[str, float] = {}
+        self.idle: dict[str, float] = {}  # CPU seconds per second with no checkout running
+        self.seconds = 0.0
         self.published = 0
 
     def pids(self, service: str) -> list[int]:
         return self._pids.get(service, [])
 
+    async def measure_idle(self, seconds: float) -> None:
+        """Each service's CPU with nothing to do (relay polls, heartbeats, probes, exports)."""
+        before, began = self._read(), time.monotonic()
+        await asyncio.sleep(seconds)
+        after, took = self._read(), time.monotonic() - began
+        self.idle = {name: (after[name] - before[name]) / took for name in after}
+
     def start(self) -> None:
         self._start = self._read()
+        self._started_at = time.monotonic()
         self._published_before = self._published()
 
     def stop(self) -> None:
         end = self._read()
+        self.seconds = time.monotonic() - self._started_at
         self.used = {name: end[name] - self._start[name] for name in end}
         self.published = self._published() - self._published_before
+
+    def net(self, name: str) -> float:
+        """CPU seconds of ``name`` over the run less what it would have spent idle: a run that
+        takes longer (a loaded machine) does not charge the checkouts more idle work."""
+        return max(0.0, self.used[name] - self.idle.get(name, 0.0) * self.seconds)
 
     def _published(self) -> int:
         """Messages appended to the embedded broker's log so far, on every topic."""
@@ -311,6 +330,10 @@ async def measure(
         measured = Checkouts(
             system.gateway_url, tokens, products[args.warmup :], terminal, timeout=args.timeout
         )
+        if args.idle > 0:
+            progress(f"measuring the idle CPU ({args.idle:g} s)…")
+            await asyncio.sleep(2)  # the warm-up's last messages settle
+            await meter.measure_idle(args.idle)
         meter.start()
         with profiling(meter, args.profile):
             await measured.run(args.orders, args.concurrency)
@@ -351,6 +374,12 @@ def main() -> None:
         "--database", choices=["sqlite", "postgres"], default="sqlite", help="the services' DBs"
     )
     parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=5,
+        help="seconds of idle CPU measured before the run (the 'net of idle' column; 0: none)",
+    )
     args = parser.parse_args()
     database = None
     if args.database == "postgres":
@@ -426,19 +455,31 @@ def report(
     checkouts = len(seconds)
     costs = sorted(meter.used.items(), key=lambda item: -item[1])
     total = sum(used for name, used in costs if not name.startswith("benchmark"))
+    net_total = sum(meter.net(name) for name, _ in costs if not name.startswith("benchmark"))
     cost_rows = [
-        (name, f"{used * 1000 / checkouts:.1f}", f"{used / elapsed:.2f}") for name, used in costs
+        (
+            name,
+            f"{used * 1000 / checkouts:.1f}",
+            f"{used / elapsed:.2f}",
+            f"{meter.net(name) * 1000 / checkouts:.1f}",
+        )
+        for name, used in costs
     ]
     cost_rows.append(
         ("souk total (all but the benchmark)", f"{total * 1000 / checkouts:.1f}",
-         f"{total / elapsed:.2f}")
+         f"{total / elapsed:.2f}", f"{net_total * 1000 / checkouts:.1f}")
     )  # fmt: skip
-    width = max(len(name) for name, _, _ in [*cost_rows, ("CPU per checkout", "", "")])
+    width = max(len(name) for name, *_ in [*cost_rows, ("CPU per checkout", "", "", "")])
     print()
-    print(f"| {'CPU per checkout'.ljust(width)} | CPU ms/checkout | cores busy |")
-    print(f"|{'-' * (width + 2)}|-----------------|------------|")
-    for name, per_checkout, cores in cost_rows:
-        print(f"| {name.ljust(width)} | {per_checkout} | {cores} |")
+    # The last column: less each service's idle CPU over the run's length (--idle), so a run
+    # slowed by a loaded machine does not charge the checkouts its polls and probes.
+    print(
+        f"| {'CPU per checkout'.ljust(width)} | CPU ms/checkout | cores busy "
+        "| net of idle, ms/checkout |"
+    )
+    print(f"|{'-' * (width + 2)}|-----------------|------------|--------------------------|")
+    for name, per_checkout, cores, net in cost_rows:
+        print(f"| {name.ljust(width)} | {per_checkout} | {cores} | {net} |")
 
 
 if __name__ == "__main__":
