@@ -16,26 +16,86 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from chassis import Database
+from chassis.resilience import deadline
 from chassis.sqlite_loop import DRIVER, wait_while_busy
 
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'loop.db'}")
+    database = Database(f"sqlite+{DRIVER}:///{tmp_path / 'loop.db'}")
     async with database.engine.begin() as connection:
         await connection.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
     yield database
     await database.dispose()
 
 
-async def test_a_database_on_a_sqlite_url_runs_its_statements_on_the_loop_thread(
-    database: Database,
+async def test_a_database_on_a_souk_loop_url_runs_its_statements_with_the_stdlib_driver(
+    database: Database, tmp_path: Path
 ) -> None:
     assert database.engine.dialect.driver == DRIVER
-    assert database.url.drivername == "sqlite+aiosqlite"  # the URL as it was given
     async with database.engine.connect() as connection:
         raw = await connection.get_raw_connection()
         assert isinstance(raw.driver_connection, sqlite3.Connection)
+    # The default stays aiosqlite's thread until the loop is measured on a quiet machine.
+    default = Database(f"sqlite+aiosqlite:///{tmp_path / 'default.db'}")
+    try:
+        assert default.engine.dialect.driver == "aiosqlite"
+    finally:
+        await default.dispose()
+
+
+async def test_wal_foreign_keys_and_a_writer_that_waits_for_the_lock_off_the_loop(
+    database: Database, tmp_path: Path
+) -> None:
+    async with database.engine.connect() as connection:
+        journal = (await connection.execute(text("PRAGMA journal_mode"))).scalar()
+        busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+        foreign_keys = (await connection.execute(text("PRAGMA foreign_keys"))).scalar()
+    assert journal == "wal"
+    assert busy == 0  # SQLite's own busy handler would sleep on the event loop
+    assert foreign_keys == 1
+    # A second writer (another replica) waits for the write lock instead of failing with
+    # "database is locked", and the loop runs on while it waits.
+    holder = sqlite3.connect(tmp_path / "loop.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        async with database.engine.begin() as connection:
+            await connection.execute(text("INSERT INTO notes (body) VALUES ('waited')"))
+
+    ticker = asyncio.create_task(tick())
+    writer = asyncio.create_task(write())
+    await asyncio.sleep(0.5)
+    assert not writer.done()
+    holder.execute("COMMIT")
+    holder.close()
+    await asyncio.wait_for(writer, 30)
+    ticker.cancel()
+    assert ticks >= 10  # some 50 were due; a loop held by the waiting writer makes none
+    async with database.engine.connect() as connection:
+        bodies = (await connection.execute(text("SELECT body FROM notes"))).scalars()
+        assert list(bodies) == ["waited"]
+
+
+async def test_a_statement_past_its_deadline_is_interrupted_on_the_loop_too(
+    database: Database,
+) -> None:
+    endless = text(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+        "SELECT count(*) FROM n"
+    )
+    async with database.engine.connect() as connection:
+        with deadline.within(0.2), pytest.raises(OperationalError, match="interrupted"):
+            await connection.execute(endless)
+        await connection.rollback()
+        assert (await connection.execute(text("SELECT 1"))).scalar() == 1
 
 
 async def test_two_writers_of_one_process_both_commit_when_the_first_awaits_mid_transaction(

@@ -69,11 +69,11 @@ class Database:
         self._head: tuple[str | None] | None = None  # cached once read: (revision,)
         self._reader: Engine | None = None
         engine_args: dict[str, Any] = {}
+        # ``sqlite+aiosqlite`` (the default): a worker thread per connection.
+        # ``sqlite+souk_loop``: statements on the event loop, no thread hand-offs
+        # (chassis.sqlite_loop; opt-in until measured on a quiet machine, ADR 14).
+        on_the_loop = self.url.get_driver_name() == SQLITE_ON_THE_LOOP
         if self.backend == "sqlite":
-            # Whichever SQLite driver the URL names (``sqlite+aiosqlite`` in settings and
-            # tests), statements run on the event loop: no thread hand-off per statement
-            # (chassis.sqlite_loop). ``self.url`` keeps the name it was given.
-            engine_url = self.url.set(drivername=f"sqlite+{SQLITE_ON_THE_LOOP}")
             database = self.url.database or ":memory:"
             if database == ":memory:" or database.startswith("file:"):
                 engine_args["poolclass"] = StaticPool
@@ -84,13 +84,14 @@ class Database:
                 self._reader = _sqlite_reader(path)
             engine_args["connect_args"] = {"timeout": 30}
         else:
-            engine_url = self.url
             # Replicas x services share one server's connection limit (100 by default).
             engine_args.update(pool_pre_ping=True, pool_size=5, max_overflow=5)
-        self.engine = create_async_engine(engine_url, **engine_args)
+        self.engine = create_async_engine(self.url, **engine_args)
         trace_statements(self.engine)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            if not on_the_loop:  # SQLite's busy handler sleeps in aiosqlite's thread
+                event.listen(self.engine.sync_engine, "connect", _sqlite_busy_timeout)
             _bound_sqlite_statements_by_the_deadline(self.engine.sync_engine)
         elif self.backend == "postgresql":
             event.listen(self.engine.sync_engine, "begin", _statement_timeout_from_deadline)
@@ -203,11 +204,17 @@ def run_migrations(target_metadata: MetaData) -> None:
         context.run_migrations()
 
 
+def _sqlite_busy_timeout(dbapi_connection: Any, _: Any) -> None:
+    # A second writer (another replica) waits instead of failing with "database is locked".
+    # Not on chassis.sqlite_loop's connections: there the handler would sleep on the event
+    # loop, and the dialect waits instead, giving the loop back (busy_timeout stays 0).
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    # WAL lets readers work while a writer commits. A second writer (another replica) waits
-    # instead of failing with "database is locked", but not in SQLite's busy handler, which
-    # would sleep on the event loop: the dialect waits, giving the loop back (its
-    # busy_timeout stays 0; chassis.sqlite_loop).
+    # WAL lets readers work while a writer commits.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -235,7 +242,8 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     """Interrupt a statement still running when the request's deadline passes.
 
     Cancelling the awaiting coroutine (``asyncio.timeout``) does not stop a SQLite statement:
-    it runs on (on the event loop, holding it), working for a caller that has given up. A progress
+    it runs on (in aiosqlite's thread, or holding the loop with chassis.sqlite_loop), working
+    for a caller that has given up. A progress
     handler on each connection checks the deadline every 10 000 virtual-machine steps
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
     back). PostgreSQL's own statement timeout does it there
