@@ -19,8 +19,9 @@ OrderRejected or OrderCancelled, as a subscriber of its own), so it adds no poll
   of the benchmark's own process (its clients and its subscriber): the cost model's input
   (docs/performance-bus.md). Its last column subtracts what each service spends idle (polls,
   heartbeats, probes, exports; measured for `--idle` seconds before the run) over the run's
-  length: on a loaded machine a slower run would otherwise charge each checkout more of it. The embedded broker has no process of its own: its work is in
-  the services that publish and consume.
+  length: on a loaded machine a slower run would otherwise charge each checkout more of it.
+  The embedded broker has no process of its own: its work is in the services that publish
+  and consume.
 
 `--database postgres` runs the same topology with a PostgreSQL database per service (on the
 machine's server, databases of this run's own, dropped afterwards). `--profile DIR` records
