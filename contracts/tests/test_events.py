@@ -129,7 +129,7 @@ def test_money_travels_as_minor_units_and_a_currency():
 
 def test_order_placed_has_items_as_objects_since_version_2():
     event = EXAMPLES[0]
-    assert event.schema_version == 3
+    assert event.schema_version == 4
     assert json.loads(event.to_json())["items"] == [
         {"product_id": "p-1", "quantity": 2},
         {"product_id": "p-2", "quantity": 1},
@@ -158,7 +158,26 @@ def test_order_placed_carries_its_delivery_both_ways():
     delivery = Delivery("Amina B.", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
     event = OrderPlaced("o-1", "c-1", (OrderItem("p-1", 1),), AT, delivery=delivery)
     assert json.loads(event.to_json())["delivery"]["option"] == "express"
-    assert decode("OrderPlaced", 3, event.to_json()) == event
+    assert decode("OrderPlaced", 4, event.to_json()) == event
+
+
+def test_order_placed_carries_its_delivery_price_since_version_4():
+    delivery = Delivery("Amina B.", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+    price = Money(990, "EUR")
+    event = OrderPlaced(
+        "o-1", "c-1", (OrderItem("p-1", 1),), AT, delivery=delivery, delivery_price=price
+    )
+    assert json.loads(event.to_json())["delivery_price"] == {"amount": 990, "currency": "EUR"}
+    assert decode("OrderPlaced", 4, event.to_json()) == event
+
+
+def test_order_placed_version_3_is_upcast_to_an_unpriced_delivery():
+    delivery = Delivery("Amina B.", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+    v3 = json.loads(OrderPlaced("o-1", "c-1", (OrderItem("p-1", 1),), AT, delivery).to_json())
+    del v3["delivery_price"]
+    upcast = decode("OrderPlaced", 3, json.dumps(v3).encode())
+    assert upcast.delivery == delivery
+    assert upcast.delivery_price is None
 
 
 def test_a_version_1_payload_that_cannot_be_upcast_is_malformed():
@@ -186,7 +205,7 @@ def test_an_unknown_event_type_is_a_clear_error():
         decode("OrderShipped", 1, b"{}")
 
 
-@pytest.mark.parametrize("version", [0, 4])
+@pytest.mark.parametrize("version", [0, 5])
 def test_a_version_this_consumer_does_not_know_is_refused(version):
     with pytest.raises(UnsupportedSchemaVersion, match=f"OrderPlaced version {version}"):
         decode("OrderPlaced", version, EXAMPLES[0].to_json())

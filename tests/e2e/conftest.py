@@ -42,7 +42,14 @@ def default_topology() -> dict[str, Any]:
     # The whole suite is one client at 127.0.0.1 signing up hundreds of customers: it raises
     # the edge's rate limits explicitly (test_security.py proves the defaults on a gateway).
     topology["services"]["gateway"]["env"]["GATEWAY_RATE_LIMITS"] = SUITE_RATE_LIMITS
+    # A few orders fill several pages of My orders, so the browser journey can page them.
+    topology["services"]["bff-web"].setdefault("env", {})["BFF_WEB_ORDERS_PER_PAGE"] = str(
+        ORDERS_PER_PAGE
+    )
     return topology
+
+
+ORDERS_PER_PAGE = 3
 
 
 SUITE_RATE_LIMITS = {

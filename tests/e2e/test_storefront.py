@@ -16,16 +16,18 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
 
-from .conftest import PASSWORD
+from souk.tokens import customer_token
+
+from .conftest import ORDERS_PER_PAGE, PASSWORD
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    import httpx
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Response
 
     from souk.testing import SoukSystem
@@ -160,10 +162,17 @@ class Journey:
 
 
 def check_out(
-    journey: Journey, *, card: str, option: str, prefix: str = "", wrong_first: bool = False
+    journey: Journey,
+    *,
+    card: str,
+    option: str,
+    prefix: str = "",
+    wrong_first: bool = False,
+    place: bool = True,
 ) -> None:
     """From the cart: the delivery step (a field left out first, if asked), the review with
-    the address, option and card, then Place order; ends on the new order's page."""
+    the address, option and card, then Place order; ends on the new order's page (or on the
+    review, if not asked to place)."""
     page = journey.page
     page.get_by_role("link", name="Check out").click()
     page.wait_for_url(re.compile(r"/checkout$"))
@@ -192,9 +201,61 @@ def check_out(
     assert address.splitlines() == ["Amina Benali", "12 Derb Sidi Ahmed", "30110 Fes", "Morocco"]
     assert page.get_by_test_id("review-option").inner_text().startswith(option.capitalize())
     assert page.get_by_test_id("review-payment").inner_text() == card
+    # The total is what orders will charge: the items and the delivery, priced by orders
+    # (standard free, express not, by default).
+    cost = page.get_by_test_id("review-delivery-cost").inner_text()
+    assert (cost == "Free") == (option == "standard"), cost
+    items = euros(page.get_by_test_id("review-subtotal").inner_text())
+    total = euros(page.get_by_test_id("review-total").inner_text())
+    assert total == pytest.approx(items + (0.0 if cost == "Free" else euros(cost)))
     journey.step(f"{prefix}review")
+    if place:
+        place_order(page)
+
+
+def place_order(page: Page) -> str:
+    """Place order on the review page; the new order's id, from the page it lands on."""
     page.get_by_role("button", name="Place order").click()
     page.wait_for_url(re.compile(r"/orders/[^/]+$"))
+    return page.url.rsplit("/", 1)[1]
+
+
+def sign_up(journey: Journey, souk: SoukSystem, prefix: str) -> str:
+    """A new customer opens an account on the shop's page (signed in at once); their email."""
+    page = journey.page
+    page.goto("/auth/sign-up")
+    email = f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Open my account").click()
+    page.wait_for_url(souk.gateway_url + "/")
+    assert page.get_by_text("Your account is open and you are signed in.").is_visible()
+    return email
+
+
+def add_to_cart(journey: Journey, name: str, *, quantity: str) -> int:
+    """Search for a product by name and add ``quantity`` of it ("all": as many as are in
+    stock); the units now in the cart."""
+    page = journey.page
+    page.get_by_role("searchbox", name="Search the souk").fill(name)
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.get_by_role("link", name=name).click()
+    page.wait_for_url(re.compile(r"/products/"))
+    if quantity == "all":
+        quantity = page.get_by_label("Quantity").get_attribute("max") or ""
+        assert quantity.isdigit(), f"{name} shows no stock"
+    page.get_by_label("Quantity").fill(quantity)
+    page.get_by_role("button", name="Add to cart").click()
+    journey.wait_for_cart_count(int(quantity))
+    return int(quantity)
+
+
+def listed_orders(page: Page) -> list[str]:
+    """The ids of the orders My orders lists now, top to bottom (from their links)."""
+    hrefs: list[str] = page.locator("table.orders tbody a").evaluate_all(
+        "links => links.map((a) => a.getAttribute('href'))"
+    )
+    return [href.rsplit("/", 1)[1] for href in hrefs]
 
 
 def assert_confirmation_shows_date_address_and_payment(page: Page, option: str) -> None:
@@ -428,6 +489,10 @@ def test_a_shopper_searches_signs_up_edits_the_cart_retries_a_declined_card_and_
     assert journey.wait_until_settled() == "Confirmed"
     assert page.get_by_text("Thank you! Your order is confirmed.").is_visible()
     assert_confirmation_shows_date_address_and_payment(page, "express")
+    # Express delivery is charged with the order: €170.00 of lamps and its price.
+    express = euros(page.get_by_test_id("order-delivery-cost").inner_text())
+    assert express > 0
+    assert euros(page.get_by_test_id("order-total").inner_text()) == pytest.approx(170 + express)
     assert page.get_by_role("link", name="Mosaic glass table lamp").is_visible()
     assert journey.cart_count() == "0"
     journey.step("order-confirmed")
@@ -515,6 +580,144 @@ def test_on_a_phone_every_page_fits_the_screen_from_search_to_order(
     journey.allowed_statuses = {400}
     page.goto("/?category=NOT%20A%20SHELF")
     journey.step("phone-bad-address", error_page=True)
+
+
+def test_my_orders_pages_forward_and_back_showing_every_order_once(
+    journey: Journey, souk: SoukSystem
+) -> None:
+    """Seven orders on pages of three (the suite's bff-web setting): 3, 3 and 1, newest first,
+    walked with Older and Newer orders; every order on exactly one page, the same each way."""
+    page = journey.page
+    email = sign_up(journey, souk, "pages")
+    # The orders themselves are placed through the orders API with the same customer's
+    # token: quicker than seven checkouts in the browser, and what the list shows is the same.
+    with httpx.Client(
+        base_url=souk.gateway_url,
+        timeout=10.0,
+        headers={"Authorization": f"Bearer {customer_token(souk.gateway_url, email, PASSWORD)}"},
+    ) as customer:
+        [soap] = customer.get("/api/catalog/products", params={"q": "black soap"}).json()["items"][
+            :1
+        ]
+        placed = []
+        for _ in range(7):
+            # A declined card: the orders are real, and no test loses stock to them.
+            answer = customer.post(
+                "/api/orders",
+                json={
+                    "items": [{"product_id": soap["id"], "quantity": 1}],
+                    "payment": {"card_token": "tok_decline"},
+                },
+                headers={"Idempotency-Key": uuid.uuid4().hex},
+            )
+            assert answer.status_code == 201, answer.text
+            placed.append(answer.json()["id"])
+    newest_first = placed[::-1]
+    expected = [newest_first[i : i + ORDERS_PER_PAGE] for i in range(0, 7, ORDERS_PER_PAGE)]
+    assert [len(chunk) for chunk in expected] == [3, 3, 1]
+
+    page.get_by_role("link", name="My orders").click()
+    page.wait_for_url(re.compile(r"/orders$"))
+    pager = page.get_by_role("navigation", name="Pages")
+    seen: list[list[str]] = [listed_orders(page)]
+    assert pager.get_by_role("link", name="1").get_attribute("aria-current") == "page"
+    assert pager.get_by_role("link", name="Newer orders").count() == 0
+    journey.step("my-orders-page-1")
+    for number in (2, 3):
+        pager.get_by_role("link", name="Older orders").click()
+        page.wait_for_url(re.compile(rf"/orders\?page={number}$"))
+        seen.append(listed_orders(page))
+        journey.step(f"my-orders-page-{number}")
+    assert pager.get_by_role("link", name="Older orders").count() == 0
+    assert seen == expected
+    flat = [order for chunk in seen for order in chunk]
+    assert sorted(flat) == sorted(placed), "an order is missing or shown twice"
+
+    back: list[list[str]] = []
+    for number in (2, 1):
+        pager.get_by_role("link", name="Newer orders").click()
+        page.wait_for_url(re.compile(rf"/orders\?page={number}$"))
+        back.append(listed_orders(page))
+    assert back == [expected[1], expected[0]]
+    # Straight to a page by its number, as the pager offers too.
+    pager.get_by_role("link", name="3", exact=True).click()
+    page.wait_for_url(re.compile(r"/orders\?page=3$"))
+    assert listed_orders(page) == expected[2]
+    journey.step("my-orders-by-number")
+
+
+def test_stock_gone_between_cart_and_reservation_is_explained_and_the_cart_given_back(
+    journey: Journey, souk: SoukSystem, shopper: httpx.Client
+) -> None:
+    """The cart's check passed, then someone else bought one: the saga's reservation refuses
+    the order, and the order page says so by the product's name and offers the cart back.
+
+    The race is made certain: inventory is frozen while Place order is pressed, so the
+    storefront's courtesy check cannot answer and the order's own reservation decides.
+    """
+    page = journey.page
+    sign_up(journey, souk, "short")
+    name = "Kohl in a carved pot"
+    wanted = add_to_cart(journey, name, quantity="all")
+    page.get_by_role("link", name="Cart,").click()
+    page.wait_for_url(re.compile(r"/cart$"))
+    check_out(journey, card="Test card — accepted", option="standard", prefix="short-", place=False)
+
+    # Someone else buys one meanwhile, and their order goes through.
+    [kohl] = [
+        p
+        for p in shopper.get("/api/catalog/products", params={"q": name}).json()["items"]
+        if p["name"] == name
+    ]
+    bought = shopper.post(
+        "/api/orders",
+        json={
+            "items": [{"product_id": kohl["id"], "quantity": 1}],
+            "payment": {"card_token": "tok_ok"},
+        },
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert bought.status_code == 201, bought.text
+    souk.wait_until(
+        lambda: shopper.get(f"/api/orders/{bought.json()['id']}").json()["status"] == "CONFIRMED",
+        timeout=30,
+        interval=0.2,
+        message="the other shopper's order confirmed",
+    )
+
+    frozen = [record.instance for record in souk.instances("inventory")]
+    for instance in frozen:
+        souk.kill(instance, signal.SIGSTOP)
+    try:
+        place_order(page)
+    finally:
+        for instance in frozen:
+            souk.kill(instance, signal.SIGCONT)
+    assert journey.wait_until_settled() == "Rejected"
+    left = wanted - 1
+    said = (
+        f"{name} has sold out."
+        if left == 0
+        else (f"{name}: only {left} left, fewer than you asked for.")
+    )
+    problem = page.get_by_test_id("order-problem").inner_text()
+    assert said in problem
+    assert "Nothing was charged." in problem
+    assert kohl["sku"] not in problem
+    assert page.get_by_text("Thank you").count() == 0
+    assert journey.cart_count() == str(wanted)
+    journey.step("order-short-of-stock")
+
+    # The cart is back, and says what to change before trying again.
+    page.get_by_role("link", name="Try again").click()
+    page.wait_for_url(re.compile(r"/cart$"))
+    expected = (
+        f"{name} has sold out: remove it to check out."
+        if left == 0
+        else f"Only {left} of {name} left: lower the quantity."
+    )
+    assert page.get_by_test_id("line-problem").inner_text() == expected
+    journey.step("cart-given-back-short")
 
 
 def test_a_product_page_renders_saying_stock_is_unavailable_while_inventory_hangs(

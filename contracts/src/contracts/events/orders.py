@@ -50,13 +50,15 @@ class Delivery:
 class OrderPlaced(Event):
     """A customer placed an order; its checkout starts.
 
-    Version 3 adds ``delivery`` (None for an order placed without one, as every order of
-    versions 1 and 2 was); version 2 has items as objects; version 1 had ``[product_id,
-    quantity]`` pairs.
+    Version 4 adds ``delivery_price``, what the delivery costs as priced when the order was
+    placed (included in the order's total; None without a delivery, and for every order of
+    version 3, whose deliveries were all free); version 3 adds ``delivery`` (None for an
+    order placed without one, as every order of versions 1 and 2 was); version 2 has items
+    as objects; version 1 had ``[product_id, quantity]`` pairs.
     """
 
     event_type: ClassVar[str] = "OrderPlaced"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
     topic: ClassVar[str] = TOPIC
     key_field: ClassVar[str] = "order_id"
 
@@ -65,6 +67,7 @@ class OrderPlaced(Event):
     items: tuple[OrderItem, ...]
     occurred_at: str
     delivery: Delivery | None = None
+    delivery_price: Money | None = None
 
     @property
     def item_count(self) -> int:
@@ -83,6 +86,11 @@ def _order_placed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
 @upcaster("OrderPlaced", from_version=2)
 def _order_placed_v2_to_v3(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "delivery": None}
+
+
+@upcaster("OrderPlaced", from_version=3)
+def _order_placed_v3_to_v4(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "delivery_price": None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,9 @@ class BffWebSettings(ServiceSettings):
     # Refresh the access token when less than this is left of it.
     token_refresh_margin_seconds: int = Field(default=60, ge=0, le=600)
     products_per_page: int = Field(default=12, ge=1, le=100)
+    orders_per_page: int = Field(
+        default=10, ge=1, le=100, description="Orders per page of a customer's My orders."
+    )
 
     @field_validator("public_url")
     @classmethod

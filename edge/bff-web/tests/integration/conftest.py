@@ -96,6 +96,8 @@ class Upstreams:
     """identity's sign-in form answers 401 to every password"""
     stock_tokens: list[str] = field(default_factory=list)
     urls: dict[str, str] = field(default_factory=dict)
+    delivery_prices: dict[str, int] = field(default_factory=lambda: {"standard": 0, "express": 990})
+    """orders' price of each delivery option, in euro cents"""
 
     def authorize(self, authorize_url: str, customer: str = "amina") -> tuple[str, str]:
         """What identity's sign-in page does for ``customer``: a code for the callback.
@@ -289,6 +291,9 @@ def orders_app(state: Upstreams) -> web.Application:
             "reason": None,
             "created_at": datetime.now(UTC).isoformat(),
         }
+        if (delivery := body.get("delivery")) is not None:  # priced as orders 1.2 does
+            price = {"amount": state.delivery_prices[delivery["option"]], "currency": "EUR"}
+            public["delivery"] = {**delivery, "price": price}
         state.orders[order_id] = {"key": key, "customer": who, "public": public}
         return web.json_response(public, status=201)
 
@@ -310,9 +315,19 @@ def orders_app(state: Upstreams) -> web.Application:
             {"items": mine, "page": 1, "page_size": 10, "total": len(mine), "pages": 1}
         )
 
+    async def delivery_options(request: web.Request) -> web.Response:
+        if customer(request) is None:
+            return web.json_response({"status": 401}, status=401)
+        options = [
+            {"option": option, "price": {"amount": amount, "currency": "EUR"}}
+            for option, amount in state.delivery_prices.items()
+        ]
+        return web.json_response({"options": options})
+
     app = web.Application()
     app.router.add_post("/orders", place)
     app.router.add_get("/orders", listing)
+    app.router.add_get("/orders/delivery-options", delivery_options)
     app.router.add_get("/orders/{id}", get)
     return app
 

@@ -479,7 +479,9 @@ async def test_checkout_goes_through_delivery_and_review_to_an_order_with_its_ad
     step = await browser.get("/checkout")
     assert step.status_code == 200
     assert "Shipping address" in step.text
-    assert "Express delivery — next working day, free" in step.text
+    # Each option with orders' price of it.
+    assert "Standard delivery — 3 to 5 working days, free" in step.text
+    assert "Express delivery — next working day, €9.90" in step.text
 
     form = {"csrf_token": token, **ADDRESS, "option": "express", "card_token": "tok_ok"}
     review = await browser.post("/checkout/review", data=form)
@@ -487,7 +489,11 @@ async def test_checkout_goes_through_delivery_and_review_to_an_order_with_its_ad
     assert review.status_code == 200
     assert "Review your order" in review.text
     assert "12 Derb Sidi Ahmed<br>30110 Fes<br>Morocco" in review.text
-    assert "Express delivery — next working day, free" in review.text
+    assert "Express delivery — next working day, €9.90" in review.text
+    # The total is what orders will charge: the items and the delivery.
+    assert 'data-testid="review-subtotal">€14.90<' in review.text
+    assert 'data-testid="review-delivery-cost">€9.90<' in review.text
+    assert 'data-testid="review-total">€24.80<' in review.text
     assert "Test card — accepted" in review.text
     assert upstreams.placed == []  # reviewing places nothing
     placed = await browser.post("/checkout", data=form)
@@ -495,11 +501,34 @@ async def test_checkout_goes_through_delivery_and_review_to_an_order_with_its_ad
     [request] = upstreams.placed
     assert request["body"]["delivery"] == {**ADDRESS, "option": "express"}
     [order_id] = upstreams.orders
-    upstreams.orders[order_id]["public"]["delivery"] = request["body"]["delivery"]
+    upstreams.orders[order_id]["public"]["total"] = {"amount": 2480, "currency": "EUR"}
     confirmation = (await browser.get(placed.headers["location"])).text
     assert 'data-testid="order-date">Placed ' in confirmation
     assert "Amina Benali<br>12 Derb Sidi Ahmed<br>30110 Fes<br>Morocco" in confirmation
+    assert 'data-testid="order-delivery-cost">€9.90<' in confirmation
+    assert 'data-testid="order-total">€24.80<' in confirmation
     assert 'data-testid="order-payment">By card' in confirmation
+
+
+async def test_standard_delivery_is_free_in_the_review_and_an_order_placed_before_prices_too(
+    browser: httpx.AsyncClient, upstreams: Upstreams
+) -> None:
+    await sign_in(browser, upstreams)
+    token = csrf_token_of((await browser.get("/")).text)
+    await browser.post("/cart/items", data={"csrf_token": token, "product_id": "p-saffron"})
+    form = {"csrf_token": token, **ADDRESS, "option": "standard", "card_token": "tok_ok"}
+
+    review = await browser.post("/checkout/review", data=form)
+
+    assert 'data-testid="review-delivery-cost">Free<' in review.text
+    assert 'data-testid="review-total">€14.90<' in review.text
+    placed = await browser.post("/checkout", data=form)
+    [order_id] = upstreams.orders
+    # An order placed under orders API 1.1 has a delivery without a price: it was free.
+    del upstreams.orders[order_id]["public"]["delivery"]["price"]
+    page = (await browser.get(placed.headers["location"])).text
+    assert 'data-testid="order-delivery-cost">Free<' in page
+    assert "Standard delivery — 3 to 5 working days</p>" in page
 
 
 @pytest.mark.parametrize(

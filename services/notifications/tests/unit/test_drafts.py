@@ -55,6 +55,36 @@ TAGINE = PricedItem("p-1", "TAGINE-CLAY-30CM", "Clay tagine, 30 cm", 2, Money(29
             "12 Rue Nationale, 59000 Lille, FR",
         ),
         (
+            OrderPlaced(
+                "o-123",
+                "c-1",
+                (OrderItem("p-1", 2),),
+                AT,
+                delivery=Delivery(
+                    "Amina Haddad", "12 Rue Nationale", "59000", "Lille", "FR", "express"
+                ),
+                delivery_price=Money(990, "EUR"),
+            ),
+            "c-1",
+            "We have received your order o-123: 2 items, express delivery (9.90 EUR) to "
+            "Amina Haddad, 12 Rue Nationale, 59000 Lille, FR",
+        ),
+        (
+            OrderPlaced(
+                "o-123",
+                "c-1",
+                (OrderItem("p-1", 2),),
+                AT,
+                delivery=Delivery(
+                    "Amina Haddad", "12 Rue Nationale", "59000", "Lille", "FR", "standard"
+                ),
+                delivery_price=Money(0, "EUR"),
+            ),
+            "c-1",
+            "We have received your order o-123: 2 items, standard delivery (free) to "
+            "Amina Haddad, 12 Rue Nationale, 59000 Lille, FR",
+        ),
+        (
             OrderConfirmed("o-123", "c-1", (TAGINE,), TOTAL, AT),
             "c-1",
             "Your order o-123 is confirmed: 2 items, 59.90 EUR",

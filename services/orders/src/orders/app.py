@@ -88,8 +88,10 @@ def create_app(settings: OrdersSettings, *, upstreams: Upstreams | None = None) 
         description="Orders of the Souk shop: place, follow and cancel them; the checkout "
         "prices them with the catalog, reserves stock with inventory and takes payment "
         "with billing. API 1.1 adds an order's optional `delivery` (address and option); "
+        "API 1.2 prices it: `delivery.price`, included in `total`, and "
+        "`GET /orders/delivery-options`; "
         "a 1.0 client's request, without one, is placed and answered as before.",
-        version="1.1.0",
+        version="1.2.0",
         routers=[router],
         migrations=MIGRATIONS,
         on_startup=[start_checkout],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from chassis import ServiceSettings
+from contracts import Money
+from contracts.events.orders import DELIVERY_OPTIONS
+from contracts.money import Currency
 
 
 class OrdersSettings(ServiceSettings):
@@ -37,3 +40,28 @@ class OrdersSettings(ServiceSettings):
     step_handler_timeout: float = Field(
         default=60.0, gt=0, description="Seconds one attempt at a step may take, retries included."
     )
+    # What each delivery option costs, in minor units of delivery_currency: orders owns the
+    # delivery (ADR 0026), prices it as an order is placed and adds it to the order's total.
+    delivery_prices: dict[str, int] = Field(
+        default={"standard": 0, "express": 990},
+        description="Price of each delivery option (standard, express), in minor units.",
+    )
+    delivery_currency: str = Field(default="EUR", description="The delivery prices' currency.")
+
+    @field_validator("delivery_prices")
+    @classmethod
+    def _every_option_priced(cls, value: dict[str, int]) -> dict[str, int]:
+        if sorted(value) != sorted(DELIVERY_OPTIONS):
+            raise ValueError(f"price exactly the options {', '.join(DELIVERY_OPTIONS)}")
+        if any(amount < 0 for amount in value.values()):
+            raise ValueError("a delivery price is not negative")
+        return value
+
+    @field_validator("delivery_currency")
+    @classmethod
+    def _a_known_currency(cls, value: str) -> str:
+        return str(Currency(value))
+
+    def delivery_price(self, option: str) -> Money:
+        """What delivering by ``option`` costs."""
+        return Money(self.delivery_prices[option], self.delivery_currency)

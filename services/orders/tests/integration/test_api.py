@@ -23,6 +23,7 @@ from services.orders.tests.integration.conftest import (
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+    from orders.settings import OrdersSettings
     from services.orders.tests.conftest import FakeBilling, FakeInventory
 
 
@@ -421,10 +422,67 @@ def test_an_order_carries_its_delivery_and_a_1_0_client_places_one_without(
     without = post_order(client, order_body((TEA.product_id, 1)))
 
     assert with_delivery.status_code == without.status_code == 201
-    assert with_delivery.json()["delivery"] == DELIVERY
+    # API 1.2: the delivery carries its price (express: 9.90 EUR by default).
+    express = {"amount": 990, "currency": "EUR"}
+    assert with_delivery.json()["delivery"] == {**DELIVERY, "price": express}
     assert without.json()["delivery"] is None
     stored = client.get(f"/orders/{with_delivery.json()['id']}").json()
-    assert stored["delivery"] == DELIVERY
+    assert stored["delivery"] == {**DELIVERY, "price": express}
+
+
+def test_the_delivery_price_is_in_the_total_the_payment_takes(
+    client: TestClient, billing: FakeBilling
+) -> None:
+    placed = post_order(client, {**order_body((TEA.product_id, 1)), "delivery": DELIVERY}).json()
+    standard = post_order(
+        client,
+        {**order_body((TEA.product_id, 1)), "delivery": {**DELIVERY, "option": "standard"}},
+    ).json()
+    without = post_order(client, order_body((TEA.product_id, 1))).json()
+
+    express, free, bare = (settled(client, o["id"]) for o in (placed, standard, without))
+
+    assert express["status"] == free["status"] == bare["status"] == "CONFIRMED"
+    assert express["total"] == {"amount": 850 + 990, "currency": "EUR"}
+    assert free["delivery"]["price"] == {"amount": 0, "currency": "EUR"}
+    assert free["total"] == bare["total"] == {"amount": 850, "currency": "EUR"}
+    payment = billing.payment_of(express["id"])
+    assert payment is not None
+    assert (payment.amount.amount, payment.status) == (850 + 990, "CAPTURED")
+
+
+def test_the_delivery_options_and_their_prices_are_listed(client: TestClient) -> None:
+    answer = client.get("/orders/delivery-options")
+
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "options": [
+            {"option": "standard", "price": {"amount": 0, "currency": "EUR"}},
+            {"option": "express", "price": {"amount": 990, "currency": "EUR"}},
+        ]
+    }
+    again = client.get(
+        "/orders/delivery-options", headers={"If-None-Match": answer.headers["etag"]}
+    )
+    assert again.status_code == 304
+    assert client.get("/orders/delivery-options", headers={"Authorization": ""}).status_code == 401
+
+
+def test_the_same_delivered_request_again_is_a_replay_at_the_price_it_was_placed_at(
+    client: TestClient, settings: OrdersSettings
+) -> None:
+    body = {**order_body((TEA.product_id, 1)), "delivery": DELIVERY}
+    key = str(uuid.uuid4())
+    first = post_order(client, body, key=key)
+    settings.delivery_prices["express"] = 1490  # the shop's price changes (settings are frozen)
+    again = post_order(client, body, key=key)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["delivery"]["price"] == {"amount": 990, "currency": "EUR"}
+    # A new order is placed at the new price.
+    fresh = post_order(client, body)
+    assert fresh.json()["delivery"]["price"] == {"amount": 1490, "currency": "EUR"}
 
 
 @pytest.mark.parametrize(

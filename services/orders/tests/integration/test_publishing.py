@@ -299,7 +299,7 @@ async def test_the_app_relays_its_outbox_to_the_bus(
 
     order_id = response.json()["id"]
     assert [(m.event_type, m.schema_version, m.key) for m in received] == [
-        ("OrderPlaced", 3, order_id),
+        ("OrderPlaced", 4, order_id),
         ("OrderConfirmed", 1, order_id),
     ]
     placed = decode(received[0].event_type, received[0].schema_version, received[0].payload)

@@ -4,20 +4,22 @@ them when it cannot finish: refused, cancelled, or a step that never answers."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import pytest
 
 from contracts import Money
+from contracts.events.orders import Delivery
 from orders.domain.commands import CancelOrder
 from orders.domain.errors import CheckoutRefused
 from orders.domain.model import OrderStatus, Outcome
 from orders.domain.saga_definition import Step
 from orders.service_layer.checkout import RetryPolicy
-from orders.service_layer.handlers import cancel_order
+from orders.service_layer.handlers import cancel_order, place_order
 from orders.service_layer.ports import NoUsableAnswer
 from services.orders.tests.conftest import DECLINED_CARD, SAFFRON, TEA, unavailable
-from services.orders.tests.unit.conftest import RESERVATION_TTL
+from services.orders.tests.unit.conftest import RESERVATION_TTL, place_command
 from services.orders.tests.unit.fakes import FakeUnitOfWork
 
 if TYPE_CHECKING:
@@ -70,6 +72,44 @@ async def test_an_order_in_stock_with_a_good_card_is_confirmed(
     )
     assert billing.customers == {order_id: order.customer_id}
     assert order.settled
+
+
+EXPRESS = Delivery("Amina Benali", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+
+
+async def test_a_priced_delivery_is_part_of_the_total_and_of_the_payment(
+    store: FakeStore, drive: Drive, billing: FakeBilling
+) -> None:
+    command = replace(
+        place_command((SAFFRON.product_id, 2)),
+        delivery=EXPRESS,
+        delivery_price=Money(990, "EUR"),
+    )
+    order_id = (await place_order(command, FakeUnitOfWork(store))).order.id
+
+    order = await drive(order_id)
+
+    assert order.status is OrderStatus.CONFIRMED
+    assert (order.delivery, order.delivery_price) == (EXPRESS, Money(990, "EUR"))
+    assert order.total == Money(2 * 1490 + 990, "EUR")
+    payment = billing.payment_of(order_id)
+    assert payment is not None
+    assert (payment.status, payment.amount) == ("CAPTURED", Money(2 * 1490 + 990, "EUR"))
+
+
+async def test_a_delivery_priced_in_another_currency_than_the_products_is_refused(
+    store: FakeStore, drive: Drive, billing: FakeBilling
+) -> None:
+    command = replace(
+        place_command((SAFFRON.product_id, 1)), delivery=EXPRESS, delivery_price=Money(990, "GBP")
+    )
+    order_id = (await place_order(command, FakeUnitOfWork(store))).order.id
+
+    order = await drive(order_id)
+
+    assert order.status is OrderStatus.REJECTED
+    assert order.reason == "products priced in EUR, the delivery in GBP"
+    assert billing.payment_of(order_id) is None
 
 
 async def test_an_unknown_product_rejects_the_order_before_anything_is_reserved(

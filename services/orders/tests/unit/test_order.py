@@ -12,6 +12,7 @@ from orders.domain.commands import RequestedItem
 from orders.domain.errors import CheckoutRefused, InvalidOrder, OrderMovedOn, OrderNotCancellable
 from orders.domain.events import (
     PUBLISHED,
+    Delivery,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -415,3 +416,44 @@ def test_a_compensation_begun_has_no_deadline() -> None:
 
     assert (order.step_in_progress, order.step_deadline) == (Step.RELEASE_STOCK, None)
     assert not order.overdue(AT + timedelta(days=365))
+
+
+EXPRESS = Delivery("Amina Benali", "12 Derb Sidi Ahmed", "30110", "Fes", "MA", "express")
+
+
+@pytest.mark.parametrize(
+    ("delivery", "price"), [(None, Money(990, "EUR")), (EXPRESS, Money(-1, "EUR"))]
+)
+def test_only_a_delivery_has_a_price_and_it_is_never_negative(
+    delivery: Delivery | None, price: Money
+) -> None:
+    with pytest.raises(InvalidOrder) as caught:
+        Order.place(
+            customer_id="c-1",
+            items=[RequestedItem("p-mint", 1)],
+            card_token=GOOD_CARD,
+            at=AT,
+            delivery=delivery,
+            delivery_price=price,
+        )
+
+    assert caught.value.field == "delivery"
+
+
+def test_the_delivery_price_is_published_with_the_order_and_added_to_its_total() -> None:
+    order = Order.place(
+        customer_id="c-1",
+        items=[RequestedItem("p-mint", 2)],
+        card_token=GOOD_CARD,
+        at=AT,
+        delivery=EXPRESS,
+        delivery_price=Money(990, "EUR"),
+    )
+    [placed] = published(order)
+    assert isinstance(placed, OrderPlaced)
+    assert placed.delivery_price == Money(990, "EUR")
+    assert order.total is None  # the products are not priced yet
+
+    order.record_done(StepDone(Step.PRICE, products={"p-mint": MINT}), AT)
+
+    assert order.total == Money(2 * 490 + 990, "EUR")

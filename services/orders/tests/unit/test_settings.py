@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contracts import Money
 from orders.settings import OrdersSettings
 
 
@@ -42,4 +43,35 @@ def test_settings_that_would_stop_the_checkout_are_refused(
     monkeypatch.setenv(name, value)
 
     with pytest.raises(ValueError, match=name.removeprefix("ORDERS_").lower()):
+        OrdersSettings()
+
+
+def test_delivery_is_priced_from_orders_variables_standard_free_and_express_not_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = OrdersSettings()
+    assert default.delivery_price("standard") == Money(0, "EUR")
+    assert default.delivery_price("express").amount > 0
+
+    monkeypatch.setenv("ORDERS_DELIVERY_PRICES", '{"standard": 250, "express": 1500}')
+    monkeypatch.setenv("ORDERS_DELIVERY_CURRENCY", "MAD")
+
+    assert OrdersSettings().delivery_price("express") == Money(1500, "MAD")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ORDERS_DELIVERY_PRICES", '{"standard": 0}'),
+        ("ORDERS_DELIVERY_PRICES", '{"standard": 0, "express": 990, "drone": 5000}'),
+        ("ORDERS_DELIVERY_PRICES", '{"standard": -1, "express": 990}'),
+        ("ORDERS_DELIVERY_CURRENCY", "XXX"),
+    ],
+)
+def test_delivery_prices_that_leave_an_option_unpriced_or_cannot_be_charged_are_refused(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValueError, match=r"delivery|currency"):
         OrdersSettings()

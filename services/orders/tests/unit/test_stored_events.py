@@ -252,13 +252,56 @@ def test_the_events_written_now_are_the_json_written_before() -> None:
 
     rewritten = [codec.encode(codec.decode(event)) for event in recorded(STREAM)]
 
-    # OrderPlaced is written as version 3 since deliveries (issue 18): the stored version 2
-    # comes back as it was, with no delivery; every other event exactly as stored.
-    placed_v3 = ("OrderPlaced", 3, {**STREAM[0][2], "delivery": None})
+    # OrderPlaced is written as version 3 since deliveries (issue 18), version 4 since their
+    # prices: the stored version 2 comes back as it was, with no delivery and so no price;
+    # every other event exactly as stored.
+    placed_v4 = ("OrderPlaced", 4, {**STREAM[0][2], "delivery": None, "delivery_price": None})
     assert [(e.event_type, e.schema_version, dict(e.data)) for e in rewritten] == [
-        placed_v3,
+        placed_v4,
         *STREAM[1:],
     ]
+
+
+# What the release before delivery prices stored for an order placed with a delivery (both
+# options were free then): OrderPlaced version 3, and a format 2 snapshot.
+DELIVERY_V3: dict[str, Any] = {
+    "name": "Amina Benali",
+    "address": "12 Derb Sidi Ahmed",
+    "postcode": "30110",
+    "city": "Fes",
+    "country": "MA",
+    "option": "express",
+}
+STREAM_WITH_DELIVERY_V3 = [
+    ("OrderPlaced", 3, {**STREAM[0][2], "delivery": DELIVERY_V3}),
+    *STREAM[1:],
+]
+
+
+def test_an_order_placed_with_a_free_delivery_under_version_3_still_loads_free() -> None:
+    order = folded(STREAM_WITH_DELIVERY_V3)
+
+    assert order.delivery is not None
+    assert (order.delivery.option, order.delivery.city) == ("express", "Fes")
+    assert order.delivery_price is None
+    # Its total is what it was charged then: the products alone.
+    assert order.total == Money(980, "EUR")
+    rewritten = OrderEvents().encode(OrderEvents().decode(recorded(STREAM_WITH_DELIVERY_V3)[0]))
+    assert (rewritten.schema_version, dict(rewritten.data)) == (
+        4,
+        {**STREAM[0][2], "delivery": DELIVERY_V3, "delivery_price": None},
+    )
+
+
+def test_a_format_2_snapshot_restores_its_delivery_without_a_price() -> None:
+    format_2 = {**SNAPSHOT_FORMAT_1, "delivery": DELIVERY_V3}
+
+    restored = OrderSnapshots().restore(ORDER, 11, format_2)
+
+    assert restored.delivery is not None
+    assert restored.delivery.option == "express"
+    assert restored.delivery_price is None
+    assert restored.total == Money(980, "EUR")
 
 
 def test_an_order_placed_under_schema_version_1_still_loads() -> None:
@@ -276,8 +319,9 @@ def test_a_snapshot_stored_before_restores_the_order_its_stream_folds_into() -> 
     restored = snapshots.restore(ORDER, 11, SNAPSHOT_FORMAT_1)
 
     order = folded(STREAM)
-    # Format 2 (issue 18) adds the delivery; a format 1 snapshot restores without one.
-    assert snapshots.format == 2
+    # Format 2 (issue 18) adds the delivery, format 3 its price; a format 1 snapshot
+    # restores without either.
+    assert snapshots.format == 3
     assert restored.delivery is None
     assert (restored.version, restored.status, restored.lines, restored.steps) == (
         order.version,
@@ -291,7 +335,11 @@ def test_a_snapshot_stored_before_restores_the_order_its_stream_folds_into() -> 
         order.reason,
     )
     assert (restored.created_at, restored.updated_at) == (order.created_at, order.updated_at)
-    assert dict(snapshots.state_of(order)) == {**SNAPSHOT_FORMAT_1, "delivery": None}
+    assert dict(snapshots.state_of(order)) == {
+        **SNAPSHOT_FORMAT_1,
+        "delivery": None,
+        "delivery_price": None,
+    }
 
 
 def test_a_stored_event_of_a_type_orders_never_wrote_is_refused() -> None:

@@ -49,6 +49,24 @@ class OrdersClient:
         self._check(answer, "POST", "/orders", 200, 201)
         return read_answer(self._upstream.name, "POST", "/orders", lambda: _order(answer.body))
 
+    async def delivery_prices(self, access_token: str) -> dict[str, Money]:
+        """What each delivery option costs now (orders API 1.2)."""
+        path = "/orders/delivery-options"
+        answer = await self._upstream.call("GET", path, headers=_bearer(access_token))
+        self._check(answer, "GET", path, 200)
+        body = answer.body
+        return read_answer(
+            self._upstream.name,
+            "GET",
+            path,
+            lambda: {
+                str(item["option"]): Money(
+                    int(item["price"]["amount"]), str(item["price"]["currency"])
+                )
+                for item in body["options"]
+            },
+        )
+
     async def order(self, access_token: str, order_id: str) -> Order:
         path = f"/orders/{quote(order_id, safe='')}"
         answer = await self._upstream.call("GET", path, headers=_bearer(access_token))
@@ -112,7 +130,10 @@ def _order(body: Any) -> Order:
 
 
 def _delivery(body: Any) -> Delivery | None:
-    """An order's delivery (orders API 1.1); None when placed without one, or from 1.0."""
+    """An order's delivery (orders API 1.1) and its price (1.2; none for an order placed when
+    deliveries were free); None when placed without one, or from 1.0."""
     if body is None:
         return None
-    return Delivery(**{field: str(body[field]) for field in FIELDS})
+    return Delivery(
+        **{field: str(body[field]) for field in FIELDS}, price=_money(body.get("price"))
+    )

@@ -1,8 +1,8 @@
 """Where and how an order travels, as the checkout's delivery step reads it from its form.
 
 The limits are orders' own (API 1.1's ``delivery``): a form the storefront accepts is one
-orders accepts. Both options are free: orders prices no delivery, so the storefront adds
-nothing to the total it could not charge.
+orders accepts. Orders prices each option (API 1.2, ``GET /orders/delivery-options``) and
+charges it in the order's total: the storefront shows orders' prices, never its own.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from bff_web.domain.shop import Money
+
 DELIVERY_OPTIONS: Final = {
-    "standard": "Standard delivery — 3 to 5 working days, free",
-    "express": "Express delivery — next working day, free",
+    "standard": "Standard delivery — 3 to 5 working days",
+    "express": "Express delivery — next working day",
 }
 COUNTRIES: Final = {
     "MA": "Morocco",
@@ -46,10 +48,17 @@ class Delivery:
     city: str
     country: str
     option: str
+    price: Money | None = None
+    """Orders' price of the option; None where unknown (an order placed when all were free)."""
 
     @property
     def option_label(self) -> str:
-        return DELIVERY_OPTIONS.get(self.option, self.option)
+        return option_label(self.option, self.price)
+
+    @property
+    def price_text(self) -> str:
+        """What the delivery costs, in words: "Free", or the price."""
+        return price_text(self.price)
 
     @property
     def country_name(self) -> str:
@@ -69,7 +78,33 @@ class DeliveryForm:
     @property
     def delivery(self) -> Delivery | None:
         """The delivery, if the form has no error."""
-        return None if self.errors else Delivery(**self.values)
+        if self.errors:
+            return None
+        values = self.values
+        return Delivery(
+            name=values["name"],
+            address=values["address"],
+            postcode=values["postcode"],
+            city=values["city"],
+            country=values["country"],
+            option=values["option"],
+        )
+
+
+def price_text(price: Money | None) -> str:
+    return "Free" if price is None or price.amount == 0 else str(price)
+
+
+def option_label(option: str, price: Money | None) -> str:
+    """An option as the shopper chooses it: how fast, and (when known) what it costs."""
+    label = DELIVERY_OPTIONS.get(option, option)
+    return label if price is None else f"{label}, {price_text(price).lower()}"
+
+
+def option_labels(prices: Mapping[str, Money]) -> dict[str, str]:
+    """Every option's label, with orders' price of it (an option orders did not price,
+    without)."""
+    return {option: option_label(option, prices.get(option)) for option in DELIVERY_OPTIONS}
 
 
 def read_delivery(form: Mapping[str, object]) -> DeliveryForm:

@@ -6,6 +6,7 @@ checks its CSRF token first and answers See Other, so a reload never sends it ag
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Final
 
 from fastapi import APIRouter, Query
@@ -13,9 +14,9 @@ from starlette.responses import JSONResponse, Response
 
 from bff_web.domain.delivery import (
     COUNTRIES,
-    DELIVERY_OPTIONS,
     DeliveryForm,
     has_delivery,
+    option_labels,
     read_delivery,
 )
 from bff_web.domain.errors import CartLimitReached, CheckoutRefused, InvalidQuantity, NotInCart
@@ -32,7 +33,6 @@ router = APIRouter(include_in_schema=False)
 
 # The payment simulators' test cards: what the checkout form offers instead of a card number.
 TEST_CARDS: Final = {"tok_ok": "Test card — accepted", "tok_decline": "Test card — declined"}
-ORDERS_PER_PAGE: Final = 10
 MAX_PAGE: Final = 1000
 SEARCH_MAX_LENGTH: Final = 100
 
@@ -188,13 +188,21 @@ async def review_step(visit: VisitDep) -> Response:
     delivery = entered.delivery
     if delivery is None or card not in TEST_CARDS:
         return await _delivery_page(visit, entered, card=card, status_code=422)
-    view = await pages.cart_view(visit.shop.catalog, visit.shop.stock, visit.session.cart)
+    shop = visit.shop
+    view = await pages.cart_view(shop.catalog, shop.stock, visit.session.cart)
     if not view.items or view.problems:
         for problem in view.problems:
             visit.session.flash(problem)
         return await visit.redirect("/cart")
+    prices = await orders.delivery_prices(shop.customer(visit.session), shop.orders)
+    delivery = replace(delivery, price=prices.get(delivery.option))
     return await visit.page(
-        "review.html", view=view, delivery=delivery, card=card, card_label=TEST_CARDS[card]
+        "review.html",
+        view=view,
+        delivery=delivery,
+        total=pages.with_delivery(view.total, delivery.price),
+        card=card,
+        card_label=TEST_CARDS[card],
     )
 
 
@@ -236,6 +244,7 @@ async def _delivery_page(
     card_problem = None if not card or card in TEST_CARDS else "Choose a card to pay with."
     if status_code != 200 and not card:
         card_problem = "Choose a card to pay with."
+    prices = await orders.delivery_prices(visit.shop.customer(visit.session), visit.shop.orders)
     return await visit.page(
         "delivery.html",
         status_code,
@@ -243,7 +252,7 @@ async def _delivery_page(
         card=card if card in TEST_CARDS else "",
         card_problem=card_problem,
         cards=TEST_CARDS,
-        options=DELIVERY_OPTIONS,
+        options=option_labels(prices),
         countries=COUNTRIES,
     )
 
@@ -255,8 +264,12 @@ def _card(form: Mapping[str, object]) -> str:
 
 @router.get("/orders")
 async def order_history(visit: VisitDep, page: Page = 1) -> Response:
+    shop = visit.shop
     history = await orders.history(
-        visit.shop.customer(visit.session), visit.shop.orders, page=page, page_size=ORDERS_PER_PAGE
+        shop.customer(visit.session),
+        shop.orders,
+        page=page,
+        page_size=shop.settings.orders_per_page,
     )
     return await visit.page("orders.html", history=history)
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from bff_web.domain.delivery import Delivery
     from bff_web.domain.session import Session
-    from bff_web.domain.shop import Order, OrderLine, OrderPage, Product
+    from bff_web.domain.shop import Money, Order, OrderLine, OrderPage, Product
     from bff_web.service_layer.ports import Catalog, Identity, Orders, SessionStore
 
 T = TypeVar("T")
@@ -89,6 +89,11 @@ async def checkout(
     session.order_placed(order.id)
     await customer.store.save(session)
     return order
+
+
+async def delivery_prices(customer: Customer, orders: Orders) -> dict[str, Money]:
+    """Orders' price of each delivery option now. Raises SignInRequired or UpstreamFailure."""
+    return await customer.call(orders.delivery_prices)
 
 
 async def order(customer: Customer, orders: Orders, order_id: str) -> Order:

@@ -124,6 +124,16 @@ class CartView:
         return type(totals[0])(sum(money.amount for money in totals), totals[0].currency)
 
 
+def with_delivery(total: Money | None, price: Money | None) -> Money | None:
+    """What an order of the cart comes to with its delivery, as orders will charge it (None
+    if the sum cannot be told here: no total, or the delivery in another currency)."""
+    if total is None or price is None:
+        return total
+    if price.currency != total.currency:
+        return None
+    return type(total)(total.amount + price.amount, total.currency)
+
+
 async def _optional(call: Awaitable[T], what: str) -> T | None:
     """The call's result, or None if its service failed: the page goes on without it."""
     try:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from bff_web.domain.session import CustomerTokens, Session
     from bff_web.domain.shop import (
         Category,
+        Money,
         Order,
         OrderPage,
         Product,
@@ -71,6 +72,10 @@ class Orders(Protocol):
 
     async def order(self, access_token: str, order_id: str) -> Order:
         """Raises OrderNotFound."""
+        ...
+
+    async def delivery_prices(self, access_token: str) -> dict[str, Money]:
+        """What each delivery option costs now, by option."""
         ...
 
     async def orders(self, access_token: str, *, page: int, page_size: int) -> OrderPage: ...

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from contracts import Money
 from contracts.events import (
     Delivery,
     Event,
@@ -46,7 +47,7 @@ def _text(event: Event) -> str | None:  # noqa: PLR0911 - one answer per kind of
             received = f"We have received your order {event.order_id}: {_items(event.item_count)}"
             if event.delivery is None:
                 return received
-            return f"{received}, {_delivered(event.delivery)}"
+            return f"{received}, {_delivered(event.delivery, event.delivery_price)}"
         case OrderConfirmed():
             return (
                 f"Your order {event.order_id} is confirmed: {_items(event.item_count)}, "
@@ -101,10 +102,12 @@ def _items(count: int) -> str:
     return "1 item" if count == 1 else f"{count} items"
 
 
-def _delivered(delivery: Delivery) -> str:
-    """Where and how an order travels, in words: the customer checks the address here."""
+def _delivered(delivery: Delivery, price: Money | None) -> str:
+    """Where and how an order travels, in words, and what that costs (an order placed
+    before deliveries had prices says none): the customer checks the address here."""
+    cost = "" if price is None else f" ({'free' if price.amount == 0 else price.format()})"
     return (
-        f"{delivery.option} delivery to {delivery.name}, {delivery.address}, "
+        f"{delivery.option} delivery{cost} to {delivery.name}, {delivery.address}, "
         f"{delivery.postcode} {delivery.city}, {delivery.country}"
     )
 

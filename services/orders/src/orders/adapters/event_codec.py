@@ -38,9 +38,10 @@ class OrderEvents:
 
 
 class OrderSnapshots:
-    """The snapshot codec. Bump ``format`` whenever OrderState changes shape (2: delivery)."""
+    """The snapshot codec. Bump ``format`` whenever OrderState changes shape (2: delivery;
+    3: the delivery's price)."""
 
-    format: Final = 2
+    format: Final = 3
 
     def state_of(self, order: Order) -> Mapping[str, Any]:
         return to_json_object(order.state())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from contracts import Money
 from contracts.events.orders import Delivery
 from contracts.events.schema import Event as Schema
 from orders.domain.saga_definition import Step
@@ -30,6 +31,8 @@ class PlaceOrder:
     idempotency_key: str
     request_fingerprint: str
     delivery: Delivery | None = None
+    delivery_price: Money | None = None
+    """Orders' price of the delivery's option (its settings), not the caller's."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,7 @@ class OrderState:
     created_at: datetime
     updated_at: datetime
     delivery: Delivery | None = None
+    delivery_price: Money | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,9 @@ class Order:
         self.step_deadline: datetime | None = None
         self.delivery: Delivery | None = None
         """Where and how the order goes; None for one placed without (older clients)."""
+        self.delivery_price: Money | None = None
+        """What the delivery costs, priced as the order was placed and part of its total;
+        None without a delivery, and for one placed when deliveries were all free."""
         # When the step in progress first failed: its first attempt, give or take that
         # attempt's own time. Before it, the step has waited only in the queue.
         self.step_first_failed_at: datetime | None = None
@@ -163,6 +167,7 @@ class Order:
             created_at=self.created_at,
             updated_at=self.updated_at,
             delivery=self.delivery,
+            delivery_price=self.delivery_price,
         )
 
     @classmethod
@@ -174,12 +179,19 @@ class Order:
         card_token: str,
         at: datetime,
         delivery: Delivery | None = None,
+        delivery_price: Money | None = None,
     ) -> Order:
-        """A new PENDING order; items naming the same product are merged into one line."""
+        """A new PENDING order; items naming the same product are merged into one line.
+
+        ``delivery_price`` is what the delivery costs (orders' price of its option): it is
+        added to the order's total, so the payment covers it.
+        """
         order = cls(str(uuid.uuid4()))
         customer_id = _checked_id("customer_id", customer_id)
         lines = _merged_lines(items)
         order.card_token = _checked_card_token(card_token)
+        if delivery_price is not None and (delivery is None or delivery_price.amount < 0):
+            raise InvalidOrder("delivery", "only a delivery has a price, and it is not negative")
         order._record(
             OrderPlaced(
                 order_id=order.id,
@@ -187,6 +199,7 @@ class Order:
                 items=tuple(OrderItem(line.product_id, line.quantity) for line in lines),
                 occurred_at=timestamp(at),
                 delivery=delivery,
+                delivery_price=delivery_price,
             )
         )
         return order
@@ -210,10 +223,12 @@ class Order:
 
     @property
     def total(self) -> Money | None:
-        """The sum of the line totals, once every line is priced."""
+        """The sum of the line totals and the delivery's price, once every line is priced."""
         totals = [total for line in self.lines if (total := line.line_total) is not None]
         if not totals or len(totals) < len(self.lines):
             return None
+        if self.delivery_price is not None:
+            totals.append(self.delivery_price)
         return sum(totals[1:], start=totals[0])
 
     def has_done(self, step: Step) -> bool:
@@ -328,7 +343,7 @@ class Order:
         detail = ""
         payment_id = None
         if done.step is Step.PRICE:
-            lines = _priced_lines(self.lines, done.products)
+            lines = _priced_lines(self.lines, done.products, self.delivery_price)
             self._record(OrderPriced(order_id=self.id, lines=tuple(lines), at=at))
             detail = f"total {self._priced_total().format()}"
         elif done.step is Step.AUTHORIZE_PAYMENT:
@@ -409,6 +424,7 @@ class Order:
                 self.lines = [OrderLine(i.product_id, i.quantity) for i in event.items]
                 self._created_at = datetime.fromisoformat(event.occurred_at)
                 self.delivery = event.delivery
+                self.delivery_price = event.delivery_price
             case OrderPriced():
                 self.lines = list(event.lines)
             case StepBegun():
@@ -477,6 +493,7 @@ class Order:
         self.log = StepLog(state.steps)
         self._created_at = state.created_at
         self.delivery = state.delivery
+        self.delivery_price = state.delivery_price
 
     def _record(self, event: Event) -> None:
         self.apply(event)
@@ -563,11 +580,17 @@ def _merged_lines(items: Sequence[RequestedItem]) -> list[OrderLine]:
 
 
 def _priced_lines(
-    lines: Sequence[OrderLine], products: Mapping[str, ProductSnapshot]
+    lines: Sequence[OrderLine],
+    products: Mapping[str, ProductSnapshot],
+    delivery_price: Money | None,
 ) -> list[OrderLine]:
     currencies = sorted({str(products[line.product_id].price.currency) for line in lines})
     if len(currencies) > 1:
         raise CheckoutRefused(f"products priced in several currencies: {', '.join(currencies)}")
+    if delivery_price is not None and [str(delivery_price.currency)] != currencies:
+        raise CheckoutRefused(
+            f"products priced in {currencies[0]}, the delivery in {delivery_price.currency}"
+        )
     return [
         OrderLine(
             product_id=line.product_id,

@@ -15,12 +15,21 @@ from chassis.openapi import links
 from chassis.problems import problem_responses
 from chassis.requests import public_path
 from chassis.unit_of_work import request_unit_of_work
+from contracts.events.orders import DELIVERY_OPTIONS
 from orders.domain.commands import CancelOrder
 from orders.domain.model import Order
 from orders.entrypoints.cursors import CURSOR_MAX_LENGTH, cursor_of, position_of
-from orders.entrypoints.schemas import OrderCreate, OrderPage, OrderPublic
+from orders.entrypoints.schemas import (
+    Amount,
+    DeliveryOptionPublic,
+    DeliveryOptions,
+    OrderCreate,
+    OrderPage,
+    OrderPublic,
+)
 from orders.service_layer import handlers, queries
 from orders.service_layer.ports import UnitOfWork
+from orders.settings import OrdersSettings
 
 router = APIRouter(tags=["orders"])
 
@@ -63,7 +72,9 @@ async def place_order(
     body: OrderCreate,
     uow: Uow,
 ) -> Response:
-    placement = await handlers.place_order(body.to_command(key, token.subject), uow)
+    settings: OrdersSettings = request.app.state.settings
+    command = body.to_command(key, token.subject, settings.delivery_price)
+    placement = await handlers.place_order(command, uow)
     # A path, as the client outside sees it: never this instance's own address.
     location = public_path(request.headers, f"/orders/{placement.order.id}")
     return conditional_json(
@@ -72,6 +83,31 @@ async def place_order(
         status_code=200 if placement.replayed else 201,
         headers={"Location": location, "Idempotent-Replayed": str(placement.replayed).lower()},
     )
+
+
+@router.get(
+    "/orders/delivery-options",
+    response_model=DeliveryOptions,
+    responses={
+        304: {"description": "Not modified (If-None-Match)"},
+        **problem_responses(401, 403),
+    },
+    summary="The delivery options and what each costs now (API 1.2)",
+    description="An order placed with a `delivery` is charged its option's price at the "
+    "moment it is placed, as part of its `total`.",
+)
+async def delivery_options(request: Request, token: Reader) -> Response:  # noqa: ARG001 - a customer's, checked
+    settings: OrdersSettings = request.app.state.settings
+    options = DeliveryOptions(
+        options=[
+            DeliveryOptionPublic(
+                option=option,
+                price=Amount.from_money(settings.delivery_price(option)),
+            )
+            for option in DELIVERY_OPTIONS
+        ]
+    )
+    return conditional_json(request, options.model_dump(mode="json"))
 
 
 @router.get(

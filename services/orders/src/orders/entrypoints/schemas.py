@@ -6,7 +6,7 @@ import hashlib
 import json
 import re
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -23,6 +23,9 @@ from orders.domain.model import (
     Order,
     OrderStatus,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class ItemRequest(BaseModel):
@@ -61,12 +64,6 @@ class DeliveryModel(BaseModel):
     def to_domain(self) -> Delivery:
         return Delivery(**self.model_dump())
 
-    @classmethod
-    def from_domain(cls, delivery: Delivery | None) -> DeliveryModel | None:
-        if delivery is None:
-            return None
-        return cls.model_validate(delivery, from_attributes=True)
-
 
 class OrderCreate(BaseModel):
     """An order as a customer places it; the customer is the access token's subject.
@@ -89,14 +86,19 @@ class OrderCreate(BaseModel):
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def to_command(self, idempotency_key: str, customer_id: str) -> PlaceOrder:
+    def to_command(
+        self, idempotency_key: str, customer_id: str, prices: Callable[[str], Money]
+    ) -> PlaceOrder:
+        """The command to place this order; ``prices`` is orders' price of a delivery option."""
+        delivery = self.delivery
         return PlaceOrder(
             customer_id=customer_id,
             items=tuple(RequestedItem(i.product_id, i.quantity) for i in self.items),
             card_token=self.payment.card_token,
             idempotency_key=idempotency_key,
             request_fingerprint=self.fingerprint(customer_id),
-            delivery=None if self.delivery is None else self.delivery.to_domain(),
+            delivery=None if delivery is None else delivery.to_domain(),
+            delivery_price=None if delivery is None else prices(delivery.option),
         )
 
 
@@ -106,6 +108,39 @@ class Amount(MoneyModel):
 
 def _amount(money: Money | None) -> Amount | None:
     return None if money is None else Amount.from_money(money)
+
+
+class DeliveryPublic(DeliveryModel):
+    """Where and how the order is delivered, and what that costs (API 1.2)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    price: Amount | None = Field(
+        default=None,
+        description="What the delivery costs, included in the order's total; null for an "
+        "order placed before deliveries had prices (they were free).",
+    )
+
+    @classmethod
+    def from_order(cls, order: Order) -> DeliveryPublic | None:
+        delivery = order.delivery
+        if delivery is None:
+            return None
+        fields = DeliveryModel.model_validate(delivery, from_attributes=True).model_dump()
+        return cls(**fields, price=_amount(order.delivery_price))
+
+
+class DeliveryOptionPublic(BaseModel):
+    """A way an order can travel, and its price."""
+
+    option: Literal["standard", "express"]
+    price: Amount
+
+
+class DeliveryOptions(BaseModel):
+    """The delivery options orders offers now; an order keeps the price it was placed at."""
+
+    options: list[DeliveryOptionPublic]
 
 
 class LinePublic(BaseModel):
@@ -197,8 +232,9 @@ class OrderPublic(BaseModel):
         description="Why the checkout is stuck for now; it is tried again by itself."
     )
     payment_id: str | None
-    delivery: DeliveryModel | None = Field(
-        default=None, description="Where and how it is delivered; null if placed without."
+    delivery: DeliveryPublic | None = Field(
+        default=None,
+        description="Where and how it is delivered, and its price; null if placed without.",
     )
     checkout_steps: list[StepPublic]
     compensations_pending: list[str] = Field(
@@ -220,7 +256,7 @@ class OrderPublic(BaseModel):
             reason=order.reason,
             last_error=None if order.last_error is None else public_text(order.last_error),
             payment_id=order.payment_id,
-            delivery=DeliveryModel.from_domain(order.delivery),
+            delivery=DeliveryPublic.from_order(order),
             checkout_steps=[StepPublic.from_domain(record) for record in order.steps],
             compensations_pending=[str(step) for step in order.compensations_due()],
             saga=SagaPublic.from_domain(order),

@@ -86,6 +86,7 @@ async def _place_once(command: PlaceOrder, uow: UnitOfWork) -> Placement:
             card_token=command.card_token,
             at=now,
             delivery=command.delivery,
+            delivery_price=command.delivery_price,
         )
         order.advance(now)
         await uow.orders.add(order)
