@@ -29,6 +29,7 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import await_
 
 from chassis.resilience import deadline
+from chassis.sqlite_loop import DRIVER as SQLITE_ON_THE_LOOP
 from chassis.tracing import trace_statements
 
 if TYPE_CHECKING:
@@ -72,6 +73,10 @@ class Database:
         self._head: tuple[str | None] | None = None  # cached once read: (revision,)
         self._reader: Engine | None = None
         engine_args: dict[str, Any] = {}
+        # ``sqlite+aiosqlite`` (the default): a worker thread per connection.
+        # ``sqlite+souk_loop``: statements on the event loop, no thread hand-offs
+        # (chassis.sqlite_loop; opt-in until measured on a quiet machine, ADR 14).
+        on_the_loop = self.url.get_driver_name() == SQLITE_ON_THE_LOOP
         if self.backend == "sqlite":
             database = self.url.database or ":memory:"
             if database == ":memory:" or database.startswith("file:"):
@@ -89,6 +94,8 @@ class Database:
         trace_statements(self.engine)
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            if not on_the_loop:  # SQLite's busy handler sleeps in aiosqlite's thread
+                event.listen(self.engine.sync_engine, "connect", _sqlite_busy_timeout)
             _bound_sqlite_statements_by_the_deadline(self.engine.sync_engine)
         elif self.backend == "postgresql":
             _bound_postgres_statements_by_the_deadline(self.engine.sync_engine)
@@ -201,12 +208,19 @@ def run_migrations(target_metadata: MetaData) -> None:
         context.run_migrations()
 
 
+def _sqlite_busy_timeout(dbapi_connection: Any, _: Any) -> None:
+    # A second writer (another replica) waits instead of failing with "database is locked".
+    # Not on chassis.sqlite_loop's connections: there the handler would sleep on the event
+    # loop, and the dialect waits instead, giving the loop back (busy_timeout stays 0).
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    # WAL lets readers work while a writer commits; busy_timeout makes a second writer
-    # (another replica) wait instead of failing with "database is locked".
+    # WAL lets readers work while a writer commits.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
@@ -220,10 +234,12 @@ class _StatementDeadline:
 
     def __init__(self) -> None:
         self.at: float | None = None
-        self.busy_ms = SQLITE_BUSY_TIMEOUT_MS
+        # The connection's busy timeout now; None on chassis.sqlite_loop's connections,
+        # whose busy handler stays off (the dialect waits for the lock, giving the loop back).
+        self.busy_ms: int | None = SQLITE_BUSY_TIMEOUT_MS
 
     def passed(self) -> int:
-        # SQLite's progress handler, on aiosqlite's thread: non-zero interrupts the statement.
+        # SQLite's progress handler, on the statement's thread: non-zero interrupts it.
         return int(self.at is not None and time.monotonic() > self.at)
 
 
@@ -234,7 +250,8 @@ def _bound_sqlite_statements_by_the_deadline(engine: Engine) -> None:
     """Interrupt a statement still running when the request's deadline passes.
 
     Cancelling the awaiting coroutine (``asyncio.timeout``) does not stop a SQLite statement:
-    it runs on in aiosqlite's thread, working for a caller that has given up. A progress
+    it runs on (in aiosqlite's thread, or holding the loop with chassis.sqlite_loop), working
+    for a caller that has given up. A progress
     handler on each connection checks the deadline every 10 000 virtual-machine steps
     and interrupts it (``sqlite3.OperationalError: interrupted``; the transaction is rolled
     back). PostgreSQL's own statement timeout does it there
@@ -314,21 +331,23 @@ def _set_statement_timeout(connection: Any, left: float) -> None:
 
 
 def _install_progress_handler(dbapi_connection: Any, _: Any) -> None:
-    driver = dbapi_connection.driver_connection  # the aiosqlite connection
+    # The sqlite3 connection (chassis.sqlite_loop's), or aiosqlite's on an engine made on it.
+    driver = getattr(dbapi_connection, "driver_connection", dbapi_connection)
     bound = _StatementDeadline()
     setattr(driver, _DEADLINE_ATTRIBUTE, bound)
-    # Every 10 000 steps: a GIL hand-over per short statement at most, a fraction of a
-    # millisecond late on a long one.
-    await_(driver.set_progress_handler(bound.passed, 10_000))
+    # Every 10 000 steps: a fraction of a millisecond late on a long statement.
+    installed = driver.set_progress_handler(bound.passed, 10_000)
+    if installed is not None:  # aiosqlite's answers an awaitable
+        await_(installed)
+    else:  # sqlite3's own, on the loop: SQLite's busy handler must stay off
+        bound.busy_ms = None
 
 
 def _bound_of(connection: Any) -> _StatementDeadline | None:
-    dbapi_connection = connection.connection.dbapi_connection
-    if dbapi_connection is None:
+    proxied = connection.connection
+    if proxied.dbapi_connection is None:
         return None
-    found: _StatementDeadline | None = getattr(
-        dbapi_connection.driver_connection, _DEADLINE_ATTRIBUTE, None
-    )
+    found: _StatementDeadline | None = getattr(proxied.driver_connection, _DEADLINE_ATTRIBUTE, None)
     return found
 
 
@@ -338,7 +357,11 @@ def _statement_deadline_from_context(connection: Any, _: Any, statement: str, *_
         return
     bound.at = deadline.expires_at()
     dbapi_connection = connection.connection.dbapi_connection
-    if not dbapi_connection.driver_connection.in_transaction and _BEGINS_A_WRITE.match(statement):
+    if (
+        bound.busy_ms is not None
+        and not dbapi_connection.driver_connection.in_transaction
+        and _BEGINS_A_WRITE.match(statement)
+    ):
         _busy_timeout_for(bound, dbapi_connection)
 
 
