@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from chassis import get_logger
+from chassis.trace_context import TRACEPARENT, unsampled_traceparent
 from console.store import LogLine
 
 if TYPE_CHECKING:
@@ -403,7 +404,12 @@ async def _read(client: httpx.AsyncClient, instance: Instance) -> Reading:
     path = "/stats/prometheus" if sidecar else "/metrics"
     at = time.time()
     try:
-        answer = await client.get(f"{instance.url}{path}", timeout=2)
+        # Untraced: a span per scrape of every instance would be most of an idle shop's traces.
+        answer = await client.get(
+            f"{instance.url}{path}",
+            timeout=2,
+            headers={TRACEPARENT: unsampled_traceparent()},
+        )
         if answer.status_code != 200:
             return Reading(instance.instance, instance.service, at, reachable=False)
         if sidecar:
