@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
     from chassis.health import Readiness
 
-from chassis.db import Database
 from chassis.logs import get_logger
 from chassis.settings import ServiceSettings
 
@@ -165,6 +164,8 @@ async def migrate_only(app: FastAPI, settings: ServiceSettings) -> None:
     if migrations is None:
         _log.info("nothing to migrate")
         return
+    from chassis.db import Database  # noqa: PLC0415 - only a process with a database loads it
+
     database = Database(settings.database_url_or_default(), migrations=migrations)
     try:
         await database.migrate()
