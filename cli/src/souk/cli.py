@@ -67,6 +67,15 @@ render_app = typer.Typer(
 )
 app.add_typer(render_app)
 
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--topology",
+        "-t",
+        help="Topology file (default: ./souk.yaml, else the built-in topology).",
+        dir_okay=False,
+    ),
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -85,15 +94,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @app.command()
 def up(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    topology: TopologyOption = None,
     data_dir: DataDirOption = None,
     ready_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every instance to be ready.", min=0.1)
@@ -128,15 +129,7 @@ def up(
 
 @app.command()
 def secrets(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    topology: TopologyOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Make the installation's secrets in the data dir without starting anything.
@@ -544,15 +537,7 @@ def mesh_status(
 
 @render_app.command("kubernetes")
 def render_kubernetes(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    topology: TopologyOption = None,
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="The kustomize tree's directory.", file_okay=False),
