@@ -6,7 +6,6 @@ import asyncio
 from contextlib import suppress
 
 from chassis.trace_context import unsampled_traceparent
-
 from souk.plan import HOST
 from souk.state import Health
 
