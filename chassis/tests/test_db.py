@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,63 @@ async def test_migrating_twice_applies_the_schema_once(
     await database.migrate()
 
     assert _query(db_file, "SELECT count(*) FROM things") == [(1,)]
+
+
+async def test_a_schema_at_head_is_left_alone_without_alembic(
+    make_db: MakeDb, url: str, db_file: Path, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_db(url, migrations=migrations).migrate()
+
+    def upgrade(_: Database, __: Connection) -> None:
+        raise AssertionError("Alembic ran on a schema already at head")
+
+    monkeypatch.setattr(Database, "_upgrade", upgrade)
+    restarted = make_db(url, migrations=migrations)
+    await restarted.migrate()
+    await restarted.check()
+
+    assert _query(db_file, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_a_process_starting_on_a_migrated_database_never_imports_alembic(
+    url: str, migrations: Path
+) -> None:
+    script = f"""\
+import asyncio, sys
+from pathlib import Path
+from chassis.db import Database
+
+async def main():
+    database = Database({url!r}, migrations=Path({str(migrations)!r}))
+    try:
+        await database.migrate()
+        await database.check()
+    finally:
+        await database.dispose()
+    print("alembic" in sys.modules)
+
+asyncio.run(main())
+"""
+    first = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert (first.stdout.split(), second.stdout.split()) == (["True"], ["False"])
+
+
+def test_the_head_is_read_from_the_scripts_and_left_to_alembic_when_not_plain(
+    migrations: Path, add_revision: Callable[[str, str], None]
+) -> None:
+    assert db._head_of_scripts(migrations) == "0001"
+    add_revision("0002", "0001")
+    assert db._head_of_scripts(migrations) == "0002"
+    add_revision("0003", "0001")  # a branch: two heads
+    assert db._head_of_scripts(migrations) is None
+    (migrations / "versions" / "0003_more.py").write_text("revision = compute()\n")
+    assert db._head_of_scripts(migrations) is None
 
 
 async def test_check_fails_before_any_migration(

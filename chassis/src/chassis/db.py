@@ -3,10 +3,15 @@
 Several replicas of a service may start at once against one database, so migrations
 (and any other start-up work that writes, such as seeding) run under a cross-process
 lock: a lock file beside a SQLite database, an advisory lock on PostgreSQL.
+
+Alembic is imported only when a migration is due: the newest revision is read from the
+scripts' ``revision``/``down_revision`` lines, and a schema already there is left alone.
+Alembic and the SQLAlchemy dialects it loads cost every process ~1 s and several MB.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import fcntl
@@ -20,10 +25,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.util import await_
@@ -35,6 +38,7 @@ from chassis.tracing import trace_statements
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
+    from alembic.config import Config
     from sqlalchemy import Connection, Dialect, Engine, MetaData
 
 T = TypeVar("T")
@@ -126,32 +130,64 @@ class Database:
                 yield
 
     async def migrate(self) -> None:
-        """Upgrade the schema to the newest revision, one process at a time."""
-        async with self.startup_lock(), self.engine.begin() as connection:
-            await connection.run_sync(self._upgrade)
+        """Upgrade the schema to the newest revision, one process at a time.
+
+        A schema already at the newest revision of the scripts (every start but the first
+        after a release) is left as it is without loading Alembic.
+        """
+        async with self.startup_lock():
+            head = _head_of_scripts(self.migrations) if self.migrations is not None else None
+            if head is not None and await self._is_at(head):
+                return
+            async with self.engine.begin() as connection:
+                await connection.run_sync(self._upgrade)
 
     async def check(self) -> None:
         """Readiness: the database answers and its schema is at the newest revision."""
-        async with self.engine.connect() as connection:
-            if self.migrations is None:
+        if self.migrations is None:
+            async with self.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
-                return
-            # Plain queries: probes run every second, and Alembic's context logs each time.
-            current = None
-            if await connection.run_sync(lambda c: inspect(c).has_table("alembic_version")):
-                current = (
-                    await connection.execute(text("SELECT version_num FROM alembic_version"))
-                ).scalar_one_or_none()
+            return
+        current = await self.current_revision()
         head = self.head_revision()
         if current != head:
             raise RuntimeError(f"schema at revision {current}, expected {head}")
 
+    async def current_revision(self) -> str | None:
+        """The revision the schema is at (None before the first migration).
+
+        One plain query (on SQLite's read path: no thread hand-off), since readiness probes
+        run every second; the table is inspected only when that query fails, so a database
+        without it reads as None and one that does not answer raises.
+        """
+        try:
+            return await self.read(_version_num)
+        except DBAPIError:
+            pass
+        async with self.engine.connect() as connection:
+            if not await connection.run_sync(lambda c: inspect(c).has_table("alembic_version")):
+                return None
+            return (
+                await connection.execute(text("SELECT version_num FROM alembic_version"))
+            ).scalar_one_or_none()
+
     def head_revision(self) -> str | None:
         """The newest revision among the migration scripts (read from disk once)."""
         if self._head is None:
-            script = ScriptDirectory.from_config(self._alembic_config())
-            self._head = (script.get_current_head(),)
+            head = _head_of_scripts(self.migrations) if self.migrations is not None else None
+            if head is None:  # not a chain read without Alembic (or no migrations): ask it
+                from alembic.script import ScriptDirectory  # noqa: PLC0415 - only then
+
+                head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+            self._head = (head,)
         return self._head[0]
+
+    async def _is_at(self, revision: str) -> bool:
+        """Whether the schema is at ``revision`` (False when that cannot be told)."""
+        try:
+            return await self.current_revision() == revision
+        except Exception:  # noqa: BLE001 - Alembic's upgrade will say what is wrong
+            return False
 
     async def read(self, query: Callable[[Connection], T]) -> T:
         """``query(connection)`` in one go: Core statements, no ORM session, nothing kept open.
@@ -179,13 +215,63 @@ class Database:
     def _alembic_config(self, connection: Connection | None = None) -> Config:
         if self.migrations is None:
             raise RuntimeError("this database was created without a migrations directory")
+        from alembic.config import Config  # noqa: PLC0415 - Alembic only when it is needed
+
         config = Config()
         config.set_main_option("script_location", str(self.migrations))
         config.attributes["connection"] = connection
         return config
 
     def _upgrade(self, connection: Connection) -> None:
+        from alembic import command  # noqa: PLC0415 - Alembic only when a migration is due
+
         command.upgrade(self._alembic_config(connection), "head")
+
+
+def _version_num(connection: Connection) -> str | None:
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+
+
+# Alembic's own rule for which files in versions/ are revisions (alembic.script.base).
+_REVISION_FILE = re.compile(r"(?!\.\#|__init__)(.*\.py)$")
+
+
+def _head_of_scripts(migrations: Path) -> str | None:
+    """The one head of ``migrations/versions``, read from each script's ``revision`` and
+    ``down_revision`` literals without importing anything; None when that is not plain
+    (no scripts, several heads, a revision that is not a literal): Alembic decides then."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    try:
+        paths = [p for p in (migrations / "versions").iterdir() if _REVISION_FILE.match(p.name)]
+        for path in paths:
+            found = _revision_literals(ast.parse(path.read_bytes(), filename=str(path)))
+            revision, down = found.get("revision"), found.get("down_revision")
+            if not isinstance(revision, str):
+                return None
+            revisions.add(revision)
+            downs = down if isinstance(down, tuple) else (down,)
+            if not all(d is None or isinstance(d, str) for d in downs):
+                return None
+            parents.update(d for d in downs if d is not None)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _revision_literals(module: ast.Module) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for node in module.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
+    return found
 
 
 def run_migrations(target_metadata: MetaData) -> None:
