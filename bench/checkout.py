@@ -17,13 +17,16 @@ OrderRejected or OrderCancelled, as a subscriber of its own), so it adds no poll
 - a second table: CPU milliseconds per measured checkout of each service (all its replicas,
   from /proc over the measured run), of the PostgreSQL server with `--database postgres`, and
   of the benchmark's own process (its clients and its subscriber): the cost model's input
-  (docs/performance-bus.md). The embedded broker has no process of its own: its work is in
-  the services that publish and consume.
+  (docs/performance-bus.md). Its last column subtracts what each service spends idle (polls,
+  heartbeats, probes, exports; measured for `--idle` seconds before the run) over the run's
+  length: on a loaded machine a slower run would otherwise charge each checkout more of it.
+  The embedded broker has no process of its own: its work is in the services that publish
+  and consume.
 
 `--database postgres` runs the same topology with a PostgreSQL database per service (on the
 machine's server, databases of this run's own, dropped afterwards). `--profile DIR` records
-py-spy flame graphs (raw collapsed stacks) of orders, billing and inventory over the measured
-run into DIR.
+py-spy flame graphs (raw collapsed stacks) of orders, order-history, inventory, billing and
+notifications (the five that spend most of a checkout's CPU) over the measured run into DIR.
 
 Absolute numbers drift on shared machines (and the benchmark's own clients share the CPU
 with the system); compare runs of one machine.
@@ -69,8 +72,9 @@ TERMINAL_EVENTS = frozenset({"OrderConfirmed", "OrderRejected", "OrderCancelled"
 TOPIC = "orders"
 PASSWORD = "bench-opens-the-souk"  # noqa: S105 - a throwaway system's customers
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-PROFILED = ("orders", "billing", "inventory")
+PROFILED = ("orders", "order-history", "inventory", "billing", "notifications")
 TICKS = os.sysconf("SC_CLK_TCK")
+ATTEMPTS = 4  # a POST whose connection closed under it is sent again, with the same key
 
 
 def topology(database: DatabaseSpec | None = None) -> dict[str, Any]:
@@ -130,21 +134,38 @@ class CpuMeter:
         self._pids["benchmark (clients)"] = [os.getpid()]
         self._broker = system.data_dir / "broker" / "bus.sqlite3"
         self._start: dict[str, float] = {}
+        self._started_at = 0.0
         self._published_before = 0
         self.used: dict[str, float] = {}
+        self.idle: dict[str, float] = {}  # CPU seconds per second with no checkout running
+        self.seconds = 0.0
         self.published = 0
 
     def pids(self, service: str) -> list[int]:
         return self._pids.get(service, [])
 
+    async def measure_idle(self, seconds: float) -> None:
+        """Each service's CPU with nothing to do (relay polls, heartbeats, probes, exports)."""
+        before, began = self._read(), time.monotonic()
+        await asyncio.sleep(seconds)
+        after, took = self._read(), time.monotonic() - began
+        self.idle = {name: (after[name] - before[name]) / took for name in after}
+
     def start(self) -> None:
         self._start = self._read()
+        self._started_at = time.monotonic()
         self._published_before = self._published()
 
     def stop(self) -> None:
         end = self._read()
+        self.seconds = time.monotonic() - self._started_at
         self.used = {name: end[name] - self._start[name] for name in end}
         self.published = self._published() - self._published_before
+
+    def net(self, name: str) -> float:
+        """CPU seconds of ``name`` over the run less what it would have spent idle: a run that
+        takes longer (a loaded machine) does not charge the checkouts more idle work."""
+        return max(0.0, self.used[name] - self.idle.get(name, 0.0) * self.seconds)
 
     def _published(self) -> int:
         """Messages appended to the embedded broker's log so far, on every topic."""
@@ -158,7 +179,7 @@ class CpuMeter:
 
 @contextlib.contextmanager
 def profiling(meter: CpuMeter, directory: Path | None) -> Iterator[None]:
-    """py-spy on orders, billing and inventory while the block runs (if ``directory``)."""
+    """py-spy on the PROFILED services while the block runs (if ``directory``)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if directory is None:
         yield
@@ -241,6 +262,7 @@ class Checkouts:
         self._terminal = terminal
         self._timeout = timeout
         self.sent: dict[str, float] = {}
+        self.sent_again = 0
 
     async def run(self, orders: int, concurrency: int) -> None:
         remaining = iter(range(orders))
@@ -261,12 +283,27 @@ class Checkouts:
             "Idempotency-Key": str(uuid.uuid4()),
         }
         sent = time.perf_counter()
-        async with session.post(
-            f"{self._gateway}/api/orders", json=body, headers=headers
-        ) as response:
-            placed = await response.json()
-            if response.status != 201:
-                raise RuntimeError(f"POST /api/orders answered {response.status}: {placed}")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with session.post(
+                    f"{self._gateway}/api/orders", json=body, headers=headers
+                ) as response:
+                    placed = await response.json()
+                    status = response.status
+            except aiohttp.ServerDisconnectedError:
+                if attempt == ATTEMPTS:
+                    raise
+                status, placed = 0, {}
+            if status in (200, 201):  # 200: the same key answered again, the same order
+                break
+            # A pooled connection closed by the other side as the request went out (the
+            # client's to the gateway, or the gateway's to orders: 502 "dropped"), on a
+            # loaded machine: send it again. The same Idempotency-Key makes it the same
+            # order, never a second one.
+            if attempt == ATTEMPTS or status not in (0, 502):
+                raise RuntimeError(f"POST /api/orders answered {status}: {placed}")
+            self.sent_again += 1
+            await asyncio.sleep(0.1 * attempt)
         order_id: str = placed["id"]
         self.sent[order_id] = sent
         return order_id
@@ -294,10 +331,16 @@ async def measure(
         measured = Checkouts(
             system.gateway_url, tokens, products[args.warmup :], terminal, timeout=args.timeout
         )
+        if args.idle > 0:
+            progress(f"measuring the idle CPU ({args.idle:g} s)…")
+            await asyncio.sleep(2)  # the warm-up's last messages settle
+            await meter.measure_idle(args.idle)
         meter.start()
         with profiling(meter, args.profile):
             await measured.run(args.orders, args.concurrency)
         meter.stop()
+        if measured.sent_again:
+            progress(f"{measured.sent_again} POSTs sent again (a connection closed under them)")
     finally:
         await bus.close()
     return measured, terminal
@@ -332,6 +375,12 @@ def main() -> None:
         "--database", choices=["sqlite", "postgres"], default="sqlite", help="the services' DBs"
     )
     parser.add_argument("--profile", type=Path, help="write py-spy profiles here")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=5,
+        help="seconds of idle CPU measured before the run (the 'net of idle' column; 0: none)",
+    )
     args = parser.parse_args()
     database = None
     if args.database == "postgres":
@@ -343,18 +392,19 @@ def main() -> None:
         )
     shape = topology(database)
     try:
-        measured, terminal, meter = run(shape, args, parser)
+        run(shape, args, parser)
     finally:
         if database is not None:
             stateful = [n for n, spec in shape["services"].items() if spec.get("database", True)]
             asyncio.run(drop(database, stateful))
-    report(measured, terminal, meter, args)
 
 
-def run(
-    shape: dict[str, Any], args: argparse.Namespace, parser: argparse.ArgumentParser
-) -> tuple[Checkouts, Terminal, CpuMeter]:
-    """Boot the system, sign the customers up, and run the checkouts."""
+def run(shape: dict[str, Any], args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Boot the system, sign the customers up, run the checkouts and print the tables.
+
+    The tables are printed before the system stops: on a loaded machine its stop can outlast
+    the orchestrator's grace and raise, which must not lose what was measured.
+    """
     with tempfile.TemporaryDirectory(prefix="souk-bench-") as directory:
         progress(f"booting the default topology ({args.database})…")
         with SoukSystem(shape, Path(directory), ready_timeout=60) as system:
@@ -376,7 +426,7 @@ def run(
                 parser.error(f"at most {len(products) - args.warmup} orders: the stock")
             meter = CpuMeter(system, postgres=args.database == "postgres")
             measured, terminal = asyncio.run(measure(system, tokens, products, args, meter))
-    return measured, terminal, meter
+            report(measured, terminal, meter, args)
 
 
 def report(
@@ -406,19 +456,31 @@ def report(
     checkouts = len(seconds)
     costs = sorted(meter.used.items(), key=lambda item: -item[1])
     total = sum(used for name, used in costs if not name.startswith("benchmark"))
+    net_total = sum(meter.net(name) for name, _ in costs if not name.startswith("benchmark"))
     cost_rows = [
-        (name, f"{used * 1000 / checkouts:.1f}", f"{used / elapsed:.2f}") for name, used in costs
+        (
+            name,
+            f"{used * 1000 / checkouts:.1f}",
+            f"{used / elapsed:.2f}",
+            f"{meter.net(name) * 1000 / checkouts:.1f}",
+        )
+        for name, used in costs
     ]
     cost_rows.append(
         ("souk total (all but the benchmark)", f"{total * 1000 / checkouts:.1f}",
-         f"{total / elapsed:.2f}")
+         f"{total / elapsed:.2f}", f"{net_total * 1000 / checkouts:.1f}")
     )  # fmt: skip
-    width = max(len(name) for name, _, _ in [*cost_rows, ("CPU per checkout", "", "")])
+    width = max(len(name) for name, *_ in [*cost_rows, ("CPU per checkout", "", "", "")])
     print()
-    print(f"| {'CPU per checkout'.ljust(width)} | CPU ms/checkout | cores busy |")
-    print(f"|{'-' * (width + 2)}|-----------------|------------|")
-    for name, per_checkout, cores in cost_rows:
-        print(f"| {name.ljust(width)} | {per_checkout} | {cores} |")
+    # The last column: less each service's idle CPU over the run's length (--idle), so a run
+    # slowed by a loaded machine does not charge the checkouts its polls and probes.
+    print(
+        f"| {'CPU per checkout'.ljust(width)} | CPU ms/checkout | cores busy "
+        "| net of idle, ms/checkout |"
+    )
+    print(f"|{'-' * (width + 2)}|-----------------|------------|--------------------------|")
+    for name, per_checkout, cores, net in cost_rows:
+        print(f"| {name.ljust(width)} | {per_checkout} | {cores} | {net} |")
 
 
 if __name__ == "__main__":

@@ -35,11 +35,14 @@ TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
 
 
 def topology() -> dict[str, Any]:
-    """The default topology with the gateway on a free port."""
+    """The default topology with the gateway and the console on free ports."""
     text = resources.files("souk").joinpath("default_topology.yaml").read_text(encoding="utf-8")
     data: dict[str, Any] = yaml.safe_load(text)
     data.pop("data_dir", None)
-    data["services"]["gateway"]["port"] = free_port()
+    # A developer's own `souk up` (or another bench) may hold the usual ports.
+    for service in ("gateway", "console"):
+        if service in data["services"]:
+            data["services"][service]["port"] = free_port()
     return data
 
 
@@ -57,10 +60,10 @@ def booted(system: SoukSystem, began: float) -> float:
     return time.perf_counter() - began
 
 
-def pids(system: SoukSystem) -> list[int]:
-    """`souk up` and every instance it runs."""
-    instances = [record.pid for record in system.state().instances if record.pid]
-    return [system.orchestrator_pid, *instances]
+def pids(system: SoukSystem) -> dict[str, int]:
+    """`souk up` and every instance it runs, by name."""
+    instances = {r.instance: r.pid for r in system.state().instances if r.pid}
+    return {"souk up": system.orchestrator_pid, **instances}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -93,6 +96,11 @@ def main() -> None:
     parser.add_argument(
         "--ready-timeout", type=float, default=60.0, help="seconds an instance may take to boot"
     )
+    parser.add_argument(
+        "--per-process",
+        action="store_true",
+        help="also print each process's idle CPU and memory (where to look first)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="souk-bench-") as directory:
         shape = topology()
@@ -111,11 +119,19 @@ def main() -> None:
             progress(f"idle: settling {args.settle:g} s, measuring {args.idle:g} s…")
             time.sleep(args.settle)
             processes = pids(system)
-            before = sum(cpu_seconds(pid) for pid in processes)
+            before = {name: cpu_seconds(pid) for name, pid in processes.items()}
             time.sleep(args.idle)
-            idle_cpu = (sum(cpu_seconds(pid) for pid in processes) - before) / args.idle
-            rss = sum(memory_kb(pid, "VmRSS", "status") for pid in processes) / 1024
-            pss = sum(memory_kb(pid, "Pss", "smaps_rollup") for pid in processes) / 1024
+            each = {
+                name: (
+                    (cpu_seconds(pid) - before[name]) / args.idle,
+                    memory_kb(pid, "VmRSS", "status") / 1024,
+                    memory_kb(pid, "Pss", "smaps_rollup") / 1024,
+                )
+                for name, pid in processes.items()
+            }
+    idle_cpu = sum(cpu for cpu, _, _ in each.values())
+    rss = sum(rss for _, rss, _ in each.values())
+    pss = sum(pss for _, _, pss in each.values())
     rows = [
         ('boot to "Souk is up", fresh data dir', f"{first:.1f} s"),
         ('boot to "Souk is up", warm', f"{warm:.1f} s"),
@@ -129,6 +145,12 @@ def main() -> None:
     print(f"|{'-' * (width + 2)}|-------|")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
+    if args.per_process:
+        print()
+        print("| process | idle CPU, % of one core | RSS MB | PSS MB |")
+        print("|---|---|---|---|")
+        for name, (cpu, resident, proportional) in sorted(each.items(), key=lambda i: -i[1][0]):
+            print(f"| {name} | {cpu * 100:.2f} | {resident:,.0f} | {proportional:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from chassis import ServiceSettings
-from chassis.connections import Connections
+from chassis.connections import IDLE_CONNECTION_SECONDS, Connections, http_session
 
 
 async def test_closing_closes_every_session_and_channel_opened(
@@ -38,3 +38,17 @@ async def test_connections_can_be_opened_again_after_closing() -> None:
     assert first.closed
     assert second.closed
     assert first is not second
+
+
+async def test_a_pooled_connection_is_let_go_before_souks_servers_would_close_it() -> None:
+    # A request written on a connection the server is closing fails, and a POST cannot be
+    # retried (the gateway's 502 "orders dropped the request" under load): the client's idle
+    # limit must end first. aiohttp's default (15 s) is longer than the servers' (5 s).
+    servers_keep_alive = ServiceSettings.model_fields["keep_alive_timeout"].default
+    session = http_session()
+    try:
+        assert session.connector is not None
+        idle = session.connector._keepalive_timeout  # aiohttp has no public reader
+        assert idle == IDLE_CONNECTION_SECONDS < servers_keep_alive
+    finally:
+        await session.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -103,6 +105,63 @@ async def test_migrating_twice_applies_the_schema_once(
     assert _query(db_file, "SELECT count(*) FROM things") == [(1,)]
 
 
+async def test_a_schema_at_head_is_left_alone_without_alembic(
+    make_db: MakeDb, url: str, db_file: Path, migrations: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await make_db(url, migrations=migrations).migrate()
+
+    def upgrade(_: Database, __: Connection) -> None:
+        raise AssertionError("Alembic ran on a schema already at head")
+
+    monkeypatch.setattr(Database, "_upgrade", upgrade)
+    restarted = make_db(url, migrations=migrations)
+    await restarted.migrate()
+    await restarted.check()
+
+    assert _query(db_file, "SELECT version_num FROM alembic_version") == [("0001",)]
+
+
+def test_a_process_starting_on_a_migrated_database_never_imports_alembic(
+    url: str, migrations: Path
+) -> None:
+    script = f"""\
+import asyncio, sys
+from pathlib import Path
+from chassis.db import Database
+
+async def main():
+    database = Database({url!r}, migrations=Path({str(migrations)!r}))
+    try:
+        await database.migrate()
+        await database.check()
+    finally:
+        await database.dispose()
+    print("alembic" in sys.modules)
+
+asyncio.run(main())
+"""
+    first = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+
+    assert (first.stdout.split(), second.stdout.split()) == (["True"], ["False"])
+
+
+def test_the_head_is_read_from_the_scripts_and_left_to_alembic_when_not_plain(
+    migrations: Path, add_revision: Callable[[str, str], None]
+) -> None:
+    assert db._head_of_scripts(migrations) == "0001"
+    add_revision("0002", "0001")
+    assert db._head_of_scripts(migrations) == "0002"
+    add_revision("0003", "0001")  # a branch: two heads
+    assert db._head_of_scripts(migrations) is None
+    (migrations / "versions" / "0003_more.py").write_text("revision = compute()\n")
+    assert db._head_of_scripts(migrations) is None
+
+
 async def test_check_fails_before_any_migration(
     make_db: MakeDb, url: str, migrations: Path
 ) -> None:
@@ -189,6 +248,59 @@ async def test_a_statement_under_a_deadline_not_yet_passed_runs_to_its_end(
             assert (await connection.execute(small)).scalar() == 1000
 
 
+async def test_a_write_waiting_for_the_lock_gives_up_when_the_deadline_passes(
+    make_db: MakeDb, url: str, db_file: Path
+) -> None:
+    database = make_db(url)
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE things (name TEXT)"))
+    # Another connection (another replica, say) holds the write lock until told otherwise.
+    holder = sqlite3.connect(db_file, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        async with database.engine.connect() as connection:
+            started = asyncio.get_running_loop().time()
+            with (
+                deadline.within(0.3),
+                pytest.raises(OperationalError, match="database is locked"),
+            ):
+                await connection.execute(text("INSERT INTO things VALUES ('waits')"))
+            waited = asyncio.get_running_loop().time() - started
+            await connection.rollback()
+            # Well under the 30 s busy timeout a write without a deadline waits (a generous
+            # bound: CI's 2 cores are loaded); and not before the deadline either.
+            assert 0.25 <= waited < 10, waited
+            holder.execute("COMMIT")
+            # The next write without a deadline waits the whole 30 s again if it must.
+            await connection.execute(text("INSERT INTO things VALUES ('after')"))
+            await connection.commit()
+            busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar()
+    finally:
+        holder.close()
+    assert busy == db.SQLITE_BUSY_TIMEOUT_MS
+    assert _query(db_file, "SELECT name FROM things") == [("after",)]
+
+
+async def test_a_write_under_a_deadline_waits_for_the_lock_while_time_is_left(
+    make_db: MakeDb, url: str, db_file: Path
+) -> None:
+    database = make_db(url)
+    async with database.engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE things (name TEXT)"))
+    holder = sqlite3.connect(db_file, isolation_level=None, check_same_thread=False)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        # The lock is let go 0.3 s in; the deadline is 30 s away: the write waits and works.
+        releasing = asyncio.get_running_loop().call_later(0.3, holder.execute, "COMMIT")
+        async with database.engine.begin() as connection:
+            with deadline.within(30):
+                await connection.execute(text("INSERT INTO things VALUES ('waited')"))
+        releasing.cancel()
+    finally:
+        holder.close()
+    assert _query(db_file, "SELECT name FROM things") == [("waited",)]
+
+
 @pytest.fixture
 async def postgres_url(tmp_path: Path) -> AsyncIterator[str]:
     async with scratch_database("postgres", tmp_path, "deadline") as url:
@@ -227,6 +339,47 @@ async def test_a_postgres_transaction_gets_what_is_left_of_the_deadline_and_no_m
     seconds = int(bound.removesuffix("ms")) / 1000 if bound.endswith("ms") else int(bound[:-1])
     assert 0 < seconds <= 30
     assert unbound == "0"
+
+
+async def test_a_postgres_statement_gets_what_is_left_when_it_starts_not_at_begin(
+    make_db: MakeDb, postgres_url: str
+) -> None:
+    database = make_db(postgres_url)
+
+    async with database.sessionmaker() as session:
+        with deadline.within(6):
+            async with session.begin():
+                first = (await session.execute(text("SHOW statement_timeout"))).scalar()
+                # Quick statements keep the timeout the transaction began with: no round trip.
+                again = (await session.execute(text("SHOW statement_timeout"))).scalar()
+                await session.execute(text("SELECT pg_sleep(3)"))
+                # About 3 s are left: a 5 s sleep fits the 6 s the transaction began with,
+                # but not the deadline, so the server ends it.
+                with pytest.raises(DBAPIError, match="statement timeout"):
+                    await session.execute(text("SELECT pg_sleep(5)"))
+
+    assert first == again
+
+
+async def test_a_postgres_read_in_autocommit_sends_no_statement_timeout(
+    make_db: MakeDb, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database = make_db(postgres_url)
+    sent: list[float] = []
+    setting = db._set_statement_timeout  # counting the round trips it makes
+    monkeypatch.setattr(
+        db, "_set_statement_timeout", lambda c, left: (sent.append(left), setting(c, left))
+    )
+
+    with deadline.within(30):
+        found = await database.read(lambda c: c.execute(text("SELECT 1")).scalar())
+        async with database.sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+
+    assert found == 1
+    # SET LOCAL outside a transaction does nothing (PostgreSQL only warns): not sent for the
+    # read, sent once for the transaction.
+    assert len(sent) == 1
 
 
 async def test_sessions_read_and_write_the_database(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from chassis import ServiceSettings, create_app, serve
+from chassis.health import Readiness
 from chassis.serve import EXIT_STARTUP_FAILED
 
 _SERVER = """\
@@ -304,3 +306,20 @@ def test_run_exits_with_code_3_when_the_server_never_started(
         serve.run(_build, ServiceSettings())
 
     assert exited.value.code == EXIT_STARTUP_FAILED
+
+
+async def test_a_stop_signal_wakes_the_servers_main_loop_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The idle main loop sleeps between its ticks; a stop must not wait for the next one."""
+    monkeypatch.setattr(serve._DrainingServer, "tick_seconds", 3600.0)
+    app = _build(ServiceSettings())
+    server = serve._DrainingServer(serve.server_config(app, app.state.settings), Readiness())
+    looping = asyncio.create_task(server.main_loop())
+    await asyncio.sleep(0.05)
+    assert not looping.done()
+
+    server.handle_exit(signal.SIGTERM, None)
+
+    await asyncio.wait_for(looping, timeout=30)
+    assert server.readiness.draining

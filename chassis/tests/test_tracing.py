@@ -28,7 +28,8 @@ from chassis.messaging.dispatch import dispatch
 from chassis.messaging.outbox import Outbox
 from chassis.requests import outbound_headers, request_id_var
 from chassis.testing import eventually
-from chassis.tracing import client_tracing, current_provider, tracer
+from chassis.trace_context import unsampled_traceparent
+from chassis.tracing import client_tracing, current_provider, propagator, tracer
 from chassis.upstream import HttpUpstream
 
 from .conftest import LogCapture
@@ -348,6 +349,31 @@ async def test_a_collector_that_hangs_neither_fails_nor_holds_a_request(
 
 def test_no_span_is_current_outside_a_request() -> None:
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+async def test_a_request_whose_caller_did_not_sample_it_records_no_span(
+    make_app: Callable[..., FastAPI], running: Running, spans: InMemorySpanExporter
+) -> None:
+    """What the supervisor's probes and the console's scrapes send: an idle shop exports
+    nothing, while a request traced as usual still is."""
+    app = make_app()
+    recorded(spans)
+    async with running(app) as client:
+        probe = await client.get("/readyz", headers={"traceparent": unsampled_traceparent()})
+        traced = await client.get("/healthz")
+
+    assert (probe.status_code, traced.status_code) == (200, 200)
+    assert [span.name for span in spans.get_finished_spans()] == ["GET /healthz"]
+
+
+def test_each_unsampled_traceparent_is_a_valid_header_of_a_fresh_trace() -> None:
+    first, second = unsampled_traceparent(), unsampled_traceparent()
+    context = trace.get_current_span(propagator.extract({"traceparent": first})).get_span_context()
+
+    assert context.is_valid
+    assert context.is_remote
+    assert not context.trace_flags.sampled
+    assert first.split("-")[1] != second.split("-")[1]
 
 
 async def test_a_replayed_dead_letter_runs_in_its_messages_trace_and_the_bus_is_counted(

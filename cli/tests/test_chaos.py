@@ -334,3 +334,26 @@ async def test_a_scenario_that_cannot_run_fails_and_the_next_one_still_runs(
     assert all(c.detail.startswith("could not run: ") for c in failed.checks)
     assert "gateway" in failed.checks[0].detail
     assert skipped.skipped is not None
+
+
+def test_signing_up_is_asked_again_when_identity_answers_too_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from souk import chaos  # noqa: PLC0415 - the module whose names are patched
+
+    asked: list[str] = []
+
+    def customer_token(gateway: str, email: str, password: str) -> str:
+        asked.append(email)
+        if len(asked) < 3:  # the edge's 504 twice, as on a loaded machine
+            raise chaos.TokenError("registering: 504 Gateway Timeout")
+        return "header.eyJzdWIiOiAiY3VzdG9tZXItMSJ9.signature"
+
+    monkeypatch.setattr(chaos, "customer_token", customer_token)
+    monkeypatch.setattr(chaos.time, "sleep", lambda _: None)
+
+    [customer] = chaos.sign_up("http://127.0.0.1:1", 1)
+
+    assert customer.subject == "customer-1"
+    assert len(asked) == 3
+    assert len(set(asked)) == 1  # the same email each time: asking again signs it in

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -16,7 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 
 from chassis.testing import eventually
-from console.gathering import read_metrics
+from console.gathering import read_metrics, ship_logs_once
 from console.store import LogLine, LogQuery, Retention, Span, Store
 
 Console = tuple[FastAPI, httpx.AsyncClient]
@@ -221,6 +222,35 @@ orders_saga_orders{status="PENDING",settled="false"} 3
 
 def _span(number: int) -> Span:
     return Span(TRACE, f"{number:016x}", "", "GET /", 2, "catalog", "catalog-1", 0, 1, error=False)
+
+
+async def test_a_log_file_that_did_not_grow_is_not_looked_up_in_the_store_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "logs").mkdir()
+    path = tmp_path / "logs" / "catalog-1.log"
+    path.write_text('{"event": "first"}\n', encoding="utf-8")
+    store = Store(tmp_path / "console.db", Retention(3600, 100, 100, 1 << 30))
+    shipped: dict[str, int] = {}
+    try:
+        assert await ship_logs_once(store, tmp_path / "logs", shipped) == 1
+        looked_up = store.log_offset
+
+        async def refuse(key: str) -> int:
+            raise AssertionError(f"looked up {key}, which did not grow")
+
+        monkeypatch.setattr(store, "log_offset", refuse)
+        assert await ship_logs_once(store, tmp_path / "logs", shipped) == 0
+        monkeypatch.setattr(store, "log_offset", looked_up)
+        with path.open("a", encoding="utf-8") as file:
+            file.write('{"event": "second"}\n')
+        assert await ship_logs_once(store, tmp_path / "logs", shipped) == 1
+        path.write_text('{"event": "anew"}\n', encoding="utf-8")  # replaced, shorter
+        assert await ship_logs_once(store, tmp_path / "logs", shipped) == 1
+        rows = await store.logs(LogQuery())
+        assert sorted(line.event for _, line in rows) == ["anew", "first", "second"]
+    finally:
+        store.close()
 
 
 async def test_the_store_keeps_within_its_row_and_age_bounds(tmp_path: Path) -> None:

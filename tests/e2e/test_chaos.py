@@ -13,7 +13,7 @@ command's defaults (40 checkouts; freezes of 20 s):
   default, past the saga's 60 s authorize deadline), so "no authorization left held" is
   proven within the test's bound;
 - ``restart-broker`` is skipped: the embedded broker has no process to restart (the
-  command says so in its table).
+  command says so in its table); test_chaos_nats.py runs it on a NATS server of its own.
 """
 
 from __future__ import annotations

@@ -9,13 +9,9 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, FastAPI
 
 from chassis import health
-from chassis.auth import TokenValidator, issuer_validator
-from chassis.db import Database
 from chassis.head import HeadAsGetMiddleware
 from chassis.health import Readiness, ReadinessCheck
 from chassis.logs import configure_logging, get_logger
-from chassis.messaging import routes as dead_letter_routes
-from chassis.messaging.lifecycle import Messaging
 from chassis.metrics import HttpMetrics, metrics_endpoint
 from chassis.middleware import RequestContextMiddleware
 from chassis.openapi import document_as_answered
@@ -26,6 +22,9 @@ from chassis.tracing import build_tracer_provider
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from chassis.auth import TokenValidator
+    from chassis.db import Database
+    from chassis.messaging.lifecycle import Messaging
     from chassis.settings import ServiceSettings
 
 LifecycleHook = Callable[[FastAPI], Awaitable[None]]
@@ -72,6 +71,9 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
         built_validator: TokenValidator | None = None
         try:
             if migrations is not None:
+                # Imported here: a process without a database never loads SQLAlchemy.
+                from chassis.db import Database  # noqa: PLC0415
+
                 database = Database(settings.database_url_or_default(), migrations=migrations)
                 app.state.database = database
                 if settings.migrate == "at-start":
@@ -118,6 +120,8 @@ def create_app(  # noqa: PLR0915 - the composition root reads best as one list o
     for router in routers:
         app.include_router(router)
     if messaging is not None:
+        from chassis.messaging import routes as dead_letter_routes  # noqa: PLC0415 - as Database
+
         app.state.messaging = messaging
         app.include_router(dead_letter_routes.router)
     app.add_middleware(
@@ -138,7 +142,13 @@ def _install_token_validator(app: FastAPI, settings: ServiceSettings) -> TokenVa
 
     Built at start-up, in the event loop its JWKS session lives in; returned to be closed.
     """
-    built = issuer_validator(settings)
+    built = None
+    if settings.auth_issuer is not None:
+        # Imported here: a process that checks no tokens (the console, the simulators) never
+        # loads the JOSE and HTTP client libraries.
+        from chassis.auth import issuer_validator  # noqa: PLC0415
+
+        built = issuer_validator(settings)
     if getattr(app.state, "token_validator", None) is None:
         app.state.token_validator = built
     return built

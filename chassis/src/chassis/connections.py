@@ -11,7 +11,7 @@ on the way out.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 
@@ -29,6 +29,30 @@ if TYPE_CHECKING:
     from chassis.settings import ServiceSettings
 
 
+IDLE_CONNECTION_SECONDS: Final = 4.0
+"""How long a pooled HTTP connection may idle before the client lets it go. Souk's servers
+close one idle for ``keep_alive_timeout`` (5 s by default, ``chassis.settings``); aiohttp
+keeps one 15 s by default, so a request could be written on a connection the server was
+closing at that moment: it fails with "Server disconnected", and a POST cannot be retried
+(the gateway answered 502 "orders dropped the request" under load). The client must let
+go first."""
+
+
+def tcp_connector(**options: Any) -> aiohttp.TCPConnector:
+    """A connection pool whose idle connections go before the server's keep-alive ends."""
+    return aiohttp.TCPConnector(keepalive_timeout=IDLE_CONNECTION_SECONDS, **options)
+
+
+def http_session() -> aiohttp.ClientSession:
+    """An aiohttp session that keeps no cookies (calls carry their own credentials), traced,
+    on a `tcp_connector`. The caller closes it (`Connections.http_session` does)."""
+    return aiohttp.ClientSession(
+        connector=tcp_connector(),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        trace_configs=[client_tracing()],
+    )
+
+
 class Connections:
     """What a process opened to talk to others: HTTP sessions, gRPC channels, token sources."""
 
@@ -37,9 +61,7 @@ class Connections:
 
     def http_session(self) -> aiohttp.ClientSession:
         """An aiohttp session that keeps no cookies (calls carry their own credentials)."""
-        session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
-        )
+        session = http_session()
         self._opened.push_async_callback(session.close)
         return session
 

@@ -7,9 +7,8 @@ tables and the event store's tables all depend on it rather than on each other.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Protocol
-
-from sqlalchemy import exc as sa_exc
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -43,6 +42,11 @@ _PASSING_CONDITIONS = (
 
 def storage_unavailable(error: BaseException) -> bool:
     """Whether ``error`` says the database is unusable for now rather than the request wrong."""
+    # Looked up, not imported: a process without a database never loads SQLAlchemy, and then
+    # no error can be one of its errors.
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None:
+        return False
     if isinstance(error, sa_exc.TimeoutError):  # no connection free in the pool in time
         return True
     if isinstance(error, sa_exc.DBAPIError):

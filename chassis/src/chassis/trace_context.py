@@ -11,6 +11,7 @@ be combined. This propagator reads every line, keeps the incoming ``tracestate``
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,13 @@ _KEY = re.compile(r"^[0-9a-z][_0-9a-z\-*/@]{0,255}$")
 _VALUE = re.compile(r"^[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$")
 _MEMBER_SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
 _INCOMING = otel_context.create_key("souk-incoming-trace-context")
+
+
+def unsampled_traceparent() -> str:
+    """A ``traceparent`` of a fresh trace with the sampled flag off, for a caller that wants
+    no span recorded for its request (a probe, a scrape): a chassis service's sampler follows
+    its parent's decision, so the request is neither recorded nor exported."""
+    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -21,13 +20,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy import Engine, event
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from chassis.trace_context import W3CTraceContextPropagator
 
 if TYPE_CHECKING:
     from types import SimpleNamespace
+
+    import aiohttp
+    from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
     from chassis.settings import ServiceSettings
 
@@ -108,6 +109,10 @@ def activated(span: trace.Span, parent: otel_context.Context) -> Iterator[None]:
 
 def client_tracing() -> aiohttp.TraceConfig:
     """Give an aiohttp session a client span per request, its context in the request headers."""
+    # Imported here: a process that calls no one over HTTP (a payment simulator) never loads
+    # aiohttp (~7 MB).
+    import aiohttp  # noqa: PLC0415
+
     config = aiohttp.TraceConfig()
     config.on_request_start.append(_request_starts)
     config.on_request_end.append(_request_ends)
@@ -167,6 +172,11 @@ def trace_statements(engine: AsyncEngine | Engine) -> None:
     Events rather than spans: a checkout runs a few hundred statements, and a span each
     would triple what every process exports for it.
     """
+    # Imported here: a process without a database (the gateway, the simulators, the console)
+    # never loads SQLAlchemy (~17 MB).
+    from sqlalchemy import event  # noqa: PLC0415
+    from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: PLC0415
+
     dialect = engine.dialect.name
     sync_engine = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
     event.listen(sync_engine, "before_cursor_execute", _statement_starts)

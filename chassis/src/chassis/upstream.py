@@ -18,7 +18,7 @@ from chassis.requests import outbound_headers
 from chassis.resilience import BulkheadFull, CircuitOpen, DeadlineExceeded, DependencyPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
 
     from chassis.auth import AccessTokenSource
     from chassis.resilience import Resilience
@@ -53,12 +53,17 @@ class UpstreamFailure(Exception):  # noqa: N818 - a state of another service, no
 
     ``transient`` failures (a refused connection, a timeout, 503, gRPC UNAVAILABLE) are worth
     retrying soon; the others (an answer the port cannot make sense of) are not.
+    ``its_own`` is False when the upstream answered that a dependency of its own is
+    unavailable: it is alive and said so, and its breaker does not count the failure.
     """
 
-    def __init__(self, upstream: str, message: str, *, transient: bool) -> None:
+    def __init__(
+        self, upstream: str, message: str, *, transient: bool, its_own: bool = True
+    ) -> None:
         super().__init__(f"{upstream}: {message}")
         self.upstream = upstream
         self.transient = transient
+        self.its_own = its_own
 
 
 class HttpUpstream:
@@ -75,6 +80,12 @@ class HttpUpstream:
     call that is safe to repeat (an idempotent method, or one with an ``Idempotency-Key``) is
     retried on the next instance within the retry budget. A call the breaker or bulkhead
     refuses, or one past the deadline, raises a transient UpstreamFailure unsent.
+
+    ``dependency_problems``: the problem types with which the upstream answers that a
+    dependency of its own is down (billing's ``payment-outcome-unknown``: a payment provider
+    did not answer). They are transient like any 503, and retried as such, but do not count
+    against the upstream's breaker: it answered at once, and opening its breaker would refuse
+    every other call it could serve (new payments billing would send to the backup provider).
     """
 
     def __init__(
@@ -87,8 +98,10 @@ class HttpUpstream:
         connect_timeout: float,
         tokens: AccessTokenSource | None = None,
         resilience: Resilience | None = None,
+        dependency_problems: Collection[str] = (),
     ) -> None:
         self.name = name
+        self._dependency_problems = frozenset(dependency_problems)
         # Two tries, each within ``timeout``: the second lands on the next instance.
         self._pipeline = (
             None
@@ -117,7 +130,7 @@ class HttpUpstream:
         try:
             return await self._pipeline.call(
                 lambda: self._send(method, path, body, headers),
-                is_failure=_is_transient,
+                is_failure=_is_its_failure,
                 retry_on=_is_transient if safe else _never,
             )
         except (CircuitOpen, BulkheadFull, DeadlineExceeded) as error:
@@ -159,6 +172,7 @@ class HttpUpstream:
                 self.name,
                 f"{method} {path} answered {status}: {answer.problem_detail()}",
                 transient=True,
+                its_own=answer.problem_type() not in self._dependency_problems,
             )
         return answer
 
@@ -183,6 +197,11 @@ class HttpUpstream:
 
 def _is_transient(error: BaseException) -> bool:
     return isinstance(error, UpstreamFailure) and error.transient
+
+
+def _is_its_failure(error: BaseException) -> bool:
+    """What counts against the upstream's breaker: a transient failure of its own."""
+    return isinstance(error, UpstreamFailure) and error.transient and error.its_own
 
 
 def _never(_: BaseException) -> bool:

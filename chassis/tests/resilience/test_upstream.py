@@ -133,3 +133,59 @@ async def test_a_call_carries_what_is_left_of_the_deadline(
     assert sent is not None
     assert 0 < int(sent) <= 800
     assert unbounded is None
+
+
+@pytest.fixture
+async def billing() -> AsyncIterator[tuple[list[str], str]]:
+    """An upstream that answers every request 503 with the problem type the path names."""
+    answered: list[str] = []
+
+    async def handle(request: web.Request) -> web.Response:
+        kind = request.match_info["kind"]
+        answered.append(kind)
+        return web.json_response(
+            {"type": f"https://souk.example/problems/{kind}", "title": kind, "status": 503},
+            status=503,
+            content_type="application/problem+json",
+            headers={"Retry-After": "1"},
+        )
+
+    app = web.Application()
+    app.router.add_post("/{kind}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield answered, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+async def test_a_503_blaming_the_upstreams_own_dependency_does_not_open_its_breaker(
+    billing: tuple[list[str], str], session: aiohttp.ClientSession
+) -> None:
+    answered, url = billing
+    resilience = Resilience(overrides={"billing": DependencyPolicy(failure_threshold=2)})
+    upstream = HttpUpstream(
+        "billing",
+        [url],
+        session,
+        timeout=1,
+        connect_timeout=0.5,
+        resilience=resilience,
+        dependency_problems={"payment-outcome-unknown"},
+    )
+
+    # Billing answers at once that a provider did not: every call is sent, none refused.
+    for _ in range(5):
+        with pytest.raises(UpstreamFailure, match="answered 503") as failed:
+            await upstream.call("POST", "/payment-outcome-unknown")
+        assert failed.value.transient
+        assert not failed.value.its_own
+    assert answered == ["payment-outcome-unknown"] * 5
+    # A 503 of its own (shedding, say) still counts: two open the breaker.
+    for _ in range(2):
+        with pytest.raises(UpstreamFailure, match="answered 503"):
+            await upstream.call("POST", "/overloaded")
+    with pytest.raises(UpstreamFailure, match="circuit open"):
+        await upstream.call("POST", "/payment-outcome-unknown")
+    assert answered[5:] == ["overloaded"] * 2

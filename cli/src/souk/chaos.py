@@ -282,11 +282,12 @@ class Scenario:
             return f"SIGKILL {self.instance} (pid {first}), then its successor (pid {second})"
         if self.action == "restart-broker":
             command = options.broker_restart_command or ""
+            started = time.monotonic()
             process = await asyncio.create_subprocess_exec(*shlex.split(command))
             code = await process.wait()
             if code != 0:
                 raise ChaosError(f"{command!r} exited with {code}")
-            return f"ran {command!r}"
+            return f"ran {command!r} ({time.monotonic() - started:.1f} s)"
         raise ValueError(f"unknown fault {self.action!r}")
 
 
@@ -398,16 +399,28 @@ def sign_up(gateway: str, count: int) -> list[Customer]:
     customers = []
     for n in range(count):
         email = f"chaos-{run}-{n}@example.com"
-        token = customer_token(gateway, email, PASSWORD)
+        token = _token(gateway, email)
         customers.append(Customer(email, token, _subject(token)))
     return customers
 
 
 def sign_in_again(gateway: str, customers: list[Customer]) -> list[Customer]:
     """The same customers with new access tokens."""
-    return [
-        Customer(c.email, customer_token(gateway, c.email, PASSWORD), c.subject) for c in customers
-    ]
+    return [Customer(c.email, _token(gateway, c.email), c.subject) for c in customers]
+
+
+def _token(gateway: str, email: str) -> str:
+    """The customer's token, registering them if new; asked again a few times, since signing
+    up hashes a password and a loaded identity may answer the edge too late (504). Asking
+    again is safe: an email already registered is signed in."""
+    for attempt in range(1, _SETUP_ATTEMPTS + 1):
+        try:
+            return customer_token(gateway, email, PASSWORD)
+        except (httpx.HTTPError, TokenError):
+            if attempt == _SETUP_ATTEMPTS:
+                raise
+            time.sleep(3)
+    raise AssertionError("unreachable")
 
 
 @dataclass

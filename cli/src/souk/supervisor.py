@@ -50,7 +50,7 @@ class SupervisorOptions:
     grace: float = 15.0
     restart: RestartPolicy = RestartPolicy()
     ready_poll: float = 0.2
-    health_poll: float = 1.0
+    health_poll: float = 2.0
     # Exits before the first readiness that make `up` give up instead of waiting for the timeout.
     startup_exit_limit: int = 3
 

@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -41,6 +42,8 @@ from souk.supervisor import child_setup
 from souk.tokens import client_token, customer_token
 
 __all__ = [
+    "NatsMissingError",
+    "NatsServer",
     "SoukSystem",
     "SoukSystemError",
     "TansuBroker",
@@ -495,6 +498,136 @@ class TansuBroker:
         """Kill it as a crash would and start it again on the same port."""
         self.stop(signal.SIGKILL)
         self.start()
+
+
+class NatsMissingError(RuntimeError):
+    """The nats-server binary (Debian's ``nats-server`` package) is not installed."""
+
+
+# $1 pid file, $2 host, $3 port: SIGTERM the server, wait for a new pid that accepts.
+_RESTART_NATS = """
+old=$(cat "$1") && kill -TERM "$old" || exit 1
+for _ in $(seq 600); do
+  new=$(cat "$1" 2>/dev/null)
+  if [ -n "$new" ] && [ "$new" != "$old" ] && kill -0 "$new" 2>/dev/null \\
+      && (exec 3<>"/dev/tcp/$2/$3") 2>/dev/null; then
+    exit 0
+  fi
+  sleep 0.1
+done
+echo "restart-nats: no new NATS server within 60 s (was pid $old)" >&2
+exit 1
+"""
+
+
+class NatsServer:
+    """A private NATS server with JetStream on a free loopback port, owned by the test.
+
+    Never the machine's shared server: a test may stop and restart this one. It runs as a
+    child of the test's process, kept by a thread as a service manager would: when the
+    server exits while the test still wants it (``souk chaos restart-broker`` ran
+    :attr:`restart_command`), it is started again on the same port and store after
+    ``down_seconds``, so streams and durable consumers survive as they would a restart in
+    production. :meth:`stop` ends it by its pid.
+    """
+
+    host = "127.0.0.1"
+
+    def __init__(self, directory: Path, *, down_seconds: float = 1.0) -> None:
+        binary = shutil.which("nats-server") or shutil.which("nats-server", path="/usr/sbin")
+        if binary is None:
+            raise NatsMissingError("nats-server is not installed (Debian: nats-server)")
+        self._binary = binary
+        self.directory = directory
+        self.pid_file = directory / "nats-server.pid"
+        self._log = directory / "nats-server.log"
+        self.down_seconds = down_seconds
+        self.port = free_port()
+        self.starts = 0  # processes started: 1 + restarts
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._keeper: threading.Thread | None = None
+
+    def url(self, namespace: str | None = None) -> str:
+        """Its bus URL (``nats://``), in ``namespace`` if one is given."""
+        query = f"?namespace={namespace}" if namespace else ""
+        return f"nats://{self.host}:{self.port}{query}"
+
+    @property
+    def restart_command(self) -> list[str]:
+        """A command that restarts it and returns once a new process accepts connections
+        (for ``souk chaos --broker-restart-command``): SIGTERM to the pid in its pid file,
+        then wait (60 s at most) for the keeper's new one. Bash, not Python: on a loaded
+        machine an interpreter's start-up alone took seconds, and the restart is meant to
+        land while the burst is still being placed."""
+        return ["bash", "-c", _RESTART_NATS, "restart-nats", str(self.pid_file), self.host,
+                str(self.port)]  # fmt: skip
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None or process.poll() is not None else process.pid
+
+    def start(self) -> None:
+        """Start it and wait (15 s at most) until it accepts connections."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._stopped.clear()
+        self._spawn()
+        _wait_for_port(self.host, self.port, 15, lambda: self.pid is not None, self._log)
+        self._keeper = threading.Thread(target=self._keep, name="nats-keeper", daemon=True)
+        self._keeper.start()
+
+    def stop(self) -> None:
+        """Stop it by its pid (SIGKILL if it is still there after 5 s); no restart after."""
+        with self._lock:  # the keeper starts no process once this is said
+            self._stopped.set()
+            process = self._process
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._keeper is not None:
+            self._keeper.join(10)
+
+    def _spawn(self) -> None:
+        with self._lock, self._log.open("ab") as log:
+            if self._stopped.is_set():
+                return
+            self._process = subprocess.Popen(  # noqa: S603 - the system's binary, fixed arguments
+                [self._binary, "-a", self.host, "-p", str(self.port), "-js",
+                 "-sd", str(self.directory / "jetstream"), "-P", str(self.pid_file)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            self.starts += 1
+
+    def _keep(self) -> None:
+        while not self._stopped.is_set():
+            with self._lock:
+                process = self._process
+            if process is None:
+                return
+            process.wait()
+            # Down for a moment, as a service manager's restart delay; stop() ends the wait.
+            if self._stopped.wait(self.down_seconds):
+                return
+            self._spawn()
+
+
+def _wait_for_port(
+    host: str, port: int, within: float, running: Callable[[], bool], log: Path
+) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
+            return
+        if not running() or time.monotonic() > deadline:
+            raise RuntimeError(f"the server at {host}:{port} did not come up; see {log}")
+        time.sleep(0.05)
 
 
 def require_server(name: str, host: str, port: int) -> None:

@@ -25,6 +25,7 @@ from prometheus_client.samples import Sample
 
 from chassis import get_logger
 from chassis.resilience.metrics import DependencyReading, LaneReading, ResilienceReading
+from chassis.trace_context import TRACEPARENT, unsampled_traceparent
 from console.store import LogLine
 
 if TYPE_CHECKING:
@@ -144,17 +145,31 @@ def _text(value: Any) -> str | None:
     return str(value) if value else None
 
 
-async def ship_logs_once(store: Store, logs_dir: Path) -> int:
-    """Read what the log files gained since the last time; how many lines were kept."""
+async def ship_logs_once(
+    store: Store, logs_dir: Path, shipped: dict[str, int] | None = None
+) -> int:
+    """Read what the log files gained since the last time; how many lines were kept.
+
+    ``shipped`` (the size each file had when it was last read through, kept by the caller
+    from one pass to the next) spares a file that did not grow the store's lookup: most
+    files, every second, when the shop is idle.
+    """
     kept = 0
     for path in sorted(await asyncio.to_thread(lambda: list(logs_dir.glob("*.log")))):
         key = str(path)
-        offset = await store.log_offset(key)
         try:
             size = path.stat().st_size
+        except OSError:
+            continue
+        if shipped is not None and shipped.get(key) == size:
+            continue
+        offset = await store.log_offset(key)
+        try:
             if size < offset:  # the file was truncated or replaced: start over
                 offset = 0
             if size == offset:
+                if shipped is not None:
+                    shipped[key] = size
                 continue
             with path.open("rb") as file:
                 file.seek(offset)
@@ -172,6 +187,8 @@ async def ship_logs_once(store: Store, logs_dir: Path) -> int:
         await store.add_logs(lines)
         await store.set_log_offset(key, offset + len(complete))
         kept += len(lines)
+        if shipped is not None:
+            shipped[key] = offset + len(complete)
     return kept
 
 
@@ -353,11 +370,14 @@ async def _read(client: httpx.AsyncClient, instance: Instance) -> Reading:
     path = "/stats/prometheus" if sidecar else "/metrics"
     at = time.time()
     try:
+        # Untraced: a span per scrape of every instance would be most of an idle shop's traces.
+        untraced = {TRACEPARENT: unsampled_traceparent()}
+        url = f"{instance.url}{path}"
         if instance.socket:
             async with instance_client(instance) as own:
-                answer = await own.get(f"{instance.url}{path}", timeout=2)
+                answer = await own.get(url, timeout=2, headers=untraced)
         else:
-            answer = await client.get(f"{instance.url}{path}", timeout=2)
+            answer = await client.get(url, timeout=2, headers=untraced)
         if answer.status_code != 200:
             return Reading(instance.instance, instance.service, at, reachable=False)
         if sidecar:
@@ -423,10 +443,11 @@ async def gather_forever(
     """Ship logs every ``poll`` seconds, scrape every ``scrape``, prune now and then."""
     loop = asyncio.get_running_loop()
     next_scrape = next_prune = loop.time()
+    shipped: dict[str, int] = {}
     async with httpx.AsyncClient() as client:
         while True:
             try:
-                await ship_logs_once(store, data_dir / "logs")
+                await ship_logs_once(store, data_dir / "logs", shipped)
                 now = loop.time()
                 if now >= next_scrape:
                     next_scrape = now + scrape

@@ -16,7 +16,7 @@ from bff_mobile.adapters.orders_client import OrdersClient
 from bff_mobile.adapters.unit_of_work import SqlAlchemyUnitOfWork
 from bff_mobile.entrypoints.problems import install_error_codes
 from bff_mobile.entrypoints.routes import router
-from chassis.tracing import client_tracing
+from chassis.connections import http_session
 from chassis.upstream import HttpUpstream
 
 if TYPE_CHECKING:
@@ -50,9 +50,7 @@ def create_app(settings: BffMobileSettings, *, upstreams: Upstreams | None = Non
         ports = upstreams
         if ports is None:
             # The session belongs to the running event loop, so it is made at start-up.
-            session = aiohttp.ClientSession(
-                cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
-            )
+            session = http_session()
 
             def http(name: str, timeout: float) -> HttpUpstream:
                 return HttpUpstream(

@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from yarl import URL
 
 from chassis import ProblemError, get_logger
+from chassis.connections import tcp_connector
 from chassis.requests import FORWARDED_PREFIX_HEADER, INSTANCE_HEADER, outbound_headers
 from chassis.resilience import deadline
 from chassis.tracing import client_tracing
@@ -70,7 +71,7 @@ class Proxy:
     async def start(self) -> None:
         # One pooled session for the process: a session per call leaks connections.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=512, limit_per_host=128),
+            connector=tcp_connector(limit=512, limit_per_host=128),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
             trace_configs=[client_tracing()],

@@ -17,8 +17,8 @@ from billing.entrypoints import accounts
 from billing.entrypoints.problems import billing_problem
 from billing.entrypoints.reconciliation import Reconciliation
 from billing.entrypoints.routes import router
+from chassis.connections import http_session
 from chassis.messaging.lifecycle import Messaging
-from chassis.tracing import client_tracing
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -50,9 +50,7 @@ def create_app(settings: BillingSettings) -> FastAPI:
         app.state.ledger_attempts = settings.ledger_attempts
         app.state.idempotency_lease = timedelta(seconds=settings.idempotency_lease)
         # One pooled session for the process: a session per call leaks connections.
-        session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
-        )
+        session = http_session()
         app.state.http_session = session
         app.state.providers = providers = tuple(
             HttpPaymentProvider(

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Final
 import aiohttp
 
 import chassis
+from chassis.connections import http_session
 from chassis.messaging.lifecycle import Messaging
-from chassis.tracing import client_tracing
 from chassis.upstream import HttpUpstream
 from order_history.adapters.catalog import HttpCatalog
 from order_history.adapters.unit_of_work import SqlAlchemyUnitOfWork
@@ -48,9 +48,7 @@ def create_app(settings: OrderHistorySettings) -> FastAPI:
     async def read_catalog_listing(_: FastAPI) -> None:
         if not catalog_urls:
             return
-        session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.DummyCookieJar(), trace_configs=[client_tracing()]
-        )
+        session = http_session()
         sessions.append(session)
         upstream = HttpUpstream(
             "catalog",

@@ -13,7 +13,7 @@ import chassis
 from chassis.connections import Connections
 from chassis.messaging.lifecycle import Messaging
 from chassis.upstream import HttpUpstream
-from orders.adapters.billing_client import BillingClient
+from orders.adapters.billing_client import BILLING_DEPENDENCY_PROBLEMS, BillingClient
 from orders.adapters.catalog_client import CatalogClient
 from orders.adapters.inventory_client import InventoryClient
 from orders.adapters.saga_metrics import SagaMetrics
@@ -141,7 +141,13 @@ class _Clients:
             )
         )
 
-        def http(name: str, timeout: float, *, authorized: bool = False) -> HttpUpstream:
+        def http(
+            name: str,
+            timeout: float,
+            *,
+            authorized: bool = False,
+            dependency_problems: frozenset[str] = frozenset(),
+        ) -> HttpUpstream:
             return HttpUpstream(
                 name,
                 settings.upstream(name),
@@ -150,13 +156,21 @@ class _Clients:
                 connect_timeout=settings.connect_timeout,
                 tokens=tokens if authorized else None,
                 resilience=resilience,
+                dependency_problems=dependency_problems,
             )
 
         # Browsing the catalog is public; billing and inventory check orders' token.
         return Upstreams(
             catalog=CatalogClient(http("catalog", settings.catalog_timeout)),
             inventory=InventoryClient(inventory, timeout=settings.inventory_timeout, tokens=tokens),
-            billing=BillingClient(http("billing", settings.billing_timeout, authorized=True)),
+            billing=BillingClient(
+                http(
+                    "billing",
+                    settings.billing_timeout,
+                    authorized=True,
+                    dependency_problems=BILLING_DEPENDENCY_PROBLEMS,
+                )
+            ),
         )
 
     async def close(self) -> None:

@@ -26,6 +26,10 @@ _IN_FLIGHT = "idempotency-key-in-flight"
 _STATE_CONFLICT = "payment-state-conflict"
 # Statuses of a payment that holds or took money, hence one a compensation may undo.
 _UNDOABLE = frozenset({"AUTHORIZED", "CAPTURED"})
+# Billing's 503s that blame a payment provider, not billing: billing answered at once, so
+# they do not open orders' breaker on billing (which would refuse the new payments billing
+# sends to the backup provider while the primary is down). Still retried later by the saga.
+BILLING_DEPENDENCY_PROBLEMS = frozenset({"payment-outcome-unknown", "payment-provider-unavailable"})
 
 
 class BillingClient:
