@@ -103,7 +103,17 @@ def multi_host_topology(database: DatabaseSpec, namespace: str) -> dict[str, Any
     topology.pop("data_dir", None)
     del topology["services"]["console"]
     topology["telemetry"] = {"export_spans": False}
-    topology["mesh"] = {"enabled": True, "control_plane": CONTROL_PLANE_HOST}
+    topology["mesh"] = {
+        "enabled": True,
+        "control_plane": CONTROL_PLANE_HOST,
+        # The test reads identity, billing and inventory directly, as an operator on the LAN
+        # (tokens, payments, stock: the invariants). With the mesh on, an application listens
+        # on a Unix socket only its host can reach (ADR 16); these three keep their TCP port
+        # on their host's address for those reads. Every call between Souk's services still
+        # goes through the sidecars: callers are given their sidecar's ports whatever the
+        # callee's `public` setting.
+        "public": ["gateway", "identity", "billing", "inventory"],
+    }
     topology["hosts"] = {name: {"address": f"{SUBNET}.{octet}"} for name, octet in HOSTS.items()}
     topology["database"] = database.model_dump()
     topology["broker"] = {

@@ -137,7 +137,11 @@ def test_every_host_serves_its_own_share_on_its_own_address(cluster: Cluster) ->
         )
         assert placed == expected
         assert {record.host for record in apps} == {f"10.231.0.{octet}"}
-        assert all(record.url.startswith(f"http://10.231.0.{octet}:") for record in apps)
+        for record in apps:
+            if record.socket is None:  # mesh.public: its own port, on its host's address
+                assert record.url.startswith(f"http://10.231.0.{octet}:")
+            else:  # behind its sidecar: a Unix socket on its own host only (ADR 16)
+                assert record.url == f"http://{record.instance}"
         # Each instance has its sidecar beside it; the control plane runs on its host only.
         sidecars = Counter(
             r.service.removesuffix("-sidecar")
