@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -245,6 +246,33 @@ async def test_the_store_keeps_within_its_row_and_age_bounds(tmp_path: Path) -> 
         await asyncio.sleep(0.01)
         await store.prune()
         assert (await store.counts())["spans"] == 0
+    finally:
+        store.close()
+
+
+async def test_the_store_drops_the_spans_received_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the row bound the newest spans stay; past the age bound only the old ones go,
+    a span received again counting as new."""
+    now = [1_000.0]
+    monkeypatch.setattr("console.store.time.time", lambda: now[0])
+    store = Store(
+        tmp_path / "order.db", Retention(60, max_spans=100, max_logs=100, max_bytes=1 << 30)
+    )
+    try:
+        await store.add_spans([_span(n) for n in range(1, 151)])
+        await store.prune()
+        kept = {int(span.span_id, 16) for span in await store.trace(TRACE)}
+        assert kept == set(range(51, 151))
+
+        now[0] += 50
+        await store.add_spans([_span(n) for n in range(151, 161)])
+        await store.add_spans([_span(60)])  # sent twice: kept once, as received now
+        now[0] += 20  # the first 100 are 70 s old, the last 11 are 20 s old
+        await store.prune()
+        kept = {int(span.span_id, 16) for span in await store.trace(TRACE)}
+        assert kept == {60, *range(151, 161)}
     finally:
         store.close()
 

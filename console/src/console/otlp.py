@@ -86,15 +86,14 @@ def _span(span: Any, service: str, instance: str) -> Span:
 
 
 def attributes_of(pairs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
     pair: KeyValue
-    for pair in pairs:
-        found[pair.key] = _value(pair.value)
-    return found
+    return {pair.key: _value(pair.value) for pair in pairs}
 
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "string_value":  # most values: checked first
+        return value.string_value
     if kind is None:
         return None
     if kind == "array_value":
