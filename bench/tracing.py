@@ -128,7 +128,8 @@ async def checkout_round(
                     if placed.status in _TRANSIENT and attempt < _ATTEMPTS:
                         await asyncio.sleep(0.5)
                         continue
-                    if placed.status != 201:
+                    # 201 placed; 200 a retry answered with the order its first try placed.
+                    if placed.status not in (200, 201):
                         raise RuntimeError(f"order refused: {placed.status} {await placed.text()}")
                     order_id = (await placed.json())["id"]
                     break
