@@ -224,7 +224,9 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
     return encode_request(grouped)
 
 
-def encode_request(grouped: Mapping[Resource, Mapping[InstrumentationScope | None, list[bytes]]]) -> bytes:
+def encode_request(
+    grouped: Mapping[Resource, Mapping[InstrumentationScope | None, list[bytes]]],
+) -> bytes:
     """An ``ExportTraceServiceRequest`` of spans already encoded, by resource and scope."""
     request = []
     for resource, scopes in grouped.items():
@@ -389,10 +391,9 @@ class EncodingSpanProcessor(SpanProcessor):
                 body, count = self._take()
                 if not count:
                     return True
-                if self._exporter.post(body, count) is not SpanExportResult.SUCCESS:
-                    if self._shutdown:
-                        return False  # stopping: the collector is away, drop the rest
-        return True  # pragma: no cover - the loop returns
+                sent = self._exporter.post(body, count) is SpanExportResult.SUCCESS
+                if not sent and self._shutdown:
+                    return False  # stopping and the collector is away: drop the rest
 
     def _work(self) -> None:
         while not self._shutdown:
@@ -400,7 +401,7 @@ class EncodingSpanProcessor(SpanProcessor):
             self._wake.clear()
             try:
                 self._export()
-            except Exception:  # a bug must not end the thread: spans would pile up
+            except Exception:  # noqa: BLE001 - a bug must not end the thread: spans would pile up
                 _log.exception("Span export failed")
 
     def shutdown(self) -> None:

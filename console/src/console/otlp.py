@@ -20,6 +20,8 @@ from chassis import ProblemError
 from console.store import Span
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
     from console.store import Store
@@ -85,8 +87,7 @@ def _span(span: Any, service: str, instance: str) -> Span:
     )
 
 
-def attributes_of(pairs: Any) -> dict[str, Any]:
-    pair: KeyValue
+def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     return {pair.key: _value(pair.value) for pair in pairs}
 
 
