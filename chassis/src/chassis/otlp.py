@@ -50,6 +50,9 @@ _double = struct.Struct("<d").pack
 _fixed32 = struct.Struct("<I").pack
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 _Key = tuple["Resource", "InstrumentationScope | None"]
+# A collector away for long fills the queue again after every export that times out: one
+# "queue full" warning a minute says so without a line per lost batch.
+_FULL_WARNING_SECONDS = 60.0
 
 
 def _varint(number: int) -> bytes:
@@ -306,7 +309,7 @@ class EncodingSpanProcessor(SpanProcessor):
     reference counting at once, and the thread only joins and posts bytes.
 
     Same contract as the SDK's: ``max_queue_size`` spans wait at most (then new spans are
-    dropped, with one warning until the queue drains), a batch leaves every
+    dropped, with one warning a minute at most), a batch leaves every
     ``schedule_delay`` seconds or as soon as ``max_export_batch_size`` spans wait, a request
     never waits for an export, ``force_flush`` exports what waits, ``shutdown`` exports the
     rest within the exporter's timeout. Like the SDK's, it is not fork-safe: one process per
@@ -329,7 +332,7 @@ class EncodingSpanProcessor(SpanProcessor):
         self._export_lock = threading.Lock()  # one export at a time: thread or force_flush
         self._pending: dict[_Key, list[bytes]] = {}
         self._count = 0
-        self._full = False
+        self._quiet_until = 0.0  # no "queue full" warning again before then
         self._wake = threading.Event()
         self._shutdown = False
         self._thread = threading.Thread(target=self._work, name="OtlpSpanExport", daemon=True)
@@ -346,8 +349,9 @@ class EncodingSpanProcessor(SpanProcessor):
         key = (span.resource, span.instrumentation_scope or None)
         with self._lock:
             if self._count >= self._max_queue:
-                if not self._full:
-                    self._full = True
+                now = time.monotonic()
+                if now >= self._quiet_until:
+                    self._quiet_until = now + _FULL_WARNING_SECONDS
                     _log.warning(
                         "Queue full, dropping spans until %s takes the %d waiting",
                         self._exporter.endpoint,
@@ -380,8 +384,6 @@ class EncodingSpanProcessor(SpanProcessor):
                 grouped.setdefault(key[0], {})[key[1]] = batch
                 taken += len(batch)
             self._count -= taken
-            if self._count < self._max_queue // 2:
-                self._full = False
         return (encode_request(grouped) if taken else b""), taken
 
     def _export(self) -> bool:
