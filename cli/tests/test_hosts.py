@@ -171,7 +171,7 @@ def test_hosts_neither_one_nor_one_per_replica_are_refused() -> None:
     ]
 
 
-def test_several_hosts_need_servers_not_files_an_embedded_broker_or_the_local_mesh() -> None:
+def test_several_hosts_need_servers_not_files_or_an_embedded_broker() -> None:
     found = problems(
         """
         hosts:
@@ -182,10 +182,26 @@ def test_several_hosts_need_servers_not_files_an_embedded_broker_or_the_local_me
         """
     )
     by_key = {problem.split(":")[2].strip(): problem for problem in found}
-    assert set(by_key) == {"database", "broker", "mesh"}
+    # The mesh runs across hosts (its control plane on one, over mutual TLS): not refused.
+    assert set(by_key) == {"database", "broker"}
     assert "keeps its data on a server" in by_key["database"]
     assert "needs a broker server" in by_key["broker"]
-    assert "runs on one host" in by_key["mesh"]
+
+
+def test_the_mesh_control_plane_runs_on_a_host_of_the_file() -> None:
+    found = problems(
+        with_servers(
+            """
+        hosts:
+          a: {address: 10.0.0.11}
+        mesh: {control_plane: z}
+        services:
+          catalog: {hosts: [a]}
+        """
+        )
+    )
+    assert len(found) == 1
+    assert "mesh.control_plane: unknown host 'z' (hosts in this file: a)" in found[0]
 
 
 def test_hosts_without_a_hosts_map_and_a_host_that_is_no_address_are_refused() -> None:
@@ -249,3 +265,58 @@ def test_secrets_are_made_once_to_be_copied_to_every_host(
     kept = {Path(line).name: json.loads(Path(line).read_text()) for line in again.stdout.split()}
     assert kept == made  # made again, nothing changes: copies stay valid
     assert not (tmp_path / "data" / "state.json").exists()
+
+
+MESHED = TOPOLOGY.replace("hosts:\n  edge:", "mesh: {control_plane: back}\nhosts:\n  edge:", 1)
+
+
+def test_secrets_with_the_mesh_make_its_root_and_a_credential_per_host_once(
+    run_souk: RunSouk, tmp_path: Path
+) -> None:
+    (tmp_path / "souk.yaml").write_text(MESHED, encoding="utf-8")
+    first = run_souk("secrets", "--data-dir", "data")
+    made = {
+        Path(line).relative_to(tmp_path / "data").as_posix(): Path(line).read_bytes()
+        for line in first.stdout.split()
+    }
+    again = run_souk("secrets", "--data-dir", "data")
+
+    assert first.returncode == again.returncode == 0, first.stderr
+    assert {name for name in made if name.startswith("mesh/")} == {
+        "mesh/ca/root.pem",
+        "mesh/ca/root.key",
+        "mesh/hosts/edge/credential.pem",
+        "mesh/hosts/edge/credential.key",
+        "mesh/hosts/back/credential.pem",
+        "mesh/hosts/back/credential.key",
+    }
+    for name in made:
+        if name.endswith(".key"):
+            assert (tmp_path / "data" / name).stat().st_mode & 0o077 == 0, name
+    kept = {
+        Path(line).relative_to(tmp_path / "data").as_posix(): Path(line).read_bytes()
+        for line in again.stdout.split()
+    }
+    assert kept == made  # copies already on the hosts stay valid
+    assert b"spiffe://souk.local/host/back" in _san(made["mesh/hosts/back/credential.pem"])
+
+
+def _san(certificate_pem: bytes) -> bytes:
+    from cryptography import x509  # noqa: PLC0415 - only this test reads a certificate
+
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return " ".join(names.get_values_for_type(x509.UniformResourceIdentifier)).encode()
+
+
+def test_up_with_the_mesh_on_a_host_without_its_credentials_is_refused(
+    run_souk: RunSouk, tmp_path: Path
+) -> None:
+    (tmp_path / "souk.yaml").write_text(MESHED, encoding="utf-8")
+    result = run_souk("up", "--host", "back", "--data-dir", "data")
+    assert result.returncode == 1
+    assert "the mesh on several hosts needs" in result.stderr
+    assert "mesh/hosts/back/credential.pem" in result.stderr
+    assert "mesh/ca/root.key" in result.stderr  # back runs the control plane
+    assert "`souk secrets`" in result.stderr
+    assert "nothing was started" in result.stderr

@@ -91,3 +91,65 @@ def test_the_mesh_section_takes_its_settings(tmp_path: Path) -> None:
     assert settings["svid_lifetime"] == 30
     assert settings["traffic"] == {"catalog": {"lb_policy": "ring_hash"}}
     assert "policy" not in settings  # the shipped one
+
+
+SEVERAL_HOSTS = """
+database: {backend: postgres, url: "postgresql://postgres@10.0.0.2:5432/postgres"}
+broker: {kind: rabbitmq, url: "amqp://guest:guest@10.0.0.2:5672/"}
+mesh: on
+hosts:
+  a: {address: 10.0.0.11}
+  b: {address: 10.0.0.12}
+services:
+  gateway: {port: 8080, upstreams: [catalog, inventory], hosts: [a], database: false}
+  catalog: {replicas: 2, hosts: [a, b]}
+  inventory: {grpc: true, hosts: [b]}
+"""
+
+
+def _on_host(tmp_path: Path, host: str):  # type: ignore[no-untyped-def]
+    from souk.plan import on_host  # noqa: PLC0415
+
+    topology = parse_topology(SEVERAL_HOSTS, "souk.yaml")
+    return with_mesh(topology, on_host(build_plan(topology, tmp_path), host), tmp_path, host)
+
+
+def test_on_several_hosts_the_control_plane_serves_xds_at_its_hosts_address(
+    tmp_path: Path,
+) -> None:
+    first, second = _on_host(tmp_path, "a"), _on_host(tmp_path, "b")
+    [control] = [plan for plan in first if plan.service == "mesh"]
+    assert not [plan for plan in second if plan.service == "mesh"]  # on the first host only
+    assert control.env["MESH_LISTEN"] == "10.0.0.11:15012"
+    hosts = json.loads(control.env["MESH_SETTINGS"])["hosts"]
+    # What the control plane admits from each host's credential: its address, its instances.
+    assert hosts == {
+        "a": {
+            "address": "10.0.0.11",
+            "instances": {"gateway-1": "gateway", "catalog-1": "catalog"},
+        },
+        "b": {
+            "address": "10.0.0.12",
+            "instances": {"catalog-2": "catalog", "inventory-1": "inventory"},
+        },
+    }
+
+
+def test_on_several_hosts_sidecars_announce_their_hosts_address_and_present_its_credential(
+    tmp_path: Path,
+) -> None:
+    sidecars = {
+        plan.instance: json.loads(plan.env["MESH_SIDECAR"])
+        for plan in _on_host(tmp_path, "b")
+        if plan.service.endswith("-sidecar")
+    }
+    assert set(sidecars) == {"catalog-sidecar-2", "inventory-sidecar-1"}
+    inventory = sidecars["inventory-sidecar-1"]
+    assert inventory["inbound_host"] == "10.0.0.12"
+    assert inventory["app"] == "10.0.0.12:20002"  # the instance's gRPC port on its host
+    assert inventory["control_plane"] == "10.0.0.11:15012"
+    tls = inventory["control_plane_tls"]
+    assert tls["certificate"] == str(tmp_path.resolve() / "mesh/hosts/b/credential.pem")
+    assert tls["key"] == str(tmp_path.resolve() / "mesh/hosts/b/credential.key")
+    assert tls["trust_bundle"] == str(tmp_path.resolve() / "mesh/ca/root.pem")
+    assert tls["server_id"] == "spiffe://souk.local/control-plane"

@@ -244,3 +244,53 @@ def test_a_rendering_replaces_the_previous_one(tmp_path: Path) -> None:
     assert not (tmp_path / "create-secrets.sh").exists()
     assert (tmp_path / "base" / "services" / "catalog.yaml").read_text() == "b: 2\n"
     assert (tmp_path / "souk.yaml").is_file()
+
+
+def _overlay_patch(output: Path, overlay: str) -> dict[str, str]:
+    kustomization = yaml.safe_load(
+        (output / "overlays" / overlay / "kustomization.yaml").read_text()
+    )
+    [patch] = [p for p in kustomization["patches"] if p["target"].get("name") == "gateway-settings"]
+    return {op["path"].rpartition("/")[2]: op["value"] for op in yaml.safe_load(patch["patch"])}
+
+
+def test_the_clusters_proxies_and_ops_networks_are_given_at_rendering_into_every_overlay(
+    tmp_path: Path,
+) -> None:
+    topology = tmp_path / "shop.yaml"
+    topology.write_text(SMALL_SHOP)
+    command = [sys.executable, "-m", "souk", "render", "kubernetes", "-t", str(topology)]
+    given = subprocess.run(
+        [
+            *command,
+            "-o",
+            str(tmp_path / "given"),
+            "--forwarded-allow-ips",
+            "127.0.0.6",
+            "--forwarded-allow-ips",
+            "10.8.0.0/16",
+            "--ops-networks",
+            "127.0.0.0/8",
+            "--ops-networks",
+            "10.0.0.0/24",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wrong = subprocess.run(
+        [*command, "-o", str(tmp_path / "wrong"), "--ops-networks", "the-nodes"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert given.returncode == 0, given.stderr
+    for overlay in ("dev", "prod"):
+        assert _overlay_patch(tmp_path / "given", overlay) == {
+            "GATEWAY_FORWARDED_ALLOW_IPS": '["127.0.0.6", "10.8.0.0/16"]',
+            "GATEWAY_OPS_NETWORKS": '["127.0.0.0/8", "10.0.0.0/24"]',
+        }
+    assert wrong.returncode == 1
+    assert "'the-nodes' is not an IP address or network" in wrong.stderr
+    assert not (tmp_path / "wrong").exists()

@@ -30,7 +30,7 @@ def test_an_instances_breakers_bulkheads_and_shed_requests_are_read_from_its_met
     found = parse("orders-1", ORDERS_METRICS)
 
     billing, catalog = found.dependencies["billing"], found.dependencies["catalog"]
-    assert (billing.breaker, billing.breaker_rejected) == ("open", 17)
+    assert (billing.breaker, billing.refused) == ("open", 17)
     assert (catalog.breaker, catalog.in_flight, catalog.limit) == ("closed", 3, 64)
     assert (catalog.bulkhead_rejected, catalog.retries) == (2, 5)
     assert found.shed == {"read": 0, "write": 9}

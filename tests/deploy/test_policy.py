@@ -35,7 +35,7 @@ def of_kind(resources: list[Manifest], kind: str) -> dict[str, Manifest]:
 
 def pod_specs(resources: list[Manifest]) -> Iterator[tuple[str, Manifest]]:
     for resource in resources:
-        if resource["kind"] in ("Deployment", "Job"):
+        if resource["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield (
                 f"{resource['kind']}/{resource['metadata']['name']}",
                 resource["spec"]["template"]["spec"],
@@ -109,10 +109,13 @@ def test_every_container_is_pinned_limited_probed_and_unprivileged(
     problems = [
         problem
         for workload, pod in pod_specs(built[overlay])
-        for problem in container_problems(workload, pod, probes=workload.startswith("Deployment"))
+        for problem in container_problems(
+            workload, pod, probes=workload.startswith(("Deployment", "StatefulSet"))
+        )
     ]
     assert problems == []
     assert len(list(pod_specs(built[overlay]))) > 10
+    assert "StatefulSet/souk-redis" in dict(pod_specs(built[overlay]))
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -307,3 +310,64 @@ def test_every_secret_the_pods_read_is_made_by_the_script_or_by_its_engine(
     assert ("souk-client-secrets", "orders") in needed & made
     assert "openssl rand" in script
     assert subprocess.run(["sh", "-n", "-c", script], check=False).returncode == 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_redis_for_the_rate_limits_serves_the_gateway_alone(
+    built: dict[str, list[Manifest]], overlay: str
+) -> None:
+    (redis,) = of_kind(built[overlay], "StatefulSet").values()
+    service = of_kind(built[overlay], "Service")["souk-redis"]
+    assert service["spec"]["selector"] == redis["spec"]["selector"]["matchLabels"]
+    [port] = service["spec"]["ports"]
+    pod = redis["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].startswith("docker.io/library/redis:7.")
+    # The password comes from the Secret the script makes, never from the manifest.
+    assert "$(REDIS_PASSWORD)" in container["args"]
+    assert ("souk-redis", "redis-password") in secret_refs([redis])
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert redis["spec"]["template"]["metadata"]["labels"]["sidecar.istio.io/inject"] == "false"
+
+    # Wired into the gateway's settings: its Redis URL names the Service and its port.
+    gateway = of_kind(built[overlay], "Deployment")["gateway"]
+    env = {e["name"]: e for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    url = env["GATEWAY_REDIS_URL"]["value"]
+    assert url == f"redis://:$(SOUK_REDIS_PASSWORD)@souk-redis:{port['port']}/0"
+
+    # Only the gateway reaches it, and it reaches nothing (no egress rule at all).
+    policies = of_kind(built[overlay], "NetworkPolicy")
+    policy = policies["redis"]
+    assert policy["spec"]["podSelector"]["matchLabels"] == service["spec"]["selector"]
+    assert policy["spec"]["egress"] == []
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "gateway"}}}]
+    assert [p["port"] for p in rule["ports"]] == [port["port"]]
+    labels = service["spec"]["selector"]
+    for name, other in policies.items():
+        reaches = any(
+            selector.get("podSelector", {}).get("matchLabels") == labels
+            for egress in other["spec"].get("egress", [])
+            for selector in egress.get("to", [])
+        )
+        assert reaches == (name == "gateway"), name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_overlay_sets_the_gateways_trusted_proxies_and_ops_networks(
+    built: dict[str, list[Manifest]], overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.settings import GatewaySettings  # noqa: PLC0415 - the gateway reads it so
+
+    data = of_kind(built[overlay], "ConfigMap")["gateway-settings"]["data"]
+    # Istio's sidecar hands the gateway every request from 127.0.0.6: it is the one proxy
+    # whose X-Forwarded-For (set by the ingress) it believes; its own routes answer loopback,
+    # where Istio's agent probes and scrapes from.
+    assert json.loads(data["GATEWAY_FORWARDED_ALLOW_IPS"]) == ["127.0.0.6"]
+    assert json.loads(data["GATEWAY_OPS_NETWORKS"]) == ["127.0.0.0/8", "::1/128"]
+    # The ConfigMap, as the pod's environment, loads as the gateway's settings.
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    settings = GatewaySettings()
+    assert settings.forwarded_allow_ips == ["127.0.0.6"]
+    assert [str(network) for network in settings.ops_networks] == ["127.0.0.0/8", "::1/128"]

@@ -235,7 +235,12 @@ def _targets(souk: SoukSystem, customer: dict[str, str]) -> list[Target]:
     payments = bearer(
         service_token(souk, ORDERS_CLIENT_ID, ["payments:read", "payments:write", "stock:read"])
     )
-    http = {name: _over_http(souk.url(name)) for name in _SERVICES}
+
+    def service(name: str, headers: dict[str, str] | None = None, **how: Any) -> Target:
+        """A service's own document, fuzzed over HTTP at its own port."""
+        url = souk.url(name)
+        return Target(name, _document(url), _over_http(url), headers, **how)
+
     return [
         Target(
             "gateway",
@@ -245,74 +250,36 @@ def _targets(souk: SoukSystem, customer: dict[str, str]) -> list[Target]:
             expected=set(GATEWAY_OPERATIONS),
             links=True,
         ),
-        Target(
+        service(
             "orders",
-            _document(souk.url("orders")),
-            http["orders"],
             customer,
             expected={"POST /orders", "GET /orders/{order_id}", "POST /orders/{order_id}/cancel"},
             links=True,
         ),
-        Target(
+        service(
             "billing",
-            _document(souk.url("billing")),
-            http["billing"],
             payments,
             expected={"POST /payments", "POST /payments/{payment_id}/capture"},
             links=True,
         ),
-        Target(
-            "inventory",
-            _document(souk.url("inventory")),
-            http["inventory"],
-            payments,
-            expected={"GET /stock", "GET /stock/{sku}"},
-        ),
-        Target(
-            "notifications",
-            _document(souk.url("notifications")),
-            http["notifications"],
-            customer,
-            expected={"GET /notifications"},
-        ),
-        Target(
-            "order-history",
-            _document(souk.url("order-history")),
-            http["order-history"],
-            customer,
-            expected={"GET /customers/{customer_id}/orders"},
-        ),
-        Target(
+        service("inventory", payments, expected={"GET /stock", "GET /stock/{sku}"}),
+        service("notifications", customer, expected={"GET /notifications"}),
+        service("order-history", customer, expected={"GET /customers/{customer_id}/orders"}),
+        service(
             "identity",
-            _document(souk.url("identity")),
-            http["identity"],
             expected={"POST /users", "POST /oauth/token", "GET /oauth/authorize"},
             # Operators' routes (the gateway does not route them): rotating the signing
             # keys mid-suite would be a test of key rotation (test_key_rotation.py).
             skip={"POST /internal/keys/rotate": "rotates the shared system's keys"},
         ),
-        Target(
+        service(
             "bff-mobile",
-            _document(souk.url("bff-mobile")),
-            http["bff-mobile"],
             customer,
             expected={"GET /mobile/home", "PUT /mobile/cart/items/{product_id}"},
             links=True,
         ),
-        Target("bff-web", _document(souk.url("bff-web")), http["bff-web"]),
+        service("bff-web"),
     ]
-
-
-_SERVICES = [
-    "orders",
-    "billing",
-    "inventory",
-    "notifications",
-    "order-history",
-    "identity",
-    "bff-mobile",
-    "bff-web",
-]
 
 
 # One backend is enough: the documents and the code that answers are the same on both.

@@ -1,17 +1,20 @@
 """Souk on four "machines": network namespaces on one private LAN (10.231.0.0/24).
 
     switch (bridge, .1: the test's port-forwards come from here)
-     ├── a  .11  gateway, bff-web, bff-mobile, identity
+     ├── a  .11  gateway, bff-web, bff-mobile, identity; the mesh's control plane :15012
      ├── b  .12  catalog-1, inventory-1, orders, notifications, payment-primary
      ├── c  .13  catalog-2, inventory-2, billing, order-history, payment-backup
      └── db .2   PostgreSQL :5432 and RabbitMQ :5672
 
 Each app host runs `souk up --host NAME` under `ip netns exec`, with a data dir of its own
 (no shared filesystem): the same installation secrets are copied into each, as a secret is
-distributed to machines. Everything is kept on PostgreSQL and RabbitMQ, reached at the
-database host's address. That host is the machine's own servers behind a port-forward
-(forward.py), not a private engine: ADR 23 says why. Nothing is added to the machine's own
-network namespace; every namespace is deleted afterwards, also when a test fails.
+distributed to machines. The mesh is on: every instance has its Envoy sidecar, the control
+plane runs on host a and serves xDS over mutual TLS at 10.231.0.11:15012; each host gets the
+mesh's root certificate and its own host credential, and only host a the root's key.
+Everything is kept on PostgreSQL and RabbitMQ, reached at the database host's address. That
+host is the machine's own servers behind a port-forward (forward.py), not a private engine:
+ADR 23 says why. Nothing is added to the machine's own network namespace; every namespace is
+deleted afterwards, also when a test fails.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ SUBNET = "10.231.0"
 DB_HOST = f"{SUBNET}.2"
 HOSTS = {"a": 11, "b": 12, "c": 13}
 GATEWAY_PORT = 8080
+CONTROL_PLANE_HOST = "a"
 PUBLIC_URL = f"http://{SUBNET}.{HOSTS['a']}:{GATEWAY_PORT}"
 PLACEMENT: dict[str, list[str]] = {
     "gateway": ["a"],
@@ -79,6 +83,18 @@ def require_netns() -> None:
         pytest.skip(message)
 
 
+def needed_on(host: str, file: Path) -> bool:
+    """Which of the files `souk secrets` made a host gets (docs/multihost.md): the client
+    secrets, role passwords and the mesh's root certificate everywhere; the root's key on
+    the control plane's host only; a host credential on its own host only."""
+    parts = file.parts
+    if parts[:2] == ("mesh", "hosts"):
+        return parts[2] == host
+    if file == Path("mesh/ca/root.key"):
+        return host == CONTROL_PLANE_HOST
+    return True
+
+
 def multi_host_topology(database: DatabaseSpec, namespace: str) -> dict[str, Any]:
     """The default topology, its services placed on the hosts, on the database host's
     PostgreSQL and RabbitMQ; without the console (it reads every instance's log files)."""
@@ -87,6 +103,7 @@ def multi_host_topology(database: DatabaseSpec, namespace: str) -> dict[str, Any
     topology.pop("data_dir", None)
     del topology["services"]["console"]
     topology["telemetry"] = {"export_spans": False}
+    topology["mesh"] = {"enabled": True, "control_plane": CONTROL_PLANE_HOST}
     topology["hosts"] = {name: {"address": f"{SUBNET}.{octet}"} for name, octet in HOSTS.items()}
     topology["database"] = database.model_dump()
     topology["broker"] = {
@@ -212,27 +229,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         stack.callback(_stop, servers)
         path = directory / "souk.yaml"
         path.write_text(yaml.safe_dump(topology, sort_keys=False), encoding="utf-8")
-        # One installation's secrets, made once and copied to every host.
-        first = directory / "a" / "data"
+        # One installation's secrets, made once on the operator's machine and copied to the
+        # hosts: each host only what it needs.
+        operator = directory / "operator"
         made = subprocess.run(
-            [sys.executable, "-m", "souk", "secrets", "-t", str(path), "-d", str(first)],
+            [sys.executable, "-m", "souk", "secrets", "-t", str(path), "-d", str(operator)],
             capture_output=True,
             text=True,
             check=True,
             timeout=30,
         )
-        files = [Path(line) for line in made.stdout.split()]
+        files = [Path(line).relative_to(operator.resolve()) for line in made.stdout.split()]
         systems: dict[str, SoukSystem] = {}
         for host in HOSTS:
             data = directory / host / "data"
-            data.mkdir(parents=True, exist_ok=True)
             for file in files:
-                if file.parent != data:
-                    shutil.copy2(file, data / file.name)
+                if needed_on(host, file):
+                    (data / file).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(operator / file, data / file)
             systems[host] = SoukSystem(
                 path,
                 directory / host,
-                ready_timeout=90,
+                # With the mesh each host boots twice the processes (a sidecar per instance):
+                # identity took over 90 s to be ready at load average 47 on 2 cores.
+                ready_timeout=150,
                 extra_args=["--host", host],
                 command_prefix=lan.exec_prefix(host),
             )

@@ -7,6 +7,9 @@ gateway as the customer, payments at billing and stock at inventory with a servi
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -17,7 +20,7 @@ import pytest
 
 from souk.testing import client_token, customer_token
 
-from .conftest import HOSTS, PLACEMENT, Cluster
+from .conftest import CONTROL_PLANE_HOST, HOSTS, PLACEMENT, Cluster
 
 pytestmark = pytest.mark.multihost
 
@@ -98,16 +101,74 @@ def _settled(shopper: httpx.Client, order_id: str, timeout: float) -> dict:
         time.sleep(0.5)
 
 
+def _sent(cluster: Cluster, host: str, service: str, callee: str) -> int:
+    """Requests ``service``'s sidecar on ``host`` has sent to ``callee`` (Envoy's own count,
+    read on the sidecar's ops port, which answers on that host's loopback only)."""
+    [sidecar] = cluster.systems[host].instances(f"{service}-sidecar")
+    read = "import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())"
+    stats = subprocess.run(
+        [
+            *cluster.lan.exec_prefix(host),
+            sys.executable,
+            "-c",
+            read,
+            f"http://127.0.0.1:{sidecar.port}/stats/prometheus",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=20,
+    ).stdout
+    wanted = f'envoy_cluster_upstream_rq_total{{envoy_cluster_name="{callee}"}}'
+    return sum(int(line.split()[-1]) for line in stats.splitlines() if line.startswith(wanted))
+
+
+def _apps(records: list) -> list:
+    return [r for r in records if r.service != "mesh" and not r.service.endswith("-sidecar")]
+
+
 def test_every_host_serves_its_own_share_on_its_own_address(cluster: Cluster) -> None:
     for host, octet in HOSTS.items():
         state = cluster.systems[host].state()
-        placed = Counter(record.service for record in state.instances)
+        apps = _apps(state.instances)
+        placed = Counter(record.service for record in apps)
         expected = Counter(
             service for service, hosts in PLACEMENT.items() for name in hosts if name == host
         )
         assert placed == expected
-        assert {record.host for record in state.instances} == {f"10.231.0.{octet}"}
-        assert all(record.url.startswith(f"http://10.231.0.{octet}:") for record in state.instances)
+        assert {record.host for record in apps} == {f"10.231.0.{octet}"}
+        assert all(record.url.startswith(f"http://10.231.0.{octet}:") for record in apps)
+        # Each instance has its sidecar beside it; the control plane runs on its host only.
+        sidecars = Counter(
+            r.service.removesuffix("-sidecar")
+            for r in state.instances
+            if r.service.endswith("-sidecar")
+        )
+        assert sidecars == expected
+        assert [r.service for r in state.instances if r.service == "mesh"] == (
+            ["mesh"] if host == CONTROL_PLANE_HOST else []
+        )
+
+
+def test_every_hosts_sidecars_joined_the_mesh_at_their_hosts_address(cluster: Cluster) -> None:
+    # The control plane on host a knows every instance of every host, each at its own host's
+    # address with the identity of its service: the sidecars of b and c came in over TLS.
+    status = json.loads((cluster.data_dir(CONTROL_PLANE_HOST) / "mesh" / "status.json").read_text())
+    joined = {
+        i["instance"]: (i["inbound"].rpartition(":")[0], i["spiffe_id"])
+        for i in status["instances"]
+    }
+    expected = {
+        f"{service}-{index}": (f"10.231.0.{HOSTS[host]}", f"spiffe://souk.local/service/{service}")
+        for service, hosts in PLACEMENT.items()
+        for index, host in enumerate(hosts, start=1)
+    }
+    assert joined == expected
+    # Each host holds its own credential, and only the control plane's host the root's key.
+    for host in HOSTS:
+        mesh = cluster.data_dir(host) / "mesh"
+        assert sorted(p.name for p in (mesh / "hosts").iterdir()) == [host]
+        assert (mesh / "ca" / "root.key").exists() == (host == CONTROL_PLANE_HOST)
 
 
 def test_checkout_across_hosts_confirms_takes_stock_and_captures_once(cluster: Cluster) -> None:
@@ -115,6 +176,10 @@ def test_checkout_across_hosts_confirms_takes_stock_and_captures_once(cluster: C
     saffron, pepper = _stocked(cluster, reader, "spices", 5, 2)
     before = {p["sku"]: _stock(cluster, reader, p["sku"]) for p in (saffron, pepper)}
 
+    # Through the mesh: the gateway (a) calls orders (b) through its sidecar, orders calls
+    # billing (c) through its own, each hop mTLS between the hosts' sidecars.
+    hops = {("a", "gateway", "orders"), ("b", "orders", "billing")}
+    sent_before = {hop: _sent(cluster, *hop) for hop in hops}
     with _shopper(cluster) as shopper:
         confirmed = _settled(
             shopper, _place(shopper, saffron, 2, "tok_ok", str(uuid.uuid4()))["id"], 30
@@ -124,6 +189,8 @@ def test_checkout_across_hosts_confirms_takes_stock_and_captures_once(cluster: C
         )
 
     assert confirmed["status"] == "CONFIRMED", confirmed
+    for hop, before_count in sent_before.items():
+        assert _sent(cluster, *hop) > before_count, hop
     assert confirmed["total"]["amount"] == saffron["price"]["amount"] * 2
     [payment] = _payments(cluster, reader, confirmed["id"])
     assert payment["status"] == "CAPTURED"

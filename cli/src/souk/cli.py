@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -37,6 +38,7 @@ from souk.display import (
 from souk.install_secrets import MissingSecretError, client_secret
 from souk.logs import LogPrinter, NoLogsError, find_logs, follow_logs, print_logs
 from souk.mesh_status import MeshNotRunningError, gather, render
+from souk.meshing import MissingMeshCredentialError
 from souk.plan import BrokerUnreachableError, PortInUseError
 from souk.replay import Rebuild, RebuildStatus, ReplayError
 from souk.state import AlreadyRunningError, SoukState
@@ -67,6 +69,15 @@ render_app = typer.Typer(
 )
 app.add_typer(render_app)
 
+TopologyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--topology",
+        "-t",
+        help="Topology file (default: ./souk.yaml, else the built-in topology).",
+        dir_okay=False,
+    ),
+]
 DataDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -85,15 +96,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 @app.command()
 def up(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    topology: TopologyOption = None,
     data_dir: DataDirOption = None,
     ready_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for every instance to be ready.", min=0.1)
@@ -121,22 +124,14 @@ def up(
         _fail(f"{exc}; nothing was started")
     except AlreadyRunningError as exc:
         _fail(f"{exc}; nothing was started (stop it with `souk down`)")
-    except DatabaseProvisionError as exc:
+    except (DatabaseProvisionError, MissingMeshCredentialError) as exc:
         _fail(f"{exc}; nothing was started")
     raise typer.Exit(code)
 
 
 @app.command()
 def secrets(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    topology: TopologyOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Make the installation's secrets in the data dir without starting anything.
@@ -544,15 +539,8 @@ def mesh_status(
 
 @render_app.command("kubernetes")
 def render_kubernetes(
-    topology: Annotated[
-        Path | None,
-        typer.Option(
-            "--topology",
-            "-t",
-            help="Topology file (default: ./souk.yaml, else the built-in topology).",
-            dir_okay=False,
-        ),
-    ] = None,
+    *,
+    topology: TopologyOption = None,
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="The kustomize tree's directory.", file_okay=False),
@@ -562,6 +550,22 @@ def render_kubernetes(
         str | None,
         typer.Option(help="Also print this overlay's built manifests (dev or prod)."),
     ] = None,
+    forwarded_allow_ips: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--forwarded-allow-ips",
+            help="A proxy (address or network) whose X-Forwarded-For the gateway believes; "
+            "repeat for several (default: 127.0.0.6, Istio's sidecar).",
+        ),
+    ] = None,
+    ops_networks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ops-networks",
+            help="A network that may read the gateway's /healthz, /readyz and /metrics; repeat "
+            "for several (default: loopback, where Istio's agent probes and scrapes from).",
+        ),
+    ] = None,
 ) -> None:
     """Write Kubernetes manifests (kustomize base, overlays dev and prod) for the topology."""
     if overlay is not None and overlay not in kubernetes.OVERLAYS:
@@ -569,7 +573,12 @@ def render_kubernetes(
     path, is_default = resolve_topology(topology, Path.cwd())
     try:
         loaded = load_topology(path, display_name="default topology" if is_default else None)
-        files = kubernetes.render(loaded, kubernetes.Cluster(namespace=namespace))
+        cluster = kubernetes.Cluster(namespace=namespace)
+        if forwarded_allow_ips:
+            cluster = replace(cluster, forwarded_allow_ips=tuple(forwarded_allow_ips))
+        if ops_networks:
+            cluster = replace(cluster, ops_networks=tuple(ops_networks))
+        files = kubernetes.render(loaded, cluster)
         kubernetes.write(files, output)
         built = kubernetes.build_overlay(output, overlay) if overlay else None
     except TopologyError as exc:

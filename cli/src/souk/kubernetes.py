@@ -21,6 +21,7 @@ No secret value is written: ``create-secrets.sh`` makes the Secrets the manifest
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 import shutil
@@ -60,7 +61,13 @@ GATEWAY_NAME = "souk"
 GATEWAY_CLASS = "istio"
 POSTGRES_CLUSTER = "souk-postgres"
 BROKER_NAME = "souk-broker"
-REDIS_SERVICE = "souk-redis-master"
+REDIS_SERVICE = "souk-redis"
+ISTIO_INBOUND_SOURCE = "127.0.0.6"
+# Redis for the gateway's shared rate limits: the official image, pinned; its `redis` user.
+REDIS_IMAGE = "docker.io/library/redis:7.4.2-alpine"
+REDIS_UID = 999
+REDIS_PORT = 6379
+REDIS_LABELS = {"app.kubernetes.io/name": "redis", "app.kubernetes.io/instance": "souk-redis"}
 CLI_ACCOUNT = "souk-cli"
 OTLP_ENDPOINT = "http://otel-collector.observability.svc.cluster.local:4318"
 TRUST_DOMAIN = "souk.local"
@@ -77,11 +84,27 @@ class RenderError(Exception):
 
 @dataclass(frozen=True)
 class Cluster:
-    """Where the manifests go: the namespace and how the images are named."""
+    """Where the manifests go: the namespace, how the images are named, and the cluster's own
+    networks the gateway must know (they differ per cluster, so the overlays carry them)."""
 
     namespace: str = "souk"
     image: str = IMAGE
     tag: str = IMAGE_TAG
+    # The proxies whose X-Forwarded-For the gateway believes: its Istio sidecar, which hands
+    # it every request from 127.0.0.6 (Istio's inbound source address); add the range of a
+    # load balancer that itself forwards to the ingress with X-Forwarded-For.
+    forwarded_allow_ips: tuple[str, ...] = (ISTIO_INBOUND_SOURCE,)
+    # Who may read the gateway's /healthz, /readyz, /metrics: Istio's agent probes and
+    # scrapes it from inside the pod (loopback); add the nodes' range if probes are not
+    # rewritten through the agent, and Prometheus's if it scrapes the app directly.
+    ops_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+
+    def __post_init__(self) -> None:
+        for value in (*self.forwarded_allow_ips, *self.ops_networks):
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise RenderError(f"{value!r} is not an IP address or network") from None
 
 
 def deployed_services(topology: Topology) -> list[str]:
@@ -133,6 +156,9 @@ def render(
     base.append("network/policies.yaml")
     files["base/data/postgres.yaml"] = _dump(_postgres(topology))
     base.append("data/postgres.yaml")
+    if PUBLIC_SERVICE in services:
+        files["base/data/redis.yaml"] = _dump(_redis())
+        base.append("data/redis.yaml")
     broker = broker_engine(topology)
     if broker.kind == "nats":
         files["nats-values.yaml"] = _dump([_nats_values()])
@@ -381,7 +407,7 @@ def secret_env(topology: Topology, service: str) -> list[Resource]:
         env.append(
             {
                 "name": f"{prefix}REDIS_URL",
-                "value": f"redis://:$(SOUK_REDIS_PASSWORD)@{REDIS_SERVICE}:6379/0",
+                "value": f"redis://:$(SOUK_REDIS_PASSWORD)@{REDIS_SERVICE}:{REDIS_PORT}/0",
             }
         )
     return env
@@ -677,8 +703,9 @@ def _network_policy(topology: Topology, service: str, callers: Sequence[str]) ->
     if topology.telemetry.export_spans:
         egress.append({"to": [_namespace_pods("observability")], "ports": _tcp(4318)})
     if service == PUBLIC_SERVICE:
-        redis = {NAME_LABEL: "redis", "app.kubernetes.io/instance": "souk-redis"}
-        egress.append({"to": [{"podSelector": {"matchLabels": redis}}], "ports": _tcp(6379)})
+        egress.append(
+            {"to": [{"podSelector": {"matchLabels": REDIS_LABELS}}], "ports": _tcp(REDIS_PORT)}
+        )
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -846,6 +873,106 @@ def _postgres(topology: Topology) -> list[Resource]:
     return found
 
 
+def _redis() -> list[Resource]:
+    """Redis for the gateway's shared rate limits (GATEWAY_REDIS_URL): one pod, no
+    persistence (buckets expire on their own, and the gateway lets requests through while
+    Redis is away), evicting the least recently used bucket when full; only the gateway may
+    reach it, and it reaches nothing. Its password is the Secret `souk-redis`."""
+    password = {
+        "name": "REDIS_PASSWORD",
+        "valueFrom": {"secretKeyRef": {"name": REDIS_SECRET, "key": "redis-password"}},
+    }
+    ping = 'redis-cli -a "$REDIS_PASSWORD" --no-auth-warning ping | grep -q PONG'
+    container = {
+        "name": "redis",
+        "image": REDIS_IMAGE,
+        "args": [
+            "--requirepass",
+            "$(REDIS_PASSWORD)",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            "192mb",
+            "--maxmemory-policy",
+            "allkeys-lru",
+        ],
+        "env": [password],
+        "ports": [{"name": "redis", "containerPort": REDIS_PORT}],
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", ping]},
+            "periodSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": {
+            "tcpSocket": {"port": "redis"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": "50m", "memory": "64Mi"},
+            "limits": {"cpu": "500m", "memory": "256Mi"},
+        },
+        "securityContext": _security_context(),
+        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "spec": {
+                "selector": REDIS_LABELS,
+                "ports": [{"name": "redis", "port": REDIS_PORT, "targetPort": "redis"}],
+            },
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": _meta(REDIS_SERVICE, REDIS_LABELS),
+            "spec": {
+                "serviceName": REDIS_SERVICE,
+                "replicas": 1,
+                "selector": {"matchLabels": REDIS_LABELS},
+                "template": {
+                    "metadata": {"labels": {**PART_OF, **REDIS_LABELS, **NO_SIDECAR}},
+                    "spec": {
+                        "serviceAccountName": REDIS_SERVICE,
+                        "automountServiceAccountToken": False,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": REDIS_UID,
+                            "runAsGroup": REDIS_UID,
+                            "fsGroup": REDIS_UID,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [{"name": "data", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": _meta("redis", REDIS_LABELS),
+            "spec": {
+                "podSelector": {"matchLabels": REDIS_LABELS},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [_pods(PUBLIC_SERVICE)], "ports": _tcp(REDIS_PORT)}],
+                "egress": [],
+            },
+        },
+    ]
+
+
 def _rabbitmq() -> Resource:
     return {
         "apiVersion": "rabbitmq.com/v1beta1",
@@ -1000,6 +1127,11 @@ def _ingress() -> list[Resource]:
     ]
 
 
+def _add(*changes: tuple[str, Any]) -> str:
+    operations = [{"op": "add", "path": path, "value": value} for path, value in changes]
+    return yaml.safe_dump(operations, sort_keys=False)
+
+
 def _replace(*changes: tuple[str, Any]) -> str:
     operations = [{"op": "replace", "path": path, "value": value} for path, value in changes]
     return yaml.safe_dump(operations, sort_keys=False)
@@ -1015,11 +1147,33 @@ def _overlay(name: str, cluster: Cluster, broker: BrokerEngine, topology: Topolo
         "resources": ["../../base"],
         "labels": [{"pairs": {"souk.dev/overlay": name}}],
     }
+    overlay["patches"] = []
+    if PUBLIC_SERVICE in deployed_services(topology):
+        # Per cluster: the proxies the gateway believes and the networks its own routes
+        # answer (GATEWAY_FORWARDED_ALLOW_IPS, GATEWAY_OPS_NETWORKS). Edit them here, or
+        # render with --forwarded-allow-ips / --ops-networks.
+        prefix = env_prefix(PUBLIC_SERVICE)
+        overlay["patches"].append(
+            {
+                "target": {
+                    "version": "v1",
+                    "kind": "ConfigMap",
+                    "name": f"{PUBLIC_SERVICE}-settings",
+                },
+                "patch": _add(
+                    (
+                        f"/data/{prefix}FORWARDED_ALLOW_IPS",
+                        json.dumps(list(cluster.forwarded_allow_ips)),
+                    ),
+                    (f"/data/{prefix}OPS_NETWORKS", json.dumps(list(cluster.ops_networks))),
+                ),
+            }
+        )
     if name == "prod":
         overlay["images"] = [
             {"name": cluster.image, "newName": f"registry.example.com/souk/{cluster.image}"}
         ]
-        overlay["patches"] = [
+        overlay["patches"] += [
             {
                 "target": {"group": "postgresql.cnpg.io", "kind": "Cluster"},
                 "patch": _replace(("/spec/instances", 3), ("/spec/storage/size", "50Gi")),

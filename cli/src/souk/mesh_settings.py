@@ -24,6 +24,10 @@ class MeshSpec(BaseModel):
     traffic: dict[str, Any] | None = None
     # The sidecars' own log level (Envoy's: trace, debug, info, warning, error, critical, off).
     log_level: str = "warning"
+    # Several hosts: the host the control plane runs on (default: the first in `hosts:`) and
+    # the port it serves xDS on at that host's address, over mutual TLS (Istio's is 15012).
+    control_plane: str | None = None
+    xds_port: int = Field(15012, ge=1, le=65535)
 
     @model_validator(mode="before")
     @classmethod

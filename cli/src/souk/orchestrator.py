@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from souk.databases import ensure_role_passwords, provision
 from souk.display import make_reporter
 from souk.health import probe_all
 from souk.install_secrets import ensure_secrets, with_secrets
-from souk.meshing import mesh_stop_tiers, with_mesh
+from souk.meshing import check_credentials, mesh_dir, mesh_stop_tiers, with_mesh
 from souk.plan import (
     build_plan,
     check_broker,
@@ -108,7 +110,29 @@ def make_secrets(
     stateful = [name for name, spec in topology.services.items() if spec.database]
     if topology.database.backend == "postgres" and stateful:
         made.append(ensure_role_passwords(topology.database, stateful, data_dir))
+    if topology.mesh.enabled and topology.hosts:
+        made += _mesh_credentials(topology, data_dir)
     return made
+
+
+def _mesh_credentials(topology: Topology, data_dir: Path) -> list[Path]:
+    """The mesh's root and a credential per host, made by the mesh's own command (souk does
+    not import the mesh: it runs it, as it runs every other unit)."""
+    made = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "mesh.credentials",
+            "--dir",
+            str(mesh_dir(data_dir)),
+            *(topology.hosts or {}),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [Path(line) for line in made.stdout.split()]
 
 
 def up(request: UpRequest, cwd: Path | None = None) -> int:
@@ -128,7 +152,7 @@ def up(request: UpRequest, cwd: Path | None = None) -> int:
         if request.host is not None:
             plans = on_host(plans, request.host)
         plans = with_secrets(plans, topology, data_dir)
-        plans = with_mesh(topology, plans, data_dir)
+        plans = with_mesh(topology, plans, data_dir, request.host)
         gateway = next((plan for plan in plans if plan.service == "gateway"), None)
         shown_host = "localhost" if request.host is None else gateway.host if gateway else ""
         url = f"http://{shown_host}:{gateway.port}" if gateway else None
@@ -177,6 +201,7 @@ def _services_here(topology: Topology, host: str | None, shown: str, data_dir: P
         raise TopologyError(
             [f"{shown}: --host {host}: no such host (hosts: {', '.join(topology.hosts)})"]
         )
+    check_credentials(topology, data_dir, host)
     local = on_host(build_plan(topology, data_dir), host)
     check_host_ports(local)
     return {plan.service for plan in local}

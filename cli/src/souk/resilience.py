@@ -4,7 +4,6 @@ from its ``/metrics`` (the ``souk_*`` series the chassis publishes)."""
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -12,27 +11,14 @@ import httpx
 from rich.table import Table
 from rich.text import Text
 
+from chassis.resilience.metrics import DependencyReading, read_resilience
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from souk.state import InstanceRecord
 
-_SAMPLE: Final = re.compile(r"^(souk_[a-z_]+?)(?:_total)?(?:\{([^}]*)\})?\s+(\S+)$")
-_LABEL: Final = re.compile(r'(\w+)="([^"]*)"')
-_BREAKER_STATES: Final = {0: "closed", 1: "half-open", 2: "open"}
 _BREAKER_STYLE: Final = {"closed": "green", "half-open": "yellow", "open": "red"}
-
-
-@dataclass
-class DependencyState:
-    """What one instance knows of one dependency."""
-
-    breaker: str = "closed"
-    breaker_rejected: int = 0
-    in_flight: int = 0
-    limit: int = 0
-    bulkhead_rejected: int = 0
-    retries: int = 0
 
 
 @dataclass
@@ -41,41 +27,15 @@ class InstanceResilience:
 
     instance: str
     reachable: bool = True
-    dependencies: dict[str, DependencyState] = field(default_factory=dict)
+    dependencies: dict[str, DependencyReading] = field(default_factory=dict)
     shed: dict[str, int] = field(default_factory=dict)
 
 
 def parse(instance: str, metrics_text: str) -> InstanceResilience:
     """The resilience series of one instance's Prometheus text."""
-    found = InstanceResilience(instance)
-    for line in metrics_text.splitlines():
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        name, raw_labels, raw_value = match.groups()
-        labels = dict(_LABEL.findall(raw_labels or ""))
-        value = int(float(raw_value))
-        if name == "souk_requests_shed" and "lane" in labels:
-            found.shed[labels["lane"]] = value
-            continue
-        dependency = labels.get("dependency")
-        if dependency is None:
-            continue
-        state = found.dependencies.setdefault(dependency, DependencyState())
-        match name:
-            case "souk_breaker_state":
-                state.breaker = _BREAKER_STATES.get(value, str(value))
-            case "souk_breaker_rejected":
-                state.breaker_rejected = value
-            case "souk_bulkhead_in_flight":
-                state.in_flight = value
-            case "souk_bulkhead_limit":
-                state.limit = value
-            case "souk_bulkhead_rejected":
-                state.bulkhead_rejected = value
-            case "souk_retries":
-                state.retries = value
-    return found
+    reading = read_resilience(metrics_text)
+    shed = {name: int(lane.shed) for name, lane in reading.lanes.items()}
+    return InstanceResilience(instance, dependencies=reading.dependencies, shed=shed)
 
 
 async def scrape(records: Sequence[InstanceRecord]) -> list[InstanceResilience]:
@@ -113,10 +73,10 @@ def resilience_table(instances: Sequence[InstanceResilience]) -> Table:
                 found.instance,
                 name,
                 Text(state.breaker, style=_BREAKER_STYLE.get(state.breaker, "")),
-                str(state.breaker_rejected),
-                f"{state.in_flight}/{state.limit}",
-                str(state.bulkhead_rejected),
-                str(state.retries),
+                f"{state.refused:.0f}",
+                f"{state.in_flight:.0f}/{state.limit:.0f}",
+                f"{state.bulkhead_rejected:.0f}",
+                f"{state.retries:.0f}",
                 shed,
             )
     return table

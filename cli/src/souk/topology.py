@@ -425,14 +425,14 @@ class Topology(BaseModel):
                     None,
                 )
             )
-        if self.mesh.enabled:
+        if self.mesh.control_plane is not None and self.mesh.control_plane not in self.hosts:
             errors.append(
                 _error(
-                    ("mesh",),
-                    "multi_host_mesh",
-                    "the local mesh (mesh: on) runs on one host; on several, use the "
-                    "cluster's mesh (docs/deploy.md)",
-                    None,
+                    ("mesh", "control_plane"),
+                    "unknown_host",
+                    f"unknown host {self.mesh.control_plane!r} "
+                    f"(hosts in this file: {', '.join(self.hosts)})",
+                    self.mesh.control_plane,
                 )
             )
         # A fixed port is taken on its own host only.
@@ -450,6 +450,12 @@ class Topology(BaseModel):
                         )
                     )
         return errors
+
+    def mesh_control_plane_host(self) -> str:
+        """Several hosts with the mesh: the host its control plane runs on ("" on one host)."""
+        if self.hosts is None:
+            return ""
+        return self.mesh.control_plane or next(iter(self.hosts))
 
     def host_of(self, service: str, index: int) -> str:
         """The host name of a service's index-th (1-based) instance; "" on one host."""

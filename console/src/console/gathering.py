@@ -24,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from chassis import get_logger
+from chassis.resilience.metrics import DependencyReading, LaneReading, ResilienceReading
 from console.store import LogLine
 
 if TYPE_CHECKING:
@@ -163,30 +164,8 @@ async def ship_logs_once(store: Store, logs_dir: Path) -> int:
     return kept
 
 
-_BREAKER_STATES = {0.0: "closed", 1.0: "half-open", 2.0: "open"}
-
-
-@dataclass(slots=True)
-class Dependency:
-    """What one instance's resilience pipeline knows of one dependency (ADR 17)."""
-
-    name: str
-    breaker: str = "closed"
-    refused: float = 0.0
-    """calls the open breaker refused"""
-    in_flight: float = 0.0
-    limit: float = 0.0
-    bulkhead_rejected: float = 0.0
-    retries: float = 0.0
-
-
-@dataclass(slots=True)
-class Lane:
-    """One lane of an instance's load shedding: requests worked on now, and shed so far."""
-
-    name: str
-    working: float = 0.0
-    shed: float = 0.0
+Dependency = DependencyReading
+Lane = LaneReading
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,14 +202,14 @@ def read_metrics(text: str) -> Scrape:
     draw, and the resilience pipeline's breakers, bulkheads and lanes."""
     totals: dict[str, float] = {}
     saga: dict[str, float] = {}
-    dependencies: dict[str, Dependency] = {}
-    lanes: dict[str, Lane] = {}
+    resilience = ResilienceReading()
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if family.name.startswith("souk_"):
-                _read_resilience(family.name, sample, dependencies, lanes, totals)
+                resilience.read(family.name, sample)
             else:
                 _read_red(sample, totals, saga)
+    dependencies, lanes = resilience.dependencies, resilience.lanes
     return Scrape(
         requests=totals.get("requests", 0.0),
         errors=totals.get("errors", 0.0),
@@ -242,7 +221,7 @@ def read_metrics(text: str) -> Scrape:
         saga=tuple(sorted(saga.items())),
         dependencies=tuple(dependencies[name] for name in sorted(dependencies)),
         lanes=tuple(lanes[name] for name in sorted(lanes)),
-        retry_budget_refused=totals.get("budget", 0.0),
+        retry_budget_refused=resilience.retry_budget_refused,
     )
 
 
@@ -264,46 +243,6 @@ def _read_red(sample: Sample, totals: dict[str, float], saga: dict[str, float]) 
         totals["consumed"] = totals.get("consumed", 0.0) + value
     elif name == "orders_saga_orders":
         saga[labels.get("status", "")] = saga.get(labels.get("status", ""), 0.0) + value
-
-
-def _read_resilience(
-    family: str,
-    sample: Sample,
-    dependencies: dict[str, Dependency],
-    lanes: dict[str, Lane],
-    totals: dict[str, float],
-) -> None:
-    name, labels, value = sample.name, sample.labels, sample.value
-    if name == "souk_retry_budget_refused_total":
-        totals["budget"] = value
-    elif "dependency" in labels:
-        _read_dependency(dependencies, family, labels["dependency"], value)
-    elif "lane" in labels:
-        lane = lanes.setdefault(labels["lane"], Lane(labels["lane"]))
-        if name == "souk_requests_shed_total":
-            lane.shed = value
-        elif name == "souk_requests_working":
-            lane.working = value
-
-
-def _read_dependency(
-    dependencies: dict[str, Dependency], family: str, dependency: str, value: float
-) -> None:
-    # The chassis's ResilienceCollector (chassis/resilience/metrics.py) names these families.
-    state = dependencies.setdefault(dependency, Dependency(dependency))
-    match family:
-        case "souk_breaker_state":
-            state.breaker = _BREAKER_STATES.get(value, f"{value:g}")
-        case "souk_breaker_rejected":
-            state.refused = value
-        case "souk_bulkhead_in_flight":
-            state.in_flight = value
-        case "souk_bulkhead_limit":
-            state.limit = value
-        case "souk_bulkhead_rejected":
-            state.bulkhead_rejected = value
-        case "souk_retries":
-            state.retries = value
 
 
 _PROBES = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -9,6 +9,8 @@ still says for whom).
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,28 @@ BACKDATE = dt.timedelta(seconds=30)
 def service_id(service: str, trust_domain: str = TRUST_DOMAIN) -> str:
     """The SPIFFE ID of every instance of ``service``."""
     return f"spiffe://{trust_domain}/service/{service}"
+
+
+def host_id(host: str, trust_domain: str = TRUST_DOMAIN) -> str:
+    """The SPIFFE ID of a host's bootstrap credential (multi-host: its sidecars present it to
+    the control plane, which hands them only the identities of instances placed there)."""
+    return f"spiffe://{trust_domain}/host/{host}"
+
+
+def control_plane_id(trust_domain: str = TRUST_DOMAIN) -> str:
+    """The SPIFFE ID of the control plane's xDS server certificate."""
+    return f"spiffe://{trust_domain}/control-plane"
+
+
+def spiffe_id_of(certificate_pem: bytes) -> str | None:
+    """The one URI SAN of a certificate, or None."""
+    certificate = x509.load_pem_x509_certificate(certificate_pem)
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = names.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return uris[0] if len(uris) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -88,6 +112,24 @@ class CertificateAuthority:
         return cls(key, certificate)
 
     @classmethod
+    def load(cls, directory: Path) -> CertificateAuthority:
+        """The root kept in ``directory``; FileNotFoundError if it is not there (several hosts:
+        `souk secrets` makes it once and the operator copies it, never made at boot)."""
+        key_path, cert_path = directory / "root.key", directory / "root.pem"
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise TypeError(f"{key_path} is not an EC private key")
+        return cls(key, x509.load_pem_x509_certificate(cert_path.read_bytes()))
+
+    def save(self, directory: Path) -> None:
+        """Write the root's key (0600) and certificate into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        key_path = directory / "root.key"
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(self.private_key_pem())
+        (directory / "root.pem").write_bytes(self.bundle_pem())
+
+    @classmethod
     def load_or_create(
         cls, directory: Path, trust_domain: str = TRUST_DOMAIN
     ) -> CertificateAuthority:
@@ -102,10 +144,7 @@ class CertificateAuthority:
             if certificate.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=1):
                 return cls(key, certificate)
         authority = cls.create(trust_domain)
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path.touch(mode=0o600)
-        key_path.write_bytes(authority.private_key_pem())
-        cert_path.write_bytes(authority.bundle_pem())
+        authority.save(directory)
         return authority
 
     def bundle_pem(self) -> bytes:
@@ -124,11 +163,16 @@ class CertificateAuthority:
         lifetime: dt.timedelta,
         *,
         now: dt.datetime | None = None,
+        addresses: Sequence[str] = (),
     ) -> Svid:
-        """A fresh key pair and an X.509-SVID for ``spiffe_id`` valid for ``lifetime``."""
+        """A fresh key pair and an X.509-SVID for ``spiffe_id`` valid for ``lifetime`` (never
+        past the root's own end). ``addresses`` add IP SANs (a server's, for clients that
+        check the address they dialled)."""
         key = ec.generate_private_key(ec.SECP256R1())
         issued_at = now or dt.datetime.now(dt.UTC)
-        not_after = issued_at + lifetime
+        not_after = min(issued_at + lifetime, self.certificate.not_valid_after_utc)
+        names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(spiffe_id)]
+        names += [x509.IPAddress(ipaddress.ip_address(address)) for address in addresses]
         certificate = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Souk")]))
@@ -159,10 +203,7 @@ class CertificateAuthority:
                 critical=False,
             )
             # Exactly one URI SAN: SPIFFE validators refuse more than one.
-            .add_extension(
-                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]),
-                critical=True,
-            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
                 critical=False,

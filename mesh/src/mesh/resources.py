@@ -262,7 +262,11 @@ def _rbac(policy: CalleePolicy, trust_domain: str) -> rbac_pb2.RBAC:
             principals=[
                 rbac_config_pb2.Principal(
                     authenticated=rbac_config_pb2.Principal.Authenticated(
-                        principal_name=string_pb2.StringMatcher(prefix=f"spiffe://{trust_domain}/")
+                        # Services' identities only: a host credential (several hosts) is
+                        # for the control plane, not for calling sidecars.
+                        principal_name=string_pb2.StringMatcher(
+                            prefix=f"spiffe://{trust_domain}/service/"
+                        )
                     )
                 )
             ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import ipaddress
 import json
 import logging
 import signal
@@ -13,31 +14,105 @@ from pathlib import Path
 import grpc
 from aiohttp import web
 
-from mesh.authority import CertificateAuthority
+from mesh.authority import CertificateAuthority, control_plane_id
 from mesh.settings import MeshSettings
 from mesh.xds import ControlPlane, add_to_server
 
 log = logging.getLogger("mesh")
 
 
+# The xDS server's own certificate (several hosts): re-issued at half this life.
+SERVER_CERTIFICATE_LIFETIME = dt.timedelta(hours=24)
+
+
 def build(settings: MeshSettings, ca_dir: Path) -> ControlPlane:
+    # Several hosts: the root was made by `souk secrets` and copied here; one made now would
+    # be trusted by no other host, so a missing root is an error, not a new CA.
+    authority = (
+        CertificateAuthority.load(ca_dir)
+        if settings.hosts
+        else CertificateAuthority.load_or_create(ca_dir, settings.trust_domain)
+    )
     return ControlPlane(
-        CertificateAuthority.load_or_create(ca_dir, settings.trust_domain),
+        authority,
         settings.policy,
         settings.traffic,
         svid_lifetime=settings.svid_lifetime,
         trust_domain=settings.trust_domain,
+        hosts=settings.hosts,
     )
 
 
+class ServerCertificate:
+    """The xDS server's TLS certificate, issued by the mesh's own CA to
+    ``spiffe://<trust domain>/control-plane`` (and the address it listens on), and its trust
+    in clients: only certificates from the same root (the hosts' credentials) get in. gRPC
+    asks before each handshake; a certificate past half its life is replaced then."""
+
+    def __init__(
+        self,
+        authority: CertificateAuthority,
+        trust_domain: str,
+        address: str | None,
+        lifetime: dt.timedelta = SERVER_CERTIFICATE_LIFETIME,
+    ) -> None:
+        self._authority = authority
+        self._trust_domain = trust_domain
+        self._addresses = [address] if address else []
+        self._lifetime = lifetime
+        self._renew_at = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        now = dt.datetime.now(dt.UTC)
+        svid = self._authority.issue(
+            control_plane_id(self._trust_domain), self._lifetime, now=now, addresses=self._addresses
+        )
+        self._renew_at = now + self._lifetime / 2
+        return grpc.ssl_server_certificate_configuration(
+            [(svid.private_key_pem, svid.certificate_pem)],
+            root_certificates=self._authority.bundle_pem(),
+        )
+
+    def _fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        return self._configuration() if dt.datetime.now(dt.UTC) >= self._renew_at else None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.dynamic_ssl_server_credentials(
+            self._configuration(),
+            self._fetch,  # type: ignore[arg-type]  # gRPC documents None as "unchanged"
+            require_client_authentication=True,
+        )
+
+
+def _listen_address(listen: str) -> str | None:
+    host = listen.rpartition(":")[0].strip("[]")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else str(address)
+
+
 async def start(control_plane: ControlPlane, listen: str) -> grpc.aio.Server:
-    """Serve xDS on ``listen`` (``unix:/path`` or ``host:port``)."""
+    """Serve xDS on ``listen``: ``unix:/path`` (one host: only this user may connect), or
+    ``host:port`` over TLS requiring a client certificate from the mesh's root when the
+    control plane serves several hosts (plaintext ``host:port`` otherwise: tests only)."""
     socket_path = Path(listen.removeprefix("unix:")) if listen.startswith("unix:") else None
     if socket_path is not None:
         socket_path.unlink(missing_ok=True)
     server = grpc.aio.server()
     add_to_server(server, control_plane)
-    if server.add_insecure_port(listen) == 0 and not listen.startswith("unix:"):
+    if control_plane.hosts and socket_path is None:
+        certificate = ServerCertificate(
+            control_plane.authority,
+            control_plane.trust_domain,
+            _listen_address(listen),
+            SERVER_CERTIFICATE_LIFETIME,
+        )
+        bound = server.add_secure_port(listen, certificate.credentials())
+    else:
+        bound = server.add_insecure_port(listen)
+    if bound == 0 and socket_path is None:
         raise OSError(f"cannot listen on {listen}")
     await server.start()
     if socket_path is not None:

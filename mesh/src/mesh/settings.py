@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mesh.policy import Policy
 from mesh.traffic import TrafficSettings
+
+
+@dataclass(frozen=True)
+class HostPlacement:
+    """One host of a multi-host mesh: its address and the instances placed on it (instance
+    id → service). Its credential may register these and nothing else."""
+
+    address: str
+    instances: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,9 @@ class MeshSettings:
     traffic: TrafficSettings
     svid_lifetime: dt.timedelta = dt.timedelta(hours=1)
     trust_domain: str = "souk.local"
+    # Several hosts: xDS is served over TLS to sidecars presenting a host credential, each
+    # admitted for its own host's instances only. Empty: one host, a Unix socket.
+    hosts: Mapping[str, HostPlacement] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None) -> MeshSettings:
@@ -34,4 +46,11 @@ class MeshSettings:
             traffic=TrafficSettings.parse(raw.get("traffic")),
             svid_lifetime=dt.timedelta(seconds=lifetime),
             trust_domain=str(raw.get("trust_domain", "souk.local")),
+            hosts={
+                str(name): HostPlacement(
+                    address=str(host["address"]),
+                    instances={str(k): str(v) for k, v in dict(host["instances"]).items()},
+                )
+                for name, host in dict(raw.get("hosts") or {}).items()
+            },
         )

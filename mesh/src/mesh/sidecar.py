@@ -41,6 +41,60 @@ _HCM_TYPE = (
 )
 _ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
 _HTTP_OPTIONS_TYPE = "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_UPSTREAM_TLS_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext"
+)
+
+
+@dataclass(frozen=True)
+class ControlPlaneTls:
+    """How a sidecar on one of several hosts reaches the control plane over TCP: it presents
+    its host's credential and accepts only a server certificate from the mesh's root whose
+    SPIFFE ID is the control plane's."""
+
+    certificate: str  # the host credential (PEM files, read by Envoy)
+    key: str
+    trust_bundle: str  # the mesh's root certificate
+    server_id: str  # spiffe://<trust domain>/control-plane
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any] | None) -> ControlPlaneTls | None:
+        if not raw:
+            return None
+        return cls(
+            certificate=str(raw["certificate"]),
+            key=str(raw["key"]),
+            trust_bundle=str(raw["trust_bundle"]),
+            server_id=str(raw["server_id"]),
+        )
+
+    def transport_socket(self) -> dict[str, Any]:
+        return {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": _UPSTREAM_TLS_TYPE,
+                "common_tls_context": {
+                    # gRPC servers refuse a TLS connection that did not agree on h2.
+                    "alpn_protocols": ["h2"],
+                    "tls_params": {
+                        "tls_minimum_protocol_version": "TLSv1_3",
+                        "tls_maximum_protocol_version": "TLSv1_3",
+                    },
+                    "tls_certificates": [
+                        {
+                            "certificate_chain": {"filename": self.certificate},
+                            "private_key": {"filename": self.key},
+                        }
+                    ],
+                    "validation_context": {
+                        "trusted_ca": {"filename": self.trust_bundle},
+                        "match_typed_subject_alt_names": [
+                            {"san_type": "URI", "matcher": {"exact": self.server_id}}
+                        ],
+                    },
+                },
+            },
+        }
 
 
 def _loopback(port: int) -> dict[str, Any]:
@@ -60,6 +114,8 @@ class SidecarLaunch:
     # stop the sidecar), and ``ops_port`` serves just /readyz, /healthz and /stats/prometheus.
     admin_socket: str | None = None
     ops_port: int | None = None
+    # A ``host:port`` control plane on another host: mutual TLS with the host's credential.
+    control_plane_tls: ControlPlaneTls | None = None
 
     def bootstrap(self) -> dict[str, Any]:
         if self.control_plane.startswith("unix:"):
@@ -114,6 +170,11 @@ class SidecarLaunch:
                             "cluster_name": CONTROL_PLANE_CLUSTER,
                             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
                         },
+                        **(
+                            {"transport_socket": self.control_plane_tls.transport_socket()}
+                            if self.control_plane_tls
+                            else {}
+                        ),
                     },
                     *self._admin_cluster(),
                 ],
@@ -223,6 +284,7 @@ def main() -> None:
         control_plane=described["control_plane"],
         admin_socket=described["admin_socket"],
         ops_port=int(described["ops_port"]),
+        control_plane_tls=ControlPlaneTls.from_json(described.get("control_plane_tls")),
     )
     Path(described["admin_socket"]).unlink(missing_ok=True)
     bootstrap = launch.write_bootstrap(Path(described["bootstrap_dir"]))

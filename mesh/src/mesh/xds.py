@@ -16,8 +16,9 @@ import datetime as dt
 import hashlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
@@ -25,7 +26,7 @@ from envoy.service.secret.v3 import sds_pb2_grpc
 from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 
-from mesh.authority import CertificateAuthority, Svid, service_id
+from mesh.authority import CertificateAuthority, Svid, host_id, service_id, spiffe_id_of
 from mesh.policy import Policy
 from mesh.registry import Registry, Sidecar
 from mesh.resources import (
@@ -39,6 +40,7 @@ from mesh.resources import (
     resources_for,
     svid_secret,
 )
+from mesh.settings import HostPlacement
 from mesh.traffic import TrafficSettings
 
 log = logging.getLogger("mesh.xds")
@@ -59,8 +61,15 @@ class _Subscription:
 @dataclass
 class _Stream:
     allowed: frozenset[str]
+    # The SPIFFE ID of the peer's TLS client certificate (several hosts); None on the socket.
+    peer: str | None = None
     subscriptions: dict[str, _Subscription] = field(default_factory=dict)
     node_id: str | None = None
+    refused: str | None = None
+
+
+class RefusedError(Exception):
+    """A sidecar asked for an instance its host credential does not cover."""
 
 
 class ControlPlane:
@@ -74,6 +83,7 @@ class ControlPlane:
         *,
         svid_lifetime: dt.timedelta = dt.timedelta(hours=1),
         trust_domain: str = "souk.local",
+        hosts: Mapping[str, HostPlacement] | None = None,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.authority = authority
@@ -81,6 +91,7 @@ class ControlPlane:
         self.traffic = traffic
         self.svid_lifetime = svid_lifetime
         self.trust_domain = trust_domain
+        self.hosts: Mapping[str, HostPlacement] = dict(hosts or {})
         self.registry = Registry()
         self._clock = clock
         self._svids: dict[str, tuple[Svid, dt.datetime]] = {}
@@ -124,6 +135,26 @@ class ControlPlane:
             await asyncio.sleep(step)
             await self.rotate_due()
 
+    def refusal(self, sidecar: Sidecar, peer: str | None) -> str | None:
+        """Why a sidecar may not join (None: it may). Several hosts: the peer's host credential
+        covers exactly the instances placed on that host, announced at that host's address,
+        so a host gets the identities of its own services and of no other's."""
+        if not self.hosts:
+            return None  # one host: the socket's file mode is the authentication
+        by_id = {host_id(name, self.trust_domain): name for name in self.hosts}
+        host = by_id.get(peer or "")
+        if host is None:
+            return f"{peer or 'no certificate'} is not a host credential of this mesh"
+        placement = self.hosts[host]
+        if placement.instances.get(sidecar.node_id) != sidecar.service:
+            return f"host {host} runs no instance {sidecar.node_id} of {sidecar.service}"
+        if sidecar.inbound_host != placement.address:
+            return (
+                f"{sidecar.node_id} announces {sidecar.inbound_host}, "
+                f"not host {host}'s address {placement.address}"
+            )
+        return None
+
     # -- snapshots ----------------------------------------------------------------------
 
     def resources(self, node_id: str) -> dict[str, dict[str, Message]]:
@@ -152,14 +183,18 @@ class ControlPlane:
         self,
         requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
         allowed: frozenset[str],
+        peer: str | None = None,
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        stream = _Stream(allowed)
+        """Serve one stream; RefusedError once the sidecar asked for what it may not have."""
+        stream = _Stream(allowed, peer)
         outbox: asyncio.Queue[discovery_pb2.DiscoveryResponse | None] = asyncio.Queue()
         reader = asyncio.create_task(self._read(stream, requests, outbox))
         watcher = asyncio.create_task(self._watch(stream, outbox))
         try:
             while (response := await outbox.get()) is not None:
                 yield response
+            if stream.refused is not None:
+                raise RefusedError(stream.refused)
         finally:
             reader.cancel()
             watcher.cancel()
@@ -180,6 +215,11 @@ class ControlPlane:
                 if stream.node_id is None and request.node.id:
                     metadata = json_format.MessageToDict(request.node.metadata)
                     sidecar = Sidecar.from_metadata(request.node.id, metadata)
+                    refused = self.refusal(sidecar, stream.peer)
+                    if refused is not None:
+                        log.warning("refused a sidecar: %s", refused)
+                        stream.refused = refused
+                        return
                     stream.node_id = sidecar.node_id
                     await self.registry.connect(sidecar)
                 if stream.node_id is None or request.type_url not in stream.allowed:
@@ -261,6 +301,31 @@ class ControlPlane:
         )
 
 
+if TYPE_CHECKING:
+    _Context = grpc.aio.ServicerContext[
+        discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse
+    ]
+
+
+def _peer_id(context: _Context) -> str | None:
+    """The SPIFFE ID in the peer's verified TLS client certificate (None without TLS)."""
+    pem = next(iter(context.auth_context().get("x509_pem_cert", ())), None)
+    return spiffe_id_of(pem) if pem else None
+
+
+async def _serve(
+    control_plane: ControlPlane,
+    requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+    allowed: frozenset[str],
+    context: _Context,
+) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
+    try:
+        async for response in control_plane.serve_stream(requests, allowed, _peer_id(context)):
+            yield response
+    except RefusedError as refused:
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refused))
+
+
 class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def __init__(self, control_plane: ControlPlane) -> None:
         self._control_plane = control_plane
@@ -268,11 +333,9 @@ class AggregatedDiscovery(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     async def StreamAggregatedResources(  # noqa: N802 - the proto's name
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
-        context: grpc.aio.ServicerContext[  # noqa: ARG002 - grpc's signature
-            discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse
-        ],
+        context: _Context,
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        async for response in self._control_plane.serve_stream(request_iterator, ADS_TYPES):
+        async for response in _serve(self._control_plane, request_iterator, ADS_TYPES, context):
             yield response
 
 
@@ -283,11 +346,9 @@ class SecretDiscovery(sds_pb2_grpc.SecretDiscoveryServiceServicer):
     async def StreamSecrets(  # noqa: N802 - the proto's name
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],
-        context: grpc.aio.ServicerContext[  # noqa: ARG002 - grpc's signature
-            discovery_pb2.DiscoveryRequest, discovery_pb2.DiscoveryResponse
-        ],
+        context: _Context,
     ) -> AsyncIterator[discovery_pb2.DiscoveryResponse]:
-        async for response in self._control_plane.serve_stream(request_iterator, SDS_TYPES):
+        async for response in _serve(self._control_plane, request_iterator, SDS_TYPES, context):
             yield response
 
 

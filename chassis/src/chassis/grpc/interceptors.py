@@ -48,11 +48,9 @@ Behaviour = Callable[..., Any]
 """A servicer method as gRPC calls it: ``(request, context)``, a coroutine or async generator."""
 
 
-class CallContextInterceptor(grpc.aio.ServerInterceptor):
-    """Runs every call inside its caller's trace and request id, and logs it once."""
-
-    def __init__(self, tracer: trace.Tracer) -> None:
-        self._tracer = tracer
+class _WrappingInterceptor(grpc.aio.ServerInterceptor):
+    """A server interceptor that passes each method's behaviour through a wrapper of its own
+    (`_wrapper_for`); a method it has no wrapper for is served as it is."""
 
     async def intercept_service(
         self,
@@ -64,10 +62,24 @@ class CallContextInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        return _rewrapped(handler, _Observer(self._tracer, handler_call_details.method))
+        wrap = self._wrapper_for(handler_call_details.method)
+        return handler if wrap is None else _rewrapped(handler, wrap)
+
+    def _wrapper_for(self, method: str) -> Callable[[Behaviour], Behaviour] | None:
+        raise NotImplementedError
 
 
-class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
+class CallContextInterceptor(_WrappingInterceptor):
+    """Runs every call inside its caller's trace and request id, and logs it once."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def _wrapper_for(self, method: str) -> Callable[[Behaviour], Behaviour]:
+        return _Observer(self._tracer, method)
+
+
+class ConcurrencyLimitInterceptor(_WrappingInterceptor):
     """At most ``lane.limit`` calls worked on at once; over it, RESOURCE_EXHAUSTED at once.
 
     gRPC's own ``maximum_concurrent_rpcs`` counts health checks too, so a busy server would
@@ -77,17 +89,8 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, lane: Lane) -> None:
         self._lane = lane
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_OPEN_SERVICES):
-            return handler
-        return _rewrapped(handler, self._limited)
+    def _wrapper_for(self, method: str) -> Callable[[Behaviour], Behaviour] | None:
+        return None if method.startswith(_OPEN_SERVICES) else self._limited
 
     def _limited(self, behaviour: Behaviour) -> Behaviour:
         lane = self._lane
@@ -127,7 +130,7 @@ class ConcurrencyLimitInterceptor(grpc.aio.ServerInterceptor):
         lane.working += 1
 
 
-class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
+class BearerTokenInterceptor(_WrappingInterceptor):
     """Refuses a call unless the bearer token in its metadata grants its method's scopes.
 
     ``scopes`` maps full method names (``/souk.inventory.v1.Inventory/Reserve``) to the
@@ -144,19 +147,11 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
         self._validator = validator
         self._scopes = {method: frozenset(required) for method, required in scopes.items()}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        if handler is None or method.startswith(_OPEN_SERVICES):
-            return handler
+    def _wrapper_for(self, method: str) -> Callable[[Behaviour], Behaviour] | None:
+        if method.startswith(_OPEN_SERVICES):
+            return None
         required = self._scopes.get(method)
-        return _rewrapped(handler, lambda behaviour: self._guarded(behaviour, required))
+        return lambda behaviour: self._guarded(behaviour, required)
 
     def _guarded(self, behaviour: Behaviour, required: frozenset[str] | None) -> Behaviour:
         if inspect.isasyncgenfunction(behaviour):
