@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 
-from chassis.otlp import OtlpSpanExporter, encode_spans
+from chassis.otlp import EncodingSpanProcessor, OtlpSpanExporter, encode_spans
 
 
 def _spans() -> tuple[ReadableSpan, ...]:
@@ -103,6 +103,74 @@ def test_the_encoding_is_the_sdks_own_message() -> None:
     assert server.trace_state == "souk=t61rcWkgMzE,congo=lZWRzIHRoNhcm5hbCBwbGVhc3VyZS4"
     assert by_name["POST"].dropped_links_count == 1
     assert by_name["POST"].status.message == "payment provider 503"
+
+
+def test_an_encoding_repeated_from_the_cache_is_the_sdks_own_message_too() -> None:
+    """Repeated attributes are encoded once and then looked up; a value that equals another
+    of a different type (True and 1, 1 and 1.0) is still encoded as its own type."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "catalog"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("chassis.http")
+    for value in (True, 1, 1.0, "1", 1, True):
+        with tracer.start_as_current_span("GET /", attributes={"value": value, "route": "/"}):
+            pass
+    spans = memory.get_finished_spans()
+    for _ in range(2):  # cold, then from the cache
+        assert ExportTraceServiceRequest.FromString(encode_spans(spans)) == sdk_encode_spans(spans)
+
+
+async def test_the_processor_posts_a_full_batch_at_once_and_the_rest_on_a_flush(
+    collector: tuple[str, list[ExportTraceServiceRequest], list[int]],
+) -> None:
+    """Spans leave in batches of at most the batch size, as soon as a batch waits, each span
+    once, grouped by resource and scope as the SDK's exporter would send them."""
+    url, received, _ = collector
+    processor = EncodingSpanProcessor(
+        OtlpSpanExporter(url, timeout=5),
+        max_queue_size=64,
+        max_export_batch_size=4,
+        schedule_delay=3600,  # only a full batch or a flush sends
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": "catalog"}))
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("chassis.http")
+    try:
+        for number in range(4):
+            tracer.start_span(f"span {number}").end()
+        for _ in range(200):  # the batch is posted from the processor's thread
+            if received:
+                break
+            await asyncio.sleep(0.05)
+        assert len(received) == 1
+        for number in range(4, 6):
+            tracer.start_span(f"span {number}").end()
+        assert await asyncio.to_thread(processor.force_flush)
+    finally:
+        await asyncio.to_thread(provider.shutdown)
+    names = [
+        [span.name for r in request.resource_spans for s in r.scope_spans for span in s.spans]
+        for request in received
+    ]
+    assert names == [[f"span {n}" for n in range(4)], ["span 4", "span 5"]]
+    scope = received[0].resource_spans[0].scope_spans[0].scope
+    assert scope.name == "chassis.http"
+
+
+def test_a_span_that_is_not_sampled_is_not_sent() -> None:
+    exporter = OtlpSpanExporter("http://127.0.0.1:9/v1/traces", timeout=0.1)
+    processor = EncodingSpanProcessor(
+        exporter, max_queue_size=8, max_export_batch_size=8, schedule_delay=3600
+    )
+    provider = TracerProvider(resource=Resource.create({"service.name": "catalog"}))
+    provider.add_span_processor(processor)
+    unsampled = SpanContext(
+        trace_id=1, span_id=2, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT)
+    )
+    parent = trace.set_span_in_context(trace.NonRecordingSpan(unsampled))
+    provider.get_tracer("t").start_span("not sampled", context=parent).end()
+    assert processor._count == 0
+    provider.shutdown()
 
 
 @pytest.fixture

@@ -279,6 +279,33 @@ async def test_the_store_keeps_within_its_row_and_age_bounds(tmp_path: Path) -> 
         store.close()
 
 
+async def test_the_store_drops_the_spans_received_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the row bound the newest spans stay; past the age bound only the old ones go,
+    a span received again counting as new."""
+    now = [1_000.0]
+    monkeypatch.setattr("console.store.time.time", lambda: now[0])
+    store = Store(
+        tmp_path / "order.db", Retention(60, max_spans=100, max_logs=100, max_bytes=1 << 30)
+    )
+    try:
+        await store.add_spans([_span(n) for n in range(1, 151)])
+        await store.prune()
+        kept = {int(span.span_id, 16) for span in await store.trace(TRACE)}
+        assert kept == set(range(51, 151))
+
+        now[0] += 50
+        await store.add_spans([_span(n) for n in range(151, 161)])
+        await store.add_spans([_span(60)])  # sent twice: kept once, as received now
+        now[0] += 20  # the first 100 are 70 s old, the last 11 are 20 s old
+        await store.prune()
+        kept = {int(span.span_id, 16) for span in await store.trace(TRACE)}
+        assert kept == {60, *range(151, 161)}
+    finally:
+        store.close()
+
+
 async def test_the_store_shrinks_below_its_size_bound(tmp_path: Path) -> None:
     bound = 1024 * 1024
     store = Store(tmp_path / "sized.db", Retention(3600, 10**6, 10**6, max_bytes=bound))

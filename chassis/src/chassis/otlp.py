@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import logging
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
+from opentelemetry.sdk.trace import SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
 if TYPE_CHECKING:
+    from opentelemetry.context import Context
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.trace import Event, ReadableSpan, Span
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace import Link, SpanContext
 
@@ -46,6 +49,10 @@ _fixed64 = struct.Struct("<Q").pack
 _double = struct.Struct("<d").pack
 _fixed32 = struct.Struct("<I").pack
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+_Key = tuple["Resource", "InstrumentationScope | None"]
+# A collector away for long fills the queue again after every export that times out: one
+# "queue full" warning a minute says so without a line per lost batch.
+_FULL_WARNING_SECONDS = 60.0
 
 
 def _varint(number: int) -> bytes:
@@ -104,10 +111,32 @@ def _key_values(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """Repeated ``KeyValue`` (key 1, value 2) as field ``tag``."""
     if not attributes:
         return b""
-    return b"".join(
-        _field(tag, _text(b"\x0a", key) + _field(b"\x12", _any_value(value)))
-        for key, value in attributes.items()
-    )
+    # The SDK's BoundedAttributes iterate through the Mapping ABC, a look-up per key: read
+    # the dict it wraps where there is one.
+    pairs = getattr(attributes, "_dict", attributes).items()
+    return b"".join([_key_value(tag, key, value) for key, value in pairs])
+
+
+# Most attributes repeat from span to span (a method, a route, a status, a statement's
+# text): their encoded field is kept, bounded, and a repeat costs one dict look-up.
+_CACHED_KINDS = frozenset({str, int, bool})
+_CACHE_LIMIT = 4096
+_CACHED_VALUE_CHARS = 1024
+_key_value_cache: dict[tuple[bytes, str, type, Any], bytes] = {}
+
+
+def _key_value(tag: bytes, key: str, value: Any) -> bytes:
+    kind = type(value)
+    if kind not in _CACHED_KINDS or (kind is str and len(value) > _CACHED_VALUE_CHARS):
+        return _field(tag, _text(b"\x0a", key) + _field(b"\x12", _any_value(value)))
+    cache_key = (tag, key, kind, value)  # the kind: True == 1, but they encode apart
+    encoded = _key_value_cache.get(cache_key)
+    if encoded is None:
+        encoded = _field(tag, _text(b"\x0a", key) + _field(b"\x12", _any_value(value)))
+        if len(_key_value_cache) >= _CACHE_LIMIT:
+            _key_value_cache.clear()
+        _key_value_cache[cache_key] = encoded
+    return encoded
 
 
 def _count(tag: bytes, number: int) -> bytes:
@@ -195,6 +224,13 @@ def encode_spans(spans: Iterable[ReadableSpan]) -> bytes:
     for span in spans:
         scopes = grouped.setdefault(span.resource, {})
         scopes.setdefault(span.instrumentation_scope or None, []).append(encode_span(span))
+    return encode_request(grouped)
+
+
+def encode_request(
+    grouped: Mapping[Resource, Mapping[InstrumentationScope | None, list[bytes]]],
+) -> bytes:
+    """An ``ExportTraceServiceRequest`` of spans already encoded, by resource and scope."""
     request = []
     for resource, scopes in grouped.items():
         # ResourceSpans: resource 1 (attributes 1), scope_spans 2, schema_url 3
@@ -226,7 +262,12 @@ class OtlpSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._shutdown or not spans:
             return SpanExportResult.FAILURE if self._shutdown else SpanExportResult.SUCCESS
-        body = encode_spans(spans)
+        return self.post(encode_spans(spans), len(spans))
+
+    def post(self, body: bytes, count: int) -> SpanExportResult:
+        """Send one encoded export request of ``count`` spans, retrying what is transient."""
+        if self._shutdown:
+            return SpanExportResult.FAILURE
         deadline = time.monotonic() + self.timeout
         delay = 0.1
         while True:
@@ -245,7 +286,7 @@ class OtlpSpanExporter(SpanExporter):
                 break
             time.sleep(delay)
             delay *= 2
-        _log.error("%d spans not exported to %s: %s", len(spans), self.endpoint, problem)
+        _log.error("%d spans not exported to %s: %s", count, self.endpoint, problem)
         return SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
@@ -254,3 +295,128 @@ class OtlpSpanExporter(SpanExporter):
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:  # noqa: ARG002 - nothing held
         return True
+
+
+class EncodingSpanProcessor(SpanProcessor):
+    """Encode each span the moment it ends; post the bytes in batches from one thread.
+
+    The SDK's ``BatchSpanProcessor`` queues the span objects themselves until its thread
+    encodes them: each span's score of objects (attributes, events, contexts, its readable
+    copy) lives through the next garbage collections and is promoted to the old generation,
+    whose full collections then walk the whole heap of the service; and it asks the kernel
+    for the process id on every span (a fork check). Here a span is bytes a few microseconds
+    after it ended (bytes are not tracked by the collector), its objects are freed by
+    reference counting at once, and the thread only joins and posts bytes.
+
+    Same contract as the SDK's: ``max_queue_size`` spans wait at most (then new spans are
+    dropped, with one warning a minute at most), a batch leaves every
+    ``schedule_delay`` seconds or as soon as ``max_export_batch_size`` spans wait, a request
+    never waits for an export, ``force_flush`` exports what waits, ``shutdown`` exports the
+    rest within the exporter's timeout. Like the SDK's, it is not fork-safe: one process per
+    service, the provider built after any fork (PITFALLS).
+    """
+
+    def __init__(
+        self,
+        exporter: OtlpSpanExporter,
+        *,
+        max_queue_size: int,
+        max_export_batch_size: int,
+        schedule_delay: float,
+    ) -> None:
+        self._exporter = exporter
+        self._max_queue = max_queue_size
+        self._max_batch = max_export_batch_size
+        self._delay = schedule_delay
+        self._lock = threading.Lock()  # guards _pending and _count
+        self._export_lock = threading.Lock()  # one export at a time: thread or force_flush
+        self._pending: dict[_Key, list[bytes]] = {}
+        self._count = 0
+        self._quiet_until = 0.0  # no "queue full" warning again before then
+        self._wake = threading.Event()
+        self._shutdown = False
+        self._thread = threading.Thread(target=self._work, name="OtlpSpanExport", daemon=True)
+        self._thread.start()
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        context = span.context
+        if self._shutdown or context is None or not context.trace_flags.sampled:
+            return
+        encoded = encode_span(span)
+        key = (span.resource, span.instrumentation_scope or None)
+        with self._lock:
+            if self._count >= self._max_queue:
+                now = time.monotonic()
+                if now >= self._quiet_until:
+                    self._quiet_until = now + _FULL_WARNING_SECONDS
+                    _log.warning(
+                        "Queue full, dropping spans until %s takes the %d waiting",
+                        self._exporter.endpoint,
+                        self._count,
+                    )
+                return
+            spans = self._pending.get(key)
+            if spans is None:
+                self._pending[key] = [encoded]
+            else:
+                spans.append(encoded)
+            self._count += 1
+            if self._count >= self._max_batch:
+                self._wake.set()
+
+    def _take(self) -> tuple[bytes, int]:
+        """Up to a batch of the waiting spans as one request, and how many it holds."""
+        with self._lock:
+            grouped: dict[Resource, dict[InstrumentationScope | None, list[bytes]]] = {}
+            taken = 0
+            for key in list(self._pending):
+                if taken >= self._max_batch:
+                    break
+                spans = self._pending[key]
+                batch, rest = spans[: self._max_batch - taken], spans[self._max_batch - taken :]
+                if rest:
+                    self._pending[key] = rest
+                else:
+                    del self._pending[key]
+                grouped.setdefault(key[0], {})[key[1]] = batch
+                taken += len(batch)
+            self._count -= taken
+        return (encode_request(grouped) if taken else b""), taken
+
+    def _export(self) -> bool:
+        """Post all that waits, a batch at a time; False once a batch was lost."""
+        with self._export_lock:
+            while True:
+                body, count = self._take()
+                if not count:
+                    return True
+                sent = self._exporter.post(body, count) is SpanExportResult.SUCCESS
+                if not sent and self._shutdown:
+                    return False  # stopping and the collector is away: drop the rest
+
+    def _work(self) -> None:
+        while not self._shutdown:
+            self._wake.wait(self._delay)
+            self._wake.clear()
+            try:
+                self._export()
+            except Exception:  # noqa: BLE001 - a bug must not end the thread: spans would pile up
+                _log.exception("Span export failed")
+
+    def shutdown(self) -> None:
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._wake.set()
+        self._thread.join(self._exporter.timeout + 1)
+        if not self._thread.is_alive():
+            self._export()
+        self._exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:  # noqa: ARG002 - the exporter's timeout bounds each post
+        if self._shutdown:
+            return False
+        return self._export()

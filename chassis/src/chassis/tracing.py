@@ -2,8 +2,9 @@
 
 Spans: server (the middleware, the gRPC server), client (every aiohttp call through
 :func:`client_tracing`, every gRPC call), producer (a message put in the outbox), consumer
-(a handler run), with an event per database statement. Export is batched on a background thread:
-a request never waits for it, and an unreachable collector only costs dropped spans.
+(a handler run), with an event per database statement. A span is encoded as it ends and
+exported in batches from a background thread (:class:`chassis.otlp.EncodingSpanProcessor`):
+a request never waits for an export, and an unreachable collector only costs dropped spans.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -36,6 +36,7 @@ propagator = W3CTraceContextPropagator()
 # Spans wait here while the collector is away; past this, new spans are dropped, not queued.
 _QUEUE_SIZE = 4096
 _BATCH_SIZE = 512
+_SCHEDULE_DELAY_SECONDS = 0.5
 # Bounds how long a stopping process waits for an unreachable collector, retries included.
 _EXPORT_TIMEOUT_SECONDS = 2
 _STATEMENT_LIMIT = 500
@@ -59,18 +60,17 @@ def build_tracer_provider(settings: ServiceSettings) -> TracerProvider:
     provider = TracerProvider(resource=resource, sampler=sampler)
     if settings.otlp_endpoint:
         # Imported only when spans leave the process (it brings requests).
-        from chassis.otlp import OtlpSpanExporter  # noqa: PLC0415
+        from chassis.otlp import EncodingSpanProcessor, OtlpSpanExporter  # noqa: PLC0415
 
         exporter = OtlpSpanExporter(
             settings.otlp_endpoint.rstrip("/") + "/v1/traces", timeout=_EXPORT_TIMEOUT_SECONDS
         )
         provider.add_span_processor(
-            BatchSpanProcessor(
+            EncodingSpanProcessor(
                 exporter,
                 max_queue_size=_QUEUE_SIZE,
                 max_export_batch_size=min(_BATCH_SIZE, _QUEUE_SIZE),
-                schedule_delay_millis=500,
-                export_timeout_millis=_EXPORT_TIMEOUT_SECONDS * 1000,
+                schedule_delay=_SCHEDULE_DELAY_SECONDS,
             )
         )
     _provider = provider

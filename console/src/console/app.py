@@ -17,8 +17,11 @@ from console.store import Retention, Store
 
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
-    """The console; it sends no spans of its own (it would be tracing itself)."""
-    settings = (settings or ConsoleSettings()).model_copy(update={"otlp_endpoint": None})
+    """The console; it sends no spans of its own (it would be tracing itself), so it records
+    none either: a span per OTLP export received would be built only to be thrown away."""
+    settings = (settings or ConsoleSettings()).model_copy(
+        update={"otlp_endpoint": None, "trace_sample_ratio": 0.0}
+    )
     tasks: list[asyncio.Task[None]] = []
 
     async def open_store(app: FastAPI) -> None:

@@ -20,6 +20,8 @@ from chassis import ProblemError
 from console.store import Span
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
     from console.store import Store
@@ -85,16 +87,14 @@ def _span(span: Any, service: str, instance: str) -> Span:
     )
 
 
-def attributes_of(pairs: Any) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    pair: KeyValue
-    for pair in pairs:
-        found[pair.key] = _value(pair.value)
-    return found
+def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
+    return {pair.key: _value(pair.value) for pair in pairs}
 
 
 def _value(value: AnyValue) -> Any:
     kind = value.WhichOneof("value")
+    if kind == "string_value":  # most values: checked first
+        return value.string_value
     if kind is None:
         return None
     if kind == "array_value":
