@@ -375,9 +375,10 @@ def _bound_postgres_statements_by_the_deadline(engine: Engine) -> None:
     again (:func:`_statement_timeout_tightened`). LOCAL: it ends with the transaction.
     """
     event.listen(engine, "begin", _statement_timeout_from_deadline)
+    # No commit/rollback listener to forget it: "begin" sets or clears it for every
+    # transaction, and reading ``Connection.info`` in a rollback event (a connection being
+    # invalidated after a failed statement) hung a process's shutdown.
     event.listen(engine, "before_cursor_execute", _statement_timeout_tightened)
-    event.listen(engine, "commit", _statement_timeout_forgotten)
-    event.listen(engine, "rollback", _statement_timeout_forgotten)
 
 
 def _statement_timeout_from_deadline(connection: Any) -> None:
@@ -399,10 +400,6 @@ def _statement_timeout_tightened(connection: Any, *_: Any) -> None:
         return
     if timeout - left > max(_PG_TIMEOUT_SLACK_MIN, _PG_TIMEOUT_SLACK * left):
         _set_statement_timeout(connection, left)
-
-
-def _statement_timeout_forgotten(connection: Any) -> None:
-    connection.info.pop(_PG_TIMEOUT, None)
 
 
 def _set_statement_timeout(connection: Any, left: float) -> None:
